@@ -1,0 +1,1 @@
+"""Gateware: Amaranth components of the gateway, one per file."""

@@ -1,0 +1,1 @@
+"""Simulation: Verilog export, Verilator builds and cocotb benches."""

@@ -1,0 +1,1 @@
+"""cocotb bench for the holdback delay line."""

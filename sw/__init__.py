@@ -1,0 +1,1 @@
+"""Host side: protocol codecs, register map, limits, reference model, driver, CLI."""

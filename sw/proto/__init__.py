@@ -1,0 +1,1 @@
+"""Wire protocols: SoupBinTCP 3.00, OUCH 5.0, and Ethernet/IPv4/TCP frames."""
