@@ -6,14 +6,19 @@ a *cycle* is either ``None`` (valid low) or a list of ``W`` slots; a *slot* is `
 offsets of :data:`wiregate.hw.stream.LANE_LAYOUT`, so the layout is declared only once.
 """
 
-from dataclasses import dataclass
 import random
+from dataclasses import dataclass
 
 from wiregate.hw.stream import LANE_LAYOUT
 
 __all__ = [
-    "Byte", "frame_cycles", "pack_beat", "unpack_beat", "delay_cycles", "frames_from_cycles",
+    "Byte",
+    "delay_cycles",
+    "frame_cycles",
+    "frames_from_cycles",
+    "pack_beat",
     "random_frames",
+    "unpack_beat",
 ]
 
 _LANE_BITS = LANE_LAYOUT.size

@@ -15,7 +15,7 @@ from amaranth.lib import wiring
 
 from .export import BUILD_ROOT, export_verilog
 
-__all__ = ["verilator_missing", "run_bench"]
+__all__ = ["run_bench", "verilator_missing"]
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ would carry, so reports can be read alongside exchange rejects; 0 means no equiv
 
 from enum import IntEnum
 
-__all__ = ["Reason", "REASON_BITS", "primary", "describe", "reason_word"]
+__all__ = ["REASON_BITS", "Reason", "describe", "primary", "reason_word"]
 
 
 class Reason(IntEnum):

@@ -11,8 +11,14 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, Timer
 
-from wiregate.sim.beats import (delay_cycles, frame_cycles, frames_from_cycles, pack_beat,
-                                random_frames, unpack_beat)
+from wiregate.sim.beats import (
+    delay_cycles,
+    frame_cycles,
+    frames_from_cycles,
+    pack_beat,
+    random_frames,
+    unpack_beat,
+)
 
 PERIOD_NS = 8
 
