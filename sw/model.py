@@ -1,0 +1,1040 @@
+# Ref: Nasdaq OUCH 5.0 order-entry semantics; wiregate ARCHITECTURE.md "Checks and state".
+"""The reference model: the exact semantics of every check the gate makes.
+
+This module *is* the specification. The gateware must match it verdict for verdict, reason
+bit for reason bit and state word for state word, and the host daemon replays the drop copy
+through it as a shadow check. It is written to be read against a risk policy: one rule per
+paragraph below, one function per kind of event, integer arithmetic only.
+
+Everything the model remembers lives in tables of fixed size given to :class:`Gate`
+(sessions, symbols, open orders per session, executions per session, remembered verdicts per
+session), indexed the way the hardware indexes its block RAM. Nothing grows with traffic.
+
+Units
+-----
+Money is in price units (1/10,000 dollar, OUCH's 4 implied decimals); the notional of ``q``
+shares at price ``p`` is ``q * p``. Time ``t`` is integer microseconds, the gateway's
+timebase. Events must arrive in time order (``t`` never decreases).
+
+Events
+------
+:class:`ClientMessage` (client to exchange, gets a :class:`Verdict`), :class:`ExchangeMessage`
+(exchange to client, updates state, no verdict), and the control events :class:`Commit`,
+:class:`Kill`, :class:`Release`, :class:`Heartbeat`, :class:`SetReference`,
+:class:`SessionSync` and :class:`Tick`.
+
+Rules for client messages
+-------------------------
+1. *Malformed.* A :class:`Malformed` record, an Enter/Modify with a side other than
+   ``B``/``S``/``T``/``E``, or an Enter/Replace whose price exceeds ``OUCH_MAX_PRICE`` is
+   rejected with MALFORMED only (plus OUT_OF_SYNC when the session is out of sync). No other
+   check runs and nothing changes.
+2. *Out of sync.* While the session's in-sync flag is clear (set by :class:`SessionSync`),
+   every client message is rejected with OUT_OF_SYNC (plus MALFORMED when rule 1 applies).
+   No other check runs and nothing changes, not even the last UserRefNum. Sessions start in
+   sync.
+3. *Messages that add no risk.* Cancel ``X``, Account Query ``Q``, Mass Cancel ``C``,
+   Disable Order Entry ``D`` and Enable Order Entry ``E`` are accepted unless rule 1 or 2
+   applies (Enable only lifts the exchange's own block; every order after it is still
+   judged here). A Cancel changes nothing until the exchange's Canceled arrives; a Cancel of
+   a UserRefNum the gate does not know passes (the exchange ignores it).
+4. *Modify ``M``.* Accepted, like a cancel (no kill, heartbeat, loaded or limit check), when
+   the named order is live in the open-order table, the new quantity is at most its open
+   quantity, and the side stays buy, or changes only among the sell sides ``S``/``T``/``E``.
+   Otherwise: UNKNOWN_ORDER when the order is not live (a Replace still awaiting its Order
+   Replaced is not live), QUANTITY when the quantity grows, POSITION when the side would
+   cross between buy and sell (that would move exposure from one side to the other
+   unchecked). It changes nothing until the exchange confirms.
+5. *Enter ``O`` and Replace ``U``* are judged by every check below; every check that fires
+   sets its bit, the verdict is accept only when none fires, and the primary reason is the
+   lowest bit (:func:`wiregate.sw.reasons.primary`). A limit that is not loaded (no
+   :class:`Commit` yet, or the session absent from the committed limits) is not compared
+   against; NOT_LOADED rejects the order instead. A check that needs the symbol's limits does
+   not fire when the symbol is unknown (only UNKNOWN_SYMBOL does).
+
+   For a Replace, the symbol and side come from the open-order table entry of the order it
+   replaces (the *original*, open quantity ``q1`` at ``p1``); the replacing order has the
+   new UserRefNum, total quantity ``q2`` and price ``p2``. Its *increase* is
+   ``max(0, q2 - q1)`` shares and ``max(0, q2*p2 - q1*p1)`` notional; for an Enter the
+   increase is its whole ``q`` and ``q*p``. An original the gate does not know counts as
+   ``q1 = p1 = 0``.
+
+   - NOT_LOADED: no Commit yet, or the session is not in the committed limits.
+   - HEARTBEAT: limits committed and ``t - last_heartbeat > gateway.heartbeat_timeout_us``.
+     The first Commit counts as a heartbeat.
+   - KILL_GATEWAY / KILL_SESSION / KILL_SYMBOL: that scope's kill latch is set (symbol: the
+     order's symbol index, when it has one).
+   - UNKNOWN_SYMBOL: limits committed and the order's symbol is not in them (Enter: by
+     name; Replace: the original's symbol index no longer present).
+   - RESTRICTED: the symbol is marked restricted.
+   - UNKNOWN_ORDER: a Replace whose original is not live in the open-order table.
+   - DUPLICATE_REF: the new UserRefNum is not strictly above the session's
+     ``last_user_ref_num`` (which starts at 0). Whenever this check passes,
+     ``last_user_ref_num`` becomes the new UserRefNum, whatever the verdict, so a number is
+     never usable twice.
+   - CAPACITY: the new UserRefNum's slot (``user_ref_num % n_orders``) holds an order with a
+     different UserRefNum (so a Replace whose new number maps onto its original's slot
+     fires too: both must be tracked until the exchange confirms).
+   - RATE: the session's token bucket is empty (rule 6).
+   - QUANTITY: ``q == 0``, ``q > OUCH_MAX_QUANTITY``, ``q > symbol.max_order_quantity`` or
+     ``q > session.max_order_quantity`` (``q`` = ``q2`` for a Replace).
+   - NOTIONAL: ``q * p`` above ``symbol.max_order_notional`` or
+     ``session.max_order_notional``.
+   - COLLAR: the symbol's reference price is 0; or ``gateway.reference_max_age_us`` is not 0
+     and ``t - reference_time > reference_max_age_us``; or ``|p - reference| > collar``.
+   - POSITION: with ``dq`` the share increase, fires when ``dq > 0`` and, for a buy,
+     ``position + working_buy + dq > max_long``, or for a sell side (``S``/``T``/``E``),
+     ``working_sell + dq - position > max_short`` (per session and symbol).
+   - CREDIT_SESSION / CREDIT_GATEWAY: with ``dn`` the notional increase, fires when
+     ``dn > 0`` and ``credit_used + dn > credit`` for the session / the whole gateway.
+
+   An increase of zero never fires POSITION or CREDIT: a Replace that adds no exposure is
+   not blocked because exposure is already over a limit (say after the limits tightened).
+6. *Rate.* Each loaded session has a token bucket from ``SessionLimits.rate``: full
+   (``burst``) at every Commit, then one token is added at every multiple of ``refill_us``
+   after that Commit, capped at ``burst`` (``refill_us == 0``: never refilled). An Enter or
+   Replace that passes every other check takes a token. One that finds the bucket empty
+   fires RATE whatever else fires, adds one to ``throttle_count`` and sets ``throttled``;
+   when ``throttle_count`` reaches ``trip_after`` (not 0) the session's kill latch is set.
+   An accepted message sets ``throttle_count`` to 0 and clears ``throttled``.
+7. *Gate accept of an Enter* makes its slot a live entry (open quantity ``q`` at ``p``):
+   ``working_buy += q`` for a buy, ``working_sell += q`` for ``S``/``T``/``E``, and
+   ``credit_used += q*p`` for the session and the gateway. The exchange ack is not awaited.
+8. *Gate accept of a Replace* makes the new UserRefNum's slot a *pending* entry that
+   reserves the increase at once: working on the original's side grows by ``dq`` and credit
+   by ``dn``. Decreases wait for the exchange's Order Replaced.
+9. *Retransmission.* ``ClientMessage(retransmit=True)`` changes no state. Rules 1 and 2 apply
+   to it as to any message; a Cancel, Query or Malformed gets its verdict again by the same
+   rules (they depend only on the message and the sync flag). Enter, Replace and Modify get
+   the verdict remembered from the first copy: each session remembers verdicts in two
+   direct-mapped memories of ``n_verdicts`` entries indexed by ``user_ref_num % n_verdicts``,
+   one for Enter/Replace (by the new UserRefNum) and one for Modify, each entry holding the
+   message and its verdict, written by every such message that got past rules 1 and 2. The
+   entry must hold the same message (every field equal; hardware may compare a digest);
+   when it does not (never seen, evicted, or overwritten by a later message with the same
+   number), the retransmission is rejected with OUT_OF_SYNC (fail closed). When the same
+   message was sent twice, the retransmission gets the later verdict: for Enter/Replace
+   that is a DUPLICATE_REF reject, so a retransmission can lose an accept but never gain
+   one; for Modify it can only gain one that the very same message already got.
+
+Rules for exchange messages (no verdict)
+----------------------------------------
+Each entry's *charge* is what it adds to working and credit: a live entry its open
+quantity and ``open * price``; a pending entry its reserved increase. Every change below is
+"remove the old charge, add the new one", so working and credit always equal the sum of the
+charges in the table (plus executed notional for credit).
+
+- Order Accepted ``A``: order state ``D`` (accepted dead) frees the entry; otherwise nothing
+  (the order was counted at gate accept).
+- Order Replaced ``U``: the original's live entry is freed; the new UserRefNum's entry
+  becomes live with the quantity and price the exchange reports (its reservation is
+  dropped), or is freed when that quantity is 0 or the state is ``D``. When the gate holds
+  no pending entry for the new number, the original's symbol and side are used if its slot
+  is free.
+- Order Canceled ``C`` and AIQ Canceled ``D`` (quantity = shares decremented): the live
+  entry's open quantity falls by that many (at most its open quantity).
+- Order Modified ``M``: the live entry's open quantity becomes the reported quantity (never
+  more than it was) and its side the reported side.
+- Order Executed ``E``, ``q`` at ``px``: the live entry's open quantity falls by ``q`` (at
+  most its open quantity); ``position`` rises by ``q`` for a buy and falls by ``q`` for a
+  sell side; ``q*px`` is added to ``executed_notional`` and credit (session and gateway) and
+  is never released within the day. The execution is recorded in the session's execution
+  table, direct-mapped by ``match_number % n_executions``.
+- Rejected ``J``: a live entry is freed (its whole charge released); a pending entry is
+  freed (the Replace's reservation undone; the original stays).
+- Broken Trade ``B`` (carries UserRefNum and MatchNumber only): when the execution table
+  slot holds that match number for that UserRefNum, the execution is reversed (position
+  and executed notional back) and forgotten. When it was evicted or never seen, nothing
+  changes: the event is counted in ``unmatched`` and the host, which keeps the
+  authoritative book, must correct. Any other event naming an order the gate does not hold
+  is counted there too.
+- Trade Correction ``F``: when the execution table holds that match number for that
+  UserRefNum, the execution is reversed and booked again with the corrected quantity and
+  price (the open quantity is not touched); otherwise counted in ``unmatched``.
+- An entry whose open quantity reaches 0 is freed. Other exchange messages change nothing.
+
+Control events
+--------------
+- :class:`Commit`: atomic swap of all limits, effective from the next event. References are
+  loaded from ``SymbolLimits.reference_price`` stamped with the Commit time (a
+  :class:`SetReference` in between overrides one symbol); every loaded session's bucket is
+  refilled. Positions, working, credit, open orders and kill latches are kept: indices must
+  mean the same session and symbol for the whole day.
+- :class:`Kill` / :class:`Release`: set / clear the latch of one scope (``"gateway"``,
+  ``"session"``, ``"symbol"``). Only Release clears a latch, including one set by the rate
+  trip; Release does not reset ``throttle_count``, so a session still at ``trip_after``
+  trips again on its next empty-bucket order.
+- :class:`Heartbeat`: records the host's heartbeat time.
+- :class:`SessionSync`: sets or clears a session's in-sync flag.
+- :class:`Tick`: time passes; nothing else.
+"""
+
+import logging
+from dataclasses import dataclass, replace
+
+from wiregate.sw.limits import (
+    OUCH_MAX_PRICE,
+    OUCH_MAX_QUANTITY,
+    GatewayLimits,
+    Limits,
+    RateLimit,
+    SessionLimits,
+    SymbolLimits,
+)
+from wiregate.sw.proto import ouch
+from wiregate.sw.reasons import Reason, primary
+
+__all__ = [
+    "SCOPES",
+    "ClientMessage",
+    "Commit",
+    "ExchangeMessage",
+    "Execution",
+    "Exposure",
+    "Gate",
+    "Heartbeat",
+    "Kill",
+    "Malformed",
+    "OrderEntry",
+    "Release",
+    "SessionState",
+    "SessionSync",
+    "SetReference",
+    "Tick",
+    "Verdict",
+]
+
+logger = logging.getLogger(__name__)
+
+BUY = "B"
+SIDES = frozenset("BSTE")       # buy; sell, sell short, sell short exempt all count as sells
+SCOPES = ("gateway", "session", "symbol")
+DEAD = "D"                      # OUCH order state: accepted, then canceled at once
+# Client messages that can only remove risk at the exchange (rule 3).
+_NO_RISK = frozenset(cls.TYPE for cls in (ouch.CancelOrder, ouch.AccountQuery, ouch.MassCancel,
+                                          ouch.DisableOrderEntry, ouch.EnableOrderEntry))
+
+
+# --- Events ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A client message the parser could not decode; ``reason`` says why (for the log)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClientMessage:
+    """An OUCH message from the client toward the exchange; always gets a :class:`Verdict`.
+
+    Parameters
+    ----------
+    t : int
+        Arrival time, microseconds.
+    session : int
+        Session index (``SessionLimits.index``).
+    msg : ouch client record or Malformed
+    retransmit : bool
+        The stream tracker saw these bytes before: repeat the first verdict, change nothing.
+    """
+
+    t: int
+    session: int
+    msg: ouch.ClientMessage | Malformed
+    retransmit: bool = False
+
+
+@dataclass(frozen=True)
+class ExchangeMessage:
+    """An OUCH message from the exchange toward the client; updates state, no verdict."""
+
+    t: int
+    session: int
+    msg: ouch.ServerMessage
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Atomic swap of every limit table; the new limits apply from the next event."""
+
+    t: int
+    limits: Limits
+
+
+@dataclass(frozen=True)
+class Kill:
+    """Set the kill latch of ``scope`` (one of :data:`SCOPES`); ``index`` unused for gateway."""
+
+    t: int
+    scope: str
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class Release:
+    """Clear the kill latch of ``scope``; the only way a latch is cleared."""
+
+    t: int
+    scope: str
+    index: int = 0
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """The host is alive."""
+
+    t: int
+
+
+@dataclass(frozen=True)
+class SetReference:
+    """New reference price for one symbol index, stamped with ``t``."""
+
+    t: int
+    symbol_index: int
+    price: int
+
+
+@dataclass(frozen=True)
+class SessionSync:
+    """The stream tracker's verdict on a session: out of sync fails closed until resynced."""
+
+    t: int
+    session: int
+    in_sync: bool
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Time passing, nothing else."""
+
+    t: int
+
+
+# --- Results and state -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's decision on one client message.
+
+    Attributes
+    ----------
+    accept : bool
+        True exactly when ``reasons`` is 0.
+    reasons : int
+        Reason word: bit ``r`` set for every :class:`Reason` ``r`` that fired.
+    primary : Reason or None
+        Lowest set bit (highest priority), None on accept.
+    session : int
+    user_ref_num : int or None
+        The new UserRefNum (Enter, Replace), the named one (Cancel, Modify), else None.
+    symbol_index : int or None
+        The order's symbol index when known.
+    msg_type : bytes or None
+        The OUCH type byte, None for a Malformed record.
+    """
+
+    accept: bool
+    reasons: int
+    primary: Reason | None
+    session: int
+    user_ref_num: int | None
+    symbol_index: int | None
+    msg_type: bytes | None
+
+
+@dataclass(frozen=True)
+class OrderEntry:
+    """One slot of a session's open-order table.
+
+    A *live* entry (``pending`` False) is an order the gate accepted (Enter) or the exchange
+    confirmed (Order Replaced); ``quantity`` is its open quantity. A *pending* entry is a
+    Replace accepted by the gate and not yet confirmed: ``quantity``/``price`` are the
+    replacing order's, ``orig_user_ref_num`` names the original, and ``reserved_quantity``
+    / ``reserved_notional`` are the increase it holds against working and credit.
+    """
+
+    user_ref_num: int
+    symbol_index: int
+    side: str
+    quantity: int
+    price: int
+    pending: bool = False
+    orig_user_ref_num: int = 0
+    reserved_quantity: int = 0
+    reserved_notional: int = 0
+
+    @property
+    def charge_quantity(self) -> int:
+        """Shares this entry adds to working on its side."""
+        return self.reserved_quantity if self.pending else self.quantity
+
+    @property
+    def charge_notional(self) -> int:
+        """Price units this entry adds to credit_used."""
+        return self.reserved_notional if self.pending else self.quantity * self.price
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One remembered execution, kept so a Broken Trade or Trade Correction can find it."""
+
+    match_number: int
+    user_ref_num: int
+    symbol_index: int
+    side: str
+    quantity: int
+    price: int
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """Per (session, symbol): executed position (signed) and working shares by side."""
+
+    position: int
+    working_buy: int
+    working_sell: int
+
+
+@dataclass
+class SessionState:
+    """Everything the gate keeps for one session.
+
+    Attributes
+    ----------
+    in_sync : bool
+    last_user_ref_num : int
+    credit_used : int
+        Sum of the open-order table's charges plus ``executed_notional``.
+    executed_notional : int
+    tokens, refill_mark : int
+        Token bucket as of ``refill_mark`` (the last refill instant credited).
+    throttled : bool
+    throttle_count : int
+    unmatched : int
+        Exchange events naming an order or execution the gate does not hold.
+    orders : list of OrderEntry or None
+        Open-order table, ``n_orders`` slots, slot = ``user_ref_num % n_orders``.
+    executions : list of Execution or None
+        ``n_executions`` slots, slot = ``match_number % n_executions``.
+    order_verdicts, modify_verdicts : list of (message, Verdict) or None
+        ``n_verdicts`` slots each, slot = ``user_ref_num % n_verdicts``: the last message
+        judged with that slot's UserRefNum and its verdict (rule 9).
+    """
+
+    orders: list
+    executions: list
+    order_verdicts: list
+    modify_verdicts: list
+    in_sync: bool = True
+    last_user_ref_num: int = 0
+    credit_used: int = 0
+    executed_notional: int = 0
+    tokens: int = 0
+    refill_mark: int = 0
+    throttled: bool = False
+    throttle_count: int = 0
+    unmatched: int = 0
+
+
+def _bit(reason: Reason) -> int:
+    return 1 << reason
+
+
+def _is_buy(side: str) -> bool:
+    return side == BUY
+
+
+def _tokens_at(tokens: int, mark: int, rate: RateLimit, t: int) -> tuple[int, int]:
+    """Bucket content at ``t`` and the refill instant credited last (rule 6)."""
+    if rate.refill_us == 0:
+        return tokens, mark
+    steps = (t - mark) // rate.refill_us
+    return min(rate.burst, tokens + steps), mark + steps * rate.refill_us
+
+
+class Gate:
+    """The whole gate's state and the rules that change it (see the module docstring).
+
+    Parameters
+    ----------
+    n_sessions : int
+        Session table size; session indices run 0..n_sessions-1.
+    n_symbols : int
+        Symbol table size; symbol indices run 0..n_symbols-1.
+    n_orders : int
+        Open-order table slots per session (direct-mapped by UserRefNum).
+    n_executions : int
+        Remembered executions per session (direct-mapped by MatchNumber), for Broken Trade.
+    n_verdicts : int
+        Remembered verdicts per session and memory (direct-mapped by UserRefNum), for
+        retransmissions; defaults to ``n_orders``.
+
+    Attributes
+    ----------
+    sessions : list of SessionState
+    limits : Limits or None
+        The committed limits (None before the first Commit).
+    gateway_credit_used : int
+        Sum of every session's ``credit_used``.
+    kill_gateway : bool
+    kill_session, kill_symbol : list of bool
+        Kill latches, indexed by session / symbol index.
+    last_heartbeat : int or None
+    now : int
+        Time of the latest event.
+    """
+
+    def __init__(self, n_sessions: int = 8, n_symbols: int = 1024, n_orders: int = 256,
+                 n_executions: int = 256, n_verdicts: int | None = None):
+        if n_verdicts is None:
+            n_verdicts = n_orders
+        for name, value in (("n_sessions", n_sessions), ("n_symbols", n_symbols),
+                            ("n_orders", n_orders), ("n_executions", n_executions),
+                            ("n_verdicts", n_verdicts)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        self.n_sessions = n_sessions
+        self.n_symbols = n_symbols
+        self.n_orders = n_orders
+        self.n_executions = n_executions
+        self.n_verdicts = n_verdicts
+
+        self.now = 0
+        self.limits: Limits | None = None
+        self.last_heartbeat: int | None = None
+        self.kill_gateway = False
+        self.kill_session = [False] * n_sessions
+        self.kill_symbol = [False] * n_symbols
+        self.gateway_credit_used = 0
+        # The committed limits, as the hardware's index-addressed tables plus the host-filled
+        # symbol hash table (symbol name to limits).
+        self._session_limits: list[SessionLimits | None] = [None] * n_sessions
+        self._symbol_limits: list[SymbolLimits | None] = [None] * n_symbols
+        self._symbol_by_name: dict[str, SymbolLimits] = {}
+        self._reference = [0] * n_symbols
+        self._reference_time = [0] * n_symbols
+        self._position = [[0] * n_symbols for _ in range(n_sessions)]
+        self._working_buy = [[0] * n_symbols for _ in range(n_sessions)]
+        self._working_sell = [[0] * n_symbols for _ in range(n_sessions)]
+        self.sessions = [
+            SessionState(orders=[None] * n_orders, executions=[None] * n_executions,
+                         order_verdicts=[None] * n_verdicts,
+                         modify_verdicts=[None] * n_verdicts)
+            for _ in range(n_sessions)
+        ]
+        # Exchange messages not listed change nothing (System Event, Cancel Pending, ...).
+        self._exchange_handlers = {
+            ouch.OrderAccepted.TYPE: self._accepted,
+            ouch.OrderReplaced.TYPE: self._replaced,
+            ouch.OrderCanceled.TYPE: self._canceled,
+            ouch.AiqCanceled.TYPE: self._canceled,
+            ouch.OrderModified.TYPE: self._modified,
+            ouch.OrderExecuted.TYPE: self._executed,
+            ouch.OrderRejected.TYPE: self._rejected,
+            ouch.BrokenTrade.TYPE: self._broken,
+            ouch.TradeCorrection.TYPE: self._corrected,
+        }
+
+    # --- Inspection ----------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        """True once a Commit has happened."""
+        return self.limits is not None
+
+    def exposure(self, session: int, symbol_index: int) -> Exposure:
+        """Position and working shares of one (session, symbol)."""
+        return Exposure(self._position[session][symbol_index],
+                        self._working_buy[session][symbol_index],
+                        self._working_sell[session][symbol_index])
+
+    def order(self, session: int, user_ref_num: int) -> OrderEntry | None:
+        """The entry holding ``user_ref_num`` (live or pending), or None."""
+        entry = self.sessions[session].orders[user_ref_num % self.n_orders]
+        if entry is not None and entry.user_ref_num == user_ref_num:
+            return entry
+        return None
+
+    def tokens(self, session: int) -> int:
+        """The session's token count as of :attr:`now` (0 when the session is not loaded)."""
+        limits = self._session_limits[session]
+        if limits is None:
+            return 0
+        st = self.sessions[session]
+        return _tokens_at(st.tokens, st.refill_mark, limits.rate, self.now)[0]
+
+    def reference(self, symbol_index: int) -> tuple[int, int]:
+        """(reference price, time it was set) of one symbol index."""
+        return self._reference[symbol_index], self._reference_time[symbol_index]
+
+    @staticmethod
+    def _memory_rows(memory: list) -> dict:
+        """Occupied slots of a verdict memory as (type, UserRefNum, reason word)."""
+        return {slot: (row[1].msg_type, row[1].user_ref_num, row[1].reasons)
+                for slot, row in enumerate(memory) if row is not None}
+
+    def snapshot(self) -> dict:
+        """Every table's content as plain dicts and tuples, for comparison with hardware.
+
+        Zero rows of the (session, symbol) table and empty slots are left out. Tokens are as
+        of :attr:`now`, so the snapshot does not depend on when a bucket was last refilled.
+        """
+        sessions = []
+        for index, st in enumerate(self.sessions):
+            sessions.append({
+                "in_sync": st.in_sync,
+                "last_user_ref_num": st.last_user_ref_num,
+                "credit_used": st.credit_used,
+                "executed_notional": st.executed_notional,
+                "tokens": self.tokens(index),
+                "throttled": st.throttled,
+                "throttle_count": st.throttle_count,
+                "unmatched": st.unmatched,
+                "orders": {slot: (e.user_ref_num, e.symbol_index, e.side, e.quantity, e.price,
+                                  e.pending, e.orig_user_ref_num, e.reserved_quantity,
+                                  e.reserved_notional)
+                           for slot, e in enumerate(st.orders) if e is not None},
+                "executions": {slot: (x.match_number, x.user_ref_num, x.symbol_index, x.side,
+                                      x.quantity, x.price)
+                               for slot, x in enumerate(st.executions) if x is not None},
+                "order_verdicts": self._memory_rows(st.order_verdicts),
+                "modify_verdicts": self._memory_rows(st.modify_verdicts),
+            })
+        exposure = {}
+        for s in range(self.n_sessions):
+            for y in range(self.n_symbols):
+                row = (self._position[s][y], self._working_buy[s][y], self._working_sell[s][y])
+                if row != (0, 0, 0):
+                    exposure[(s, y)] = row
+        return {
+            "now": self.now,
+            "loaded": self.loaded,
+            "last_heartbeat": self.last_heartbeat,
+            "gateway_credit_used": self.gateway_credit_used,
+            "kill": {
+                "gateway": self.kill_gateway,
+                "session": tuple(i for i, k in enumerate(self.kill_session) if k),
+                "symbol": tuple(i for i, k in enumerate(self.kill_symbol) if k),
+            },
+            "references": {y: (self._reference[y], self._reference_time[y])
+                           for y in range(self.n_symbols) if self._reference[y]},
+            "sessions": tuple(sessions),
+            "exposure": exposure,
+        }
+
+    # --- Dispatch --------------------------------------------------------------------------
+
+    def apply(self, event) -> Verdict | None:
+        """Apply one event; return the Verdict for a ClientMessage, else None."""
+        if event.t < self.now:
+            raise ValueError(f"event at t={event.t} is earlier than the last one (t={self.now})")
+        self.now = event.t
+        match event:
+            case ClientMessage():
+                self._check_session(event.session)
+                return self._client(event)
+            case ExchangeMessage():
+                self._check_session(event.session)
+                self._exchange(event.session, event.msg)
+            case Commit():
+                self._commit(event.t, event.limits)
+            case Kill() | Release():
+                self._latch(event.scope, event.index, isinstance(event, Kill))
+            case Heartbeat():
+                self.last_heartbeat = event.t
+            case SetReference():
+                if not 0 <= event.symbol_index < self.n_symbols:
+                    raise ValueError(f"symbol index {event.symbol_index} out of range")
+                self._reference[event.symbol_index] = event.price
+                self._reference_time[event.symbol_index] = event.t
+            case SessionSync():
+                self._check_session(event.session)
+                self.sessions[event.session].in_sync = event.in_sync
+            case Tick():
+                pass
+            case _:
+                raise TypeError(f"not a gate event: {event!r}")
+        return None
+
+    def _check_session(self, session: int) -> None:
+        if not 0 <= session < self.n_sessions:
+            raise ValueError(f"session index {session} out of range 0..{self.n_sessions - 1}")
+
+    # --- Control ---------------------------------------------------------------------------
+
+    def _commit(self, t: int, limits: Limits) -> None:
+        session_limits: list[SessionLimits | None] = [None] * self.n_sessions
+        symbol_limits: list[SymbolLimits | None] = [None] * self.n_symbols
+        by_name: dict[str, SymbolLimits] = {}
+        for sl in limits.sessions:
+            if not 0 <= sl.index < self.n_sessions or session_limits[sl.index] is not None:
+                raise ValueError(f"session index {sl.index} out of range or repeated")
+            session_limits[sl.index] = sl
+        for yl in limits.symbols:
+            if not 0 <= yl.index < self.n_symbols or symbol_limits[yl.index] is not None:
+                raise ValueError(f"symbol index {yl.index} out of range or repeated")
+            if yl.symbol in by_name:
+                raise ValueError(f"symbol {yl.symbol!r} appears twice")
+            symbol_limits[yl.index] = yl
+            by_name[yl.symbol] = yl
+        if self.limits is None:
+            self.last_heartbeat = t
+        self.limits = limits
+        self._session_limits = session_limits
+        self._symbol_limits = symbol_limits
+        self._symbol_by_name = by_name
+        for y in range(self.n_symbols):
+            yl = symbol_limits[y]
+            self._reference[y] = yl.reference_price if yl is not None else 0
+            self._reference_time[y] = t
+        for s, st in enumerate(self.sessions):
+            sl = session_limits[s]
+            st.tokens = sl.rate.burst if sl is not None else 0
+            st.refill_mark = t
+
+    def _latch(self, scope: str, index: int, value: bool) -> None:
+        if scope == "gateway":
+            self.kill_gateway = value
+        elif scope == "session":
+            self._check_session(index)
+            self.kill_session[index] = value
+        elif scope == "symbol":
+            if not 0 <= index < self.n_symbols:
+                raise ValueError(f"symbol index {index} out of range")
+            self.kill_symbol[index] = value
+        else:
+            raise ValueError(f"kill scope must be one of {SCOPES}, not {scope!r}")
+
+    # --- Table bookkeeping -------------------------------------------------------------------
+
+    def _charge(self, session: int, entry: OrderEntry, sign: int) -> None:
+        """Add (sign 1) or remove (sign -1) an entry's charge to working and credit."""
+        quantity = sign * entry.charge_quantity
+        notional = sign * entry.charge_notional
+        if _is_buy(entry.side):
+            self._working_buy[session][entry.symbol_index] += quantity
+        else:
+            self._working_sell[session][entry.symbol_index] += quantity
+        self.sessions[session].credit_used += notional
+        self.gateway_credit_used += notional
+
+    def _store(self, session: int, slot: int, entry: OrderEntry | None) -> None:
+        """Replace the entry in ``slot``, moving its charge; quantity 0 frees the slot."""
+        orders = self.sessions[session].orders
+        old = orders[slot]
+        if old is not None:
+            self._charge(session, old, -1)
+        if entry is not None and not entry.pending and entry.quantity == 0:
+            entry = None
+        orders[slot] = entry
+        if entry is not None:
+            self._charge(session, entry, 1)
+
+    def _live(self, session: int, user_ref_num: int) -> OrderEntry | None:
+        entry = self.order(session, user_ref_num)
+        return entry if entry is not None and not entry.pending else None
+
+    # --- Client messages ----------------------------------------------------------------
+
+    def _client(self, event: ClientMessage) -> Verdict:
+        s, msg = event.session, event.msg
+        st = self.sessions[s]
+        malformed = self._malformed(msg)
+        msg_type = None if isinstance(msg, Malformed) else msg.TYPE
+        ref = self._named_ref(msg)
+        word = 0
+        if malformed:
+            word |= _bit(Reason.MALFORMED)
+        if not st.in_sync:
+            word |= _bit(Reason.OUT_OF_SYNC)
+        if word:
+            symbol_index = None if malformed else self._symbol_of(s, msg)
+            return self._verdict(word, s, ref, symbol_index, msg_type)
+
+        if msg_type in _NO_RISK:
+            return self._verdict(0, s, ref, self._symbol_of(s, msg), msg_type)
+        if msg_type == ouch.ModifyOrder.TYPE:
+            memory, judge = st.modify_verdicts, self._modify
+        elif msg_type == ouch.EnterOrder.TYPE:
+            memory, judge = st.order_verdicts, self._enter
+        elif msg_type == ouch.ReplaceOrder.TYPE:
+            memory, judge = st.order_verdicts, self._replace
+        else:
+            raise TypeError(f"not an OUCH client record: {msg!r}")
+        slot = ref % self.n_verdicts
+        if event.retransmit:
+            remembered = memory[slot]
+            if remembered is not None and remembered[0] == msg:
+                return remembered[1]
+            return self._verdict(_bit(Reason.OUT_OF_SYNC), s, ref, None, msg_type)
+        verdict = judge(event.t, s, msg)
+        memory[slot] = (msg, verdict)
+        return verdict
+
+    @staticmethod
+    def _malformed(msg) -> bool:
+        """Rule 1: what the model itself treats as malformed beyond the parser's verdict."""
+        if isinstance(msg, Malformed):
+            return True
+        side = getattr(msg, "side", BUY)
+        price = getattr(msg, "price", 0)
+        return side not in SIDES or price > OUCH_MAX_PRICE
+
+    @staticmethod
+    def _named_ref(msg) -> int | None:
+        """The UserRefNum a verdict reports: the new one for Enter/Replace."""
+        return getattr(msg, "user_ref_num", None)
+
+    def _symbol_of(self, session: int, msg) -> int | None:
+        """Symbol index of a client message: by name for Enter, from the table otherwise."""
+        if msg.TYPE == ouch.EnterOrder.TYPE:
+            yl = self._symbol_by_name.get(msg.symbol)
+            return yl.index if yl is not None else None
+        if msg.TYPE == ouch.ReplaceOrder.TYPE:
+            entry = self._live(session, msg.orig_user_ref_num)
+        elif msg.TYPE in (ouch.CancelOrder.TYPE, ouch.ModifyOrder.TYPE):
+            entry = self.order(session, msg.user_ref_num)
+        else:
+            return None
+        return entry.symbol_index if entry is not None else None
+
+    def _verdict(self, word: int, session: int, ref: int | None, symbol_index: int | None,
+                 msg_type: bytes | None) -> Verdict:
+        return Verdict(accept=word == 0, reasons=word, primary=primary(word), session=session,
+                       user_ref_num=ref, symbol_index=symbol_index, msg_type=msg_type)
+
+    def _modify(self, t: int, s: int, msg) -> Verdict:
+        """Rule 4 (``t`` unused: no check on a Modify depends on time)."""
+        entry = self._live(s, msg.user_ref_num)
+        word = 0
+        if entry is None:
+            word |= _bit(Reason.UNKNOWN_ORDER)
+        else:
+            if msg.quantity > entry.quantity:
+                word |= _bit(Reason.QUANTITY)
+            if _is_buy(msg.side) != _is_buy(entry.side):
+                word |= _bit(Reason.POSITION)
+        symbol_index = entry.symbol_index if entry is not None else None
+        return self._verdict(word, s, msg.user_ref_num, symbol_index, msg.TYPE)
+
+    def _enter(self, t: int, s: int, msg) -> Verdict:
+        """Rules 5 to 7 for an Enter Order."""
+        yl = self._symbol_by_name.get(msg.symbol)
+        symbol_index = yl.index if yl is not None else None
+        q, p = msg.quantity, msg.price
+        word = self._judge(
+            t, s, ref=msg.user_ref_num, symbol_index=symbol_index, side=msg.side,
+            quantity=q, price=p, add_quantity=q, add_notional=q * p,
+            unknown_symbol=self.loaded and yl is None, unknown_order=False)
+        if word == 0:
+            self._store(s, msg.user_ref_num % self.n_orders,
+                        OrderEntry(msg.user_ref_num, symbol_index, msg.side, q, p))
+        return self._verdict(word, s, msg.user_ref_num, symbol_index, msg.TYPE)
+
+    def _replace(self, t: int, s: int, msg) -> Verdict:
+        """Rules 5, 6 and 8 for a Replace Order."""
+        orig = self._live(s, msg.orig_user_ref_num)
+        q2, p2 = msg.quantity, msg.price
+        if orig is not None:
+            symbol_index, side = orig.symbol_index, orig.side
+            q1, p1 = orig.quantity, orig.price
+            unknown_symbol = self.loaded and self._symbol_limits[symbol_index] is None
+        else:
+            symbol_index, side, q1, p1, unknown_symbol = None, None, 0, 0, False
+        add_quantity = max(0, q2 - q1)
+        add_notional = max(0, q2 * p2 - q1 * p1)
+        word = self._judge(
+            t, s, ref=msg.user_ref_num, symbol_index=symbol_index, side=side,
+            quantity=q2, price=p2, add_quantity=add_quantity, add_notional=add_notional,
+            unknown_symbol=unknown_symbol, unknown_order=orig is None)
+        if word == 0:
+            self._store(s, msg.user_ref_num % self.n_orders, OrderEntry(
+                msg.user_ref_num, symbol_index, side, q2, p2, pending=True,
+                orig_user_ref_num=msg.orig_user_ref_num, reserved_quantity=add_quantity,
+                reserved_notional=add_notional))
+        return self._verdict(word, s, msg.user_ref_num, symbol_index, msg.TYPE)
+
+    def _judge(self, t: int, s: int, *, ref: int, symbol_index: int | None, side: str | None,
+               quantity: int, price: int, add_quantity: int, add_notional: int,
+               unknown_symbol: bool, unknown_order: bool) -> int:
+        """Every check of rule 5 and the bucket of rule 6; returns the reason word.
+
+        Updates ``last_user_ref_num`` and the rate state; the caller stores the order on
+        accept.
+        """
+        st = self.sessions[s]
+        session_limits = self._session_limits[s]
+        gateway: GatewayLimits | None = self.limits.gateway if self.limits else None
+        yl = self._symbol_limits[symbol_index] if symbol_index is not None else None
+        word = 0
+
+        def fire(reason: Reason, condition: bool) -> None:
+            nonlocal word
+            if condition:
+                word |= _bit(reason)
+
+        fire(Reason.NOT_LOADED, session_limits is None)
+        fire(Reason.HEARTBEAT, gateway is not None
+             and t - self.last_heartbeat > gateway.heartbeat_timeout_us)
+        fire(Reason.KILL_GATEWAY, self.kill_gateway)
+        fire(Reason.KILL_SESSION, self.kill_session[s])
+        fire(Reason.KILL_SYMBOL, symbol_index is not None and self.kill_symbol[symbol_index])
+        fire(Reason.UNKNOWN_SYMBOL, unknown_symbol)
+        fire(Reason.RESTRICTED, yl is not None and yl.restricted)
+        fire(Reason.UNKNOWN_ORDER, unknown_order)
+        fire(Reason.DUPLICATE_REF, ref <= st.last_user_ref_num)
+        slot = st.orders[ref % self.n_orders]
+        fire(Reason.CAPACITY, slot is not None and slot.user_ref_num != ref)
+        fire(Reason.QUANTITY, quantity == 0 or quantity > OUCH_MAX_QUANTITY
+             or (yl is not None and quantity > yl.max_order_quantity)
+             or (session_limits is not None and quantity > session_limits.max_order_quantity))
+        notional = quantity * price
+        fire(Reason.NOTIONAL, (yl is not None and notional > yl.max_order_notional)
+             or (session_limits is not None and notional > session_limits.max_order_notional))
+        if yl is not None:
+            reference = self._reference[yl.index]
+            age = t - self._reference_time[yl.index]
+            max_age = gateway.reference_max_age_us
+            fire(Reason.COLLAR, reference == 0 or (max_age != 0 and age > max_age)
+                 or abs(price - reference) > yl.collar)
+            if side is not None and add_quantity > 0:
+                position = self._position[s][yl.index]
+                if _is_buy(side):
+                    projected = position + self._working_buy[s][yl.index] + add_quantity
+                    fire(Reason.POSITION, projected > yl.max_long)
+                else:
+                    projected = self._working_sell[s][yl.index] + add_quantity - position
+                    fire(Reason.POSITION, projected > yl.max_short)
+        if add_notional > 0:
+            fire(Reason.CREDIT_SESSION, session_limits is not None
+                 and st.credit_used + add_notional > session_limits.credit)
+            fire(Reason.CREDIT_GATEWAY, gateway is not None
+                 and self.gateway_credit_used + add_notional > gateway.credit)
+
+        if ref > st.last_user_ref_num:
+            st.last_user_ref_num = ref
+        if session_limits is not None:
+            rate = session_limits.rate
+            st.tokens, st.refill_mark = _tokens_at(st.tokens, st.refill_mark, rate, t)
+            if st.tokens == 0:
+                word |= _bit(Reason.RATE)
+                st.throttle_count += 1
+                st.throttled = True
+                if rate.trip_after != 0 and st.throttle_count >= rate.trip_after:
+                    self.kill_session[s] = True
+                    logger.info("session %d: rate trip after %d throttled orders",
+                                s, st.throttle_count)
+            elif word == 0:
+                st.tokens -= 1
+                st.throttle_count = 0
+                st.throttled = False
+        return word
+
+    # --- Exchange messages ---------------------------------------------------------------
+
+    def _exchange(self, s: int, msg) -> None:
+        handler = self._exchange_handlers.get(msg.TYPE)
+        if handler is not None:
+            handler(s, msg)
+
+    def _unmatched(self, s: int, msg) -> None:
+        self.sessions[s].unmatched += 1
+        logger.debug("session %d: exchange message names nothing the gate holds: %r", s, msg)
+
+    def _accepted(self, s: int, msg) -> None:
+        entry = self._live(s, msg.user_ref_num)
+        if entry is None:
+            self._unmatched(s, msg)
+        elif msg.order_state == DEAD:
+            self._store(s, msg.user_ref_num % self.n_orders, None)
+
+    def _replaced(self, s: int, msg) -> None:
+        orig = self._live(s, msg.orig_user_ref_num)
+        if orig is not None:
+            self._store(s, msg.orig_user_ref_num % self.n_orders, None)
+        slot = msg.user_ref_num % self.n_orders
+        current = self.sessions[s].orders[slot]
+        if current is not None and current.user_ref_num == msg.user_ref_num:
+            context = current
+        elif current is None and orig is not None:
+            context = orig
+        else:
+            self._unmatched(s, msg)
+            return
+        if msg.order_state == DEAD:
+            self._store(s, slot, None)
+        else:
+            self._store(s, slot, OrderEntry(msg.user_ref_num, context.symbol_index,
+                                            context.side, msg.quantity, msg.price))
+
+    def _canceled(self, s: int, msg) -> None:
+        entry = self._live(s, msg.user_ref_num)
+        if entry is None:
+            self._unmatched(s, msg)
+            return
+        decrement = min(msg.quantity, entry.quantity)
+        self._store(s, msg.user_ref_num % self.n_orders,
+                    replace(entry, quantity=entry.quantity - decrement))
+
+    def _modified(self, s: int, msg) -> None:
+        entry = self._live(s, msg.user_ref_num)
+        if entry is None:
+            self._unmatched(s, msg)
+            return
+        self._store(s, msg.user_ref_num % self.n_orders,
+                    replace(entry, quantity=min(msg.quantity, entry.quantity), side=msg.side))
+
+    def _executed(self, s: int, msg) -> None:
+        entry = self._live(s, msg.user_ref_num)
+        if entry is None:
+            self._unmatched(s, msg)
+            return
+        q, px = msg.quantity, msg.price
+        self._store(s, msg.user_ref_num % self.n_orders,
+                    replace(entry, quantity=entry.quantity - min(q, entry.quantity)))
+        self._book_execution(s, entry.symbol_index, entry.side, q, px, 1)
+        self.sessions[s].executions[msg.match_number % self.n_executions] = Execution(
+            msg.match_number, msg.user_ref_num, entry.symbol_index, entry.side, q, px)
+
+    def _book_execution(self, s: int, symbol_index: int, side: str, quantity: int,
+                        price: int, sign: int) -> None:
+        """Add (sign 1) or reverse (sign -1) an execution's position and executed notional."""
+        direction = 1 if _is_buy(side) else -1
+        self._position[s][symbol_index] += sign * direction * quantity
+        notional = sign * quantity * price
+        st = self.sessions[s]
+        st.executed_notional += notional
+        st.credit_used += notional
+        self.gateway_credit_used += notional
+
+    def _rejected(self, s: int, msg) -> None:
+        if self.order(s, msg.user_ref_num) is None:
+            self._unmatched(s, msg)
+            return
+        self._store(s, msg.user_ref_num % self.n_orders, None)
+
+    def _execution(self, s: int, msg) -> Execution | None:
+        """The remembered execution a Broken Trade or Trade Correction names, if any."""
+        x = self.sessions[s].executions[msg.match_number % self.n_executions]
+        if x is None or x.match_number != msg.match_number or x.user_ref_num != msg.user_ref_num:
+            self._unmatched(s, msg)
+            return None
+        return x
+
+    def _broken(self, s: int, msg) -> None:
+        x = self._execution(s, msg)
+        if x is not None:
+            self._book_execution(s, x.symbol_index, x.side, x.quantity, x.price, -1)
+            self.sessions[s].executions[msg.match_number % self.n_executions] = None
+
+    def _corrected(self, s: int, msg) -> None:
+        x = self._execution(s, msg)
+        if x is not None:
+            self._book_execution(s, x.symbol_index, x.side, x.quantity, x.price, -1)
+            self._book_execution(s, x.symbol_index, x.side, msg.quantity, msg.price, 1)
+            self.sessions[s].executions[msg.match_number % self.n_executions] = replace(
+                x, quantity=msg.quantity, price=msg.price)

@@ -1,0 +1,895 @@
+"""The reference model: scenarios with verdicts and state worked out by hand, and invariants
+over random event streams.
+
+Every expected number below is written out (shares, price units) rather than derived from
+the model, so a wrong rule in the model shows up as a wrong number here.
+"""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from wiregate.sw.limits import (
+    OUCH_MAX_PRICE,
+    Endpoint,
+    GatewayLimits,
+    Limits,
+    RateLimit,
+    SessionLimits,
+    SymbolLimits,
+)
+from wiregate.sw.model import (
+    ClientMessage,
+    Commit,
+    ExchangeMessage,
+    Exposure,
+    Gate,
+    Heartbeat,
+    Kill,
+    Malformed,
+    Release,
+    SessionSync,
+    SetReference,
+    Tick,
+)
+from wiregate.sw.proto import ouch
+from wiregate.sw.reasons import Reason
+
+R = Reason
+P100 = 1_000_000      # $100.0000 in price units
+P101 = 1_010_000
+P99 = 990_000
+
+AAPL, MSFT, BANNED, NOREF = 0, 1, 2, 3
+
+
+def word(*reasons: Reason) -> int:
+    w = 0
+    for r in reasons:
+        w |= 1 << int(r)
+    return w
+
+
+def symbol(index, name, *, reference_price=P100, collar=50_000, max_order_quantity=1_000,
+           max_order_notional=500 * P100, max_long=1_500, max_short=1_000, restricted=False):
+    return SymbolLimits(index=index, symbol=name, reference_price=reference_price,
+                        collar=collar, max_order_quantity=max_order_quantity,
+                        max_order_notional=max_order_notional, max_long=max_long,
+                        max_short=max_short, restricted=restricted)
+
+
+def session(index, *, max_order_quantity=5_000, max_order_notional=10**12, credit=10**13,
+            rate=None):
+    return SessionLimits(index=index, name=f"s{index}",
+                         client=Endpoint(0x0A000001 + index, 40000 + index),
+                         exchange=Endpoint(0x0A0000FE, 15000),
+                         max_order_quantity=max_order_quantity,
+                         max_order_notional=max_order_notional, credit=credit,
+                         rate=rate or RateLimit(burst=100, refill_us=1_000, trip_after=0))
+
+
+def limits(*, sessions=None, symbols=None, credit=10**14, heartbeat_timeout_us=10**9,
+           reference_max_age_us=0):
+    return Limits(
+        gateway=GatewayLimits(credit=credit, heartbeat_timeout_us=heartbeat_timeout_us,
+                              reference_max_age_us=reference_max_age_us),
+        sessions=tuple(sessions or (session(0), session(1))),
+        symbols=tuple(symbols or (
+            symbol(AAPL, "AAPL"),
+            symbol(MSFT, "MSFT", reference_price=2 * P100, collar=100_000),
+            symbol(BANNED, "BANNED", restricted=True),
+            symbol(NOREF, "NOREF", reference_price=0),
+        )),
+    )
+
+
+def enter(ref, side="B", quantity=100, name="AAPL", price=P100):
+    return ouch.EnterOrder(user_ref_num=ref, side=side, quantity=quantity, symbol=name,
+                           price=price, time_in_force="0", display="Y", capacity="A",
+                           intermarket_sweep="N", cross_type="N", clordid=f"C{ref}")
+
+
+def replace_order(orig, ref, quantity, price):
+    return ouch.ReplaceOrder(orig_user_ref_num=orig, user_ref_num=ref, quantity=quantity,
+                             price=price, time_in_force="0", display="Y",
+                             intermarket_sweep="N", clordid=f"C{ref}")
+
+
+def cancel(ref, quantity=0):
+    return ouch.CancelOrder(user_ref_num=ref, quantity=quantity)
+
+
+def modify(ref, side, quantity):
+    return ouch.ModifyOrder(user_ref_num=ref, side=side, quantity=quantity)
+
+
+def accepted(ref, state="L", side="B", quantity=100, price=P100):
+    return ouch.OrderAccepted(timestamp=1, user_ref_num=ref, side=side, quantity=quantity,
+                              symbol="AAPL", price=price, time_in_force="0", display="Y",
+                              order_reference_number=7, capacity="A", intermarket_sweep="N",
+                              cross_type="N", order_state=state, clordid=f"C{ref}")
+
+
+def replaced(orig, ref, quantity, price, side="B", state="L"):
+    return ouch.OrderReplaced(timestamp=1, orig_user_ref_num=orig, user_ref_num=ref, side=side,
+                              quantity=quantity, symbol="AAPL", price=price,
+                              time_in_force="0", display="Y", order_reference_number=8,
+                              capacity="A", intermarket_sweep="N", cross_type="N",
+                              order_state=state, clordid=f"C{ref}")
+
+
+def canceled(ref, quantity):
+    return ouch.OrderCanceled(timestamp=1, user_ref_num=ref, quantity=quantity, reason="U")
+
+
+def executed(ref, quantity, price, match):
+    return ouch.OrderExecuted(timestamp=1, user_ref_num=ref, quantity=quantity, price=price,
+                              liquidity_flag="A", match_number=match)
+
+
+def rejected(ref):
+    return ouch.OrderRejected(timestamp=1, user_ref_num=ref, reason=0x1F, clordid=f"C{ref}")
+
+
+def broken(ref, match):
+    return ouch.BrokenTrade(timestamp=1, user_ref_num=ref, match_number=match, reason="E",
+                            clordid=f"C{ref}")
+
+
+def corrected(ref, match, quantity, price):
+    return ouch.TradeCorrection(timestamp=1, user_ref_num=ref, quantity=quantity, price=price,
+                                liquidity_flag="A", match_number=match, reason="E",
+                                clordid=f"C{ref}")
+
+
+class Bench:
+    """A gate with a clock: ``c(msg)`` sends a client message, ``x(msg)`` an exchange one."""
+
+    def __init__(self, gate=None, lim=None, t=0, commit=True):
+        self.gate = gate or Gate(n_sessions=4, n_symbols=8, n_orders=16)
+        self.t = t
+        if commit:
+            self.gate.apply(Commit(t, lim or limits()))
+
+    def at(self, t):
+        self.t = t
+        return self
+
+    def c(self, msg, s=0, retransmit=False):
+        return self.gate.apply(ClientMessage(self.t, s, msg, retransmit))
+
+    def x(self, msg, s=0):
+        assert self.gate.apply(ExchangeMessage(self.t, s, msg)) is None
+
+    def ctl(self, event_type, *args):
+        assert self.gate.apply(event_type(self.t, *args)) is None
+
+    def state(self, s=0):
+        return self.gate.sessions[s]
+
+    def exp(self, s=0, y=AAPL):
+        return self.gate.exposure(s, y)
+
+
+def assert_accept(v):
+    assert v.accept and v.reasons == 0 and v.primary is None, v
+
+
+def assert_reject(v, *reasons, first=None):
+    assert not v.accept and v.reasons == word(*reasons), (v, reasons)
+    assert v.primary == (first if first is not None else min(reasons))
+
+
+# --- loading, heartbeat, sync --------------------------------------------------------------
+
+
+def test_no_limits_loaded_rejects_new_orders_but_passes_cancels():
+    b = Bench(commit=False)
+    v = b.c(enter(1))
+    # No limit tables: nothing to compare against, so only NOT_LOADED fires.
+    assert_reject(v, R.NOT_LOADED)
+    assert v.symbol_index is None and v.user_ref_num == 1 and v.msg_type == b"O"
+    assert b.state().last_user_ref_num == 1
+    assert b.exp() == Exposure(0, 0, 0)
+    assert_accept(b.c(cancel(1)))
+    assert_accept(b.c(ouch.AccountQuery()))
+    assert not b.gate.loaded
+    b.at(10).ctl(Commit, limits())
+    assert b.gate.loaded and b.gate.last_heartbeat == 10
+    assert_reject(b.c(enter(1)), R.DUPLICATE_REF)
+    assert_accept(b.c(enter(2)))
+
+
+def test_session_missing_from_limits_is_not_loaded():
+    b = Bench(lim=limits(sessions=(session(0),)))
+    assert_reject(b.c(enter(1), s=1), R.NOT_LOADED)
+    assert b.gate.tokens(1) == 0
+    assert_accept(b.c(enter(1), s=0))
+
+
+def test_heartbeat_lost_and_regained():
+    b = Bench(lim=limits(heartbeat_timeout_us=1_000), t=100)
+    assert_accept(b.at(1_100).c(enter(1)))                    # exactly the timeout: alive
+    assert_reject(b.at(1_101).c(enter(2)), R.HEARTBEAT)
+    assert_accept(b.c(cancel(1)))                             # cancels never need the host
+    b.at(1_500).ctl(Heartbeat)
+    assert b.gate.last_heartbeat == 1_500
+    assert_accept(b.at(2_500).c(enter(3)))
+    assert_reject(b.at(2_501).c(enter(4)), R.HEARTBEAT)
+    # A later Commit is not a heartbeat: only the first one counts as one.
+    b.at(2_600).ctl(Commit, limits(heartbeat_timeout_us=1_000))
+    assert_reject(b.c(enter(5)), R.HEARTBEAT)
+    assert b.exp() == Exposure(0, 200, 0)
+
+
+def test_out_of_sync_session_fails_closed_until_resynced():
+    b = Bench()
+    assert_accept(b.c(enter(1)))
+    b.ctl(SessionSync, 0, False)
+    v = b.c(enter(2))
+    assert_reject(v, R.OUT_OF_SYNC)
+    assert b.state().last_user_ref_num == 1                   # nothing changed
+    assert_reject(b.c(cancel(1)), R.OUT_OF_SYNC)
+    assert_reject(b.c(modify(1, "B", 10)), R.OUT_OF_SYNC)
+    assert_reject(b.c(ouch.AccountQuery()), R.OUT_OF_SYNC)
+    assert_reject(b.c(Malformed("bad length")), R.MALFORMED, R.OUT_OF_SYNC)
+    assert_accept(b.c(enter(2), s=1))                         # other sessions unaffected
+    b.ctl(SessionSync, 0, True)
+    assert_accept(b.c(enter(2)))
+    assert b.exp() == Exposure(0, 200, 0)
+
+
+def test_malformed_runs_no_other_check_and_changes_nothing():
+    b = Bench(commit=False)
+    b.ctl(Kill, "gateway", 0)
+    assert_reject(b.c(Malformed("truncated")), R.MALFORMED)
+    v = b.c(enter(5, price=OUCH_MAX_PRICE + 1))
+    assert_reject(v, R.MALFORMED)
+    assert v.msg_type == b"O" and v.user_ref_num == 5
+    assert_reject(b.c(enter(6, side="X")), R.MALFORMED)
+    assert_reject(b.c(modify(6, "Z", 1)), R.MALFORMED)
+    assert b.state().last_user_ref_num == 0
+
+
+# --- working orders, executions, cancels ---------------------------------------------------
+
+
+def test_working_orders_count_buys_and_sells_apart():
+    b = Bench()
+    assert_accept(b.c(enter(1, "B", 100, price=P100)))
+    assert_accept(b.c(enter(2, "S", 50, price=P101)))
+    assert_accept(b.c(enter(3, "T", 30, price=P99)))
+    assert_accept(b.c(enter(4, "E", 20, price=P100)))
+    assert_accept(b.c(enter(5, "B", 10, "MSFT", 2 * P100)))
+    assert b.exp(0, AAPL) == Exposure(0, 100, 100)
+    assert b.exp(0, MSFT) == Exposure(0, 10, 0)
+    # 100,000,000 + 50,500,000 + 29,700,000 + 20,000,000 + 20,000,000
+    assert b.state().credit_used == 220_200_000
+    assert b.gate.gateway_credit_used == 220_200_000
+    snap = b.gate.snapshot()
+    assert snap["exposure"] == {(0, AAPL): (0, 100, 100), (0, MSFT): (0, 10, 0)}
+    assert snap["sessions"][0]["orders"][2] == (2, AAPL, "S", 50, P101, False, 0, 0, 0)
+    assert snap["sessions"][0]["tokens"] == 95
+    assert snap["sessions"][1]["orders"] == {}
+
+
+def test_partial_then_full_execution():
+    b = Bench()
+    assert_accept(b.c(enter(1, "B", 100, price=P100)))
+    b.x(executed(1, 40, 999_900, match=11))
+    assert b.exp() == Exposure(40, 60, 0)
+    # working notional 60 x 100.0000 plus executed 40 x 99.9900
+    assert b.state().credit_used == 60 * 1_000_000 + 40 * 999_900 == 99_996_000
+    assert b.state().executed_notional == 39_996_000
+    assert b.gate.order(0, 1).quantity == 60
+    b.x(executed(1, 60, 1_000_000, match=12))
+    assert b.exp() == Exposure(100, 0, 0)
+    assert b.gate.order(0, 1) is None                         # open 0 frees the slot
+    assert b.state().credit_used == 39_996_000 + 60_000_000 == 99_996_000
+    assert b.gate.gateway_credit_used == 99_996_000
+    # A sell fill moves the position down; executed notional is never released.
+    assert_accept(b.c(enter(2, "S", 30, price=P100)))
+    b.x(executed(2, 30, 1_000_100, match=13))
+    assert b.exp() == Exposure(70, 0, 0)
+    assert b.state().executed_notional == 99_996_000 + 30_003_000
+    assert b.state().credit_used == 129_999_000               # 30 x 100.0000 released
+    assert b.state().unmatched == 0
+
+
+def test_cancel_passes_and_only_the_exchange_canceled_releases():
+    b = Bench()
+    assert_accept(b.c(enter(1, "S", 100, price=P100)))
+    v = b.c(cancel(1, 0))
+    assert_accept(v)
+    assert v.user_ref_num == 1 and v.symbol_index == AAPL and v.msg_type == b"X"
+    assert b.exp() == Exposure(0, 0, 100)                     # unchanged until Canceled
+    b.x(canceled(1, 30))
+    assert b.exp() == Exposure(0, 0, 70)
+    assert b.state().credit_used == 70 * P100
+    b.x(canceled(1, 500))                                     # never more than is open
+    assert b.exp() == Exposure(0, 0, 0) and b.gate.order(0, 1) is None
+    assert b.state().credit_used == 0 and b.gate.gateway_credit_used == 0
+    v = b.c(cancel(99))                                       # unknown: the exchange ignores it
+    assert_accept(v)
+    assert v.symbol_index is None
+    b.x(canceled(99, 5))
+    assert b.state().unmatched == 1
+
+
+def test_exchange_reject_and_dead_accept_release_the_order():
+    b = Bench()
+    assert_accept(b.c(enter(1, "B", 100)))
+    assert_accept(b.c(enter(2, "S", 40)))
+    b.x(accepted(1))
+    assert b.exp() == Exposure(0, 100, 40)                    # a live ack changes nothing
+    b.x(rejected(2))
+    assert b.exp() == Exposure(0, 100, 0)
+    b.x(accepted(1, state="D"))                               # accepted dead: gone
+    assert b.exp() == Exposure(0, 0, 0)
+    assert b.state().credit_used == 0
+    assert b.gate.snapshot()["sessions"][0]["orders"] == {}
+
+
+# --- replace ---------------------------------------------------------------------------------
+
+
+def test_replace_increase_reserves_at_once_and_confirm_settles():
+    b = Bench()
+    assert_accept(b.c(enter(1, "B", 100, price=P100)))
+    v = b.c(replace_order(1, 2, 150, P101))
+    assert_accept(v)
+    assert v.user_ref_num == 2 and v.symbol_index == AAPL and v.msg_type == b"U"
+    # +50 shares and +(150 x 101 - 100 x 100) = 51,500,000 notional, at gate accept.
+    assert b.exp() == Exposure(0, 150, 0)
+    assert b.state().credit_used == 100_000_000 + 51_500_000
+    assert b.gate.order(0, 1).quantity == 100                 # original still live
+    assert b.gate.order(0, 2).pending
+    b.x(replaced(1, 2, 150, P101))
+    assert b.gate.order(0, 1) is None
+    new = b.gate.order(0, 2)
+    assert not new.pending and (new.quantity, new.price, new.side) == (150, P101, "B")
+    assert b.exp() == Exposure(0, 150, 0)
+    assert b.state().credit_used == 151_500_000 == b.gate.gateway_credit_used
+
+
+def test_replace_decrease_waits_for_the_exchange():
+    b = Bench()
+    assert_accept(b.c(enter(1, "S", 100, price=P100)))
+    assert_accept(b.c(replace_order(1, 2, 60, P99)))
+    assert b.exp() == Exposure(0, 0, 100)                     # no decrease before the confirm
+    assert b.state().credit_used == 100_000_000
+    b.x(replaced(1, 2, 60, P99, side="S"))
+    assert b.exp() == Exposure(0, 0, 60)
+    assert b.state().credit_used == 60 * 990_000 == 59_400_000
+
+
+def test_replace_rejected_by_the_exchange_undoes_the_increase():
+    b = Bench()
+    assert_accept(b.c(enter(1, "B", 100, price=P100)))
+    assert_accept(b.c(replace_order(1, 2, 300, P100)))
+    assert b.exp() == Exposure(0, 300, 0)
+    assert b.state().credit_used == 300_000_000
+    b.x(rejected(2))
+    assert b.exp() == Exposure(0, 100, 0)
+    assert b.state().credit_used == 100_000_000
+    assert b.gate.order(0, 1).quantity == 100 and b.gate.order(0, 2) is None
+
+
+def test_replace_checks_use_the_new_size_and_the_increase():
+    b = Bench(lim=limits(symbols=(symbol(AAPL, "AAPL", max_long=250),)))
+    assert_accept(b.c(enter(1, "B", 200)))
+    # QUANTITY looks at q2 itself, POSITION at the increase: 200 + 100 > 250.
+    assert_reject(b.c(replace_order(1, 2, 1_100, P100)), R.QUANTITY, R.NOTIONAL, R.POSITION)
+    assert_reject(b.c(replace_order(1, 3, 300, P100)), R.POSITION)
+    assert_accept(b.c(replace_order(1, 4, 250, P100)))
+    assert b.exp() == Exposure(0, 250, 0)
+
+
+def test_replace_of_unknown_or_pending_order():
+    b = Bench()
+    v = b.c(replace_order(7, 8, 100, P100))
+    assert_reject(v, R.UNKNOWN_ORDER)
+    assert v.symbol_index is None
+    assert_accept(b.c(enter(9)))
+    assert_accept(b.c(replace_order(9, 10, 100, P100)))
+    # 10 is not live until Order Replaced: replacing or modifying it is refused.
+    assert_reject(b.c(replace_order(10, 11, 100, P100)), R.UNKNOWN_ORDER)
+    assert_reject(b.c(modify(10, "B", 50)), R.UNKNOWN_ORDER)
+
+
+def test_replace_onto_its_own_slot_is_a_capacity_reject():
+    b = Bench(gate=Gate(n_sessions=2, n_symbols=8, n_orders=4))
+    assert_accept(b.c(enter(1)))
+    assert_reject(b.c(replace_order(1, 5, 100, P100)), R.CAPACITY)   # 5 % 4 == 1 % 4
+    assert_accept(b.c(replace_order(1, 6, 100, P100)))
+
+
+# --- modify ----------------------------------------------------------------------------------
+
+
+def test_modify_reduce_or_sell_side_change_passes_like_a_cancel():
+    b = Bench()
+    assert_accept(b.c(enter(1, "S", 100)))
+    assert_accept(b.c(enter(2, "B", 100)))
+    b.ctl(Kill, "gateway", 0)
+    assert_accept(b.c(modify(1, "T", 80)))                    # passes the kill
+    assert_accept(b.c(modify(1, "S", 100)))
+    assert_reject(b.c(modify(1, "S", 101)), R.QUANTITY)
+    assert_reject(b.c(modify(1, "B", 50)), R.POSITION)
+    assert_reject(b.c(modify(2, "S", 50)), R.POSITION)
+    assert_reject(b.c(modify(2, "T", 150)), R.QUANTITY, R.POSITION)
+    assert_reject(b.c(modify(3, "B", 1)), R.UNKNOWN_ORDER)
+    assert b.exp() == Exposure(0, 100, 100)                   # modify changes nothing itself
+    b.x(ouch.OrderModified(timestamp=1, user_ref_num=1, side="T", quantity=80))
+    assert b.exp() == Exposure(0, 100, 80)
+    assert b.gate.order(0, 1).side == "T"
+    assert b.state().credit_used == 180 * P100
+
+
+# --- user reference numbers and capacity -----------------------------------------------------
+
+
+def test_stale_and_repeated_user_ref_num():
+    b = Bench()
+    assert_accept(b.c(enter(5)))
+    assert_reject(b.c(enter(5)), R.DUPLICATE_REF)
+    assert_reject(b.c(enter(3)), R.DUPLICATE_REF)
+    assert b.state().last_user_ref_num == 5
+    # A rejected number is still used up.
+    assert_reject(b.c(enter(10, quantity=0)), R.QUANTITY)
+    assert b.state().last_user_ref_num == 10
+    assert_reject(b.c(enter(10)), R.DUPLICATE_REF)
+    assert_accept(b.c(enter(11)))
+    assert b.exp() == Exposure(0, 200, 0)
+
+
+def test_capacity_slot_collision_then_freed():
+    b = Bench(gate=Gate(n_sessions=2, n_symbols=8, n_orders=4))
+    assert_accept(b.c(enter(1, quantity=10)))
+    v = b.c(enter(5, quantity=20))                            # 5 % 4 == 1
+    assert_reject(v, R.CAPACITY)
+    assert b.gate.order(0, 1).quantity == 10
+    assert_accept(b.c(enter(6)))
+    b.x(executed(1, 10, P100, match=1))
+    assert_accept(b.c(enter(9, quantity=30)))                 # slot 1 is free again
+    assert b.gate.snapshot()["sessions"][0]["orders"][1][:4] == (9, AAPL, "B", 30)
+
+
+# --- symbols and collar ----------------------------------------------------------------------
+
+
+def test_unknown_and_restricted_symbol():
+    b = Bench()
+    v = b.c(enter(1, name="ZZZZ", quantity=999_999, price=P100))
+    # Only UNKNOWN_SYMBOL among the symbol checks; session checks still run (999,999 > 5,000).
+    assert_reject(v, R.UNKNOWN_SYMBOL, R.QUANTITY)
+    assert v.symbol_index is None
+    v = b.c(enter(2, name="BANNED"))
+    assert_reject(v, R.RESTRICTED)
+    assert v.symbol_index == BANNED
+    assert b.gate.snapshot()["exposure"] == {}
+
+
+def test_collar_without_reference_and_with_a_stale_one():
+    b = Bench(lim=limits(reference_max_age_us=1_000))
+    assert_reject(b.c(enter(1, name="NOREF")), R.COLLAR)      # no reference: fail closed
+    b.at(100).ctl(SetReference, NOREF, P100)
+    assert b.gate.reference(NOREF) == (P100, 100)
+    assert_accept(b.c(enter(2, name="NOREF", price=P100 + 50_000)))   # on the band edge
+    assert_reject(b.c(enter(3, name="NOREF", price=P100 + 50_001)), R.COLLAR)
+    assert_reject(b.c(enter(4, name="NOREF", price=P100 - 50_001)), R.COLLAR)
+    assert_accept(b.at(1_100).c(enter(5, name="NOREF")))      # age exactly the maximum
+    assert_reject(b.at(1_101).c(enter(6, name="NOREF")), R.COLLAR)
+    # AAPL's reference came with the Commit at t=0: also stale now.
+    assert_reject(b.c(enter(7)), R.COLLAR)
+    b.ctl(SetReference, AAPL, P101)
+    assert_accept(b.c(enter(8, price=P101)))
+
+
+def test_commit_reloads_references_and_keeps_positions():
+    b = Bench()
+    assert_accept(b.c(enter(1)))
+    b.x(executed(1, 100, P100, match=1))
+    b.ctl(SetReference, AAPL, 3 * P100)
+    b.at(50).ctl(Commit, limits())
+    assert b.gate.reference(AAPL) == (P100, 50)
+    assert b.exp() == Exposure(100, 0, 0)
+    assert b.state().credit_used == 100 * P100
+
+
+# --- exposure limits -------------------------------------------------------------------------
+
+
+def test_position_limit_projects_working_orders_per_side():
+    b = Bench(lim=limits(symbols=(symbol(AAPL, "AAPL", max_long=150, max_short=100),)))
+    assert_accept(b.c(enter(1, "B", 100)))
+    assert_reject(b.c(enter(2, "B", 60)), R.POSITION)         # 0 + 100 + 60 > 150
+    assert_accept(b.c(enter(3, "B", 50)))                     # exactly 150
+    assert_accept(b.c(enter(4, "S", 80)))                     # buys do not offset sells
+    assert_reject(b.c(enter(5, "T", 30)), R.POSITION)         # 80 + 30 - 0 > 100
+    b.x(executed(1, 100, P100, match=1))                      # position +100
+    assert_accept(b.c(enter(6, "E", 120)))                    # 80 + 120 - 100 = 100
+    assert_reject(b.c(enter(7, "B", 1)), R.POSITION)          # 100 + 50 + 1 > 150
+    assert b.exp() == Exposure(100, 50, 200)
+
+
+def test_credit_session_and_gateway():
+    lim = limits(sessions=(session(0, credit=150 * P100), session(1)), credit=250 * P100)
+    b = Bench(lim=lim)
+    assert_accept(b.c(enter(1, "B", 100)))
+    assert_reject(b.c(enter(2, "S", 51)), R.CREDIT_SESSION)   # sells count too: gross
+    assert_accept(b.c(enter(3, "S", 50)))
+    assert_accept(b.c(enter(1, "B", 100), s=1))
+    assert_reject(b.c(enter(2, "B", 1), s=1), R.CREDIT_GATEWAY)
+    assert b.gate.gateway_credit_used == 250 * P100
+    # An execution below the order price frees the difference: executed notional counts.
+    b.x(executed(1, 100, P99, match=1))
+    assert b.state().credit_used == 150 * P100 - 100 * (P100 - P99)
+    assert_accept(b.c(enter(4, "B", 1, price=P100)))
+    assert_reject(b.c(enter(5, "B", 1, price=P100)), R.CREDIT_SESSION, R.CREDIT_GATEWAY)
+
+
+def test_quantity_and_notional_limits():
+    lim = limits(sessions=(session(0, max_order_quantity=800,
+                                   max_order_notional=600 * P100),))
+    b = Bench(lim=lim)
+    assert_reject(b.c(enter(1, quantity=0)), R.QUANTITY)
+    assert_reject(b.c(enter(2, quantity=1_000_000)), R.QUANTITY, R.NOTIONAL, R.POSITION)
+    assert_reject(b.c(enter(3, quantity=801)), R.QUANTITY, R.NOTIONAL)   # session qty 800
+    assert_accept(b.c(enter(4, quantity=500)))                          # 500 x 100 = symbol max
+    assert_reject(b.c(enter(5, quantity=501)), R.NOTIONAL)
+    assert_reject(b.c(enter(6, quantity=400, name="MSFT", price=2 * P100)), R.NOTIONAL)
+
+
+def test_exposure_checks_never_block_a_replace_that_adds_nothing():
+    b = Bench(lim=limits(symbols=(symbol(AAPL, "AAPL", max_long=300),)))
+    assert_accept(b.c(enter(1, "B", 300)))
+    b.ctl(Commit, limits(symbols=(symbol(AAPL, "AAPL", max_long=100),)))
+    assert_reject(b.c(enter(2, "B", 1)), R.POSITION)
+    assert_accept(b.c(replace_order(1, 3, 200, P100)))       # shrinks: no increase
+
+
+# --- rate ------------------------------------------------------------------------------------
+
+
+def test_rate_limit_throttles_then_trips_and_refills():
+    rate = RateLimit(burst=2, refill_us=1_000, trip_after=3)
+    b = Bench(lim=limits(sessions=(session(0, rate=rate),)))
+    assert_accept(b.at(10).c(enter(1)))
+    assert_accept(b.at(20).c(enter(2)))
+    assert b.gate.tokens(0) == 0
+    v = b.at(30).c(enter(3))
+    assert_reject(v, R.RATE)
+    assert (b.state().throttled, b.state().throttle_count) == (True, 1)
+    # A message failing another check does not take a token but still counts when empty.
+    assert_reject(b.at(40).c(enter(4, quantity=0)), R.RATE, R.QUANTITY)
+    assert b.state().throttle_count == 2
+    assert_accept(b.at(1_000).c(enter(5)))                   # one token at Commit + 1,000
+    assert (b.state().throttled, b.state().throttle_count) == (False, 0)
+    assert_reject(b.at(1_999).c(enter(6)), R.RATE)
+    assert_reject(b.c(enter(7)), R.RATE)
+    assert not b.gate.kill_session[0]
+    assert_reject(b.c(enter(8)), R.RATE)                      # third in a row: trip
+    assert b.gate.kill_session[0] and b.state().throttle_count == 3
+    assert_reject(b.at(5_000).c(enter(9)), R.KILL_SESSION)    # tokens back, latch holds
+    assert_accept(b.c(cancel(1)))
+    b.ctl(Release, "session", 0)
+    assert_accept(b.c(enter(10)))
+    assert b.state().throttle_count == 0
+    assert b.gate.tokens(0) == 1                              # refilled to the burst of 2
+    assert b.exp() == Exposure(0, 400, 0)
+
+
+def test_rate_bucket_refills_on_a_grid_from_the_commit_and_caps():
+    rate = RateLimit(burst=3, refill_us=100, trip_after=0)
+    b = Bench(lim=limits(sessions=(session(0, rate=rate),)), t=50)
+    for ref in (1, 2, 3):
+        assert_accept(b.c(enter(ref)))
+    b.at(149).ctl(Tick)
+    assert b.gate.tokens(0) == 0
+    b.at(150).ctl(Tick)
+    assert b.gate.tokens(0) == 1
+    b.at(10_000).ctl(Tick)
+    assert b.gate.tokens(0) == 3
+    assert b.gate.snapshot()["sessions"][0]["tokens"] == 3
+    b.ctl(Commit, limits(sessions=(session(0, rate=RateLimit(5, 100, 0)),)))
+    assert b.gate.tokens(0) == 5                              # a Commit fills the bucket
+
+
+# --- kill latches ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("scope", "index", "reason"), [
+    ("gateway", 0, R.KILL_GATEWAY),
+    ("session", 0, R.KILL_SESSION),
+    ("symbol", AAPL, R.KILL_SYMBOL),
+])
+def test_kill_latch_blocks_new_risk_only_and_only_release_clears(scope, index, reason):
+    b = Bench()
+    assert_accept(b.c(enter(1, "B", 100)))
+    b.ctl(Kill, scope, index)
+    assert_reject(b.c(enter(2)), reason)
+    assert_reject(b.c(replace_order(1, 3, 100, P100)), reason)
+    assert_accept(b.c(cancel(1)))
+    assert_accept(b.c(modify(1, "B", 50)))
+    assert_accept(b.c(ouch.AccountQuery()))
+    b.ctl(Commit, limits())
+    b.ctl(Heartbeat)
+    b.ctl(SessionSync, 0, True)
+    assert_reject(b.c(enter(4)), reason)
+    b.ctl(Release, scope, index)
+    assert_accept(b.c(enter(5)))
+    kill = b.gate.snapshot()["kill"]
+    assert kill == {"gateway": False, "session": (), "symbol": ()}
+
+
+def test_symbol_kill_leaves_other_symbols_and_sessions_alone():
+    b = Bench()
+    b.ctl(Kill, "symbol", MSFT)
+    b.ctl(Kill, "session", 1)
+    assert b.gate.snapshot()["kill"] == {"gateway": False, "session": (1,), "symbol": (MSFT,)}
+    assert_accept(b.c(enter(1)))
+    assert_reject(b.c(enter(2, name="MSFT", price=2 * P100)), R.KILL_SYMBOL)
+    assert_reject(b.c(enter(1), s=1), R.KILL_SESSION)
+
+
+def test_bad_kill_scope_is_refused():
+    b = Bench()
+    with pytest.raises(ValueError, match="scope"):
+        b.ctl(Kill, "desk", 0)
+
+
+# --- retransmission and multiple reasons ------------------------------------------------------
+
+
+def test_retransmission_repeats_the_verdict_and_counts_nothing_twice():
+    b = Bench(lim=limits(sessions=(session(0, rate=RateLimit(1, 10**6, 0)),)))
+    first = b.c(enter(1, "B", 100))
+    assert_accept(first)
+    before = b.gate.snapshot()
+    again = b.at(5).c(enter(1, "B", 100), retransmit=True)
+    assert again == first
+    after = b.gate.snapshot()
+    assert after.pop("now") == 5 and before.pop("now") == 0
+    assert after == before
+    # A rejected first copy is rejected again with the same word and no new throttle count.
+    denied = b.c(enter(2))
+    assert_reject(denied, R.RATE)
+    assert b.state().throttle_count == 1
+    assert b.c(enter(2), retransmit=True) == denied
+    assert b.state().throttle_count == 1
+    # Modify verdicts are remembered too, even after the order changed under them.
+    assert_accept(b.c(modify(1, "B", 100)))
+    b.x(canceled(1, 50))
+    assert_accept(b.c(modify(1, "B", 100), retransmit=True))
+    assert_reject(b.c(modify(1, "B", 100)), R.QUANTITY)
+    # Never seen: fail closed.
+    assert_reject(b.c(enter(77), retransmit=True), R.OUT_OF_SYNC)
+    assert b.state().last_user_ref_num == 2
+    assert b.exp() == Exposure(0, 50, 0)
+
+
+def test_retransmission_after_a_later_duplicate_never_gains_an_accept():
+    b = Bench()
+    assert_accept(b.c(enter(1)))
+    dup = b.c(enter(1, quantity=5))
+    assert_reject(dup, R.DUPLICATE_REF)
+    # The memory now holds the later message: the first one's copy cannot be matched.
+    assert_reject(b.c(enter(1), retransmit=True), R.OUT_OF_SYNC)
+    assert b.c(enter(1, quantity=5), retransmit=True) == dup
+    # The same message twice: its retransmission gets the later verdict, a reject.
+    assert_accept(b.c(enter(2)))
+    again = b.c(enter(2))
+    assert_reject(again, R.DUPLICATE_REF)
+    assert b.c(enter(2), retransmit=True) == again
+    assert b.gate.snapshot()["sessions"][0]["order_verdicts"] == {
+        1: (b"O", 1, 1 << 10), 2: (b"O", 2, 1 << 10)}
+    assert b.exp() == Exposure(0, 200, 0)
+
+
+def test_many_reasons_in_one_word_with_the_right_primary():
+    b = Bench(gate=Gate(n_sessions=2, n_symbols=8, n_orders=4),
+              lim=limits(sessions=(session(0, max_order_quantity=50),)))
+    assert_accept(b.c(enter(4, quantity=10)))
+    b.ctl(Kill, "session", 0)
+    b.ctl(Kill, "symbol", BANNED)
+    v = b.c(enter(8, name="BANNED", quantity=60, price=P100 + 60_000))
+    assert_reject(v, R.KILL_SESSION, R.KILL_SYMBOL, R.RESTRICTED, R.CAPACITY, R.QUANTITY,
+                  R.COLLAR)
+    assert v.primary == R.KILL_SESSION
+    assert v.reasons == (1 << 5) | (1 << 6) | (1 << 8) | (1 << 11) | (1 << 13) | (1 << 15)
+
+
+# --- exchange-side corrections ----------------------------------------------------------------
+
+
+def test_broken_trade_reverses_a_remembered_execution():
+    b = Bench(gate=Gate(n_sessions=2, n_symbols=8, n_orders=16, n_executions=4))
+    assert_accept(b.c(enter(1, "S", 100)))
+    b.x(executed(1, 60, P101, match=21))
+    assert b.exp() == Exposure(-60, 0, 40)
+    assert b.state().credit_used == 40 * P100 + 60 * P101
+    b.x(broken(1, 21))
+    assert b.exp() == Exposure(0, 0, 40)                      # working is not restored
+    assert b.state().credit_used == 40 * P100
+    assert b.state().executed_notional == 0
+    b.x(broken(1, 21))                                        # a break is final: once only
+    assert b.state().unmatched == 1
+    b.x(executed(1, 10, P100, match=30))
+    b.x(executed(1, 10, P100, match=34))                      # 34 % 4 == 30 % 4: evicts 30
+    b.x(broken(1, 30))
+    assert b.state().unmatched == 2
+    assert b.exp() == Exposure(-20, 0, 20)
+
+
+def test_trade_correction_rebooks_the_execution():
+    b = Bench()
+    assert_accept(b.c(enter(1, "B", 100)))
+    b.x(executed(1, 100, P100, match=5))
+    b.x(corrected(1, 5, 80, P99))
+    assert b.exp() == Exposure(80, 0, 0)
+    assert b.state().executed_notional == 80 * P99
+    assert b.state().credit_used == 80 * P99
+
+
+def test_events_must_be_in_time_order():
+    b = Bench(t=100)
+    with pytest.raises(ValueError, match="earlier"):
+        b.gate.apply(Tick(99))
+
+
+def test_commit_refuses_limits_larger_than_the_tables():
+    g = Gate(n_sessions=1, n_symbols=2, n_orders=4)
+    with pytest.raises(ValueError, match="session index 1"):
+        g.apply(Commit(0, limits()))
+    assert not g.loaded
+
+
+# --- invariants over random streams ----------------------------------------------------------
+
+SYMBOL_NAMES = ("AAPL", "MSFT", "BANNED", "NOREF", "ZZZZ")
+
+
+def _check_invariants(gate: Gate) -> None:
+    snap = gate.snapshot()
+    working = {}
+    gateway_credit = 0
+    for s, st_ in enumerate(snap["sessions"]):
+        charged = 0
+        for slot, (ref, y, side, qty, price, pending, _orig, rq, rn) in st_["orders"].items():
+            assert slot == ref % gate.n_orders
+            assert qty >= 0 and rq >= 0 and rn >= 0
+            if not pending:
+                assert qty > 0
+            q, n = (rq, rn) if pending else (qty, qty * price)
+            key = (s, y, side == "B")
+            working[key] = working.get(key, 0) + q
+            charged += n
+        assert st_["executed_notional"] >= 0
+        assert st_["credit_used"] == charged + st_["executed_notional"]
+        gateway_credit += st_["credit_used"]
+        assert st_["tokens"] >= 0
+    assert snap["gateway_credit_used"] == gateway_credit
+    for s in range(gate.n_sessions):
+        for y in range(gate.n_symbols):
+            e = gate.exposure(s, y)
+            assert e.working_buy == working.get((s, y, True), 0) >= 0
+            assert e.working_sell == working.get((s, y, False), 0) >= 0
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_invariants_hold_over_random_event_streams(data):
+    gate = Gate(n_sessions=2, n_symbols=4, n_orders=8, n_executions=4, n_verdicts=4)
+    rate = RateLimit(burst=4, refill_us=50, trip_after=3)
+    lim = limits(sessions=(session(0, rate=rate, credit=2_000 * P100),
+                           session(1, rate=rate)),
+                 symbols=(symbol(AAPL, "AAPL", max_long=400, max_short=300),
+                          symbol(MSFT, "MSFT", reference_price=2 * P100, collar=100_000),
+                          symbol(BANNED, "BANNED", restricted=True),
+                          symbol(NOREF, "NOREF", reference_price=0)),
+                 credit=3_000 * P100, heartbeat_timeout_us=400)
+    t = 0
+    if data.draw(st.booleans()):
+        gate.apply(Commit(0, lim))
+    next_ref = [1, 1]
+    match = 0
+    for _ in range(data.draw(st.integers(10, 60))):
+        t += data.draw(st.integers(0, 40))
+        s = data.draw(st.integers(0, 1))
+        kind = data.draw(st.sampled_from(
+            ["enter", "enter", "enter", "replace", "cancel", "modify", "exec", "exec",
+             "canceled", "replaced", "rejected", "broken", "correct", "accepted", "control"]))
+        orders = [e for e in gate.sessions[s].orders if e is not None]
+        live = [e for e in orders if not e.pending]
+        pending = [e for e in orders if e.pending]
+        ref = next_ref[s] + data.draw(st.integers(-2, 3))
+        next_ref[s] = max(next_ref[s], ref + 1)
+        msg = None
+        if kind == "enter":
+            msg = enter(max(ref, 0), data.draw(st.sampled_from("BSTE")),
+                        data.draw(st.integers(0, 300)), data.draw(st.sampled_from(SYMBOL_NAMES)),
+                        data.draw(st.sampled_from((P99, P100, P101, 2 * P100))))
+        elif kind == "replace":
+            orig = data.draw(st.sampled_from(live)).user_ref_num if live else 3
+            msg = replace_order(orig, max(ref, 0), data.draw(st.integers(0, 300)),
+                                data.draw(st.sampled_from((P99, P100, P101))))
+        elif kind == "cancel":
+            msg = cancel(data.draw(st.integers(0, 12)))
+        elif kind == "modify":
+            target = data.draw(st.sampled_from(live)) if live else None
+            msg = modify(target.user_ref_num if target else 5,
+                         data.draw(st.sampled_from("BST")), data.draw(st.integers(0, 200)))
+        if msg is not None:
+            v = gate.apply(ClientMessage(t, s, msg))
+            assert v.accept == (v.reasons == 0)
+            if v.reasons:
+                assert v.primary == Reason((v.reasons & -v.reasons).bit_length() - 1)
+            before = gate.snapshot()
+            assert gate.apply(ClientMessage(t, s, msg, retransmit=True)) == v
+            assert gate.snapshot() == before
+        elif kind in ("exec", "canceled", "accepted") and live:
+            e = data.draw(st.sampled_from(live))
+            q = data.draw(st.integers(1, e.quantity + 20))
+            if kind == "exec":
+                match += 1
+                gate.apply(ExchangeMessage(t, s, executed(e.user_ref_num, q,
+                                                          data.draw(st.sampled_from(
+                                                              (P99, P100, P101))), match)))
+            elif kind == "canceled":
+                gate.apply(ExchangeMessage(t, s, canceled(e.user_ref_num, q)))
+            else:
+                gate.apply(ExchangeMessage(t, s, accepted(
+                    e.user_ref_num, data.draw(st.sampled_from("LD")))))
+        elif kind == "replaced" and pending:
+            e = data.draw(st.sampled_from(pending))
+            gate.apply(ExchangeMessage(t, s, replaced(
+                e.orig_user_ref_num, e.user_ref_num, data.draw(st.integers(0, e.quantity)),
+                e.price, e.side, data.draw(st.sampled_from("LD")))))
+        elif kind == "rejected" and orders:
+            e = data.draw(st.sampled_from(orders))
+            gate.apply(ExchangeMessage(t, s, rejected(e.user_ref_num)))
+        elif kind in ("broken", "correct") and match:
+            x = data.draw(st.sampled_from([x for x in gate.sessions[s].executions
+                                           if x is not None] or [None]))
+            if x is not None:
+                if kind == "broken":
+                    gate.apply(ExchangeMessage(t, s, broken(x.user_ref_num, x.match_number)))
+                else:
+                    gate.apply(ExchangeMessage(t, s, corrected(
+                        x.user_ref_num, x.match_number, data.draw(st.integers(0, 100)), P100)))
+        elif kind == "control":
+            event = data.draw(st.sampled_from([
+                Kill(t, "session", s), Release(t, "session", s), Kill(t, "symbol", AAPL),
+                Release(t, "symbol", AAPL), Heartbeat(t), SessionSync(t, s, False),
+                SessionSync(t, s, True), Commit(t, lim), Tick(t),
+                SetReference(t, NOREF, P100)]))
+            gate.apply(event)
+        _check_invariants(gate)
+    # Give every remaining order back: working and credit fall to executed notional alone.
+    for s in range(2):
+        for e in [e for e in gate.sessions[s].orders if e is not None]:
+            if gate.order(s, e.user_ref_num) is not None:
+                gate.apply(ExchangeMessage(t, s, rejected(e.user_ref_num)))
+        assert gate.sessions[s].credit_used == gate.sessions[s].executed_notional
+    for s in range(2):
+        for y in range(4):
+            e = gate.exposure(s, y)
+            assert (e.working_buy, e.working_sell) == (0, 0)
+
+
+def test_gate_sizes_are_validated():
+    with pytest.raises(ValueError, match="n_orders"):
+        Gate(n_orders=0)
+
+
+def test_snapshot_is_plain_data():
+    b = Bench()
+    assert_accept(b.c(enter(1, "T", 10, price=P99)))
+    b.x(executed(1, 4, P99, match=3))
+    snap = b.gate.snapshot()
+    assert snap["sessions"][0]["orders"] == {1: (1, AAPL, "T", 6, P99, False, 0, 0, 0)}
+    assert snap["sessions"][0]["executions"] == {3: (3, 1, AAPL, "T", 4, P99)}
+    assert snap["exposure"] == {(0, AAPL): (-4, 0, 6)}
+    assert snap["references"][AAPL] == (P100, 0)
+    assert snap["loaded"] is True and snap["last_heartbeat"] == 0
