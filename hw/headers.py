@@ -29,6 +29,7 @@ class FrameKind:
     OTHER = 0   # anything else: toward the exchange it is dropped unless a pass rule names it
     ARP = 1
     TCP = 2     # IPv4 carrying TCP, headers complete and well formed
+    IPV4 = 3    # any other unfragmented IPv4 (UDP, ICMP, ...): only a pass rule lets it through
 
 
 # The error flags reported on a frame's last beat, each counted. A frame can raise several.
@@ -37,7 +38,7 @@ ERRORS = (
     "bad_ip_checksum",
     "bad_tcp_checksum",
     "fragment",         # MF set or a non-zero fragment offset: never reassembled, never passed
-    "unsupported",      # IPv4 but not TCP, IPv4 options or TCP header lengths out of range
+    "unsupported",      # IPv4 version or header length, or TCP header length, out of range
 )
 
 
@@ -47,6 +48,7 @@ def header_layout():
         "done": 1,             # every header field below has been seen
         "kind": 2,             # FrameKind
         "vlan": 1,
+        "proto": 8,            # IPv4 protocol
         "ip_src": 32,
         "ip_dst": 32,
         "src_port": 16,
@@ -253,6 +255,7 @@ class HeaderParser(wiring.Component):
                 o.payload.eq(Mux(done, Cat(payload_lanes), 0)),
                 hdr.done.eq(done),
                 hdr.vlan.eq(vlan),
+                hdr.proto.eq(proto),
                 hdr.ip_src.eq(ip_src),
                 hdr.ip_dst.eq(ip_dst),
                 hdr.src_port.eq(src_port),
@@ -267,6 +270,8 @@ class HeaderParser(wiring.Component):
                 m.d.sync += hdr.kind.eq(FrameKind.ARP)
             with m.Elif(have_tcp & tcp_shape_ok):
                 m.d.sync += hdr.kind.eq(FrameKind.TCP)
+            with m.Elif(have_ip & ip_shape_ok & ~is_fragment & (proto != IP_PROTO_TCP)):
+                m.d.sync += hdr.kind.eq(FrameKind.IPV4)
             with m.Else():
                 m.d.sync += hdr.kind.eq(FrameKind.OTHER)
 
@@ -290,7 +295,7 @@ class HeaderParser(wiring.Component):
                                 ~folded(tcp_sum_next + pseudo),
             "fragment": have_ip & is_fragment,
             "unsupported": have_ip & ~is_fragment & ~truncated & ~(
-                ip_shape_ok & (proto == IP_PROTO_TCP) & tcp_shape_ok),
+                ip_shape_ok & ((proto != IP_PROTO_TCP) | tcp_shape_ok)),
         }
         m.d.sync += o.errors.eq(0)
         with m.If(ends):

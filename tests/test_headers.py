@@ -58,7 +58,7 @@ def make_cases(rng, n):
         elif what == "udp":
             f = bytearray(frame)
             f[ip + 9] = 17
-            cases.append((refresh_ip_checksum(bytes(f), ip), FrameKind.OTHER, {"unsupported"}))
+            cases.append((refresh_ip_checksum(bytes(f), ip), FrameKind.IPV4, set()))
         elif what == "fragment":
             cases.append((tcp_frame(rng, ip_flags=1, fragment_offset=rng.choice([0, 185])),
                           FrameKind.OTHER, {"fragment"}))
@@ -148,6 +148,7 @@ def check_parser(width, seed, n):
                                                           parsed.tcp.dst_port), where
             assert (header.seq, header.ack) == (parsed.tcp.seq, parsed.tcp.ack), where
             assert header.flags == parsed.tcp.flags, where
+            assert header.proto == 6, where
             assert header.payload_start == parsed.payload_offset, where
             assert header.payload_len == len(parsed.payload), where
             assert payload == parsed.payload, where

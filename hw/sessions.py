@@ -1,0 +1,178 @@
+"""Session lookup: which configured OUCH session a frame belongs to, and what may pass.
+
+Toward the exchange the gate is default-deny: ARP passes, frames of a configured session
+pass (to be checked), frames a host pass rule names pass, and everything else is marked
+for drop. Toward the clients nothing is dropped: exchange traffic is parsed, never changed.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from wiregate.sw.regmap import RegisterMap
+
+from .headers import FrameKind, parsed_layout
+from .stream import check_width
+from .tables import entry_layout, write_signature
+
+__all__ = ["SessionLookup", "session_beat_layout"]
+
+IP_PROTO_TCP = 6
+IP_PROTO_UDP = 17
+
+
+def session_beat_layout(width: int, regmap: RegisterMap) -> data.StructLayout:
+    """A parsed beat with the frame's session."""
+    return data.StructLayout({
+        "beat": parsed_layout(width),
+        "session": range(regmap.n_sessions),
+        "hit": 1,     # the frame belongs to ``session`` (valid from ``header.done``)
+        "drop": 1,    # on the last beat: the frame must not reach the exchange
+    })
+
+
+class SessionLookup(wiring.Component):
+    """Match each frame's 4-tuple against the host-loaded session table.
+
+    The session table is banked: the host writes the shadow bank and ``swap`` (a commit)
+    makes it active. A frame keeps the session it matched when its headers completed, so a
+    swap in mid-frame never splits one.
+
+    Parameters
+    ----------
+    width : int
+        Bytes per beat.
+    regmap : RegisterMap
+        Gives the table sizes and entry layouts (``session``, ``pass_rule``).
+    toward_exchange : bool
+        The direction of this port: client frames toward the exchange (source = client) or
+        exchange frames toward the clients (source = exchange).
+
+    Attributes
+    ----------
+    i : In(stream)
+        Parser output (:func:`wiregate.hw.headers.parsed_layout`).
+    o : Out(stream)
+        :func:`session_beat_layout`, one cycle later.
+    write_session, write_pass_rule : In(write port)
+        Table writes (session: shadow bank; pass rules: unbanked).
+    swap : In(1)
+        Make the shadow session bank active.
+    count_dropped, count_passed_by_rule : Out(32)
+        Frames marked for drop, and frames let through by a pass rule (saturating).
+
+    Latency
+    -------
+    One cycle.
+    """
+
+    def __init__(self, width, regmap, *, toward_exchange):
+        self._width = check_width(width)
+        if not isinstance(regmap, RegisterMap):
+            raise TypeError(f"regmap must be a RegisterMap, not {regmap!r}")
+        self._regmap = regmap
+        self._toward_exchange = bool(toward_exchange)
+        super().__init__({
+            "i": In(stream.Signature(parsed_layout(width), always_ready=True)),
+            "o": Out(stream.Signature(session_beat_layout(width, regmap), always_ready=True)),
+            "write_session": In(write_signature(regmap, "session")),
+            "write_pass_rule": In(write_signature(regmap, "pass_rule")),
+            "swap": In(1),
+            "count_dropped": Out(32),
+            "count_passed_by_rule": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        regmap = self._regmap
+        beat = self.i.payload
+        hdr = beat.header
+        if self._toward_exchange:
+            local_ip, local_port, remote_ip, remote_port = (
+                hdr.ip_src, hdr.src_port, hdr.ip_dst, hdr.dst_port)
+        else:
+            local_ip, local_port, remote_ip, remote_port = (
+                hdr.ip_dst, hdr.dst_port, hdr.ip_src, hdr.src_port)
+
+        # The session table: two banks of registers, compared in parallel.
+        session_entry = entry_layout(regmap, "session")
+        banks = [[Signal(session_entry, name=f"session_bank{b}_{k}")
+                  for k in range(regmap.n_sessions)] for b in range(2)]
+        active = Signal()
+        with m.If(self.swap):
+            m.d.sync += active.eq(~active)
+        write = self.write_session
+        for k in range(regmap.n_sessions):
+            for b in range(2):
+                with m.If(write.en & (write.index == k) & (active != b)):
+                    m.d.sync += banks[b][k].eq(write.entry)
+
+        matches = []
+        for k in range(regmap.n_sessions):
+            entry = Signal(session_entry, name=f"session_active_{k}")
+            m.d.comb += entry.eq(Mux(active, banks[1][k].as_value(), banks[0][k].as_value()))
+            matches.append(entry.valid & (entry.client_ip == local_ip) &
+                           (entry.client_port == local_port) &
+                           (entry.exchange_ip == remote_ip) &
+                           (entry.exchange_port == remote_port))
+        hit_now = Cat(matches).any()
+        index_now = Signal(range(regmap.n_sessions))
+        for k in reversed(range(regmap.n_sessions)):     # lowest index wins; limits forbid two
+            with m.If(matches[k]):
+                m.d.comb += index_now.eq(k)
+
+        # Pass rules: unbanked registers.
+        rule_entry = entry_layout(regmap, "pass_rule")
+        rules = [Signal(rule_entry, name=f"pass_rule_{k}") for k in range(regmap.n_pass_rules)]
+        for k, rule in enumerate(rules):
+            with m.If(self.write_pass_rule.en & (self.write_pass_rule.index == k)):
+                m.d.sync += rule.eq(self.write_pass_rule.entry)
+        has_ports = (hdr.proto == IP_PROTO_TCP) | (hdr.proto == IP_PROTO_UDP)
+        rule_hits = []
+        for rule in rules:
+            ip = Mux(rule.match_source, hdr.ip_src, hdr.ip_dst)
+            port = Mux(rule.match_source, hdr.src_port, hdr.dst_port)
+            ports_ok = (rule.port_mask == 0) | (has_ports & ((port ^ rule.port) & rule.port_mask
+                                                             == 0))
+            rule_hits.append(rule.valid & ((ip ^ rule.ip) & rule.ip_mask == 0) & ports_ok)
+        ip_frame = (hdr.kind == FrameKind.TCP) | (hdr.kind == FrameKind.IPV4)
+        by_rule = ip_frame & Cat(rule_hits).any()
+
+        # Per frame: the session matched when the headers completed.
+        latched = Signal()
+        hit = Signal()
+        index = Signal(range(regmap.n_sessions))
+        first = Cat(lane.keep & lane.first for lane in beat.lanes).any()
+        last = self.i.valid & Cat(lane.keep & lane.last for lane in beat.lanes).any()
+        with m.If(self.i.valid):
+            with m.If(first):
+                m.d.sync += [latched.eq(0), hit.eq(0)]
+            with m.If(hdr.done & (~latched | first)):
+                m.d.sync += [latched.eq(1), hit.eq(hit_now), index.eq(index_now)]
+        frame_hit = Mux(latched & ~first, hit, hdr.done & hit_now)
+        frame_index = Mux(latched & ~first, index, index_now)
+
+        drop = 0
+        if self._toward_exchange:
+            clean = beat.errors == 0
+            session_ok = (hdr.kind == FrameKind.TCP) & frame_hit
+            drop = ~((hdr.kind == FrameKind.ARP) | (clean & (session_ok | by_rule)))
+
+        o = self.o.payload
+        m.d.sync += [
+            self.o.valid.eq(self.i.valid),
+            o.beat.eq(beat),
+            o.session.eq(frame_index),
+            o.hit.eq(frame_hit),
+            o.drop.eq(last & drop),
+        ]
+
+        def count(counter, event):
+            with m.If(event & (counter != 0xFFFF_FFFF)):
+                m.d.sync += counter.eq(counter + 1)
+
+        if self._toward_exchange:
+            count(self.count_dropped, last & drop)
+            count(self.count_passed_by_rule, last & ~drop & (hdr.kind != FrameKind.ARP) &
+                  ~((hdr.kind == FrameKind.TCP) & frame_hit))
+        return m
