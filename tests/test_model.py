@@ -893,3 +893,123 @@ def test_snapshot_is_plain_data():
     assert snap["exposure"] == {(0, AAPL): (-4, 0, 6)}
     assert snap["references"][AAPL] == (P100, 0)
     assert snap["loaded"] is True and snap["last_heartbeat"] == 0
+
+
+# --- rules the scenarios above leave open (each written to fail on a one-line model bug) -----
+
+
+def test_no_reference_rejects_a_price_the_band_would_hold():
+    # NOREF: reference 0, band 50,000. A price of 50,000 ($5) is within the band of 0, so
+    # only the "no reference" rule can reject it.
+    b = Bench()
+    assert_reject(b.c(enter(1, name="NOREF", price=50_000)), R.COLLAR)
+    assert b.exp(0, NOREF) == Exposure(0, 0, 0)
+
+
+def test_zero_price_is_a_collar_reject_whatever_the_band():
+    # A band as wide as the reference (a 100% collar) holds a price of 0; an order priced 0
+    # has notional 0, so NOTIONAL and CREDIT could never fire on it. COLLAR rejects it.
+    wide = symbol(AAPL, "AAPL", collar=P100)
+    b = Bench(lim=limits(sessions=(session(0, credit=1),), symbols=(wide,)))
+    assert_reject(b.c(enter(1, "S", 1_000, price=0)), R.COLLAR)
+    # One price unit higher the order has notional (1,000) and the session's credit of 1 is
+    # what stops it; the band holds it.
+    assert_reject(b.c(enter(2, "S", 1_000, price=1)), R.CREDIT_SESSION)
+    assert b.exp() == Exposure(0, 0, 0)
+
+
+def test_the_largest_ouch_price_is_not_malformed():
+    b = Bench()
+    v = b.c(enter(1, price=OUCH_MAX_PRICE))
+    # $199,999.99 x 100 is far above AAPL's $50,000 notional and outside its collar.
+    assert_reject(v, R.NOTIONAL, R.COLLAR)
+
+
+def test_credit_never_blocks_a_replace_that_adds_no_notional():
+    b = Bench(lim=limits(sessions=(session(0, credit=300 * P100),)))
+    assert_accept(b.c(enter(1, "B", 300)))                    # credit used 300 x 100.0000
+    b.ctl(Commit, limits(sessions=(session(0, credit=100 * P100),)))
+    assert_reject(b.c(enter(2, "B", 1)), R.CREDIT_SESSION)
+    assert_accept(b.c(replace_order(1, 3, 200, P100)))        # shrinks: no increase
+    # Fewer shares at a higher price can still add notional: 250 x 101 > 300 x 100.
+    assert_reject(b.c(replace_order(1, 4, 300, P101)), R.CREDIT_SESSION)
+    assert b.state().credit_used == 300 * P100
+
+
+def test_replace_of_an_order_whose_symbol_left_the_limits():
+    b = Bench()
+    assert_accept(b.c(enter(1, "B", 100)))
+    b.ctl(Commit, limits(symbols=(symbol(MSFT, "MSFT", reference_price=2 * P100,
+                                         collar=100_000),)))
+    v = b.c(replace_order(1, 2, 100, P100))
+    assert_reject(v, R.UNKNOWN_SYMBOL)
+    assert v.symbol_index == AAPL
+    assert_reject(b.c(replace_order(1, 3, 50, P100)), R.UNKNOWN_SYMBOL)   # even a shrink
+    assert_accept(b.c(modify(1, "B", 50)))                    # reducing needs no limits
+    assert_accept(b.c(cancel(1)))
+    assert b.exp() == Exposure(0, 100, 0)
+
+
+def test_order_replaced_dead_frees_both_and_unannounced_replace_keeps_the_original_context():
+    b = Bench()
+    assert_accept(b.c(enter(1, "S", 100)))
+    assert_accept(b.c(replace_order(1, 2, 150, P100)))
+    assert b.exp() == Exposure(0, 0, 150)
+    b.x(replaced(1, 2, 150, P100, side="S", state="D"))       # replaced, then dead at once
+    assert b.gate.order(0, 1) is None and b.gate.order(0, 2) is None
+    assert b.exp() == Exposure(0, 0, 0) and b.state().credit_used == 0
+    # An Order Replaced for a number the gate holds no pending entry for: the original's
+    # symbol and side carry over to the new number.
+    assert_accept(b.c(enter(3, "T", 40, "MSFT", 2 * P100)))
+    b.x(replaced(3, 4, 30, 2 * P100, side="B"))               # exchange side is not trusted
+    new = b.gate.order(0, 4)
+    assert (new.symbol_index, new.side, new.quantity, new.pending) == (MSFT, "T", 30, False)
+    assert b.exp(0, MSFT) == Exposure(0, 0, 30)
+    assert b.state().unmatched == 0
+
+
+def test_order_modified_never_grows_the_order():
+    b = Bench()
+    assert_accept(b.c(enter(1, "S", 100)))
+    b.x(ouch.OrderModified(timestamp=1, user_ref_num=1, side="S", quantity=500))
+    assert b.gate.order(0, 1).quantity == 100
+    assert b.exp() == Exposure(0, 0, 100)
+
+
+def test_canceled_naming_a_pending_replace_is_unmatched():
+    b = Bench()
+    assert_accept(b.c(enter(1, "B", 100)))
+    assert_accept(b.c(replace_order(1, 2, 150, P100)))
+    b.x(canceled(2, 150))
+    assert b.state().unmatched == 1
+    assert b.gate.order(0, 2).pending and b.exp() == Exposure(0, 150, 0)
+
+
+def test_modify_and_order_verdicts_are_kept_in_separate_memories():
+    b = Bench()
+    first = b.c(enter(1, "B", 100))
+    assert_accept(first)
+    assert_accept(b.c(modify(1, "B", 50)))                    # same UserRefNum, same slot
+    assert b.c(enter(1, "B", 100), retransmit=True) == first
+    assert_accept(b.c(modify(1, "B", 50), retransmit=True))
+
+
+def test_release_does_not_reset_the_throttle_count():
+    rate = RateLimit(burst=1, refill_us=10**6, trip_after=2)
+    b = Bench(lim=limits(sessions=(session(0, rate=rate),)))
+    assert_accept(b.c(enter(1)))
+    assert_reject(b.c(enter(2)), R.RATE)
+    assert_reject(b.c(enter(3)), R.RATE)                      # second in a row: trip
+    assert b.gate.kill_session[0]
+    b.ctl(Release, "session", 0)
+    assert b.state().throttle_count == 2
+    assert_reject(b.c(enter(4)), R.RATE)                      # still at trip_after: trips again
+    assert b.gate.kill_session[0] and b.state().throttle_count == 3
+
+
+def test_out_of_sync_verdict_still_names_the_symbol():
+    b = Bench()
+    b.ctl(SessionSync, 0, False)
+    v = b.c(enter(1, name="MSFT", price=2 * P100))
+    assert_reject(v, R.OUT_OF_SYNC)
+    assert (v.symbol_index, v.user_ref_num, v.msg_type) == (MSFT, 1, b"O")

@@ -138,9 +138,10 @@ def run(width, toward_exchange, seed):
                     await ctx.tick()
                     if ctx.get(dut.o.valid):
                         out = ctx.get(dut.o.payload)
-                        lanes = out.beat.lanes
+                        lanes = out.beat.beat.lanes
                         if any(lanes[k].keep and lanes[k].last for k in range(width)):
-                            seen.append((bool(out.hit), out.session, bool(out.drop), swapped))
+                            b = out.beat
+                            seen.append((bool(b.hit), b.session, bool(b.drop), swapped))
                 if not swapped:
                     ctx.set(dut.i.valid, 0)
                     ctx.set(dut.swap, 1)

@@ -149,6 +149,11 @@ def test_probe_geometry():
             assert k * 512 <= slot < (k + 1) * 512
         assert slots[1] - slots[0] == 512 and slots[3] - slots[2] == 512
         assert probe(wire(symbol), 2048) == slots
+        # The gateware mirrors this: memories 0 and 1 by hash 0, memories 2 and 3 by hash 1,
+        # each hash the first 9 masks of its H3 row (2048 slots / 4 memories = 2**9).
+        word = int.from_bytes(wire(symbol), "big")
+        b0, b1 = (h3_by_rows(H3_MASKS[t][:9], word) for t in (0, 1))
+        assert slots == (b0, 512 + b0, 1024 + b1, 1536 + b1)
 
 
 def test_similar_tickers_spread_over_buckets():

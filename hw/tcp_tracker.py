@@ -1,0 +1,176 @@
+"""TCP stream tracking per session: which payload bytes are new, which were seen before.
+
+# Ref: RFC 9293 (TCP): sequence space arithmetic modulo 2**32, SYN and FIN each take one.
+
+The gate judges each byte of a session's stream once. A segment that starts at the next
+expected sequence number carries new bytes; one that ends at or before it is a
+retransmission (its orders get their first verdict again and are never counted twice);
+anything else (a gap, or an overlap that mixes old and new bytes) loses the stream: the
+session is *out of sync* and fails closed until a new connection (SYN) starts it afresh.
+State changes only when a frame ends clean (no parser error, good FCS), so a corrupted
+frame, which the exchange will not accept either, never moves the tracker.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.enum import Enum
+from amaranth.lib.wiring import In, Out
+
+from wiregate.sw.regmap import RegisterMap
+
+from .headers import FrameKind
+from .sessions import session_beat_layout
+from .stream import check_width
+
+__all__ = ["Segment", "StreamState", "TcpTracker", "tracked_beat_layout"]
+
+TCP_FIN, TCP_SYN, TCP_RST = 0x01, 0x02, 0x04
+
+
+class StreamState(Enum, shape=2):
+    """A session's stream, per direction."""
+
+    IDLE = 0         # no connection seen since reset, or closed by FIN/RST: data loses sync
+    SYNCED = 1       # next expected sequence number known
+    OUT_OF_SYNC = 2  # a gap or a conflicting overlap was seen: fail closed until SYN
+
+
+class Segment(Enum, shape=2):
+    """What a frame's payload is to its session's stream."""
+
+    NONE = 0         # no session payload: not a session frame, or no payload bytes
+    NEW = 1          # starts at the next expected byte
+    RETRANSMIT = 2   # entirely before the next expected byte
+    LOST = 3         # the session is or goes out of sync: nothing in it may be trusted
+
+
+def tracked_beat_layout(width: int, regmap: RegisterMap) -> data.StructLayout:
+    """A session beat with the frame's place in its session's stream."""
+    return data.StructLayout({
+        "beat": session_beat_layout(width, regmap),
+        "segment": Segment,      # valid from the parser's ``header.done``
+    })
+
+
+def _before(a, b):
+    """``a`` comes before ``b`` in 32-bit sequence space."""
+    return (a - b)[31]
+
+
+class TcpTracker(wiring.Component):
+    """Track the next expected sequence number of every session in one direction.
+
+    Parameters
+    ----------
+    width : int
+        Bytes per beat.
+    regmap : RegisterMap
+        Gives the number of sessions.
+
+    Attributes
+    ----------
+    i : In(stream)
+        :func:`wiregate.hw.sessions.session_beat_layout` beats.
+    o : Out(stream)
+        :func:`tracked_beat_layout` beats, one cycle later.
+    in_sync : Out(n_sessions)
+        Bit k: session k's stream is SYNCED (the host's view, and the risk core's
+        fail-closed input).
+    count_retransmits, count_lost : Out(32)
+        Retransmitted segments, and segments that lost (or found lost) a stream.
+
+    Latency
+    -------
+    One cycle.
+    """
+
+    def __init__(self, width, regmap):
+        self._width = check_width(width)
+        self._regmap = regmap
+        n = regmap.n_sessions
+        super().__init__({
+            "i": In(stream.Signature(session_beat_layout(width, regmap), always_ready=True)),
+            "o": Out(stream.Signature(tracked_beat_layout(width, regmap), always_ready=True)),
+            "in_sync": Out(n),
+            "count_retransmits": Out(32),
+            "count_lost": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self._regmap.n_sessions
+        beat = self.i.payload
+        hdr = beat.beat.header
+        lanes = beat.beat.lanes
+
+        states = [Signal(StreamState, name=f"state_{k}") for k in range(n)]
+        nexts = [Signal(32, name=f"next_{k}") for k in range(n)]
+        m.d.comb += self.in_sync.eq(Cat(s == StreamState.SYNCED for s in states))
+
+        state = Signal(StreamState)
+        expected = Signal(32)
+        m.d.comb += [
+            state.eq(Cat(states).word_select(beat.session, 2)),
+            expected.eq(Cat(nexts).word_select(beat.session, 32)),
+        ]
+
+        session_frame = beat.hit & (hdr.kind == FrameKind.TCP) & hdr.done
+        syn, fin, rst = (hdr.flags & TCP_SYN) != 0, (hdr.flags & TCP_FIN) != 0, \
+            (hdr.flags & TCP_RST) != 0
+        length = hdr.payload_len
+        seq_end = Signal(32)
+        m.d.comb += seq_end.eq(hdr.seq + length)
+
+        # The frame's verdict on its payload, from the state before the frame.
+        segment = Signal(Segment)
+        with m.If(~session_frame | syn | (length == 0)):
+            # A SYN carrying data (TCP Fast Open) is not followed: nothing in it is trusted.
+            m.d.comb += segment.eq(Mux(session_frame & syn & (length != 0), Segment.LOST,
+                                       Segment.NONE))
+        with m.Elif(state != StreamState.SYNCED):
+            m.d.comb += segment.eq(Segment.LOST)
+        with m.Elif(hdr.seq == expected):
+            m.d.comb += segment.eq(Segment.NEW)
+        with m.Elif(~_before(expected, seq_end)):        # ends at or before ``expected``
+            m.d.comb += segment.eq(Segment.RETRANSMIT)
+        with m.Else():
+            m.d.comb += segment.eq(Segment.LOST)
+
+        # The new state, committed when the frame ends clean.
+        new_state = Signal(StreamState)
+        new_next = Signal(32)
+        m.d.comb += [new_state.eq(state), new_next.eq(expected)]
+        with m.If(rst):
+            m.d.comb += new_state.eq(StreamState.IDLE)
+        with m.Elif(syn):
+            m.d.comb += [new_state.eq(Mux(length != 0, StreamState.OUT_OF_SYNC,
+                                          StreamState.SYNCED)),
+                         new_next.eq(seq_end + 1)]
+        with m.Elif(segment == Segment.LOST):
+            m.d.comb += new_state.eq(StreamState.OUT_OF_SYNC)
+        with m.Elif(segment == Segment.NEW):
+            m.d.comb += new_next.eq(seq_end)
+        with m.If(fin & ~rst & ~syn & (segment != Segment.LOST)):
+            m.d.comb += new_state.eq(StreamState.IDLE)
+
+        last = self.i.valid & Cat(lane.keep & lane.last for lane in lanes).any()
+        bad_fcs = Cat(lane.keep & lane.last & lane.error for lane in lanes).any()
+        clean = (beat.beat.errors == 0) & ~bad_fcs
+        commit = last & session_frame & clean
+        for k in range(n):
+            with m.If(commit & (beat.session == k)):
+                m.d.sync += [states[k].eq(new_state), nexts[k].eq(new_next)]
+
+        m.d.sync += [
+            self.o.valid.eq(self.i.valid),
+            self.o.payload.beat.eq(beat),
+            self.o.payload.segment.eq(segment),
+        ]
+
+        def count(counter, event):
+            with m.If(event & (counter != 0xFFFF_FFFF)):
+                m.d.sync += counter.eq(counter + 1)
+
+        count(self.count_retransmits, last & (segment == Segment.RETRANSMIT))
+        count(self.count_lost, last & (segment == Segment.LOST))
+        return m
