@@ -81,7 +81,9 @@ Rules for client messages
    - NOTIONAL: ``q * p`` above ``symbol.max_order_notional`` or
      ``session.max_order_notional``.
    - COLLAR: the symbol's reference price is 0; or ``gateway.reference_max_age_us`` is not 0
-     and ``t - reference_time > reference_max_age_us``; or ``|p - reference| > collar``.
+     and ``t - reference_time > reference_max_age_us``; or ``|p - reference| > collar``; or
+     ``p == 0`` (a band as wide as the reference would hold it, and an order priced 0 has
+     notional 0, so NOTIONAL and CREDIT could never stop it).
    - POSITION: with ``dq`` the share increase, fires when ``dq > 0`` and, for a buy,
      ``position + working_buy + dq > max_long``, or for a sell side (``S``/``T``/``E``),
      ``working_sell + dq - position > max_short`` (per session and symbol).
@@ -330,7 +332,8 @@ class Verdict:
         Lowest set bit (highest priority), None on accept.
     session : int
     user_ref_num : int or None
-        The new UserRefNum (Enter, Replace), the named one (Cancel, Modify), else None.
+        The new UserRefNum (Enter, Replace), the named one (Cancel, Modify, and Mass Cancel,
+        Disable and Enable Order Entry, which carry one too), else None.
     symbol_index : int or None
         The order's symbol index when known.
     msg_type : bytes or None
@@ -900,7 +903,7 @@ class Gate:
             age = t - self._reference_time[yl.index]
             max_age = gateway.reference_max_age_us
             fire(Reason.COLLAR, reference == 0 or (max_age != 0 and age > max_age)
-                 or abs(price - reference) > yl.collar)
+                 or abs(price - reference) > yl.collar or price == 0)
             if side is not None and add_quantity > 0:
                 position = self._position[s][yl.index]
                 if _is_buy(side):

@@ -38,7 +38,7 @@ class Reason(IntEnum):
     RATE = 12             # session token bucket empty (throttled)
     QUANTITY = 13         # fat finger: quantity above a per-symbol/per-session/OUCH limit, or zero
     NOTIONAL = 14         # quantity x price above the per-order notional limit
-    COLLAR = 15           # price outside the band, or no (or a stale) reference price
+    COLLAR = 15           # price outside the band or zero, or no (or a stale) reference price
     POSITION = 16         # projected long or short (working orders included) above the limit
     CREDIT_SESSION = 17   # session gross notional (working + executed) would exceed its cap
     CREDIT_GATEWAY = 18   # gateway-wide gross notional would exceed its cap

@@ -931,7 +931,7 @@ def test_credit_never_blocks_a_replace_that_adds_no_notional():
     b.ctl(Commit, limits(sessions=(session(0, credit=100 * P100),)))
     assert_reject(b.c(enter(2, "B", 1)), R.CREDIT_SESSION)
     assert_accept(b.c(replace_order(1, 3, 200, P100)))        # shrinks: no increase
-    # Fewer shares at a higher price can still add notional: 250 x 101 > 300 x 100.
+    # No more shares but a higher price still adds notional: 300 x 101 > 300 x 100.
     assert_reject(b.c(replace_order(1, 4, 300, P101)), R.CREDIT_SESSION)
     assert b.state().credit_used == 300 * P100
 
@@ -1013,3 +1013,12 @@ def test_out_of_sync_verdict_still_names_the_symbol():
     v = b.c(enter(1, name="MSFT", price=2 * P100))
     assert_reject(v, R.OUT_OF_SYNC)
     assert (v.symbol_index, v.user_ref_num, v.msg_type) == (MSFT, 1, b"O")
+
+
+def test_verdicts_name_the_user_ref_num_a_message_carries():
+    b = Bench()
+    assert b.c(ouch.AccountQuery()).user_ref_num is None
+    assert b.c(cancel(7)).user_ref_num == 7
+    v = b.c(ouch.DisableOrderEntry(user_ref_num=9, firm="WGTE"))
+    assert_accept(v)
+    assert (v.user_ref_num, v.msg_type) == (9, b"D")
