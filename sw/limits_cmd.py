@@ -4,6 +4,10 @@ import argparse
 import sys
 
 from wiregate.sw.limits import LimitsError, format_dollars, format_duration, load_limits
+from wiregate.sw.regmap import RegisterMap
+
+# A file is checked against the default gateway build unless told the target's table sizes.
+_DEFAULT = RegisterMap()
 
 
 def _table_size(text: str) -> int:
@@ -24,9 +28,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "on stderr and exits 1, or prints a summary and exits 0.")
     check.add_argument("file", metavar="FILE", help="the YAML limit file")
     check.add_argument("--max-sessions", type=_table_size, metavar="N",
-                       help="session table size of the target gateway")
+                       default=_DEFAULT.n_sessions,
+                       help="session table size of the target gateway (default: %(default)s)")
     check.add_argument("--max-symbols", type=_table_size, metavar="N",
-                       help="symbol table size of the target gateway")
+                       default=_DEFAULT.n_symbols,
+                       help="symbol table size of the target gateway (default: %(default)s)")
     check.set_defaults(handler=check_command)
 
 

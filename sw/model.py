@@ -93,8 +93,9 @@ Rules for client messages
    An increase of zero never fires POSITION or CREDIT: a Replace that adds no exposure is
    not blocked because exposure is already over a limit (say after the limits tightened).
 6. *Rate.* Each loaded session has a token bucket from ``SessionLimits.rate``: full
-   (``burst``) at every Commit, then one token is added at every multiple of ``refill_us``
-   after that Commit, capped at ``burst`` (``refill_us == 0``: never refilled). An Enter or
+   (``burst``) at the Commit that first loads the session, then one token is added every
+   ``refill_us`` after the last refill instant credited, capped at ``burst``
+   (``refill_us == 0``: never refilled; a later Commit keeps the bucket, see Control events). An Enter or
    Replace that passes every other check takes a token. One that finds the bucket empty
    fires RATE whatever else fires, adds one to ``throttle_count`` and sets ``throttled``;
    when ``throttle_count`` reaches ``trip_after`` (not 0) the session's kill latch is set.
@@ -157,10 +158,14 @@ charges in the table (plus executed notional for credit).
 
 Control events
 --------------
-- :class:`Commit`: atomic swap of all limits, effective from the next event. References are
-  loaded from ``SymbolLimits.reference_price`` stamped with the Commit time (a
-  :class:`SetReference` in between overrides one symbol); every loaded session's bucket is
-  refilled. Positions, working, credit, open orders and kill latches are kept: indices must
+- :class:`Commit`: atomic swap of all limits, effective from the next event. A symbol
+  index that is new, or now names another symbol, loads its reference from
+  ``SymbolLimits.reference_price`` stamped with the Commit time; a symbol already loaded
+  keeps its reference and its stamp (only :class:`SetReference` refreshes it), so the
+  daemon's re-commits that tighten limits never make a stale reference fresh. A newly
+  loaded session's bucket starts full; a session already loaded keeps its tokens (brought
+  up to date, then capped at the new ``burst``), so a re-commit never refills a flooding
+  session. Positions, working, credit, open orders and kill latches are kept: indices must
   mean the same session and symbol for the whole day.
 - :class:`Kill` / :class:`Release`: set / clear the latch of one scope (``"gateway"``,
   ``"session"``, ``"symbol"``). Only Release clears a latch, including one set by the rate
@@ -686,18 +691,26 @@ class Gate:
             by_name[yl.symbol] = yl
         if self.limits is None:
             self.last_heartbeat = t
+        old_sessions, old_symbols = self._session_limits, self._symbol_limits
         self.limits = limits
         self._session_limits = session_limits
         self._symbol_limits = symbol_limits
         self._symbol_by_name = by_name
         for y in range(self.n_symbols):
-            yl = symbol_limits[y]
+            yl, was = symbol_limits[y], old_symbols[y]
+            if yl is not None and was is not None and was.symbol == yl.symbol:
+                continue    # a re-commit never makes a stale reference fresh
             self._reference[y] = yl.reference_price if yl is not None else 0
             self._reference_time[y] = t
         for s, st in enumerate(self.sessions):
-            sl = session_limits[s]
-            st.tokens = sl.rate.burst if sl is not None else 0
-            st.refill_mark = t
+            sl, was = session_limits[s], old_sessions[s]
+            if sl is None:
+                st.tokens, st.refill_mark = 0, t
+            elif was is None:
+                st.tokens, st.refill_mark = sl.rate.burst, t
+            else:   # a re-commit never refills a bucket: bring it up to date, cap it
+                tokens, mark = _tokens_at(st.tokens, st.refill_mark, was.rate, t)
+                st.tokens, st.refill_mark = min(tokens, sl.rate.burst), mark
 
     def _latch(self, scope: str, index: int, value: bool) -> None:
         if scope == "gateway":

@@ -601,3 +601,18 @@ def test_docs_mention_every_key():
     docs = DOCS_FILE.read_text()
     missing = [path for path in schema_paths() if f"`{path}`" not in docs]
     assert missing == []
+
+
+def test_cli_checks_against_the_default_gateway_tables(tmp_path, capsys):
+    # Nine sessions do not fit the default build's eight: located, before anything is pushed.
+    from wiregate.sw.regmap import RegisterMap
+    text = Path("limits/default.yaml").read_text()
+    sessions = "".join(
+        f"  - name: extra-{k}\n    client: 10.1.1.{k + 1}:40001\n    exchange: 10.2.0.1:15000\n"
+        "    max_order_quantity: 10\n    max_order_notional: 10.00\n    credit: 10.00\n"
+        "    rate: {burst: 1, refill: 1ms, trip_after: 0}\n"
+        for k in range(RegisterMap().n_sessions + 1 - 4))
+    path = tmp_path / "many.yaml"
+    path.write_text(text.replace("sessions:\n", "sessions:\n" + sessions, 1))
+    assert main(["limits", "check", str(path)]) == 1
+    assert f"table holds {RegisterMap().n_sessions}" in capsys.readouterr().err

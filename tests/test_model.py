@@ -486,15 +486,31 @@ def test_collar_without_reference_and_with_a_stale_one():
     assert_accept(b.c(enter(8, price=P101)))
 
 
-def test_commit_reloads_references_and_keeps_positions():
+def test_recommit_keeps_references_their_age_and_positions():
     b = Bench()
     assert_accept(b.c(enter(1)))
     b.x(executed(1, 100, P100, match=1))
-    b.ctl(SetReference, AAPL, 3 * P100)
+    b.at(10).ctl(SetReference, AAPL, 3 * P100)
     b.at(50).ctl(Commit, limits())
-    assert b.gate.reference(AAPL) == (P100, 50)
+    assert b.gate.reference(AAPL) == (3 * P100, 10)     # not the file's price, not restamped
     assert b.exp() == Exposure(100, 0, 0)
     assert b.state().credit_used == 100 * P100
+
+
+def test_recommit_never_makes_a_stale_reference_fresh():
+    b = Bench(lim=limits(reference_max_age_us=100))       # AAPL's reference stamped at t=0
+    b.at(200).ctl(Commit, limits(reference_max_age_us=100))
+    assert_reject(b.c(enter(1)), R.COLLAR)                # 200 - 0 > 100: still stale
+    b.ctl(SetReference, AAPL, P100)
+    assert_accept(b.c(enter(2)))
+
+
+def test_recommit_loads_a_new_symbol_with_a_fresh_reference():
+    b = Bench(lim=limits(symbols=(symbol(AAPL, "AAPL"),)))
+    b.at(70).ctl(Commit, limits(symbols=(symbol(AAPL, "AAPL"),
+                                         symbol(MSFT, "MSFT", reference_price=2 * P100))))
+    assert b.gate.reference(MSFT) == (2 * P100, 70)
+    assert b.gate.reference(AAPL) == (P100, 0)
 
 
 # --- exposure limits -------------------------------------------------------------------------
@@ -593,7 +609,22 @@ def test_rate_bucket_refills_on_a_grid_from_the_commit_and_caps():
     assert b.gate.tokens(0) == 3
     assert b.gate.snapshot()["sessions"][0]["tokens"] == 3
     b.ctl(Commit, limits(sessions=(session(0, rate=RateLimit(5, 100, 0)),)))
-    assert b.gate.tokens(0) == 5                              # a Commit fills the bucket
+    assert b.gate.tokens(0) == 3                              # a re-commit does not refill
+    b.at(10_049).ctl(Tick)
+    assert b.gate.tokens(0) == 3                              # grid kept: 50 + 100k
+    b.at(10_050).ctl(Tick)
+    assert b.gate.tokens(0) == 4                              # the new, larger burst applies
+
+
+def test_recommit_keeps_an_empty_bucket_empty_and_caps_a_smaller_burst():
+    rate = RateLimit(burst=3, refill_us=1_000, trip_after=0)
+    b = Bench(lim=limits(sessions=(session(0, rate=rate),)))
+    for ref in (1, 2, 3):
+        assert_accept(b.c(enter(ref)))
+    b.at(10).ctl(Commit, limits(sessions=(session(0, rate=rate),)))
+    assert_reject(b.c(enter(4)), R.RATE)                  # a flooding session gets nothing back
+    b.at(5_000).ctl(Commit, limits(sessions=(session(0, rate=RateLimit(2, 1_000, 0)),)))
+    assert b.gate.tokens(0) == 2                          # 3 refilled by t=3000, capped at 2
 
 
 # --- kill latches ----------------------------------------------------------------------------
