@@ -95,8 +95,8 @@ Rules for client messages
 6. *Rate.* Each loaded session has a token bucket from ``SessionLimits.rate``: full
    (``burst``) at the Commit that first loads the session, then one token is added every
    ``refill_us`` after the last refill instant credited, capped at ``burst``
-   (``refill_us == 0``: never refilled; a later Commit keeps the bucket, see Control events). An Enter or
-   Replace that passes every other check takes a token. One that finds the bucket empty
+   (``refill_us == 0``: never refilled; a later Commit keeps the bucket, see Control events).
+   An Enter or Replace that passes every other check takes a token. One that finds the bucket empty
    fires RATE whatever else fires, adds one to ``throttle_count`` and sets ``throttled``;
    when ``throttle_count`` reaches ``trip_after`` (not 0) the session's kill latch is set.
    An accepted message sets ``throttle_count`` to 0 and clears ``throttled``.
