@@ -12,6 +12,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .counters import count_event
 from .stream import beat_layout, beat_signature, check_width
 
 __all__ = ["ERRORS", "FrameKind", "HeaderParser", "header_layout", "parsed_layout"]
@@ -301,13 +302,8 @@ class HeaderParser(wiring.Component):
         with m.If(ends):
             m.d.sync += o.errors.eq(Cat(error_now[name] for name in ERRORS))
 
-        # Counters, saturating so a flood can never wrap one back to a small number.
-        def count(counter, event):
-            with m.If(event & (counter != 0xFFFF_FFFF)):
-                m.d.sync += counter.eq(counter + 1)
-
-        count(self.count_frames, ends)
+        count_event(m, self.count_frames, ends)
+        out_ends = self.o.valid & Cat(lane.keep & lane.last for lane in o.lanes).any()
         for bit, name in enumerate(ERRORS):
-            count(getattr(self, f"count_{name}"), self.o.valid & o.errors[bit] &
-                  Cat(lane.keep & lane.last for lane in o.lanes).any())
+            count_event(m, getattr(self, f"count_{name}"), out_ends & o.errors[bit])
         return m

@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.regmap import RegisterMap
 
+from .counters import count_event
 from .headers import FrameKind, parsed_layout
 from .stream import check_width
 from .tables import entry_layout, write_signature
@@ -167,12 +168,9 @@ class SessionLookup(wiring.Component):
             o.drop.eq(last & drop),
         ]
 
-        def count(counter, event):
-            with m.If(event & (counter != 0xFFFF_FFFF)):
-                m.d.sync += counter.eq(counter + 1)
-
         if self._toward_exchange:
-            count(self.count_dropped, last & drop)
-            count(self.count_passed_by_rule, last & ~drop & (hdr.kind != FrameKind.ARP) &
-                  ~((hdr.kind == FrameKind.TCP) & frame_hit))
+            count_event(m, self.count_dropped, last & drop)
+            by_rule_only = ~((hdr.kind == FrameKind.ARP) |
+                             ((hdr.kind == FrameKind.TCP) & frame_hit))
+            count_event(m, self.count_passed_by_rule, last & ~drop & by_rule_only)
         return m

@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.regmap import RegisterMap
 
+from .counters import count_event
 from .headers import FrameKind
 from .sessions import session_beat_layout
 from .stream import check_width
@@ -167,10 +168,6 @@ class TcpTracker(wiring.Component):
             self.o.payload.segment.eq(segment),
         ]
 
-        def count(counter, event):
-            with m.If(event & (counter != 0xFFFF_FFFF)):
-                m.d.sync += counter.eq(counter + 1)
-
-        count(self.count_retransmits, last & (segment == Segment.RETRANSMIT))
-        count(self.count_lost, last & (segment == Segment.LOST))
+        count_event(m, self.count_retransmits, last & (segment == Segment.RETRANSMIT))
+        count_event(m, self.count_lost, last & (segment == Segment.LOST))
         return m

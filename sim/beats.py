@@ -15,6 +15,7 @@ __all__ = [
     "Byte",
     "delay_cycles",
     "frame_cycles",
+    "frame_ends",
     "frames_from_cycles",
     "pack_beat",
     "random_frames",
@@ -139,3 +140,23 @@ def frames_from_cycles(cycles):
                 current = None
     assert current is None, "stream ended inside a frame"
     return frames
+
+
+async def frame_ends(ctx, dut, cycles, lanes_of, tail=4):
+    """Amaranth testbench helper: drive ``cycles`` into ``dut.i``, one per clock, then
+    ``tail`` idle cycles; return ``dut.o``'s payload on every beat that ends a frame.
+
+    ``lanes_of(payload)`` finds the beat lanes inside the output payload.
+    """
+    ends = []
+    for c in range(len(cycles) + tail):
+        valid, word = pack_beat(cycles[c] if c < len(cycles) else None)
+        ctx.set(dut.i.valid, valid)
+        ctx.set(dut.i.payload.as_value(), word)
+        await ctx.tick()
+        if ctx.get(dut.o.valid):
+            out = ctx.get(dut.o.payload)
+            lanes = lanes_of(out)
+            if any(lanes[k].keep and lanes[k].last for k in range(len(lanes))):
+                ends.append(out)
+    return ends

@@ -10,7 +10,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
 
 from wiregate.hw.ingress import Ingress
-from wiregate.sim.beats import frame_cycles, pack_beat
+from wiregate.sim.beats import frame_cycles, frame_ends
 from wiregate.sw.proto.errors import ProtocolError
 from wiregate.sw.proto.frames import build_frame, parse_frame
 from wiregate.sw.regmap import RegisterMap
@@ -131,17 +131,9 @@ def run(width, toward_exchange, seed):
             half = len(frames) // 2
             for part, swapped in ((frames[:half], False), (frames[half:], True)):
                 cycles = frame_cycles([(f, False) for f in part], width, rng, idle=0.1)
-                for c in range(len(cycles) + 3):
-                    valid, word = pack_beat(cycles[c] if c < len(cycles) else None)
-                    ctx.set(dut.i.valid, valid)
-                    ctx.set(dut.i.payload.as_value(), word)
-                    await ctx.tick()
-                    if ctx.get(dut.o.valid):
-                        out = ctx.get(dut.o.payload)
-                        lanes = out.beat.beat.lanes
-                        if any(lanes[k].keep and lanes[k].last for k in range(width)):
-                            b = out.beat
-                            seen.append((bool(b.hit), b.session, bool(b.drop), swapped))
+                for out in await frame_ends(ctx, dut, cycles, lambda o: o.beat.beat.lanes, 3):
+                    b = out.beat
+                    seen.append((bool(b.hit), b.session, bool(b.drop), swapped))
                 if not swapped:
                     ctx.set(dut.i.valid, 0)
                     ctx.set(dut.swap, 1)

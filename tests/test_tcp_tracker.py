@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 
 from wiregate.hw.ingress import Ingress
 from wiregate.hw.tcp_tracker import Segment
-from wiregate.sim.beats import frame_cycles, pack_beat
+from wiregate.sim.beats import frame_cycles, frame_ends
 from wiregate.sw.proto.frames import Peer, TcpFlow, build_frame, ip_to_int, parse_frame
 from wiregate.sw.regmap import RegisterMap
 
@@ -125,16 +125,8 @@ def run(width, frames, rng):
         await ctx.tick()
         ctx.set(dut.swap, 0)
         cycles = frame_cycles([(f, False) for _, f in frames], width, rng, idle=0.1)
-        for c in range(len(cycles) + 4):
-            valid, word = pack_beat(cycles[c] if c < len(cycles) else None)
-            ctx.set(dut.i.valid, valid)
-            ctx.set(dut.i.payload.as_value(), word)
-            await ctx.tick()
-            if ctx.get(dut.o.valid):
-                out = ctx.get(dut.o.payload)
-                lanes = out.beat.beat.lanes
-                if any(lanes[k].keep and lanes[k].last for k in range(width)):
-                    seen.append((out.beat.session, out.beat.hit, Segment(out.segment)))
+        for out in await frame_ends(ctx, dut, cycles, lambda o: o.beat.beat.lanes):
+            seen.append((out.beat.session, out.beat.hit, Segment(out.segment)))
         final.update(in_sync=ctx.get(dut.in_sync), retransmits=ctx.get(dut.count_retransmits),
                      lost=ctx.get(dut.count_lost))
 
