@@ -133,8 +133,7 @@ class HeaderParser(wiring.Component):
             m.d.sync += in_frame.eq(0)
         beat_no = offset >> lane_bits if lane_bits else offset
 
-        # Bytes seen so far: the frame length once it ends (for truncation checks).
-        seen = Signal(OFFSET_BITS + 1)
+        # Bytes of the frame seen up to and including this beat (the frame length at its end).
         keep_count = sum(lane.keep for lane in lanes)
         seen_now = Signal(OFFSET_BITS + 1)
         m.d.comb += seen_now.eq(offset + keep_count)
@@ -238,7 +237,7 @@ class HeaderParser(wiring.Component):
             tcp_sum_next.eq(Mux(start, 0, tcp_sum) + sum(tcp_add)),
         ]
         with m.If(active):
-            m.d.sync += [ip_sum.eq(ip_sum_next), tcp_sum.eq(tcp_sum_next), seen.eq(seen_now)]
+            m.d.sync += [ip_sum.eq(ip_sum_next), tcp_sum.eq(tcp_sum_next)]
 
         # Output, one cycle later: the beat, its payload lanes, the header and the errors.
         o = self.o.payload
