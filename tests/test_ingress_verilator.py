@@ -1,13 +1,16 @@
 """The ingress bench under Verilator (cocotb): both widths, both directions."""
 
+import os
+
 import pytest
 
 from wiregate.hw.ingress import Ingress
 from wiregate.sim.runner import run_bench
 from wiregate.sw.regmap import RegisterMap
 
-# OUCH messages per random test: 20,000 per width and direction in `make test`.
-MESSAGES = 20_000
+# OUCH messages per random test: 20,000 per width and direction in `make test`; `make bench`
+# sets WG_BENCH_MESSAGES for a longer run.
+MESSAGES = int(os.environ.get("WG_BENCH_MESSAGES", "20000"))
 
 
 @pytest.mark.verilator

@@ -131,13 +131,19 @@ class IngressScoreboard:
     # --- observation ---------------------------------------------------------------
 
     def observe(self, word: int):
-        """One valid output beat of the ingress, as the integer of its payload."""
+        """One valid output beat of the ingress, as the integer of its payload.
+
+        Returns the event the beat carries (as a dict of its fields), or None.
+        """
+        event = None
         if word >> self._valid_bit & 1:
             event_word = word >> self._event_at & ((1 << self._event_bits) - 1)
-            self._events.append(self._hw_key(unpack(self._event_layout, event_word)))
+            event = unpack(self._event_layout, event_word)
+            self._events.append(self._hw_key(event))
         if any(word >> last & 1 and word >> keep & 1 for last, keep in self._ends):
             self.seen.append((self._events, bool(word >> self._void_bit & 1)))
             self._events = []
+        return event
 
     @staticmethod
     def _hw_key(e):

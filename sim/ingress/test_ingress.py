@@ -70,14 +70,25 @@ class TB:
         await self.start(sessions)
         dut = self.dut
         cycles = frame_cycles(frames, self.width, self.rng, idle=idle)
+        arrival = beat_arrivals(cycles)
+        latencies = set()
         for c in range(len(cycles) + TAIL):
             valid, word = pack_beat(cycles[c] if c < len(cycles) else None)
             dut.i__valid.value = valid
             dut.i__payload.value = word
             await ReadOnly()
             if dut.o__valid.value:
-                board.observe(int(dut.o__payload.value))
+                frame = len(board.seen)
+                event = board.observe(int(dut.o__payload.value))
+                if event is not None:
+                    # Cycles from the beat holding the last needed byte to its event.
+                    latencies.add(c - arrival[frame, event["last_offset"] // self.width])
             await FallingEdge(dut.clk)
+        line = (f"W={self.width} {os.environ['WG_DIRECTION']}: last needed byte -> event "
+                f"{sorted(latencies)} cycles, {len(frames)} frames, {board.messages} messages")
+        dut._log.info(line)
+        with open("latency.txt", "a") as report:   # in the build folder, for `make bench`
+            print(line, file=report)
         problems = board.mismatches()
         assert not problems, f"seed {self.seed}: " + "\n".join(problems)
         counters = {name: int(getattr(dut, f"count_{name}").value)
@@ -87,6 +98,20 @@ class TB:
         dut._log.info("%d frames, %d good messages, %d cycles, counters %s", len(frames),
                       board.messages, len(cycles), counters)
         return board
+
+
+def beat_arrivals(cycles):
+    """The input cycle of every beat: (frame number, beat number in the frame) -> cycle."""
+    arrival = {}
+    frame, beat_no = -1, 0
+    for c, beat in enumerate(cycles):
+        if beat is None:
+            continue
+        if beat[0] is not None and beat[0].first:
+            frame, beat_no = frame + 1, 0
+        arrival[frame, beat_no] = c
+        beat_no += 1
+    return arrival
 
 
 @cocotb.test()
