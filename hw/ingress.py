@@ -4,7 +4,7 @@ from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from wiregate.sw.extract import MALFORMED
+from wiregate.sw.extract import COUNTERS as EXTRACTOR_COUNTERS
 
 from .headers import ERRORS, HeaderParser
 from .ouch_extract import OuchExtractor, message_beat_layout
@@ -15,8 +15,6 @@ from .tables import write_signature
 from .tcp_tracker import TcpTracker
 
 __all__ = ["Ingress"]
-
-EXTRACTOR_COUNTERS = ("events", *MALFORMED, "crowded", "unrewritable", "void")
 
 
 class Ingress(wiring.Component):

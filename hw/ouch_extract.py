@@ -18,7 +18,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from wiregate.sw.extract import DATA_TYPES, EVENT_FIELDS, MALFORMED, PASS_TYPES
+from wiregate.sw.extract import COUNTERS, DATA_TYPES, EVENT_FIELDS, MALFORMED, PASS_TYPES
 from wiregate.sw.limits import OUCH_MAX_PRICE
 from wiregate.sw.model import SIDES
 from wiregate.sw.proto.ouch import CLIENT_LAYOUTS, SERVER_LAYOUTS
@@ -116,7 +116,7 @@ class OuchExtractor(wiring.Component):
             "i": In(stream.Signature(framed_beat_layout(width, regmap), always_ready=True)),
             "o": Out(stream.Signature(message_beat_layout(width, regmap), always_ready=True)),
         }
-        for name in ("events", *MALFORMED, "crowded", "unrewritable", "void"):
+        for name in COUNTERS:
             members[f"count_{name}"] = Out(32)
         super().__init__(members)
 

@@ -64,8 +64,8 @@ from wiregate.sw.proto import ouch
 from wiregate.sw.proto.errors import ProtocolError
 from wiregate.sw.proto.frames import Frame, ip_to_int, parse_frame
 
-__all__ = ["DATA_TYPES", "EVENT_FIELDS", "MALFORMED", "PASS_TYPES", "Event", "FrameResult",
-           "IngressModel", "Segment", "StreamTracker"]
+__all__ = ["COUNTERS", "DATA_TYPES", "EVENT_FIELDS", "MALFORMED", "PASS_TYPES", "Event",
+           "FrameResult", "IngressModel", "Segment", "StreamTracker"]
 
 MALFORMED = ("unknown_type", "bad_length", "bad_field", "split")
 EVENT_FIELDS = ("user_ref_num", "orig_user_ref_num", "side", "quantity", "symbol", "price",
