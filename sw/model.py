@@ -209,6 +209,15 @@ __all__ = [
     "SetReference",
     "Tick",
     "Verdict",
+    "collar_fires",
+    "credit_fires",
+    "heartbeat_fires",
+    "notional_fires",
+    "position_fires",
+    "quantity_fires",
+    "rate_commit",
+    "rate_take",
+    "tokens_at",
 ]
 
 logger = logging.getLogger(__name__)
@@ -456,12 +465,88 @@ def _is_buy(side: str) -> bool:
     return side == BUY
 
 
-def _tokens_at(tokens: int, mark: int, rate: RateLimit, t: int) -> tuple[int, int]:
+def tokens_at(tokens: int, mark: int, rate: RateLimit, t: int) -> tuple[int, int]:
     """Bucket content at ``t`` and the refill instant credited last (rule 6)."""
     if rate.refill_us == 0:
         return tokens, mark
     steps = (t - mark) // rate.refill_us
     return min(rate.burst, tokens + steps), mark + steps * rate.refill_us
+
+
+# --- One function per check of rule 5 --------------------------------------------------------
+# The gateware has one component per check (wiregate.hw.checks); each is tested against the
+# function of the same name here, and Gate._judge is written with these and nothing else.
+
+
+def quantity_fires(quantity: int, symbol: SymbolLimits | None,
+                   session: SessionLimits | None) -> bool:
+    """QUANTITY: zero, above the OUCH bound, or above a loaded per-symbol / per-session limit."""
+    return (quantity == 0 or quantity > OUCH_MAX_QUANTITY
+            or (symbol is not None and quantity > symbol.max_order_quantity)
+            or (session is not None and quantity > session.max_order_quantity))
+
+
+def notional_fires(quantity: int, price: int, symbol: SymbolLimits | None,
+                   session: SessionLimits | None) -> bool:
+    """NOTIONAL: ``quantity * price`` above a loaded per-symbol / per-session limit."""
+    notional = quantity * price
+    return ((symbol is not None and notional > symbol.max_order_notional)
+            or (session is not None and notional > session.max_order_notional))
+
+
+def collar_fires(price: int, reference: int, age: int, max_age: int, collar: int) -> bool:
+    """COLLAR: no reference, a stale one (``max_age`` 0: never stale), outside the band, or 0."""
+    return (reference == 0 or (max_age != 0 and age > max_age)
+            or abs(price - reference) > collar or price == 0)
+
+
+def position_fires(side: str, add_quantity: int, exposure: Exposure, max_long: int,
+                   max_short: int) -> bool:
+    """POSITION: a share increase that takes projected long or short past its limit."""
+    if add_quantity <= 0:
+        return False
+    if _is_buy(side):
+        return exposure.position + exposure.working_buy + add_quantity > max_long
+    return exposure.working_sell + add_quantity - exposure.position > max_short
+
+
+def credit_fires(add_notional: int, used: int, limit: int | None) -> bool:
+    """CREDIT_SESSION / CREDIT_GATEWAY: a notional increase past a loaded cap."""
+    return add_notional > 0 and limit is not None and used + add_notional > limit
+
+
+def heartbeat_fires(t: int, last_heartbeat: int | None, gateway: GatewayLimits | None) -> bool:
+    """HEARTBEAT: limits committed and the host silent for longer than the timeout."""
+    return gateway is not None and t - last_heartbeat > gateway.heartbeat_timeout_us
+
+
+def rate_take(st: "SessionState", rate: RateLimit, t: int, others_fired: bool) -> tuple[bool, bool]:
+    """Rule 6 for one Enter/Replace of a loaded session: (RATE fires, kill latch trips).
+
+    Brings the bucket up to ``t``; takes a token when no other check fired.
+    """
+    st.tokens, st.refill_mark = tokens_at(st.tokens, st.refill_mark, rate, t)
+    if st.tokens == 0:
+        st.throttle_count += 1
+        st.throttled = True
+        return True, rate.trip_after != 0 and st.throttle_count >= rate.trip_after
+    if not others_fired:
+        st.tokens -= 1
+        st.throttle_count = 0
+        st.throttled = False
+    return False, False
+
+
+def rate_commit(st: "SessionState", was: SessionLimits | None, now: SessionLimits | None,
+                t: int) -> None:
+    """A Commit's effect on one session's bucket (see Control events)."""
+    if now is None:
+        st.tokens, st.refill_mark = 0, t
+    elif was is None:
+        st.tokens, st.refill_mark = now.rate.burst, t
+    else:   # a re-commit never refills a bucket: bring it up to date, cap it
+        tokens, mark = tokens_at(st.tokens, st.refill_mark, was.rate, t)
+        st.tokens, st.refill_mark = min(tokens, now.rate.burst), mark
 
 
 class Gate:
@@ -573,7 +658,7 @@ class Gate:
         if limits is None:
             return 0
         st = self.sessions[session]
-        return _tokens_at(st.tokens, st.refill_mark, limits.rate, self.now)[0]
+        return tokens_at(st.tokens, st.refill_mark, limits.rate, self.now)[0]
 
     def reference(self, symbol_index: int) -> tuple[int, int]:
         """(reference price, time it was set) of one symbol index."""
@@ -703,14 +788,7 @@ class Gate:
             self._reference[y] = yl.reference_price if yl is not None else 0
             self._reference_time[y] = t
         for s, st in enumerate(self.sessions):
-            sl, was = session_limits[s], old_sessions[s]
-            if sl is None:
-                st.tokens, st.refill_mark = 0, t
-            elif was is None:
-                st.tokens, st.refill_mark = sl.rate.burst, t
-            else:   # a re-commit never refills a bucket: bring it up to date, cap it
-                tokens, mark = _tokens_at(st.tokens, st.refill_mark, was.rate, t)
-                st.tokens, st.refill_mark = min(tokens, sl.rate.burst), mark
+            rate_commit(st, old_sessions[s], session_limits[s], t)
 
     def _latch(self, scope: str, index: int, value: bool) -> None:
         if scope == "gateway":
@@ -894,8 +972,7 @@ class Gate:
                 word |= _bit(reason)
 
         fire(Reason.NOT_LOADED, session_limits is None)
-        fire(Reason.HEARTBEAT, gateway is not None
-             and t - self.last_heartbeat > gateway.heartbeat_timeout_us)
+        fire(Reason.HEARTBEAT, heartbeat_fires(t, self.last_heartbeat, gateway))
         fire(Reason.KILL_GATEWAY, self.kill_gateway)
         fire(Reason.KILL_SESSION, self.kill_session[s])
         fire(Reason.KILL_SYMBOL, symbol_index is not None and self.kill_symbol[symbol_index])
@@ -905,49 +982,31 @@ class Gate:
         fire(Reason.DUPLICATE_REF, ref <= st.last_user_ref_num)
         slot = st.orders[ref % self.n_orders]
         fire(Reason.CAPACITY, slot is not None and slot.user_ref_num != ref)
-        fire(Reason.QUANTITY, quantity == 0 or quantity > OUCH_MAX_QUANTITY
-             or (yl is not None and quantity > yl.max_order_quantity)
-             or (session_limits is not None and quantity > session_limits.max_order_quantity))
-        notional = quantity * price
-        fire(Reason.NOTIONAL, (yl is not None and notional > yl.max_order_notional)
-             or (session_limits is not None and notional > session_limits.max_order_notional))
+        fire(Reason.QUANTITY, quantity_fires(quantity, yl, session_limits))
+        fire(Reason.NOTIONAL, notional_fires(quantity, price, yl, session_limits))
         if yl is not None:
-            reference = self._reference[yl.index]
-            age = t - self._reference_time[yl.index]
-            max_age = gateway.reference_max_age_us
-            fire(Reason.COLLAR, reference == 0 or (max_age != 0 and age > max_age)
-                 or abs(price - reference) > yl.collar or price == 0)
-            if side is not None and add_quantity > 0:
-                position = self._position[s][yl.index]
-                if _is_buy(side):
-                    projected = position + self._working_buy[s][yl.index] + add_quantity
-                    fire(Reason.POSITION, projected > yl.max_long)
-                else:
-                    projected = self._working_sell[s][yl.index] + add_quantity - position
-                    fire(Reason.POSITION, projected > yl.max_short)
-        if add_notional > 0:
-            fire(Reason.CREDIT_SESSION, session_limits is not None
-                 and st.credit_used + add_notional > session_limits.credit)
-            fire(Reason.CREDIT_GATEWAY, gateway is not None
-                 and self.gateway_credit_used + add_notional > gateway.credit)
+            fire(Reason.COLLAR, collar_fires(
+                price, self._reference[yl.index], t - self._reference_time[yl.index],
+                gateway.reference_max_age_us, yl.collar))
+            if side is not None:
+                fire(Reason.POSITION, position_fires(
+                    side, add_quantity, self.exposure(s, yl.index), yl.max_long, yl.max_short))
+        fire(Reason.CREDIT_SESSION, credit_fires(
+            add_notional, st.credit_used,
+            session_limits.credit if session_limits is not None else None))
+        fire(Reason.CREDIT_GATEWAY, credit_fires(
+            add_notional, self.gateway_credit_used,
+            gateway.credit if gateway is not None else None))
 
         if ref > st.last_user_ref_num:
             st.last_user_ref_num = ref
         if session_limits is not None:
-            rate = session_limits.rate
-            st.tokens, st.refill_mark = _tokens_at(st.tokens, st.refill_mark, rate, t)
-            if st.tokens == 0:
-                word |= _bit(Reason.RATE)
-                st.throttle_count += 1
-                st.throttled = True
-                if rate.trip_after != 0 and st.throttle_count >= rate.trip_after:
-                    self.kill_session[s] = True
-                    logger.info("session %d: rate trip after %d throttled orders",
-                                s, st.throttle_count)
-            elif word == 0:
-                st.tokens -= 1
-                st.throttle_count = 0
-                st.throttled = False
+            fires, trip = rate_take(st, session_limits.rate, t, word != 0)
+            fire(Reason.RATE, fires)
+            if trip:
+                self.kill_session[s] = True
+                logger.info("session %d: rate trip after %d throttled orders",
+                            s, st.throttle_count)
         return word
 
     # --- Exchange messages ---------------------------------------------------------------
