@@ -21,7 +21,8 @@ Events
 :class:`ClientMessage` (client to exchange, gets a :class:`Verdict`), :class:`ExchangeMessage`
 (exchange to client, updates state, no verdict), and the control events :class:`Commit`,
 :class:`Kill`, :class:`Release`, :class:`Heartbeat`, :class:`SetReference`,
-:class:`SessionSync` and :class:`Tick`.
+:class:`SessionSync` and :class:`Tick`, and the undo of a void client frame
+(:class:`FrameVoid`, :class:`Revoke`, rule 10).
 
 Rules for client messages
 -------------------------
@@ -120,6 +121,19 @@ Rules for client messages
    that is a DUPLICATE_REF reject, so a retransmission can lose an accept but never gain
    one; for Modify it can only gain one that the very same message already got.
 
+10. *Void client frames.* The gate judges a message at its last needed byte, before the
+   frame's end (and its FCS) arrives, so a frame that ends void (bad FCS, or one the
+   ingress could not follow) has already changed state. The hardware undoes it, and the
+   model with it: ``ClientMessage(opens_frame=True)`` marks the first message of a frame
+   (the undo checkpoint); :class:`FrameVoid` then puts ``last_user_ref_num``,
+   ``throttle_count`` and ``throttled`` back to their values before that message and gives
+   back every token the frame's messages took (capped at ``burst``); each Enter or Replace
+   the frame got accepted is then withdrawn by a :class:`Revoke`, which frees its entry
+   exactly like the exchange's Rejected (the frame never reached the exchange). A kill
+   latch the frame tripped stays set (only a host Release clears a latch), and the
+   verdict memories keep what the frame wrote (the client resends the bytes as new data,
+   which overwrites them).
+
 Rules for exchange messages (no verdict)
 ----------------------------------------
 Each entry's *charge* is what it adds to working and credit: a live entry its open
@@ -198,12 +212,14 @@ __all__ = [
     "ExchangeMessage",
     "Execution",
     "Exposure",
+    "FrameVoid",
     "Gate",
     "Heartbeat",
     "Kill",
     "Malformed",
     "OrderEntry",
     "Release",
+    "Revoke",
     "SessionState",
     "SessionSync",
     "SetReference",
@@ -216,6 +232,7 @@ __all__ = [
     "position_fires",
     "quantity_fires",
     "rate_commit",
+    "rate_give_back",
     "rate_take",
     "tokens_at",
 ]
@@ -254,12 +271,15 @@ class ClientMessage:
     msg : ouch client record or Malformed
     retransmit : bool
         The stream tracker saw these bytes before: repeat the first verdict, change nothing.
+    opens_frame : bool
+        First message of its frame: the checkpoint a :class:`FrameVoid` returns to (rule 10).
     """
 
     t: int
     session: int
     msg: ouch.ClientMessage | Malformed
     retransmit: bool = False
+    opens_frame: bool = False
 
 
 @dataclass(frozen=True)
@@ -320,6 +340,23 @@ class SessionSync:
     t: int
     session: int
     in_sync: bool
+
+
+@dataclass(frozen=True)
+class FrameVoid:
+    """The client frame of ``session`` opened last ended void: undo it (rule 10)."""
+
+    t: int
+    session: int
+
+
+@dataclass(frozen=True)
+class Revoke:
+    """Withdraw an order a void frame got accepted: free its entry (rule 10)."""
+
+    t: int
+    session: int
+    user_ref_num: int
 
 
 @dataclass(frozen=True)
@@ -537,6 +574,12 @@ def rate_take(st: "SessionState", rate: RateLimit, t: int, others_fired: bool) -
     return False, False
 
 
+def rate_give_back(st: "SessionState", rate: RateLimit, t: int, taken: int) -> None:
+    """Rule 10: return ``taken`` tokens to a bucket brought up to ``t``, capped at the burst."""
+    tokens, st.refill_mark = tokens_at(st.tokens, st.refill_mark, rate, t)
+    st.tokens = min(rate.burst, tokens + taken)
+
+
 def rate_commit(st: "SessionState", was: SessionLimits | None, now: SessionLimits | None,
                 t: int) -> None:
     """A Commit's effect on one session's bucket (see Control events)."""
@@ -547,6 +590,17 @@ def rate_commit(st: "SessionState", was: SessionLimits | None, now: SessionLimit
     else:   # a re-commit never refills a bucket: bring it up to date, cap it
         tokens, mark = tokens_at(st.tokens, st.refill_mark, was.rate, t)
         st.tokens, st.refill_mark = min(tokens, now.rate.burst), mark
+
+
+@dataclass
+class _Frame:
+    """Rule 10's checkpoint: the session state a void frame returns to."""
+
+    session: int
+    last_user_ref_num: int
+    throttle_count: int
+    throttled: bool
+    taken: int = 0
 
 
 class Gate:
@@ -603,6 +657,7 @@ class Gate:
         self.kill_session = [False] * n_sessions
         self.kill_symbol = [False] * n_symbols
         self.gateway_credit_used = 0
+        self._frame: _Frame | None = None     # the client frame opened last (rule 10)
         # The committed limits, as the hardware's index-addressed tables plus the host-filled
         # symbol hash table (symbol name to limits).
         self._session_limits: list[SessionLimits | None] = [None] * n_sessions
@@ -747,6 +802,12 @@ class Gate:
             case SessionSync():
                 self._check_session(event.session)
                 self.sessions[event.session].in_sync = event.in_sync
+            case FrameVoid():
+                self._check_session(event.session)
+                self._undo_frame(event.t, event.session)
+            case Revoke():
+                self._check_session(event.session)
+                self._rejected(event.session, event)
             case Tick():
                 pass
             case _:
@@ -789,6 +850,18 @@ class Gate:
             self._reference_time[y] = t
         for s, st in enumerate(self.sessions):
             rate_commit(st, old_sessions[s], session_limits[s], t)
+
+    def _undo_frame(self, t: int, session: int) -> None:
+        frame, self._frame = self._frame, None
+        if frame is None or frame.session != session:
+            raise ValueError(f"FrameVoid for session {session}, whose last frame was not "
+                             "opened by a ClientMessage(opens_frame=True)")
+        st = self.sessions[session]
+        st.last_user_ref_num = frame.last_user_ref_num
+        st.throttle_count, st.throttled = frame.throttle_count, frame.throttled
+        limits = self._session_limits[session]
+        if limits is not None:
+            rate_give_back(st, limits.rate, t, frame.taken)
 
     def _latch(self, scope: str, index: int, value: bool) -> None:
         if scope == "gateway":
@@ -837,6 +910,8 @@ class Gate:
     def _client(self, event: ClientMessage) -> Verdict:
         s, msg = event.session, event.msg
         st = self.sessions[s]
+        if event.opens_frame:
+            self._frame = _Frame(s, st.last_user_ref_num, st.throttle_count, st.throttled)
         malformed = self._malformed(msg)
         msg_type = None if isinstance(msg, Malformed) else msg.TYPE
         ref = self._named_ref(msg)
@@ -1003,6 +1078,8 @@ class Gate:
         if session_limits is not None:
             fires, trip = rate_take(st, session_limits.rate, t, word != 0)
             fire(Reason.RATE, fires)
+            if word == 0 and self._frame is not None and self._frame.session == s:
+                self._frame.taken += 1
             if trip:
                 self.kill_session[s] = True
                 logger.info("session %d: rate trip after %d throttled orders",

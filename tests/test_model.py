@@ -23,11 +23,13 @@ from wiregate.sw.model import (
     Commit,
     ExchangeMessage,
     Exposure,
+    FrameVoid,
     Gate,
     Heartbeat,
     Kill,
     Malformed,
     Release,
+    Revoke,
     SessionSync,
     SetReference,
     Tick,
@@ -1053,3 +1055,64 @@ def test_verdicts_name_the_user_ref_num_a_message_carries():
     v = b.c(ouch.DisableOrderEntry(user_ref_num=9, firm="WGTE"))
     assert_accept(v)
     assert (v.user_ref_num, v.msg_type) == (9, b"D")
+
+
+# --- rule 10: void client frames ------------------------------------------------------------
+
+
+def test_void_frame_restores_refs_tokens_and_throttle_and_revokes_its_orders():
+    b = Bench(lim=limits(sessions=(session(0, rate=RateLimit(burst=3, refill_us=0,
+                                                             trip_after=0)),)))
+    assert_accept(b.c(enter(1)))                        # a good frame: stays
+    # A frame of three orders: two accepted (2 tokens), one over the bucket's last token.
+    b.gate.apply(ClientMessage(b.t, 0, enter(2, quantity=200), opens_frame=True))
+    assert_accept(b.c(enter(3, side="S", quantity=50)))
+    assert_reject(b.c(enter(4)), R.RATE)
+    assert b.state().last_user_ref_num == 4 and b.gate.tokens(0) == 0
+    assert b.state().throttle_count == 1 and b.state().throttled
+    assert b.exp() == Exposure(0, 300, 50)
+
+    b.at(5).ctl(FrameVoid, 0)
+    # Back to the checkpoint taken before order 2: ref 1, one token used (3 - 1), unthrottled.
+    assert b.state().last_user_ref_num == 1 and b.gate.tokens(0) == 2
+    assert b.state().throttle_count == 0 and not b.state().throttled
+    # The frame's accepted orders are still held until revoked, one by one.
+    assert b.exp() == Exposure(0, 300, 50)
+    b.ctl(Revoke, 0, 2)
+    assert b.exp() == Exposure(0, 100, 50) and b.gate.order(0, 2) is None
+    b.ctl(Revoke, 0, 3)
+    assert b.exp() == Exposure(0, 100, 0) and b.state().credit_used == 100 * P100
+    assert b.state().unmatched == 0
+    # The client resends the frame as new data: the same numbers are usable again.
+    assert_accept(b.c(enter(2, quantity=200)))
+
+
+def test_void_frame_keeps_a_kill_latch_it_tripped_and_caps_tokens_at_burst():
+    b = Bench(lim=limits(sessions=(session(0, rate=RateLimit(burst=1, refill_us=10,
+                                                             trip_after=1)),)))
+    b.gate.apply(ClientMessage(b.t, 0, enter(1), opens_frame=True))   # takes the token
+    assert_reject(b.c(enter(2)), R.RATE)                 # trips the session latch
+    assert b.gate.kill_session[0]
+    b.at(100).ctl(FrameVoid, 0)                          # 10 refills since: full anyway
+    assert b.gate.tokens(0) == 1 and b.gate.kill_session[0]
+    assert b.state().last_user_ref_num == 0 and b.state().throttle_count == 0
+
+
+def test_frame_void_without_an_open_frame_of_that_session_is_an_error():
+    b = Bench()
+    with pytest.raises(ValueError, match="FrameVoid for session 1"):
+        b.ctl(FrameVoid, 1)
+    b.gate.apply(ClientMessage(b.t, 0, enter(1), opens_frame=True))
+    with pytest.raises(ValueError, match="FrameVoid for session 1"):
+        b.ctl(FrameVoid, 1)
+
+
+def test_revoke_of_a_replace_frees_the_pending_entry_and_keeps_the_original():
+    b = Bench()
+    assert_accept(b.c(enter(1, quantity=100)))
+    b.gate.apply(ClientMessage(b.t, 0, replace_order(1, 2, 150, P100), opens_frame=True))
+    assert b.exp() == Exposure(0, 150, 0)
+    b.ctl(FrameVoid, 0)
+    b.ctl(Revoke, 0, 2)
+    assert b.exp() == Exposure(0, 100, 0) and b.gate.order(0, 1).quantity == 100
+    assert b.gate.order(0, 2) is None and b.state().last_user_ref_num == 1
