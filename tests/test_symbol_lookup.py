@@ -1,0 +1,105 @@
+"""Symbol lookup under the Amaranth simulator, against the limit files' symbol -> index maps."""
+
+import random
+import string
+
+import pytest
+from amaranth.sim import Simulator
+
+from wiregate.hw.symbol_lookup import SymbolLookup
+from wiregate.sw.limits import GatewayLimits, Limits, SymbolLimits
+from wiregate.sw.regmap import RegisterMap
+from wiregate.sw.tables import compile_limits, symbol_word
+
+
+def random_symbols(rng, count):
+    names = set()
+    while len(names) < count:
+        length = rng.randint(1, 8)
+        names.add("".join(rng.choice(string.ascii_uppercase + ".") for _ in range(length)))
+    return sorted(names)
+
+
+def limits_for(names, rng):
+    indices = rng.sample(range(len(names) * 2), len(names))
+    symbols = tuple(
+        SymbolLimits(index=i, symbol=name, reference_price=1, collar=1, max_order_quantity=1,
+                     max_order_notional=1, max_long=1, max_short=1, restricted=False)
+        for i, name in zip(indices, names, strict=True))
+    return Limits(GatewayLimits(credit=1, heartbeat_timeout_us=1, reference_max_age_us=0),
+                  (), symbols)
+
+
+def near_misses(name):
+    """Symbols one bit or one character away from a configured one."""
+    word = symbol_word(name)
+    yield (word ^ 1).to_bytes(8, "big")
+    yield (word ^ (1 << 62)).to_bytes(8, "big")
+    yield name.encode().ljust(8, b"\0")              # NUL padding instead of spaces
+    yield (name[:-1] + "Z" if name[-1] != "Z" else name[:-1] + "Y").encode().ljust(8, b" ")
+
+
+def check_lookup(regmap, seed, n_symbols, n_lookups=1500):
+    rng = random.Random(seed)
+    banks = []
+    for _ in range(2):
+        names = random_symbols(rng, n_symbols)
+        limits = limits_for(names, rng)
+        image = compile_limits(limits, regmap)
+        banks.append((image, {y.symbol: y.index for y in limits.symbols}))
+    queries = []
+    for _ in range(n_lookups):
+        bank = rng.randrange(2)
+        image, by_name = banks[bank]
+        name = rng.choice(list(by_name))
+        choice = rng.random()
+        if choice < 0.5:
+            wire, expected = name.encode().ljust(8, b" "), by_name[name]
+        elif choice < 0.8:
+            wire = rng.choice(list(near_misses(name)))
+            text = wire.rstrip(b" ").decode("latin-1")
+            expected = by_name.get(text) if wire == text.encode("latin-1").ljust(8, b" ") \
+                else None
+        else:
+            wire = bytes(rng.randrange(256) for _ in range(8))
+            expected = None
+        assert image.lookup(wire) == expected      # the host's mirror agrees with the file
+        queries.append((bank, wire, expected))
+
+    dut = SymbolLookup(regmap)
+    answers = []
+
+    async def testbench(ctx):
+        for bank, (image, _) in enumerate(banks):
+            ctx.set(dut.write_bank, bank)
+            for slot, entry in enumerate(image.entries["symbol_hash"]):
+                ctx.set(dut.write.en, 1)
+                ctx.set(dut.write.index, slot)
+                ctx.set(dut.write.entry, entry)
+                await ctx.tick()
+        ctx.set(dut.write.en, 0)
+        for k in range(len(queries) + 2):
+            if k < len(queries):
+                bank, wire, _ = queries[k]
+                ctx.set(dut.i, {"valid": 1, "bank": bank, "symbol": int.from_bytes(wire, "big")})
+            else:
+                ctx.set(dut.i.valid, 0)
+            if ctx.get(dut.o.valid):
+                answers.append(ctx.get(dut.o.index) if ctx.get(dut.o.found) else None)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(8e-9)
+    sim.add_testbench(testbench)
+    sim.run()
+    expected = [e for _, _, e in queries]
+    assert answers == expected, f"seed {seed}"
+    assert any(e is None for e in expected) and any(e is not None for e in expected)
+
+
+@pytest.mark.parametrize("slots, n_symbols", [(16, 6), (2048, 1024)])
+def test_lookups_match_the_configured_symbols(slots, n_symbols):
+    seed = random.randrange(1 << 32)
+    print(f"seed={seed}")
+    regmap = RegisterMap(n_symbols=n_symbols * 2, symbol_slots=max(slots, n_symbols * 2))
+    check_lookup(regmap, seed, n_symbols)
