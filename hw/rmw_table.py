@@ -1,0 +1,122 @@
+"""A block-RAM table read early and written at one execute stage, with every hazard forwarded.
+
+The risk engine reads its state tables (exposure, open orders) some cycles before the one
+cycle where it decides and writes (the *execute* stage), because the key is known early and a
+block RAM answers a cycle late. Between the read and the execute, the events ahead in the
+pipeline execute too and may write the same key, so the value read is stale. The classic
+answer is to stall; the order path must never stall, so this table forwards instead:
+
+A read issued in cycle ``r`` sees every write up to cycle ``r - 1`` (the memory is written at
+the end of the write cycle and read without write-through). The event reaches the execute
+stage in cycle ``r + distance``; the writes it missed are those of cycles ``r`` ..
+``r + distance - 1``, exactly the last ``distance`` writes, which this table keeps in
+registers with their addresses. At execute the newest of them with the same address
+replaces the value read. No key pattern can defeat it and nothing waits.
+"""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["RmwTable"]
+
+
+class RmwTable(wiring.Component):
+    """A table whose reads are answered ``distance`` cycles later, forwarded to that moment.
+
+    Parameters
+    ----------
+    shape : shape-castable
+        One entry.
+    depth : int
+        Entries; the table starts all zeros.
+    distance : int
+        Cycles from a read's address to the execute stage that uses its value, >= 1.
+
+    Attributes
+    ----------
+    read_addr : In(range(depth))
+        Address read this cycle (a read every cycle; an unused one costs nothing).
+    value : Out(shape)
+        In cycle ``c``: the entry at the address read in ``c - distance`` as it stands in
+        cycle ``c`` (every write up to ``c - 1`` applied).
+    write_en, write_addr, write_data : In
+        The execute stage's write; it lands at the end of the cycle.
+    peek_addr : In(range(depth))
+    peek_data : Out(shape)
+        A second, unforwarded read port for the host (one cycle latency).
+
+    Latency
+    -------
+    ``distance`` cycles from ``read_addr`` to ``value``.
+    """
+
+    def __init__(self, shape, depth, distance):
+        if not isinstance(depth, int) or depth < 1:
+            raise ValueError(f"Depth must be a positive integer, not {depth!r}")
+        if not isinstance(distance, int) or distance < 1:
+            raise ValueError(f"Distance must be an integer of at least 1, not {distance!r}")
+        self._shape = shape
+        self._depth = depth
+        self._distance = distance
+        super().__init__({
+            "read_addr": In(range(depth)),
+            "value": Out(shape),
+            "write_en": In(1),
+            "write_addr": In(range(depth)),
+            "write_data": In(shape),
+            "peek_addr": In(range(depth)),
+            "peek_data": Out(shape),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        depth, distance = self._depth, self._distance
+        m.submodules.memory = memory = Memory(shape=self._shape, depth=depth, init=[])
+        write = memory.write_port()
+        read = memory.read_port(transparent_for=())
+        peek = memory.read_port()
+        m.d.comb += [
+            write.en.eq(self.write_en),
+            write.addr.eq(self.write_addr),
+            write.data.eq(self.write_data),
+            read.addr.eq(self.read_addr),
+            peek.addr.eq(self.peek_addr),
+            self.peek_data.eq(peek.data),
+        ]
+
+        # The address travels to the execute stage; the data joins it one cycle after the
+        # read and then travels with it.
+        record = data.StructLayout({"addr": range(depth), "data": self._shape})
+        addrs = [self.read_addr]
+        for k in range(distance):
+            stage = Signal(range(depth), name=f"addr{k + 1}")
+            m.d.sync += stage.eq(addrs[-1])
+            addrs.append(stage)
+        value = read.data
+        for k in range(distance - 1):
+            stage = Signal(self._shape, name=f"data{k + 2}")
+            m.d.sync += stage.eq(value)
+            value = stage
+        # What the travelling value missed: the write of each of the last `distance` cycles.
+        # history[k] is the write of k + 1 cycles ago.
+        history = []
+        for k in range(distance):
+            entry = Signal(data.StructLayout({"valid": 1, "write": record}), name=f"wrote{k}")
+            if k == 0:
+                m.d.sync += [
+                    entry.valid.eq(self.write_en),
+                    entry.write.addr.eq(self.write_addr),
+                    entry.write.data.eq(self.write_data),
+                ]
+            else:
+                m.d.sync += entry.eq(history[-1])
+            history.append(entry)
+
+        # Oldest first, so the newest matching write is applied last and wins.
+        m.d.comb += self.value.eq(value)
+        for entry in reversed(history):
+            with m.If(entry.valid & (entry.write.addr == addrs[distance])):
+                m.d.comb += self.value.eq(entry.write.data)
+        return m
