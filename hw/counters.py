@@ -1,6 +1,8 @@
 """Event counters as the register map's counters see them."""
 
-__all__ = ["count_event"]
+from amaranth.hdl import Mux
+
+__all__ = ["count_amount", "count_event"]
 
 
 def count_event(m, counter, event):
@@ -11,3 +13,10 @@ def count_event(m, counter, event):
     """
     with m.If(event & (counter != (1 << len(counter)) - 1)):
         m.d.sync += counter.eq(counter + 1)
+
+
+def count_amount(m, counter, amount):
+    """Add ``amount`` (events this cycle, possibly several) to ``counter``, saturating."""
+    top = (1 << len(counter)) - 1
+    with m.If(amount != 0):
+        m.d.sync += counter.eq(Mux(counter > top - amount, top, counter + amount))

@@ -20,19 +20,11 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .counters import count_event
+from .counters import count_amount, count_event
 from .ouch_extract import event_layout, message_beat_layout
 from .stream import check_width, frame_end
 
 __all__ = ["EventHold"]
-
-
-def _count_many(m, counter, event, amount):
-    """Add ``amount`` to ``counter`` when ``event``, saturating (see count_event)."""
-    total = counter + amount
-    top = (1 << len(counter)) - 1
-    with m.If(event):
-        m.d.sync += counter.eq(Mux(total > top, top, total))
 
 
 class EventHold(wiring.Component):
@@ -147,6 +139,6 @@ class EventHold(wiring.Component):
         events_now = frame_events + wanted
         m.d.sync += frame_events.eq(Mux(ends, 0, events_now))
         discard = ends & (beat.void | lost_now)
-        _count_many(m, self.count_held, ends & ~discard, events_now)
-        _count_many(m, self.count_discarded, discard, events_now)
+        count_amount(m, self.count_held, Mux(ends & ~discard, events_now, 0))
+        count_amount(m, self.count_discarded, Mux(discard, events_now, 0))
         return m
