@@ -179,7 +179,8 @@ Control events
   daemon's re-commits that tighten limits never make a stale reference fresh. A newly
   loaded session's bucket starts full; a session already loaded keeps its tokens (brought
   up to date, then capped at the new ``burst``), so a re-commit never refills a flooding
-  session. Positions, working, credit, open orders and kill latches are kept: indices must
+  session; when the commit changes ``refill_us``, the next refill is one new interval
+  after the commit. Positions, working, credit, open orders and kill latches are kept: indices must
   mean the same session and symbol for the whole day.
 - :class:`Kill` / :class:`Release`: set / clear the latch of one scope (``"gateway"``,
   ``"session"``, ``"symbol"``). Only Release clears a latch, including one set by the rate
@@ -589,6 +590,8 @@ def rate_commit(st: "SessionState", was: SessionLimits | None, now: SessionLimit
         st.tokens, st.refill_mark = now.rate.burst, t
     else:   # a re-commit never refills a bucket: bring it up to date, cap it
         tokens, mark = tokens_at(st.tokens, st.refill_mark, was.rate, t)
+        if now.rate.refill_us != was.rate.refill_us:
+            mark = t    # a new interval starts now (crediting the old time anew is a division)
         st.tokens, st.refill_mark = min(tokens, now.rate.burst), mark
 
 

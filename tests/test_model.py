@@ -629,6 +629,20 @@ def test_recommit_keeps_an_empty_bucket_empty_and_caps_a_smaller_burst():
     assert b.gate.tokens(0) == 2                          # 3 refilled by t=3000, capped at 2
 
 
+def test_recommit_with_a_new_refill_interval_starts_it_at_the_commit():
+    rate = RateLimit(burst=3, refill_us=100, trip_after=0)
+    b = Bench(lim=limits(sessions=(session(0, rate=rate),)))
+    for ref in (1, 2, 3):
+        assert_accept(b.c(enter(ref)))
+    # t=250: two refills credited (100, 200), 50 us into the third interval.
+    b.at(250).ctl(Commit, limits(sessions=(session(0, rate=RateLimit(3, 30, 0)),)))
+    assert b.gate.tokens(0) == 2
+    b.at(279).ctl(Tick)
+    assert b.gate.tokens(0) == 2        # the old 50 us are not credited at the new 30 us rate
+    b.at(280).ctl(Tick)
+    assert b.gate.tokens(0) == 3
+
+
 # --- kill latches ----------------------------------------------------------------------------
 
 

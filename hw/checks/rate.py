@@ -1,0 +1,266 @@
+"""Rate: every session's token bucket, throttle and trip (model rule 6), and its undo (rule 10)."""
+
+from amaranth.hdl import Array, Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from wiregate.sw.regmap import RegisterMap
+
+from ..tables import entry_layout
+
+__all__ = ["Rate"]
+
+
+def _saturating_increment(value):
+    """``value + 1``, held at all ones: a counter that cannot wrap back to a small number."""
+    return Mux(value.all(), value, value + 1)
+
+
+class Rate(wiring.Component):
+    """Token buckets of all sessions, in registers, refilled in parallel every microsecond.
+
+    Each session keeps its bucket as the model does (:func:`wiregate.sw.model.tokens_at`):
+    ``tokens`` as of the last refill instant credited, and instead of that instant (the
+    model's ``refill_mark``) the microseconds left until the next one, ``wait = refill_us -
+    1 - (t - refill_mark)``. At each microsecond (``tick``) a session whose ``wait`` is 0
+    gains a token (capped at ``burst``) and ``wait`` starts again at ``refill_us - 1``, so
+    no division is ever needed, nor any instant: ``tick`` is the only time input.
+    ``refill_us`` 0 never refills.
+
+    The model's ``rate_take`` is the judgment, ``rate_commit`` the commit and
+    ``rate_give_back`` the restore, with one difference from the model as it stands: a
+    re-commit that *changes* a loaded session's ``refill_us`` starts the new interval at
+    the commit, where ``rate_commit`` keeps the last refill instant and so would credit at
+    once every new interval that fits in the time elapsed since (a division). That never
+    gives more tokens than the model; a re-commit with the same ``refill_us`` keeps the
+    session's refill instants, exactly as the model does.
+
+    In one cycle the events apply in this order, the model's order for events with the
+    same ``t``: the microsecond's refill (the cycle's ``now_us`` is the time of everything
+    else), the checkpoint, the judgment, the restore, the commit. So a judgment in a
+    refill cycle sees the new token, and a judgment in a commit cycle is judged under the
+    limits before the commit (as if the order came just before it).
+
+    Parameters
+    ----------
+    regmap : RegisterMap
+        Gives ``n_sessions`` and the ``session_limits`` entry layout.
+
+    Attributes
+    ----------
+    tick : In(1)
+        From :class:`wiregate.hw.timebase.Timebase`: ``now_us`` stepped this cycle.
+    commit : In(valid, limits, loaded)
+        ``valid``: the limits banks swap this cycle. ``limits``: every session's newly
+        active ``session_limits`` entry; ``loaded``: bit ``s`` when session ``s`` is in the
+        committed limits. The component keeps its own copy of the previous ones.
+    judge : In(valid, session, others_fired; fire, trip)
+        An Enter or Replace of ``session`` at the execute stage; ``others_fired``: any
+        other check fired (no token is taken). ``fire``: RATE (the bucket is empty);
+        ``trip``: the session's kill latch must be set. Both are 0 for a session that is not
+        loaded and when ``valid`` is low.
+    checkpoint : In(valid, session)
+        The first message of a client frame: remember ``session``'s ``throttle_count`` and
+        ``throttled`` (before this cycle's judgment) and count the tokens its judgments
+        take from now on (this cycle's included). A new checkpoint replaces the old one.
+    restore : In(1)
+        The checkpointed frame ended void: give back the tokens counted (capped at
+        ``burst``; none when the session is no longer loaded) and put ``throttle_count``
+        and ``throttled`` back. Acts on the checkpoint's session, then forgets the
+        checkpoint (a second restore does nothing). A kill latch set by a trip stays set.
+    tokens : Out(ArrayLayout(32, n_sessions))
+        Each session's tokens as of this cycle's ``now_us`` (0 when not loaded).
+    throttled : Out(n_sessions)
+    throttle_count : Out(ArrayLayout(32, n_sessions))
+        Saturates at all ones, where the model keeps counting; the trip decides the same
+        (a saturated count is at or above every ``trip_after``). The tokens taken since
+        the checkpoint saturate too, above every ``burst`` they are capped at.
+
+    Latency
+    -------
+    ``fire`` and ``trip`` are combinational from the registered state and the ``judge`` and
+    ``tick`` inputs. Every update lands at the clock edge, so the next cycle's judgment of
+    the same session sees it. The read-back outputs are combinational from registers and
+    ``tick``.
+    """
+
+    def __init__(self, regmap):
+        if not isinstance(regmap, RegisterMap):
+            raise TypeError(f"regmap must be a RegisterMap, not {regmap!r}")
+        self._regmap = regmap
+        n = regmap.n_sessions
+        limits = entry_layout(regmap, "session_limits")
+        burst, refill, trip_after = (limits[name].shape for name in (
+            "rate_burst", "rate_refill_us", "rate_trip_after"))
+        # Per session: the rate limits last committed, and the bucket. ``reload`` is
+        # ``refill_us - 1``, what ``wait`` restarts at, kept so that no session needs a
+        # subtractor for it at every refill.
+        self._limits = data.StructLayout({
+            "loaded": 1,
+            "burst": burst,
+            "refills": 1,
+            "reload": refill,
+            "trip_after": trip_after,
+        })
+        self._bucket = data.StructLayout({
+            "tokens": burst,
+            "wait": refill,
+            "throttled": 1,
+            "throttle_count": trip_after,
+        })
+        self._checkpoint = data.StructLayout({
+            "armed": 1,
+            "session": range(n),
+            "throttle_count": trip_after,
+            "throttled": 1,
+            "taken": burst,
+        })
+        super().__init__({
+            "tick": In(1),
+            "commit": In(wiring.Signature({
+                "valid": Out(1),
+                "limits": Out(data.ArrayLayout(limits, n)),
+                "loaded": Out(n),
+            })),
+            "judge": In(wiring.Signature({
+                "valid": Out(1),
+                "session": Out(range(n)),
+                "others_fired": Out(1),
+                "fire": In(1),
+                "trip": In(1),
+            })),
+            "checkpoint": In(wiring.Signature({"valid": Out(1), "session": Out(range(n))})),
+            "restore": In(1),
+            "tokens": Out(data.ArrayLayout(burst, n)),
+            "throttled": Out(n),
+            "throttle_count": Out(data.ArrayLayout(trip_after, n)),
+        })
+
+    @property
+    def regmap(self):
+        return self._regmap
+
+    def elaborate(self, platform):
+        m = Module()
+        n = self._regmap.n_sessions
+        # Per-session registers, read through Array (a plain n-way mux) where the session
+        # is a signal.
+        limits = [Signal(self._limits, name=f"limits{s}") for s in range(n)]
+        buckets = [Signal(self._bucket, name=f"bucket{s}") for s in range(n)]
+        checkpoint = Signal(self._checkpoint)
+
+        # 1. The microsecond: every bucket as of this cycle's now_us. Tokens never exceed
+        # the burst (every write caps them), so "not full" is an equality test.
+        refills, empties = [], []
+        for s, (lim, b) in enumerate(zip(limits, buckets, strict=True)):
+            refill = Signal(name=f"refill{s}")
+            empty = Signal(name=f"empty{s}")
+            m.d.comb += [
+                refill.eq(self.tick & lim.loaded & lim.refills & (b.wait == 0)
+                          & (b.tokens != lim.burst)),
+                empty.eq((b.tokens == 0) & ~refill),
+                self.tokens[s].eq(b.tokens + refill),
+                self.throttled[s].eq(b.throttled),
+                self.throttle_count[s].eq(b.throttle_count),
+            ]
+            refills.append(refill)
+            empties.append(empty)
+
+        def select(signals, index, name):
+            """One session's signal, muxed once however many places use it."""
+            value = Signal.like(signals[0], name=name)
+            m.d.comb += value.eq(Array(signals)[index])
+            return value
+
+        # 2. The checkpoint, before this cycle's judgment.
+        opened = Signal(self._checkpoint)
+        m.d.comb += opened.eq(checkpoint)
+        with m.If(self.checkpoint.valid):
+            m.d.comb += [
+                opened.armed.eq(1),
+                opened.session.eq(self.checkpoint.session),
+                opened.throttle_count.eq(select([b.throttle_count for b in buckets],
+                                                self.checkpoint.session, "first_count")),
+                opened.throttled.eq(select([b.throttled for b in buckets],
+                                           self.checkpoint.session, "first_throttled")),
+                opened.taken.eq(0),
+            ]
+
+        # 3. The judgment (model rate_take).
+        judge = self.judge
+        j_empty = select(empties, judge.session, "j_empty")
+        j_trip_after = select([lim.trip_after for lim in limits], judge.session, "j_trip_after")
+        j_count = Signal.like(j_trip_after)
+        m.d.comb += j_count.eq(_saturating_increment(
+            select([b.throttle_count for b in buckets], judge.session, "j_throttle_count")))
+        judging = judge.valid & select([lim.loaded for lim in limits], judge.session, "j_loaded")
+        take = judging & ~j_empty & ~judge.others_fired
+        m.d.comb += [
+            judge.fire.eq(judging & j_empty),
+            judge.trip.eq(judge.fire & (j_trip_after != 0) & (j_count >= j_trip_after)),
+        ]
+        counted = opened.armed & take & (judge.session == opened.session)
+        taken = Mux(counted, _saturating_increment(opened.taken), opened.taken)
+
+        judged_tokens = []
+        for s, b in enumerate(buckets):
+            tokens = Signal.like(b.tokens, name=f"judged_tokens{s}")
+            m.d.comb += tokens.eq(b.tokens + refills[s] - (take & (judge.session == s)))
+            judged_tokens.append(tokens)
+
+        # 4. The restore (model rate_give_back), on the checkpoint's session: the tokens
+        # this cycle's judgment left, plus those taken since the checkpoint, capped.
+        restoring = self.restore & opened.armed
+        r_burst = select([lim.burst for lim in limits], opened.session, "r_burst")
+        given = Signal(len(r_burst) + 1)
+        m.d.comb += given.eq(select(judged_tokens, opened.session, "r_tokens") + taken)
+        given_back = Mux(given > r_burst, r_burst, given)
+
+        # 5. Every session's next state: judgment, restore, then the commit (rate_commit).
+        for s, (lim, b) in enumerate(zip(limits, buckets, strict=True)):
+            judged = judge.session == s
+            restored = restoring & (opened.session == s)
+            tokens = Signal.like(b.tokens, name=f"tokens_next{s}")
+            m.d.comb += tokens.eq(judged_tokens[s])
+            with m.If(restored & lim.loaded):
+                m.d.comb += tokens.eq(given_back)
+            m.d.sync += [
+                b.tokens.eq(tokens),
+                b.wait.eq(Mux(self.tick & (b.wait == 0), lim.reload, b.wait - self.tick)),
+            ]
+            with m.If(restored):
+                m.d.sync += [
+                    b.throttle_count.eq(opened.throttle_count),
+                    b.throttled.eq(opened.throttled),
+                ]
+            with m.Elif(judge.fire & judged):
+                m.d.sync += [b.throttle_count.eq(j_count), b.throttled.eq(1)]
+            with m.Elif(take & judged):
+                m.d.sync += [b.throttle_count.eq(0), b.throttled.eq(0)]
+
+            new = self.commit.limits[s]
+            reload = Signal.like(lim.reload, name=f"reload{s}")
+            m.d.comb += reload.eq(new.rate_refill_us - 1)
+            with m.If(self.commit.valid):
+                m.d.sync += [
+                    lim.loaded.eq(self.commit.loaded[s]),
+                    lim.burst.eq(new.rate_burst),
+                    lim.refills.eq(new.rate_refill_us != 0),
+                    lim.reload.eq(reload),
+                    lim.trip_after.eq(new.rate_trip_after),
+                ]
+                with m.If(~self.commit.loaded[s]):
+                    m.d.sync += b.tokens.eq(0)
+                # Newly loaded: a full bucket. A re-commit never refills: it caps the
+                # bucket at the new burst.
+                with m.Elif(~lim.loaded | (tokens > new.rate_burst)):
+                    m.d.sync += b.tokens.eq(new.rate_burst)
+                # Newly loaded, or the refill interval changed: refill instants count from
+                # now (reload equal: refill_us equal).
+                with m.If(~lim.loaded | (lim.reload != reload)):
+                    m.d.sync += b.wait.eq(reload)
+
+        m.d.sync += [checkpoint.eq(opened), checkpoint.taken.eq(taken)]
+        with m.If(self.restore):
+            m.d.sync += checkpoint.armed.eq(0)
+        return m
