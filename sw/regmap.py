@@ -405,7 +405,8 @@ _COUNTERS = (
     ("dropped_no_session", "frames toward the exchange matching no session and no pass rule"),
     ("retransmissions", "TCP segments below the next expected sequence number (re-judged)"),
     ("out_of_sync", "times a session entered the fail-closed out-of-sync state"),
-    ("dropcopy_records", "drop-copy records emitted"),
+    ("dropcopy_records", "drop-copy records sent whole to the host"),
+    ("dropcopy_overflow", "drop-copy records lost: queue full (the gateway kill latch is set)"),
     ("fcs_errors", "frames received with a bad FCS (stomped on egress, never laundered)"),
 )
 

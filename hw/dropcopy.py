@@ -1,0 +1,225 @@
+"""Drop copy: number the gate's records, queue them, and send them to the host as bytes.
+
+The record format is :mod:`wiregate.sw.dropcopy`'s (``RECORD_FIELDS``); the layouts here
+are built from that table, nothing is retyped. The core hands over up to two records a
+cycle and cannot wait, the host drains them at its own pace: a queue in block RAM sits
+between the two, and when it is full a record is lost rather than the order path stalled.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from wiregate.sw.dropcopy import RECORD_FIELDS, RECORD_SIZE
+
+from .counters import count_amount, count_event
+from .stream import beat_signature, check_width
+
+__all__ = ["DropCopy", "record_layout"]
+
+_SEQUENCE = next(f for f in RECORD_FIELDS if f.name == "sequence")   # filled in here
+
+
+def record_layout() -> data.StructLayout:
+    """A record as the core hands it over: every field of the wire record but the sequence.
+
+    Each field is as wide as its ``bits`` in :data:`wiregate.sw.dropcopy.RECORD_FIELDS`
+    (``symbol`` holds its 8 wire bytes as one big-endian integer, as the extractor does).
+    """
+    return data.StructLayout({f.name: f.bits for f in RECORD_FIELDS
+                              if f.bits and f is not _SEQUENCE})
+
+
+def _slot_layout() -> data.StructLayout:
+    """Half a queue row: a record, the sequence number it was given, and whether it is one."""
+    return data.StructLayout({"valid": 1, "sequence": _SEQUENCE.bits,
+                              "record": record_layout()})
+
+
+def _wire(slot):
+    """The slot's :data:`RECORD_SIZE` wire bytes as one value, the first byte lowest."""
+    wire_bytes = []
+    for f in RECORD_FIELDS:
+        if not f.bits:
+            wire_bytes.append(Const(0, 8 * f.size))
+            continue
+        value = slot.sequence if f is _SEQUENCE else slot.record[f.name]
+        wide = Cat(value, Const(0, 8 * f.size - f.bits))
+        wire_bytes.extend(wide[8 * (f.size - 1 - k):8 * (f.size - k)] for k in range(f.size))
+    return Cat(*wire_bytes)
+
+
+class DropCopy(wiring.Component):
+    """Give every record its sequence number, queue it, and stream it out as bytes.
+
+    Sequence numbers count from 0 after reset, one per valid input record, in input order;
+    when both inputs hold a record in the same cycle the client's comes first. A record
+    gets its number even when it is lost. The 64-bit number does not wrap in practice (two
+    records a cycle at 156.25 MHz would take 1,800 years).
+
+    The queue has a row per input cycle that brought a record: the client's record (or
+    none) in one memory, the exchange side's (or none) in another, at the same address. So
+    both inputs are written in the same cycle without a crossbar, and the client's record
+    leaves first by construction. Each half row is a record's carried bits, its 64-bit
+    sequence number and a valid bit (636 bits with drop copy 1.0): on ECP5 each memory
+    takes ``ceil(636 / 36) = 18`` EBR blocks for up to 512 rows, so 36 in all.
+
+    Overflow. The queue holds ``depth`` rows besides the one being sent. The records of a
+    cycle that finds it full (one or two) are lost: their numbers are skipped, so the host
+    sees the gap, ``count_overflow`` counts them and ``overflow`` pulses. The core must fail
+    closed on that pulse (it sets the gateway kill latch): the host can no longer replay
+    the gate's state exactly, and risk it cannot see must not keep trading.
+
+    Parameters
+    ----------
+    width : int
+        Bytes per output beat (1 or 8).
+    regmap : RegisterMap
+        Gives the counter width (that of ``dropcopy_records``).
+    depth : int
+        Input cycles the queue holds (``depth`` to ``2 * depth`` records), a power of two.
+
+    Attributes
+    ----------
+    client : In(stream)
+        :func:`record_layout` records from the client side (verdicts). Always ready.
+    exchange : In(stream)
+        :func:`record_layout` records from the exchange side and the control plane.
+        Always ready.
+    o : Out(stream)
+        The records' wire bytes, :data:`~wiregate.sw.dropcopy.RECORD_SIZE` / ``width``
+        beats per record, every lane kept; ``first`` on lane 0 of a record's first beat,
+        ``last`` on the final lane of its last beat, ``error`` never. Honours ``o.ready``.
+    overflow : Out(1)
+        High for one cycle after a cycle in which a record was lost.
+    count_records : Out(counter)
+        Records sent whole on ``o`` (saturating).
+    count_overflow : Out(counter)
+        Records lost (saturating).
+
+    Latency
+    -------
+    A record entering an empty queue while ``o`` is idle is on ``o`` two cycles later.
+    Records leave back to back, one every ``RECORD_SIZE / width`` cycles while ``o.ready``
+    stays high.
+    """
+
+    def __init__(self, width, regmap, depth=512):
+        self._width = check_width(width)
+        if not isinstance(depth, int) or isinstance(depth, bool):
+            raise TypeError(f"Depth must be an integer number of rows, not {depth!r}")
+        if depth < 1 or depth & (depth - 1):
+            raise ValueError(f"Depth must be a power of two, not {depth}")
+        self._depth = depth
+        counter = regmap.register("dropcopy_records").width
+        super().__init__({
+            "client": In(stream.Signature(record_layout(), always_ready=True)),
+            "exchange": In(stream.Signature(record_layout(), always_ready=True)),
+            "o": Out(beat_signature(width, always_ready=False)),
+            "overflow": Out(1),
+            "count_records": Out(counter),
+            "count_overflow": Out(counter),
+        })
+
+    @property
+    def width(self):
+        return self._width
+
+    @property
+    def depth(self):
+        return self._depth
+
+    def elaborate(self, platform):
+        m = Module()
+        width, depth = self._width, self._depth
+        beats = RECORD_SIZE // width
+
+        # Rows count modulo 2 * depth, so that full and empty differ.
+        write_row = Signal(depth.bit_length() + 1)
+        read_row = Signal(depth.bit_length() + 1)
+        level = Signal(depth.bit_length() + 1)
+        m.d.comb += level.eq(write_row - read_row)
+        address_bits = (depth - 1).bit_length()
+
+        client, exchange = self.client, self.exchange
+        sequence = Signal(_SEQUENCE.bits)
+        arrived = client.valid | exchange.valid
+        take = arrived & (level < depth)
+        m.d.sync += [
+            sequence.eq(sequence + client.valid + exchange.valid),
+            write_row.eq(write_row + take),
+        ]
+
+        # The row being sent stays in the memories' read registers (a read port with its
+        # enable low holds its data), so the next row is fetched on the last beat of this
+        # one and records leave without a gap.
+        loaded = Signal()
+        second = Signal()   # the client's record of the row has been sent
+        beat = Signal(range(beats))
+        last_beat = beat == beats - 1
+        moved = self.o.valid & self.o.ready
+        sent = moved & last_beat
+        fetch = Signal()
+
+        halves = []
+        for name, port, number in (("client", client, sequence),
+                                   ("exchange", exchange, sequence + client.valid)):
+            m.submodules[name] = memory = Memory(shape=_slot_layout(), depth=depth, init=[])
+            write, read = memory.write_port(), memory.read_port()
+            slot = Signal(_slot_layout(), name=f"{name}_slot")
+            m.d.comb += [
+                slot.valid.eq(port.valid),
+                slot.sequence.eq(number),
+                slot.record.eq(port.payload),
+                write.en.eq(take),
+                write.addr.eq(write_row[:address_bits]),
+                write.data.eq(slot),
+                read.en.eq(fetch),
+                read.addr.eq(read_row[:address_bits]),
+            ]
+            halves.append(read.data)
+
+        # The exchange side's record is on `o` once the client's is sent, or when the row
+        # has none; the row is sent with its last record.
+        exchange_half = second | ~halves[0].valid
+        row_sent = sent & (exchange_half | ~halves[1].valid)
+        m.d.comb += fetch.eq((level != 0) & (~loaded | row_sent))
+        with m.If(fetch):
+            m.d.sync += [
+                read_row.eq(read_row + 1),
+                loaded.eq(1),
+                second.eq(0),
+                beat.eq(0),
+            ]
+        with m.Elif(row_sent):
+            m.d.sync += loaded.eq(0)
+        with m.Elif(sent):
+            m.d.sync += [second.eq(1), beat.eq(0)]
+        with m.Elif(moved):
+            m.d.sync += beat.eq(beat + 1)
+
+        # Named signals, not one nested expression: each lane would otherwise rebuild the
+        # whole record in simulation, and the netlist reads the same.
+        current = Signal(_slot_layout())
+        wire = Signal(8 * RECORD_SIZE)
+        lanes = Signal(8 * width)
+        m.d.comb += [
+            current.eq(Mux(exchange_half, halves[1].as_value(), halves[0].as_value())),
+            wire.eq(_wire(current)),
+            lanes.eq(wire.word_select(beat, 8 * width)),
+        ]
+        m.d.comb += self.o.valid.eq(loaded)
+        for lane in range(width):
+            m.d.comb += [
+                self.o.payload[lane].data.eq(lanes[8 * lane:8 * lane + 8]),
+                self.o.payload[lane].keep.eq(1),
+                self.o.payload[lane].first.eq((beat == 0) & (lane == 0)),
+                self.o.payload[lane].last.eq(last_beat & (lane == width - 1)),
+            ]
+
+        lost = arrived & ~take
+        m.d.sync += self.overflow.eq(lost)
+        count_amount(m, self.count_overflow, Mux(lost, client.valid + exchange.valid, 0))
+        count_event(m, self.count_records, sent)
+        return m

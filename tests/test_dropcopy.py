@@ -1,0 +1,302 @@
+"""DropCopy under the Amaranth simulator: records in on both inputs, wire bytes out.
+
+The bytes are reassembled with the framing flags (:func:`wiregate.sim.beats.frames_from_cycles`)
+and decoded with :mod:`wiregate.sw.dropcopy`, whose codec tests/test_dropcopy_format.py checks
+against ``struct``. Sequence numbers are the test's own (one per valid input, client first);
+which records are lost follows from the documented capacity (``depth`` rows, each the records
+of one input cycle, besides the row being sent) and what the test sees on ``o``, cycle by
+cycle.
+"""
+
+import gc
+import random
+import warnings
+from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
+
+import pytest
+from amaranth.hdl import UnusedElaboratable
+from amaranth.sim import Simulator
+
+from wiregate.hw.dropcopy import DropCopy, record_layout
+from wiregate.sim.beats import frames_from_cycles, unpack_beat
+from wiregate.sim.layouts import pack
+from wiregate.sw.dropcopy import (
+    RECORD_SIZE,
+    Control,
+    Kind,
+    Record,
+    SequenceGap,
+    decode_records,
+    read_records,
+)
+from wiregate.sw.regmap import RegisterMap
+
+LAYOUT = record_layout()
+REGMAP = RegisterMap()
+
+
+def phases(record_time):
+    """Traffic phases: (weight, chance of a client record per cycle, of an exchange record,
+    of o.ready, shortest and longest phase in cycles), for a drain of one record per
+    ``record_time`` cycles. Mostly about the drain rate, so that ``o`` is busy most of the
+    time and bursts and stalls find the queue part full."""
+    t = record_time
+    return (
+        (4, 0.45 / t, 0.45 / t, 0.95, 10 * t, 60 * t),   # about the drain rate
+        (1, 0.3 / t, 0.3 / t, 1.0, 3 * t, 10 * t),       # below it: the queue drains
+        (1, 0.5, 0.5, 0.7, 4, 32),                       # a burst, often two in a cycle
+        (1, 0.5 / t, 0.5 / t, 0.0, 2 * t, 6 * t),        # the host stalls
+    )
+
+
+def seeded():
+    """A fresh seed, printed so that a failure can be replayed, and its generator."""
+    seed = random.randrange(1 << 32)
+    print(f"seed={seed}")
+    return seed, random.Random(seed)
+
+
+def random_record(rng):
+    """A record with every field random, often at 0 or its maximum."""
+    values = {}
+    for name, member in LAYOUT:
+        top = (1 << member.width) - 1
+        values[name] = rng.choice((0, top, rng.randint(0, top), rng.randint(0, top)))
+    kind = rng.choice(list(Kind))
+    values["kind"] = kind
+    values["control"] = rng.randint(1, max(Control)) if kind is Kind.CONTROL else 0
+    values["symbol"] = values["symbol"].to_bytes(8, "big")
+    return Record(**values)
+
+
+def port_value(record):
+    """The record as the core drives it (the symbol's wire bytes as a big-endian integer)."""
+    fields = {name: getattr(record, name) for name, _ in LAYOUT}
+    fields["symbol"] = int.from_bytes(record.symbol, "big")
+    return pack(LAYOUT, fields)
+
+
+@dataclass
+class Outcome:
+    """What a run offered and what came out."""
+
+    sent: dict = field(default_factory=dict)      # sequence -> (record, input cycle)
+    lost: list = field(default_factory=list)      # sequences the capacity rule loses
+    overflow_cycles: list = field(default_factory=list)   # cycles `overflow` was high
+    beats: list = field(default_factory=list)     # beats transferred on `o`
+    beat_cycles: list = field(default_factory=list)       # and their cycles
+    counters: dict = field(default_factory=dict)
+    records: list = field(default_factory=list)   # decoded from the bytes out
+    stream: bytes = b""
+
+
+def run(width, depth, schedule, seed, regmap):
+    """Drive ``schedule`` (per cycle: a client record or None, an exchange record or None,
+    ``o.ready``), then drain with ``o.ready`` high."""
+    dut = DropCopy(width, regmap, depth=depth)
+    top = (1 << len(dut.count_records)) - 1   # the counters saturate there
+    out = Outcome()
+    # More than the drain of a full queue takes.
+    drain = [(None, None, True)] * ((2 * depth + 3) * RECORD_SIZE // width)
+
+    # Signals looked up once and set only when they change: the bench runs ~100k cycles.
+    ports = [(dut.client.valid, dut.client.payload.as_value()),
+             (dut.exchange.valid, dut.exchange.payload.as_value())]
+    o_valid, o_ready, o_payload = dut.o.valid, dut.o.ready, dut.o.payload.as_value()
+    overflow = dut.overflow
+
+    async def testbench(ctx):
+        done = 0
+        kept_rows = []   # the queue row of each record kept, in order
+        driven = [False, False, False]   # client valid, exchange valid, o.ready
+        for cycle, (client, exchange, ready) in enumerate([*schedule, *drain]):
+            records = [r for r in (client, exchange) if r is not None]
+            for k, record in enumerate((client, exchange)):
+                if driven[k] != (record is not None):
+                    driven[k] = record is not None
+                    ctx.set(ports[k][0], driven[k])
+                if record is not None:
+                    ctx.set(ports[k][1], port_value(record))
+            if driven[2] != ready:
+                driven[2] = ready
+                ctx.set(o_ready, ready)
+            # This cycle's outputs, sampled at its closing edge.
+            _, _, shown, strobe, word, records_out, overflows = await ctx.tick().sample(
+                o_valid, overflow, o_payload, dut.count_records, dut.count_overflow)
+            # The counters count what happened before this cycle.
+            assert (records_out, overflows) == (min(done, top), min(len(out.lost), top)), \
+                f"seed {seed}: counters at cycle {cycle}"
+            # The queue holds `depth` rows (a cycle's records) besides the one being sent,
+            # which is the row of the record on `o`, or of the last one sent.
+            rows = kept_rows[-1] + 1 if kept_rows else 0
+            started = done + shown
+            level = rows - (kept_rows[started - 1] + 1 if started else 0)
+            for record in records:
+                out.sent[len(out.sent)] = (record, cycle)
+                if level < depth:
+                    kept_rows.append(rows)
+                else:
+                    out.lost.append(len(out.sent) - 1)
+            if strobe:
+                out.overflow_cycles.append(cycle)
+            if shown and ready:
+                beat = unpack_beat(1, word, width)
+                out.beats.append(beat)
+                out.beat_cycles.append(cycle)
+                done += beat[-1].last
+            if cycle >= len(schedule) and len(kept_rows) == done:
+                break   # drained, and the strobe of the last input cycle was seen
+        assert len(kept_rows) == done, \
+            f"seed {seed}: {len(kept_rows) - done} records never came out"
+        out.counters = {"records": ctx.get(dut.count_records),
+                        "overflow": ctx.get(dut.count_overflow), "top": top}
+
+    sim = Simulator(dut)
+    sim.add_clock(8e-9)
+    sim.add_testbench(testbench)
+    sim.run()
+    return out
+
+
+def check(width, depth, schedule, seed, regmap=REGMAP):
+    """Run ``schedule``, decode the bytes out, and compare everything."""
+    out = run(width, depth, schedule, seed, regmap)
+    frames = frames_from_cycles(out.beats)
+    assert all(len(b) == RECORD_SIZE and not error for b, error in frames), f"seed {seed}"
+    out.stream = b"".join(b for b, _ in frames)
+    out.records = decode_records(out.stream)
+    assert [r.sequence for r in out.records] == sorted(set(out.sent) - set(out.lost)), \
+        f"seed {seed}: records lost where the queue had room, kept where it had none, or " \
+        "reordered"
+    for r in out.records:
+        assert r == replace(out.sent[r.sequence][0], sequence=r.sequence), \
+            f"seed {seed}: record {r.sequence} changed on the way"
+    assert out.overflow_cycles == sorted({out.sent[s][1] + 1 for s in out.lost}), \
+        f"seed {seed}: overflow strobe"
+    top = out.counters["top"]
+    assert out.counters == {"records": min(len(out.records), top),
+                            "overflow": min(len(out.lost), top), "top": top}, f"seed {seed}"
+    return out
+
+
+def random_schedule(rng, width, n_records, load):
+    """Random phases until ``n_records`` records are offered, record chances times ``load``."""
+    choices = phases(RECORD_SIZE // width)
+    schedule = []
+    offered = 0
+    while offered < n_records:
+        _, p_client, p_exchange, p_ready, shortest, longest = rng.choices(
+            choices, weights=[phase[0] for phase in choices])[0]
+        for _ in range(rng.randint(shortest, longest)):
+            client = random_record(rng) if rng.random() < p_client * load else None
+            exchange = random_record(rng) if rng.random() < p_exchange * load else None
+            schedule.append((client, exchange, rng.random() < p_ready))
+            offered += (client is not None) + (exchange is not None)
+    return schedule
+
+
+@pytest.mark.parametrize(("width", "load", "offered", "least_out"), [
+    (1, 3.0, 2200, 500),
+    (8, 1.0, 2500, 2000),
+])
+def test_random_traffic(width, load, offered, least_out):
+    # At W = 1 a record takes 88 cycles on `o`, so 2,000 records out would take ~200k cycles
+    # (over a minute in the simulator): W = 1 runs at three times W = 8's load, its queue
+    # mostly full, and most of its records are lost (each still checked, as lost).
+    seed, rng = seeded()
+    out = check(width, 16, random_schedule(rng, width, offered, load), seed)
+    assert len(out.records) >= least_out and out.lost, \
+        f"seed {seed}: {len(out.records)} out, {len(out.lost)} lost"
+
+
+@pytest.mark.parametrize("width", [1, 8])
+def test_below_capacity_nothing_is_lost(width):
+    # At most two records per record time (either input alone, or both in one cycle), the
+    # default depth: the stream the host reads is gap-free from 0.
+    seed, rng = seeded()
+    record_time = RECORD_SIZE // width
+    schedule = []
+    for _ in range(100 if width == 1 else 250):
+        pair = rng.choice(((random_record(rng), None), (None, random_record(rng)),
+                           (random_record(rng), random_record(rng))))
+        schedule.append((*pair, rng.random() < 0.9))
+        schedule.extend((None, None, rng.random() < 0.9) for _ in range(record_time))
+    out = check(width, 512, schedule, seed)
+    assert not out.lost
+    assert read_records(out.stream, next_sequence=0) == out.records
+
+
+@pytest.mark.parametrize("width", [1, 8])
+def test_overflow_while_the_host_stalls(width):
+    # Both inputs every cycle while `o` is stalled: `depth` rows of two wait and one is on
+    # `o`, every later record is lost; once the host drains, numbering goes on and the host
+    # sees the gap.
+    seed, rng = seeded()
+    depth, stalled_cycles = 8, 12
+    stalled = [(random_record(rng), random_record(rng), False) for _ in range(stalled_cycles)]
+    drain = [(None, None, True)] * (2 * (depth + 1) * RECORD_SIZE // width)
+    after = [(random_record(rng), random_record(rng), True)]
+    out = check(width, depth, stalled + drain + after, seed)
+    kept, first_after = 2 * (depth + 1), 2 * stalled_cycles
+    assert [r.sequence for r in out.records] == [*range(kept), first_after, first_after + 1]
+    assert out.lost == list(range(kept, first_after))
+    with pytest.raises(SequenceGap) as gap:
+        read_records(out.stream)
+    assert (gap.value.expected, gap.value.got, gap.value.index) == (kept, first_after, kept)
+
+
+def test_counters_saturate():
+    # A register map whose counters are 3 bits wide: both stop at 7, never wrap to 0.
+    class NarrowCounters:
+        @staticmethod
+        def register(name):
+            assert name == "dropcopy_records"
+            return SimpleNamespace(width=3)
+
+    rng = random.Random(3)
+    stalled = [(random_record(rng), random_record(rng), False) for _ in range(12)]
+    spaced = [(None, None, True)] * (6 * RECORD_SIZE // 8)   # the six kept drain first
+    for _ in range(4):
+        spaced.append((random_record(rng), random_record(rng), True))
+        spaced.extend([(None, None, True)] * (2 * RECORD_SIZE // 8))
+    out = check(8, 2, stalled + spaced, seed=None, regmap=NarrowCounters())
+    assert (len(out.records), len(out.lost)) == (6 + 8, 18)
+    assert out.counters == {"records": 7, "overflow": 7, "top": 7}
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_smallest_queues(depth):
+    seed, rng = seeded()
+    out = check(8, depth, random_schedule(rng, 8, 300, 1.0), seed)
+    assert out.records and out.lost
+
+
+@pytest.mark.parametrize("width", [1, 8])
+def test_back_to_back(width):
+    # Records queued while `o` is busy leave without a gap between them, and the first
+    # record is on `o` two cycles after it entered an idle drop copy.
+    rng = random.Random(width)
+    pairs = [(random_record(rng), random_record(rng), True) for _ in range(3)]
+    out = check(width, 8, pairs, seed=None)
+    first = 2
+    assert out.beat_cycles == list(range(first, first + 6 * RECORD_SIZE // width))
+
+
+@pytest.mark.parametrize(("args", "error", "message"), [
+    ((3, REGMAP), ValueError, "Beat width must be one of (1, 8), not 3"),
+    ((8, REGMAP, 0), ValueError, "Depth must be a power of two, not 0"),
+    ((8, REGMAP, 24), ValueError, "Depth must be a power of two, not 24"),
+    ((8, REGMAP, 16.0), TypeError, "Depth must be an integer number of rows, not 16.0"),
+    ((8, REGMAP, True), TypeError, "Depth must be an integer number of rows, not True"),
+])
+def test_parameter_errors(args, error, message):
+    with pytest.raises(error) as info:
+        DropCopy(*args)
+    assert str(info.value) == message
+    # The half-built component would warn "created but never used" whenever it is
+    # collected, inside some later test; collect it here, where that is expected.
+    del info
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        gc.collect()
