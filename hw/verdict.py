@@ -4,13 +4,9 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from wiregate.sw.reasons import REASON_BITS
+from wiregate.sw.reasons import NO_PRIMARY, REASON_BITS
 
-__all__ = ["NO_REASON", "Verdict"]
-
-# What ``primary`` shows on an accept (the model's ``primary(0)`` is None): a value no
-# reason has, so a record's primary field alone tells an accept from a MALFORMED reject.
-NO_REASON = REASON_BITS
+__all__ = ["Verdict"]
 
 
 class Verdict(wiring.Component):
@@ -28,7 +24,7 @@ class Verdict(wiring.Component):
     accept : Out(1)
         No bit is set.
     primary : Out(range(REASON_BITS + 1))
-        Index of the lowest set bit; ``NO_REASON`` (= ``REASON_BITS``) on an accept.
+        Index of the lowest set bit; ``NO_PRIMARY`` (= ``REASON_BITS``) on an accept.
 
     Latency
     -------
@@ -51,6 +47,6 @@ class Verdict(wiring.Component):
         m.d.comb += [
             self.reasons.eq(self.fires),
             self.accept.eq(self.fires == 0),
-            self.primary.eq(Mux(self.fires == 0, NO_REASON, index)),
+            self.primary.eq(Mux(self.fires == 0, NO_PRIMARY, index)),
         ]
         return m

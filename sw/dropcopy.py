@@ -47,7 +47,7 @@ from dataclasses import dataclass, fields
 from enum import IntEnum
 
 from wiregate.sw.proto.errors import ProtocolError
-from wiregate.sw.reasons import REASON_BITS
+from wiregate.sw.reasons import NO_PRIMARY, REASON_BITS
 
 __all__ = [
     "NO_PRIMARY",
@@ -85,7 +85,6 @@ class Control(IntEnum):
     VOID_UNDO = 7
 
 
-NO_PRIMARY = 0xFF   # ``primary`` of an accept, or of a record that is no verdict
 
 
 @dataclass(frozen=True)

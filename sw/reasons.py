@@ -17,7 +17,7 @@ would carry, so reports can be read alongside exchange rejects; 0 means no equiv
 
 from enum import IntEnum
 
-__all__ = ["REASON_BITS", "Reason", "describe", "primary", "reason_word"]
+__all__ = ["NO_PRIMARY", "REASON_BITS", "Reason", "describe", "primary", "reason_word"]
 
 
 class Reason(IntEnum):
@@ -45,6 +45,9 @@ class Reason(IntEnum):
 
 
 REASON_BITS = len(Reason)
+# The primary reason recorded for an accept (primary() is None): a value no reason has, so the
+# field alone tells an accept from a MALFORMED reject, and it fits the same bits as a reason.
+NO_PRIMARY = REASON_BITS
 
 # Closest OUCH 5.0 Rejected reason for each of ours (see PROTOCOLS.md); 0 = none.
 OUCH_EQUIVALENT = {

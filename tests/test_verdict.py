@@ -4,8 +4,8 @@ import random
 
 from amaranth.sim import Simulator
 
-from wiregate.hw.verdict import NO_REASON, Verdict
-from wiregate.sw.reasons import REASON_BITS, Reason, primary, reason_word
+from wiregate.hw.verdict import Verdict
+from wiregate.sw.reasons import NO_PRIMARY, REASON_BITS, Reason, primary, reason_word
 
 
 def check_verdict(reason_sets, seed):
@@ -19,7 +19,7 @@ def check_verdict(reason_sets, seed):
             ctx.set(dut.fires, word)
             expected_primary = primary(word)
             expected = (word, int(not reasons),
-                        NO_REASON if expected_primary is None else int(expected_primary))
+                        NO_PRIMARY if expected_primary is None else int(expected_primary))
             got = (ctx.get(dut.reasons), ctx.get(dut.accept), ctx.get(dut.primary))
             assert got == expected, f"seed {seed}: {sorted(reasons)}: {got} != {expected}"
 
@@ -29,7 +29,7 @@ def check_verdict(reason_sets, seed):
 
 
 def test_accept_and_every_single_reason():
-    # The accept's primary (NO_REASON) coming out intact also shows the port can hold it.
+    # The accept's primary (NO_PRIMARY) coming out intact also shows the port can hold it.
     check_verdict([set(), *({r} for r in Reason)], seed=None)
 
 
