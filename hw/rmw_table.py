@@ -46,21 +46,30 @@ class RmwTable(wiring.Component):
     peek_addr : In(range(depth))
     peek_data : Out(shape)
         A second, unforwarded read port for the host (one cycle latency).
+    early_value : Out(shape)
+        Only with ``early``: in cycle ``c``, the entry at the address read in ``c - early``
+        with every write up to ``c - 1`` applied, for a stage that needs part of the entry
+        (a key for another table) before the execute stage.
 
     Latency
     -------
     ``distance`` cycles from ``read_addr`` to ``value``.
     """
 
-    def __init__(self, shape, depth, distance):
+    def __init__(self, shape, depth, distance, early=None):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"Depth must be a positive integer, not {depth!r}")
         if not isinstance(distance, int) or distance < 1:
             raise ValueError(f"Distance must be an integer of at least 1, not {distance!r}")
+        if early is not None and not 1 <= early < distance:
+            raise ValueError(f"Early must be between 1 and distance - 1, not {early!r}")
         self._shape = shape
         self._depth = depth
         self._distance = distance
+        self._early = early
+        early_members = {} if early is None else {"early_value": Out(shape)}
         super().__init__({
+            **early_members,
             "read_addr": In(range(depth)),
             "value": Out(shape),
             "write_en": In(1),
@@ -95,10 +104,12 @@ class RmwTable(wiring.Component):
             m.d.sync += stage.eq(addrs[-1])
             addrs.append(stage)
         value = read.data
+        values = {1: value}      # the unforwarded data at each stage, by distance
         for k in range(distance - 1):
             stage = Signal(self._shape, name=f"data{k + 2}")
             m.d.sync += stage.eq(value)
             value = stage
+            values[k + 2] = value
         # What the travelling value missed: the write of each of the last `distance` cycles.
         # history[k] is the write of k + 1 cycles ago.
         history = []
@@ -115,8 +126,13 @@ class RmwTable(wiring.Component):
             history.append(entry)
 
         # Oldest first, so the newest matching write is applied last and wins.
-        m.d.comb += self.value.eq(value)
-        for entry in reversed(history):
-            with m.If(entry.valid & (entry.write.addr == addrs[distance])):
-                m.d.comb += self.value.eq(entry.write.data)
+        def forward(output, stage, read):
+            m.d.comb += output.eq(read)
+            for entry in reversed(history[:stage]):
+                with m.If(entry.valid & (entry.write.addr == addrs[stage])):
+                    m.d.comb += output.eq(entry.write.data)
+
+        forward(self.value, distance, value)
+        if self._early is not None:
+            forward(self.early_value, self._early, values[self._early])
         return m

@@ -29,6 +29,9 @@ def session_beat_layout(width: int, regmap: RegisterMap) -> data.StructLayout:
         "session": range(regmap.n_sessions),
         "hit": 1,     # the frame belongs to ``session`` (valid from ``header.done``)
         "drop": 1,    # on the last beat: the frame must not reach the exchange
+        # Toward the exchange, before the last beat: the frame may pass (ARP, a session's
+        # TCP, a pass rule), as far as its headers tell (final from header.done, or kind ARP)
+        "admit": 1,
     })
 
 
@@ -158,6 +161,8 @@ class SessionLookup(wiring.Component):
             clean = beat.errors == 0
             session_ok = (hdr.kind == FrameKind.TCP) & frame_hit
             drop = ~((hdr.kind == FrameKind.ARP) | (clean & (session_ok | by_rule)))
+            m.d.sync += self.o.payload.admit.eq(
+                (hdr.kind == FrameKind.ARP) | session_ok | by_rule)
 
         o = self.o.payload
         m.d.sync += [

@@ -36,7 +36,9 @@ What each kind fills (every other field is 0; ``primary`` is :data:`NO_PRIMARY`)
   SET_REFERENCE ``symbol_index`` (``symbol_known`` 1), ``price`` = the reference and
   ``argument`` = its stamp (microseconds); SESSION_SYNC ``session`` and ``argument`` = 1 in
   sync, 0 out of sync; VOID_UNDO ``session`` and ``argument`` = how many of the latest
-  verdict records of that session belong to the void frame and are undone.
+  verdict records of that session belong to the void frame and are undone; REVOKE
+  ``session`` and ``user_ref_num`` of an order the void frame got accepted, withdrawn
+  (model :class:`~wiregate.sw.model.Revoke`), with ``symbol_index`` as for EXCHANGE.
 
 A gap in the sequence means records were lost, in the gateware (its queue was full; it then
 fails closed) or on the way to the host. The host's replay is no longer exact after a gap.
@@ -83,6 +85,7 @@ class Control(IntEnum):
     SET_REFERENCE = 5
     SESSION_SYNC = 6
     VOID_UNDO = 7
+    REVOKE = 8
 
 
 

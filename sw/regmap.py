@@ -13,6 +13,14 @@ item's first word (word ``k`` holds bits ``32k .. 32k+31``). Fields are placed i
 declaration order; a field of 32 bits or more, or one that would straddle a word boundary,
 starts on the next word.
 
+Multi-word writes are atomic. The gateware stages each word of a 64-bit register or of a
+table entry and applies the item when its last word (the highest address among the item's
+used words) is written, with every word as staged then; the encoders below emit the low word
+first and that trigger word last. Staging is per register and per table, not per entry (the
+entry index is the trigger word's), so the words of one entry are written without another
+entry of the same table in between. A read of a staged RW register returns the value last
+applied, not the staged words.
+
 Layout rules, checked at construction:
 
 * the ID block sits at address 0 and its layout never depends on the build parameters, so a
@@ -56,7 +64,7 @@ WORD_BITS = 32
 _WORD_MASK = (1 << WORD_BITS) - 1
 
 MAGIC = int.from_bytes(b"WGTE", "big")   # 0x57475445: "WGTE" read as a big-endian word
-VERSION = (1, 0)                          # (major, minor) of this layout
+VERSION = (1, 1)                          # (major, minor) of this layout
 
 
 class Access(StrEnum):
@@ -616,7 +624,9 @@ class RegisterMap:
                   ("max_long", 32, "projected long per session (shares)"),
                   ("max_short", 32, "projected short per session (shares)"),
                   ("restricted", 1, "restricted list: reject"),
-                  ("reference_stamp_us", 64, "timebase_us when the reference was set"))),
+                  ("reference_stamp_us", 64, "timebase_us when the reference was set; all "
+                                             "ones: when this bank was committed"),
+                  ("valid", 1, "symbol index in use"))),
             _Tab("session_limits", self.n_sessions, Access.RW, True,
                  "per-session limits, by session index",
                  (("max_order_quantity", 32, "shares per order"),
@@ -722,7 +732,7 @@ class RegisterMap:
             raise ValueError(f"register {name} is read-only")
         return list(zip(reg.addresses, reg.encode(value, **fields), strict=True))
 
-    def encode_table_write(self, table: str, index: int,
+    def encode_table_write(self, table: str, index: int, /,
                            **fields: int) -> list[tuple[int, int]]:
         """(address, word) pairs writing entry ``index`` of ``table``; unnamed fields are 0."""
         tab = self.table(table)

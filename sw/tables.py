@@ -52,6 +52,7 @@ __all__ = [
     "MAX_EVICTIONS",
     "MAX_HASH_BITS",
     "PROBES",
+    "REFERENCE_AT_COMMIT",
     "SYMBOL_BYTES",
     "WAYS",
     "SymbolHash",
@@ -372,8 +373,14 @@ def _check_indices(kind: str, indices: Sequence[int], depth: int) -> None:
         seen.add(index)
 
 
+# A reference stamp meaning "the time this bank is committed": the model stamps a newly
+# loaded reference with its Commit's time, which the host cannot know when it writes the
+# shadow bank. The gateware reads this value as the active bank's commit time.
+REFERENCE_AT_COMMIT = (1 << 64) - 1
+
+
 def compile_limits(limits: Limits, regmap: "RegisterMap", *,
-                   reference_stamp_us: int = 0) -> TableImage:
+                   reference_stamp_us: int = REFERENCE_AT_COMMIT) -> TableImage:
     """Compile ``limits`` into the banked tables of ``regmap``.
 
     Parameters
@@ -383,9 +390,10 @@ def compile_limits(limits: Limits, regmap: "RegisterMap", *,
     regmap : RegisterMap
         The gateway's register map (its build parameters bound the table sizes).
     reference_stamp_us : int
-        Gateway timebase (microseconds) to stamp the file's reference prices with; the
-        driver passes the timebase it just read, so a reference goes stale
-        ``reference_max_age_us`` after the push unless updated.
+        Gateway timebase (microseconds) to stamp the file's reference prices with. The
+        default, :data:`REFERENCE_AT_COMMIT`, stamps them with the commit's time, as the
+        model does for a symbol the commit loads; for a symbol already loaded the driver
+        writes the reference and stamp it holds (a re-commit never refreshes a reference).
 
     Raises
     ------
@@ -425,7 +433,7 @@ def compile_limits(limits: Limits, regmap: "RegisterMap", *,
             reference_price=y.reference_price, reference_stamp_us=reference_stamp_us,
             collar=y.collar, max_order_quantity=y.max_order_quantity,
             max_order_notional=y.max_order_notional, max_long=y.max_long,
-            max_short=y.max_short, restricted=int(y.restricted))
+            max_short=y.max_short, restricted=int(y.restricted), valid=1)
 
     gateway = _zero_entries(regmap, "gateway_limits")
     g = limits.gateway

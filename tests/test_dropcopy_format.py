@@ -106,7 +106,7 @@ def test_decode_wrong_length(length):
 @pytest.mark.parametrize(("at", "message", "offset"), [
     ({24: b"\0"}, "unknown kind 0 (known: 1 VERDICT, 2 EXCHANGE, 3 CONTROL)", "kind"),
     ({24: b"\4"}, "kind = 4 does not fit in 2 bits", "kind"),
-    ({25: b"\x08"}, "control = 8 does not fit in 3 bits", "control"),
+    ({25: b"\x10"}, "control = 16 does not fit in 4 bits", "control"),
     ({25: b"\2"}, "a VERDICT record with control KILL", "control"),
     ({24: b"\3"}, "a CONTROL record with control NONE", "control"),
     ({30: b"\2"}, "accept = 2 does not fit in 1 bits", "accept"),

@@ -7,6 +7,7 @@ import pytest
 from wiregate.sw import docgen
 from wiregate.sw.reasons import REASON_BITS, Reason
 from wiregate.sw.regmap import (
+    VERSION,
     Access,
     Field,
     Register,
@@ -83,7 +84,7 @@ def test_id_block_at_zero_with_magic():
     assert first.reset == struct.unpack(">I", b"WGTE")[0] == 0x57475445
     version = regmap.register("version")
     assert version.address == 1
-    assert version.decode([version.reset]) == {"minor": 0, "major": 1}
+    assert version.decode([version.reset]) == {"minor": VERSION[1], "major": VERSION[0]}
     assert regmap.register("param_reason_bits").reset == REASON_BITS == len(Reason)
     ids = regmap.group("id")
     assert [r.address for r in ids] == list(range(len(ids)))
@@ -172,7 +173,7 @@ def test_table_entry_round_trip():
     regmap = RegisterMap()
     values = {"reference_price": 1_234_500, "collar": 50_000, "max_order_quantity": 999_999,
               "max_order_notional": 10**15, "max_long": 7, "max_short": 8, "restricted": 1,
-              "reference_stamp_us": 2**40 + 3}
+              "reference_stamp_us": 2**40 + 3, "valid": 1}
     writes = regmap.encode_table_write("symbol_limits", 1023, **values)
     assert [a for a, _ in writes] == regmap.read_addresses("symbol_limits", 1023)
     assert regmap.decode_read("symbol_limits", [w for _, w in writes], index=1023) == values
@@ -301,7 +302,8 @@ def test_id_mismatches_are_reported():
     with pytest.raises(RegmapMismatch, match="magic 0xffffffff") as info:
         regmap.check_id({**good, "magic": 0xFFFF_FFFF})
     assert info.value.mismatches == [("magic", 0x57475445, 0xFFFF_FFFF)]
-    with pytest.raises(RegmapMismatch, match=r"version 2\.0 on the gateway, host speaks 1\.0"):
+    speaks = rf"host speaks {VERSION[0]}\.{VERSION[1]}"
+    with pytest.raises(RegmapMismatch, match=rf"version 2\.0 on the gateway, {speaks}"):
         RegisterMap.from_id({**good, "version": 2 << 16})
     with pytest.raises(RegmapMismatch, match=r"symbol_hash_id 0x2 .*layout_crc 0x1 ") as info:
         regmap.check_id({**good, "layout_crc": 1, "symbol_hash_id": 2})

@@ -277,7 +277,7 @@ def test_compiled_entries_equal_the_limits():
     assert image.entries["symbol_limits"][0] == {
         "reference_price": 185_2500, "collar": 9_2625, "max_order_quantity": 10_000,
         "max_order_notional": 10**11, "max_long": 50_000, "max_short": 40_000,
-        "restricted": 0, "reference_stamp_us": 777}
+        "restricted": 0, "reference_stamp_us": 777, "valid": 1}
     assert image.entries["symbol_limits"][1]["restricted"] == 1
     assert image.entries["symbol_limits"][1]["reference_price"] == 0
     assert image.entries["symbol_limits"][2]["max_order_notional"] == 0x9_8765_4321

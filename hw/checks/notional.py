@@ -1,7 +1,7 @@
 """NOTIONAL, quantity x price per order: :func:`wiregate.sw.model.notional_fires` in gateware."""
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from ..multiply import Multiplier, check_integer
 from ..ouch_extract import PRICE_BITS
@@ -47,6 +47,10 @@ class NotionalCheck(Check):
         The session is in the committed limits (model: ``session is not None``).
     fire : Out(1)
         The NOTIONAL reason bit of the order presented ``latency`` cycles earlier.
+    fire_without_symbol : Out(1)
+        The bit as if the symbol were unknown (see :class:`~.quantity.QuantityCheck`).
+    notional : Out(NOTIONAL_BITS)
+        ``quantity * price`` of that order, for the engine's credit and charges.
 
     Latency
     -------
@@ -55,7 +59,8 @@ class NotionalCheck(Check):
 
     def __init__(self, regmap, latency=4):
         members = {"quantity": In(QUANTITY_BITS), "price": In(PRICE_BITS),
-                   **limit_members(regmap)}
+                   **limit_members(regmap), "fire_without_symbol": Out(1),
+                   "notional": Out(NOTIONAL_BITS)}
         check_integer("Latency", latency, 0)
         self._compare_latency = min(latency, 1)
         self._multiplier = Multiplier(QUANTITY_BITS, PRICE_BITS, latency - self._compare_latency)
@@ -81,5 +86,10 @@ class NotionalCheck(Check):
         terms = decide(m, self._compare_latency,
                        above_symbol=symbol_known & (notional > symbol_limit),
                        above_session=session_loaded & (notional > session_limit))
-        m.d.comb += self.fire.eq(terms["above_symbol"] | terms["above_session"])
+        product = decide(m, self._compare_latency, product=notional)["product"]
+        m.d.comb += [
+            self.fire.eq(terms["above_symbol"] | terms["above_session"]),
+            self.fire_without_symbol.eq(terms["above_session"]),
+            self.notional.eq(product),
+        ]
         return m

@@ -92,6 +92,9 @@ class QuantityCheck(Check):
         The session is in the committed limits (model: ``session is not None``).
     fire : Out(1)
         The QUANTITY reason bit.
+    fire_without_symbol : Out(1)
+        The bit as if the symbol were unknown: the engine learns only at its execute stage
+        whether a Replace's original (and so its symbol) is still there.
 
     Latency
     -------
@@ -99,8 +102,8 @@ class QuantityCheck(Check):
     """
 
     def __init__(self, regmap, latency=1):
-        super().__init__({"quantity": In(QUANTITY_BITS), **limit_members(regmap)},
-                         check_latency(latency))
+        super().__init__({"quantity": In(QUANTITY_BITS), **limit_members(regmap),
+                          "fire_without_symbol": Out(1)}, check_latency(latency))
 
     def elaborate(self, platform):
         m = Module()
@@ -111,5 +114,9 @@ class QuantityCheck(Check):
             above_ouch=q > OUCH_MAX_QUANTITY,
             above_symbol=self.symbol_known & (q > self.symbol.max_order_quantity),
             above_session=self.session_loaded & (q > self.session.max_order_quantity))
-        m.d.comb += self.fire.eq(Cat(*terms.values()).any())
+        m.d.comb += [
+            self.fire.eq(Cat(*terms.values()).any()),
+            self.fire_without_symbol.eq(terms["zero"] | terms["above_ouch"]
+                                        | terms["above_session"]),
+        ]
         return m

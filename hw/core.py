@@ -1,0 +1,363 @@
+"""The gateway core: both ports' paths, the risk engine, the control port and the drop copy.
+
+Board-agnostic: four MAC-side beat streams (receive and transmit toward the clients and
+toward the exchange), the control port (a 32-bit word bus onto the register map) and the
+drop-copy byte stream. The board shell adds the MACs and the transports.
+
+Toward the exchange, every received beat goes two ways: into the client ingress (parse,
+session, stream, SoupBin, OUCH extraction) and into the holdback line, ``H`` bytes long. The
+ingress's events go to the engine; its verdicts, the frame decisions (drop a frame of no
+session) and the void frames go to the rewrite, which sits between the holdback and the
+transmit MAC and acts on the bytes as they leave. ``H`` is the least that puts every record
+there in time (:func:`wiregate.hw.holdback_size.holdback_bytes`), checked here at
+elaboration.
+
+Toward the clients, frames pass unchanged (one register); the exchange ingress reads them
+beside the path, and its events wait in the event hold until their frame ends good, then go
+to the engine.
+
+One hop, one ``connect`` (or one assignment block where a hop adapts a record).
+"""
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from wiregate.sw.dropcopy import Control, Kind
+from wiregate.sw.reasons import Reason
+from wiregate.sw.timebase import CLOCK_HZ
+
+from .counters import count_event
+from .dropcopy import DropCopy
+from .engine import Engine
+from .event_hold import EventHold
+from .headers import FrameKind
+from .holdback import Holdback
+from .holdback_size import check_holdback, holdback_bytes, reject_depth, tag_bits
+from .ingress import Ingress
+from .register_file import RegisterFile
+from .rewrite import Rewrite
+from .stream import beat_signature, check_width, frame_end
+from .timebase import Timebase
+
+__all__ = ["Core", "core_holdback", "core_latencies"]
+
+INGRESS_LATENCY = 5         # Ingress: parser, lookup, tracker, framer, extractor
+MAX_HEADER_BYTES = 14 + 4 + 60 + 60     # Ethernet, 802.1Q, IPv4 and TCP with every option
+FRAME_SLOT = 64 + 20        # least byte times a frame takes on the wire (frame, preamble, gap)
+# The engine's state read-back, brought out for benches (the register map does not reach it
+# yet): the state the model keeps, and the exposure and order-table peek ports.
+READBACK = ("credit_used", "gateway_credit_used", "last_user_ref_num", "unmatched", "in_sync",
+            "kill_gateway", "kill_sessions", "tokens", "throttled", "throttle_count",
+            "peek_exposure", "peek_order")
+
+
+def core_latencies(width):
+    """The core's latencies in cycles from the MAC-side beat, as ``holdback_bytes`` takes them.
+
+    - verdict: the settling byte's beat through the ingress and the engine to the reject;
+    - decision: the frame's first byte to its drop-or-pass record, which waits for the
+      session, known when the headers are (their last byte is at most
+      :data:`MAX_HEADER_BYTES` - 1 into the frame), plus the parser's cycle to raise it, the
+      rest of the ingress and one register;
+    - void: the frame's last byte through the ingress, plus one register.
+    """
+    check_width(width)
+    return {
+        "verdict_latency": INGRESS_LATENCY + Engine.latency,
+        "decision_latency": (MAX_HEADER_BYTES - 1) // width + 1 + INGRESS_LATENCY + 1,
+        "void_latency": INGRESS_LATENCY + 1,
+    }
+
+
+def core_holdback(width):
+    """H at ``width``: what the core's ``regmap`` must be built with (``holdback=``)."""
+    return holdback_bytes(width, **core_latencies(width))
+
+
+class Core(wiring.Component):
+    """The gateway between the client port and the exchange port.
+
+    Parameters
+    ----------
+    width : int
+        Bytes per beat (1: 1 GbE at 125 MHz, 8: 10 GbE at 156.25 MHz).
+    regmap : RegisterMap
+        Table sizes and the register map; its ``beat_bytes`` and ``holdback`` must be
+        ``width`` and :attr:`holdback` (the ID block reports them).
+    n_executions : int
+        Remembered executions per session.
+    dropcopy_depth : int
+        Drop-copy queue rows.
+
+    Attributes
+    ----------
+    client_rx, exchange_rx : In(stream)
+        Beats from the receive MACs.
+    exchange_tx, client_tx : Out(stream)
+        Beats to the transmit MACs.
+    control : In(bus)
+        The register file's word bus (:class:`wiregate.hw.register_file.RegisterFile`).
+    dropcopy : Out(stream)
+        The drop-copy records as bytes (:mod:`wiregate.sw.dropcopy`), with backpressure.
+    credit_used, ..., peek_exposure, peek_order
+        The engine's read-back (:data:`READBACK`, see :class:`~wiregate.hw.engine.Engine`).
+    """
+
+    def __init__(self, width, regmap, *, n_executions=256, dropcopy_depth=512):
+        self._width = check_width(width)
+        self._regmap = regmap
+        self._dropcopy_depth = dropcopy_depth
+        self._holdback = core_holdback(width)
+        if regmap.beat_bytes != width or regmap.holdback != self._holdback:
+            raise ValueError(f"regmap is built for W={regmap.beat_bytes}, H={regmap.holdback}; "
+                             f"this core is W={width}, H={self._holdback}")
+        self._register_file = RegisterFile(regmap)
+        self._engine = Engine(regmap, n_executions=n_executions,
+                              frame_bits=tag_bits(width, self._holdback, FRAME_SLOT))
+        readback = {name: self._engine.signature.members[name] for name in READBACK}
+        super().__init__({
+            **readback,
+            "client_rx": In(beat_signature(width)),
+            "exchange_tx": Out(beat_signature(width)),
+            "exchange_rx": In(beat_signature(width)),
+            "client_tx": Out(beat_signature(width)),
+            "control": self._register_file.signature.members["bus"],
+            "dropcopy": Out(beat_signature(width, always_ready=False)),
+        })
+
+    @property
+    def holdback(self):
+        """H, the holdback in bytes."""
+        return self._holdback
+
+    @property
+    def width(self):
+        return self._width
+
+    def elaborate(self, platform):
+        m = Module()
+        width, regmap = self._width, self._regmap
+        holdback = self._holdback
+        check_holdback(width, holdback, **core_latencies(width))
+        tags = tag_bits(width, holdback, FRAME_SLOT)
+
+        m.submodules.timebase = timebase = Timebase(CLOCK_HZ[width])
+        m.submodules.registers = registers = self._register_file
+        wiring.connect(m, host=wiring.flipped(self.control), registers=registers.bus)
+        m.submodules.client_ingress = client = Ingress(width, regmap, toward_exchange=True)
+        m.submodules.exchange_ingress = exchange = Ingress(width, regmap, toward_exchange=False)
+        m.submodules.engine = engine = self._engine
+        m.submodules.holdback = line = Holdback(width, holdback)
+        m.submodules.rewrite = rewrite = Rewrite(
+            width, tag_bits=tags, reject_depth=reject_depth(width, holdback))
+        m.submodules.event_hold = hold = EventHold(width, regmap)
+        m.submodules.dropcopy = dropcopy = DropCopy(width, regmap, depth=self._dropcopy_depth)
+
+        # Toward the exchange: the MAC feeds the ingress and the holdback; the holdback
+        # feeds the rewrite, the rewrite the MAC.
+        m.d.comb += [
+            client.i.valid.eq(self.client_rx.valid), client.i.payload.eq(self.client_rx.payload),
+            line.i.valid.eq(self.client_rx.valid), line.i.payload.eq(self.client_rx.payload),
+        ]
+        wiring.connect(m, line=line.o, rewrite=rewrite.i)
+        wiring.connect(m, rewrite=rewrite.o, mac=wiring.flipped(self.exchange_tx))
+
+        # Toward the clients: pass-through; the exchange ingress reads beside the path.
+        m.d.sync += [self.client_tx.valid.eq(self.exchange_rx.valid),
+                     self.client_tx.payload.eq(self.exchange_rx.payload)]
+        m.d.comb += [exchange.i.valid.eq(self.exchange_rx.valid),
+                     exchange.i.payload.eq(self.exchange_rx.payload)]
+        wiring.connect(m, ingress=exchange.o, hold=hold.i)
+        wiring.connect(m, hold=hold.o, engine=engine.exchange)
+
+        # The client ingress's beats: frame tags (counted by first byte, as the rewrite
+        # counts), one decision per frame, the events and the frame ends.
+        beat = client.o.payload
+        lanes = beat.beat.beat.beat.beat.lanes
+        session_beat = beat.beat.beat.beat
+        header = session_beat.beat.header
+        starts = client.o.valid & Cat(lane.keep & lane.first for lane in lanes).any()
+        ends, _ = frame_end(lanes)
+        ends = ends & client.o.valid
+        tag = Signal(tags)          # the tag of the frame on the ingress output
+        next_tag = Signal(tags)     # the tag the next frame will get
+        with m.If(starts):
+            m.d.comb += tag.eq(next_tag)
+            m.d.sync += next_tag.eq(next_tag + 1)
+        with m.Else():
+            m.d.comb += tag.eq(next_tag - 1)
+
+        def once_per_frame(now, name):
+            """Whether ``now`` was true on an earlier beat of the frame on the output."""
+            before = Signal(name=name)
+            with m.If(now):
+                m.d.sync += before.eq(1)
+            with m.If(starts & ~now):
+                m.d.sync += before.eq(0)
+            return before & ~starts
+
+        can_decide = client.o.valid & (header.done | (header.kind == FrameKind.ARP) | ends)
+        decides = can_decide & ~once_per_frame(can_decide, "decided")
+        m.d.sync += [
+            rewrite.frames.valid.eq(decides),
+            rewrite.frames.payload.frame.eq(tag),
+            rewrite.frames.payload.drop.eq(~session_beat.admit),
+            rewrite.void.valid.eq(ends & beat.void),
+            rewrite.void.payload.frame.eq(tag),
+        ]
+
+        event = beat.event
+        has_event = client.o.valid & event.valid
+        judged = once_per_frame(has_event, "judged")    # an earlier event in this frame
+        m.d.comb += [
+            engine.client.valid.eq(has_event),
+            engine.client.payload.event.eq(event),
+            engine.client.payload.opens_frame.eq(~judged),
+            engine.client.payload.frame.eq(tag),
+        ]
+        # The frame end reaches the engine a cycle later: never with an event of its frame.
+        m.d.sync += [engine.frame_end.valid.eq(ends & (judged | has_event)),
+                     engine.frame_end.void.eq(beat.void)]
+
+        # Verdicts: a reject rewrites its packet.
+        verdict = engine.verdict
+        m.d.comb += [
+            rewrite.rejects.valid.eq(verdict.valid & ~verdict.accept),
+            rewrite.rejects.payload.frame.eq(verdict.frame),
+            rewrite.rejects.payload.offset.eq(verdict.type_offset),
+        ]
+
+        # Timebase.
+        m.d.comb += [engine.tick.eq(timebase.tick), engine.now_us.eq(timebase.now_us),
+                     engine.cycle.eq(timebase.cycle)]
+
+        # Host writes: the engine's tables, and both ingresses' session and pass-rule tables.
+        for table in ("session_limits", "symbol_limits", "gateway_limits", "symbol_hash"):
+            wiring.connect(m, registers=getattr(registers, f"write_{table}"),
+                           engine=getattr(engine, f"write_{table}"))
+        sessions = registers.write_session
+        rules = registers.write_pass_rule
+        for port in (engine.write_session, client.write_session, exchange.write_session):
+            m.d.comb += [port.en.eq(sessions.en), port.index.eq(sessions.index),
+                         port.entry.eq(sessions.entry)]
+        for port in (client.write_pass_rule, exchange.write_pass_rule):
+            m.d.comb += [port.en.eq(rules.en), port.index.eq(rules.index),
+                         port.entry.eq(rules.entry)]
+
+        # Control events: the gateway kill on a drop-copy overflow first (the host can no
+        # longer follow), then session sync changes, then the host's.
+        n = regmap.n_sessions
+        overflowed = Signal(n)      # a session whose exchange events were lost, until resync
+        exchange_in_sync = exchange.in_sync
+        with m.If(hold.overflow):
+            m.d.sync += overflowed.bit_select(hold.overflow_session, 1).eq(1)
+        was_in_sync = Signal(n, init=(1 << n) - 1)
+        m.d.sync += was_in_sync.eq(exchange_in_sync)
+        m.d.sync += overflowed.eq(overflowed & ~(exchange_in_sync & ~was_in_sync))
+        in_sync = Signal(n)
+        m.d.comb += in_sync.eq(client.in_sync & exchange_in_sync & ~overflowed)
+        reported = Signal(n, init=(1 << n) - 1)     # the engine's view, as queued
+        differs = in_sync ^ reported
+        lowest = Signal(range(n))
+        for s in reversed(range(n)):
+            with m.If(differs[s]):
+                m.d.comb += lowest.eq(s)
+        kill_wanted = Signal()
+        with m.If(dropcopy.overflow):
+            m.d.sync += kill_wanted.eq(1)
+        control = engine.control
+        with m.If(kill_wanted):
+            m.d.comb += [control.valid.eq(1), control.payload.code.eq(Control.KILL),
+                         control.payload.scope.eq(0)]
+            with m.If(control.ready):
+                m.d.sync += kill_wanted.eq(0)
+        with m.Elif(differs.any()):
+            m.d.comb += [control.valid.eq(1), control.payload.code.eq(Control.SESSION_SYNC),
+                         control.payload.index.eq(lowest),
+                         control.payload.in_sync.eq(in_sync.bit_select(lowest, 1))]
+            with m.If(control.ready):
+                m.d.sync += reported.bit_select(lowest, 1).eq(in_sync.bit_select(lowest, 1))
+        with m.Else():
+            m.d.comb += [control.valid.eq(registers.control.valid),
+                         control.payload.eq(registers.control.payload),
+                         registers.control.ready.eq(control.ready)]
+        # The ingresses' session tables swap with the engine's banks.
+        swap = control.valid & control.ready & (control.payload.code == Control.COMMIT)
+        m.d.comb += [client.swap.eq(swap), exchange.swap.eq(swap)]
+
+        # The drop copy: the engine's records, one stream (the engine orders them all).
+        wiring.connect(m, engine=engine.record, dropcopy=dropcopy.client)
+        m.d.comb += dropcopy.exchange.valid.eq(0)
+        wiring.connect(m, dropcopy=dropcopy.o, host=wiring.flipped(self.dropcopy))
+
+        for name in READBACK:
+            if name.startswith("peek_"):
+                wiring.connect(m, bench=wiring.flipped(getattr(self, name)),
+                               engine=getattr(engine, name))
+            else:
+                m.d.comb += getattr(self, name).eq(getattr(engine, name))
+
+        # Status and read-back.
+        m.d.comb += [
+            registers.loaded.eq(engine.loaded),
+            registers.active_bank.eq(engine.active_bank),
+            registers.heartbeat_lost.eq(engine.heartbeat_lost),
+            registers.commit_pending.eq(engine.commit_pending),
+            registers.epoch.eq(engine.epoch),
+            registers.timebase_us.eq(timebase.now_us),
+            registers.in_sync.eq(engine.in_sync),
+            registers.kill_gateway.eq(engine.kill_gateway),
+            registers.kill_sessions.eq(engine.kill_sessions),
+        ]
+
+        # Counters (the register map's list), counted here where no block counts them.
+        def frames_on(port):
+            counter = Signal(32)
+            count_event(m, counter, port.valid & Cat(lane.keep & lane.first
+                                                     for lane in port.payload).any())
+            return counter
+
+        def fcs_errors(port):
+            counter = Signal(32)
+            _, bad = frame_end(port.payload)
+            count_event(m, counter, port.valid & bad)
+            return counter
+
+        record = engine.record.payload
+        verdicts = engine.record.valid & (record.kind == Kind.VERDICT)
+        counted = {
+            "frames_client_rx": client.count_frames,
+            "frames_exchange_tx": frames_on(self.exchange_tx),
+            "frames_exchange_rx": exchange.count_frames,
+            "frames_client_tx": frames_on(self.client_tx),
+            "dropped_no_session": client.count_dropped,
+            "dropcopy_records": dropcopy.count_records,
+            "dropcopy_overflow": dropcopy.count_overflow,
+        }
+        for name, condition in (("orders_accepted", verdicts & record.accept),
+                                ("orders_rejected", verdicts & ~record.accept)):
+            counted[name] = Signal(32, name=f"count_{name}")
+            count_event(m, counted[name], condition)
+        for reason in Reason:
+            name = f"reject_{reason.name.lower()}"
+            counted[name] = Signal(32, name=f"count_{name}")
+            count_event(m, counted[name], verdicts & ~record.accept & (record.primary == reason))
+        malformed = Signal(32)
+        count_event(m, malformed, (client.o.valid & event.valid & event.malformed.any())
+                    | (exchange.o.valid & exchange.o.payload.event.valid
+                       & exchange.o.payload.event.malformed.any()))
+        counted["malformed"] = malformed
+        retransmissions = Signal(32)
+        m.d.comb += retransmissions.eq(client.count_retransmits + exchange.count_retransmits)
+        counted["retransmissions"] = retransmissions
+        out_of_sync = Signal(32)
+        count_event(m, out_of_sync, control.valid & control.ready
+                    & (control.payload.code == Control.SESSION_SYNC) & ~control.payload.in_sync)
+        counted["out_of_sync"] = out_of_sync
+        fcs = Signal(32)
+        m.d.comb += fcs.eq(fcs_errors(self.client_rx) + fcs_errors(self.exchange_rx))
+        counted["fcs_errors"] = fcs
+        for name, value in counted.items():
+            m.d.comb += getattr(registers, f"count_{name}").eq(value)
+        return m

@@ -1,0 +1,1050 @@
+"""The risk engine: every event through one pipeline, every state change at one execute stage.
+
+The design is ``docs/risk-core.md``'s; the rules are :mod:`wiregate.sw.model`'s, and every
+record this engine emits replays through :class:`wiregate.sw.model.Gate` to the same verdict
+and the same state. One event enters per cycle (stage ``READ``) and leaves ``EXEC`` cycles
+later, where it is judged and where it writes every table it changes:
+
+=========  ==================================================================================
+stage      what happens
+=========  ==================================================================================
+READ (0)   choose the event (client first, see below); read the order table at the slots of
+           its UserRefNum and original UserRefNum, the verdict memory, the execution table;
+           probe the symbol hash table; hash the message (retransmission digest)
+KEY (3)    the symbol index (the hash table's answer, or the order or execution it names,
+           forwarded to this cycle); read the exposure of (session, symbol), the symbol's
+           limits and its live reference
+LIMITS (4) the limits arrive; the event's time ``t`` is this cycle's ``now_us``; the
+           stateless checks (quantity, notional, collar) start
+EXEC (8)   forwarded table values, the stateful checks (position, credit, capacity,
+           duplicate, rate, kill, fail closed), the verdict, every table write, the record
+=========  ==================================================================================
+
+Which event enters. A client message enters in the cycle it arrives, always: its verdict has a
+deadline (the holdback). So does the end of a client frame (the undo of a void one). The
+other events wait for a cycle with no client event: the second half of an exchange Order
+Replaced, then revokes of a void frame's orders, then control events, then exchange events.
+A revoke or an exchange event waits too while an event in flight touches the same order or
+execution slot of its session (a *hazard*), so the entry it reads in ``READ`` is the one it
+changes at ``EXEC``: that lets it start ``quantity x price`` of the entry before ``EXEC``.
+
+Order Replaced is split in two passes, because it changes two order slots (the original's
+and the new one's), possibly in two symbols: the first pass frees the original and remembers
+it, the second places the new order, and only the second emits a record.
+
+What a client message may assume (the gate's position in the wire makes it so): it does not
+name an order an exchange event created less than ``KEY`` cycles earlier (the client cannot
+have seen the exchange's message yet), and two client messages naming the same order are at
+least ``KEY + 2`` cycles apart (a Replace after the Enter of its original: an Enter Order is
+47 bytes, six beats at W = 8).
+
+Time. A control event acts at a stage chosen so that events ahead of it do not see it and
+events behind it do: a commit swaps the banks at ``READ`` (every event carries the bank it
+saw there) and reaches the rate and fail-closed state at ``EXEC``; a reference update writes
+at ``KEY``; a kill or release writes the latches at ``EXEC - 1`` (the latch read has one
+cycle of latency). The rate buckets and the heartbeat watchdog see the timebase
+``EXEC - LIMITS`` cycles late, so that every part of an event's judgment sees the same
+microsecond, the one at ``LIMITS``.
+"""
+
+import random
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.lib import data, enum, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from wiregate.sw.dropcopy import Control, Kind
+from wiregate.sw.model import BUY, DEAD
+from wiregate.sw.proto import ouch
+from wiregate.sw.reasons import NO_PRIMARY, REASON_BITS, Reason
+from wiregate.sw.regmap import WORD_BITS, RegisterMap
+from wiregate.sw.tables import REFERENCE_AT_COMMIT
+
+from .checks.collar import TIME_BITS, CollarCheck
+from .checks.credit import CreditCheck
+from .checks.fail_closed import FailClosed
+from .checks.kill import Kill
+from .checks.notional import NOTIONAL_BITS, NotionalCheck
+from .checks.position import POSITION_BITS, PositionCheck
+from .checks.quantity import QUANTITY_BITS, QuantityCheck
+from .checks.rate import Rate
+from .dropcopy import record_layout
+from .multiply import Multiplier
+from .ouch_extract import OFFSET_BITS, PRICE_BITS, event_layout
+from .rmw_table import RmwTable
+from .symbol_lookup import SymbolLookup
+from .tables import entry_layout, write_signature
+from .verdict import Verdict
+
+__all__ = ["EXEC", "KEY", "LIMITS", "Engine", "control_layout"]
+
+KEY = 3
+LIMITS = 4
+EXEC = LIMITS + 4           # the notional check's latency
+DIGEST_BITS = 32
+REF_BITS = 32
+MATCH_BITS = 64
+REVOKE_DEPTH = 64           # Enter/Replace accepted from one frame that a void can withdraw
+NOTIONAL = NOTIONAL_BITS + 2    # sums of charges: room for a day of executions, never wraps
+
+
+class _Kind(enum.Enum, shape=3):
+    NONE = 0
+    CLIENT = 1
+    EXCHANGE = 2            # an exchange message (the second pass of Order Replaced)
+    CONTROL = 3
+    FRAME_END = 4
+    REVOKE = 5
+    REPLACED = 6            # the first pass of Order Replaced: free the original
+
+
+def control_layout(regmap: RegisterMap) -> data.StructLayout:
+    """A control event for the engine (the register file queues them, one per host action).
+
+    ``code`` is a :class:`wiregate.sw.dropcopy.Control`; ``scope`` the index of the kill
+    scope in :data:`wiregate.sw.model.SCOPES`; ``index`` the session or symbol; ``price`` and
+    ``stamp`` a reference update's; ``in_sync`` a session sync change's.
+    """
+    return data.StructLayout({
+        "code": 4,
+        "scope": 2,
+        "index": range(max(regmap.n_sessions, regmap.n_symbols)),
+        "price": PRICE_BITS,
+        "stamp": TIME_BITS,
+        "in_sync": 1,
+    })
+
+
+def _type(cls) -> int:
+    return cls.TYPE[0]
+
+
+def _digest(m, value, bits=DIGEST_BITS):
+    """A fixed random linear hash of ``value`` (the retransmission digest, rule 9)."""
+    rng = random.Random(0x57475445)
+    width = len(value)
+    out = Signal(bits)
+    m.d.comb += out.eq(Cat((value & rng.getrandbits(width)).xor() for _ in range(bits)))
+    return out
+
+
+class Engine(wiring.Component):
+    """The risk engine (see the module docstring).
+
+    Parameters
+    ----------
+    regmap : RegisterMap
+        Table sizes and layouts; ``n_orders`` must be a power of two.
+    n_executions : int
+        Remembered executions per session (power of two), for Broken Trade and Correction.
+    frame_bits : int
+        Width of the client frame tag carried to ``verdict`` (the rewrite's).
+
+    Attributes
+    ----------
+    client : In(stream)
+        ``{event, opens_frame, frame}``: a client OUCH event from the ingress. Never waits.
+    frame_end : In(valid, void)
+        The client frame opened last ended; ``void``: undo it (model rule 10). Not in the
+        cycle of a client event.
+    exchange : In(stream)
+        Exchange OUCH events (released at their frame's good end). Taken when it can.
+    control : In(stream)
+        :func:`control_layout` events. Taken when it can.
+    write_* : In(write port)
+        Host writes into the shadow bank of the session, limit and symbol hash tables.
+    tick, now_us, cycle : In
+        The timebase (``tick``: ``now_us`` stepped this cycle) and the cycle counter.
+    verdict : Out(valid, accept, type_offset, frame)
+        The verdict of the client event that entered ``EXEC`` cycles earlier.
+    record : Out(stream)
+        One drop-copy record per executed event, in execution order.
+    commit_pending : Out(1)
+        A commit is in the pipeline: do not write the shadow bank.
+    loaded, active_bank, epoch, heartbeat_lost : Out
+        Status.
+    credit_used, gateway_credit_used, last_user_ref_num, unmatched, in_sync,
+    kill_gateway, kill_sessions, tokens, throttled, throttle_count : Out
+        Read-back of the state the model keeps, for the host and the tests.
+    peek_exposure, peek_order : In(address; data)
+        Read-back of one exposure word, one order-table entry (one cycle).
+
+    Latency
+    -------
+    ``EXEC`` cycles from a client event to its verdict and record.
+    """
+
+    latency = EXEC
+
+    def __init__(self, regmap, *, n_executions=256, frame_bits=4):
+        if not isinstance(regmap, RegisterMap):
+            raise TypeError(f"regmap must be a RegisterMap, not {regmap!r}")
+        for name, value in (("n_orders", regmap.n_orders), ("n_executions", n_executions)):
+            if value < 2 or value & (value - 1):
+                raise ValueError(f"{name} must be a power of two, at least 2, not {value}")
+        self._regmap = regmap
+        self._n_executions = n_executions
+        ns, ny = regmap.n_sessions, regmap.n_symbols
+        symbol = range(ny)
+        self._order = data.StructLayout({
+            "valid": 1, "pending": 1, "user_ref_num": REF_BITS, "symbol_index": symbol,
+            "is_buy": 1, "quantity": QUANTITY_BITS, "price": PRICE_BITS,
+            "charge_quantity": QUANTITY_BITS, "charge_notional": NOTIONAL_BITS,
+        })
+        self._execution = data.StructLayout({
+            "valid": 1, "match_number": MATCH_BITS, "user_ref_num": REF_BITS,
+            "symbol_index": symbol, "is_buy": 1, "quantity": QUANTITY_BITS,
+            "price": PRICE_BITS, "notional": NOTIONAL_BITS,
+        })
+        self._exposure = data.StructLayout({
+            "position": signed(POSITION_BITS), "working_buy": QUANTITY_BITS,
+            "working_sell": QUANTITY_BITS,
+        })
+        self._remembered = data.StructLayout({
+            "valid": 1, "user_ref_num": REF_BITS, "digest": DIGEST_BITS,
+            "reasons": REASON_BITS, "symbol_known": 1, "symbol_index": symbol,
+        })
+        event = event_layout(regmap)
+        super().__init__({
+            "client": In(stream.Signature(data.StructLayout({
+                "event": event, "opens_frame": 1, "frame": frame_bits}), always_ready=True)),
+            "frame_end": In(wiring.Signature({"valid": Out(1), "void": Out(1)})),
+            "exchange": In(stream.Signature(event)),
+            "control": In(stream.Signature(control_layout(regmap))),
+            **{f"write_{t}": In(write_signature(regmap, t)) for t in (
+                "session", "session_limits", "symbol_limits", "gateway_limits",
+                "symbol_hash")},
+            "tick": In(1),
+            "now_us": In(TIME_BITS),
+            "cycle": In(64),
+            "verdict": Out(wiring.Signature({
+                "valid": Out(1), "accept": Out(1), "type_offset": Out(OFFSET_BITS),
+                "frame": Out(frame_bits)})),
+            "record": Out(stream.Signature(record_layout(), always_ready=True)),
+            "commit_pending": Out(1),
+            "loaded": Out(1),
+            "active_bank": Out(1),
+            "epoch": Out(32),
+            "heartbeat_lost": Out(1),
+            "credit_used": Out(data.ArrayLayout(NOTIONAL, ns)),
+            "gateway_credit_used": Out(NOTIONAL),
+            "last_user_ref_num": Out(data.ArrayLayout(REF_BITS, ns)),
+            "unmatched": Out(data.ArrayLayout(32, ns)),
+            "in_sync": Out(ns, init=(1 << ns) - 1),
+            "kill_gateway": Out(1),
+            "kill_sessions": Out(ns),
+            "tokens": Out(data.ArrayLayout(32, ns)),
+            "throttled": Out(ns),
+            "throttle_count": Out(data.ArrayLayout(32, ns)),
+            "peek_exposure": In(wiring.Signature({
+                "session": Out(range(ns)), "symbol": Out(symbol),
+                "data": In(self._exposure)})),
+            "peek_order": In(wiring.Signature({
+                "session": Out(range(ns)), "slot": Out(range(regmap.n_orders)),
+                "data": In(self._order)})),
+        })
+
+    @property
+    def regmap(self):
+        return self._regmap
+
+    def elaborate(self, platform):
+        m = Module()
+        regmap = self._regmap
+        ns, ny, no, ne = regmap.n_sessions, regmap.n_symbols, regmap.n_orders, self._n_executions
+        order_bits, exec_bits = (no - 1).bit_length(), (ne - 1).bit_length()
+        # Tables addressed by Cat(index, session): as deep as the address is wide.
+        session_bits = max(1, (ns - 1).bit_length())
+        symbol_bits = max(1, (ny - 1).bit_length())
+        per_session = 1 << session_bits
+        event = event_layout(regmap)
+        token = data.StructLayout({
+            "valid": 1, "kind": _Kind, "event": event, "opens_frame": 1,
+            "frame": len(self.client.payload.frame), "void": 1,
+            "control": control_layout(regmap), "bank": 1, "epoch": 32,
+        })
+
+        def late(value, stages, name):
+            """``value`` as it was ``stages`` cycles ago."""
+            for k in range(stages):
+                reg = Signal.like(value, name=f"{name}_{k + 1}")
+                m.d.sync += reg.eq(value)
+                value = reg
+            return value
+
+        # --- READ: choose the event -----------------------------------------------------
+        tokens = [Signal(token, name="s0")]
+        for k in range(1, EXEC + 1):
+            tokens.append(Signal(token, name=f"s{k}"))
+            m.d.sync += tokens[k].eq(tokens[k - 1])
+        s0, sx = tokens[0], tokens[EXEC]
+        f0 = s0.event.fields
+
+        bank = Signal()             # the active limit bank for events entering now
+        epoch = Signal(32)
+        replaced = Signal(event)    # the second pass of an Order Replaced, waiting
+        replaced_waits = Signal()
+        revokes = memory.Memory(shape=data.StructLayout({"session": range(ns), "ref": REF_BITS}),
+                                depth=REVOKE_DEPTH, init=[])
+        m.submodules.revokes = revokes
+        revoke_read = revokes.read_port(domain="comb")
+        revoke_write = revokes.write_port()
+        ptr = range(2 * REVOKE_DEPTH)   # one more bit than the address: full and empty differ
+        revoke_head, revoke_mark, revoke_tail = (Signal(ptr, name=n) for n in (
+            "revoke_head", "revoke_mark", "revoke_tail"))
+        m.d.comb += revoke_read.addr.eq(revoke_head)
+
+        def slot(ref):
+            return ref[:order_bits]
+
+        def has_orig(msg_type):
+            # Replace Order and Order Replaced share the type byte U: only they name two.
+            return msg_type == _type(ouch.ReplaceOrder)
+
+        def uses_execution(msg_type):
+            return Cat(msg_type == _type(c) for c in (
+                ouch.OrderExecuted, ouch.BrokenTrade, ouch.TradeCorrection)).any()
+
+        def hazard(session, ref, orig, names_orig, match, names_match):
+            """An event in flight touches an order or execution slot this one reads."""
+            hits = []
+            for t in tokens[1:]:
+                f = t.event.fields
+                busy = t.valid & (t.kind != _Kind.CONTROL) & (t.kind != _Kind.FRAME_END) \
+                    & (t.event.session == session)
+                theirs_orig = has_orig(t.event.msg_type) & (t.kind != _Kind.REVOKE)
+                mine = [(slot(ref), 1), (slot(orig), names_orig)]
+                theirs = [(slot(f.user_ref_num), 1), (slot(f.orig_user_ref_num), theirs_orig)]
+                orders = Cat(a_on & b_on & (a_slot == b_slot)
+                             for a_slot, a_on in mine for b_slot, b_on in theirs).any()
+                execs = names_match & uses_execution(t.event.msg_type) \
+                    & (t.kind == _Kind.EXCHANGE) \
+                    & (f.match_number[:exec_bits] == match[:exec_bits])
+                hits.append(busy & (orders | execs))
+            return Cat(hits).any()
+
+        xp = self.exchange.payload
+        x_type = xp.msg_type
+        x_blocked = hazard(xp.session, xp.fields.user_ref_num, xp.fields.orig_user_ref_num,
+                           has_orig(x_type), xp.fields.match_number, uses_execution(x_type))
+        zero = Const(0, REF_BITS)
+        r_blocked = hazard(revoke_read.data.session, revoke_read.data.ref, zero, 0, zero, 0)
+
+        m.d.comb += [s0.bank.eq(bank), s0.epoch.eq(epoch)]
+        with m.If(self.frame_end.valid):
+            m.d.comb += [s0.valid.eq(1), s0.kind.eq(_Kind.FRAME_END),
+                         s0.void.eq(self.frame_end.void)]
+        with m.Elif(self.client.valid):
+            m.d.comb += [s0.valid.eq(1), s0.kind.eq(_Kind.CLIENT),
+                         s0.event.eq(self.client.payload.event),
+                         s0.opens_frame.eq(self.client.payload.opens_frame),
+                         s0.frame.eq(self.client.payload.frame)]
+        with m.Elif(replaced_waits):
+            m.d.comb += [s0.valid.eq(1), s0.kind.eq(_Kind.EXCHANGE), s0.event.eq(replaced)]
+            m.d.sync += replaced_waits.eq(0)
+        with m.Elif((revoke_head != revoke_mark) & ~r_blocked):
+            m.d.comb += [s0.valid.eq(1), s0.kind.eq(_Kind.REVOKE),
+                         s0.event.session.eq(revoke_read.data.session),
+                         s0.event.fields.user_ref_num.eq(revoke_read.data.ref)]
+            m.d.sync += revoke_head.eq(revoke_head + 1)
+        with m.Elif(self.control.valid):
+            m.d.comb += [s0.valid.eq(1), s0.kind.eq(_Kind.CONTROL),
+                         s0.control.eq(self.control.payload), self.control.ready.eq(1)]
+            with m.If(self.control.payload.code == Control.COMMIT):
+                m.d.comb += s0.bank.eq(~bank)
+                m.d.sync += [bank.eq(~bank), epoch.eq(epoch + 1)]
+                m.d.comb += s0.epoch.eq(epoch + 1)
+        with m.Elif(self.exchange.valid & ~x_blocked):
+            m.d.comb += [s0.valid.eq(1), s0.kind.eq(_Kind.EXCHANGE),
+                         s0.event.eq(self.exchange.payload), self.exchange.ready.eq(1)]
+            with m.If(x_type == _type(ouch.OrderReplaced)):
+                m.d.comb += s0.kind.eq(_Kind.REPLACED)
+                m.d.sync += [replaced.eq(self.exchange.payload), replaced_waits.eq(1)]
+
+        commits_in_flight = Cat(t.valid & (t.kind == _Kind.CONTROL)
+                                & (t.control.code == Control.COMMIT) for t in tokens[1:])
+        m.d.comb += [self.commit_pending.eq(commits_in_flight.any()),
+                     self.active_bank.eq(bank), self.epoch.eq(epoch)]
+
+        # READ: the tables, read at the slots the event names.
+        def order_table(name, address):
+            table = RmwTable(self._order, no * per_session, EXEC, early=KEY)
+            m.submodules[name] = table
+            m.d.comb += table.read_addr.eq(Cat(slot(address), s0.event.session))
+            return table
+
+        orders_a = order_table("orders_a", f0.user_ref_num)         # the message's order
+        orders_b = order_table("orders_b", f0.orig_user_ref_num)    # a Replace's original
+        m.submodules.executions = executions = RmwTable(self._execution, ne * per_session, EXEC,
+                                                        early=KEY)
+        m.d.comb += executions.read_addr.eq(Cat(f0.match_number[:exec_bits], s0.event.session))
+        is_modify0 = s0.event.msg_type == _type(ouch.ModifyOrder)
+        m.submodules.remembered = remembered = RmwTable(self._remembered,
+                                                        2 * no * per_session, EXEC)
+        m.d.comb += remembered.read_addr.eq(Cat(slot(f0.user_ref_num), s0.event.session,
+                                                is_modify0))
+        fields = Cat(s0.event.msg_type, *(f0[name] for name in f0.shape().members))
+        digest = late(_digest(m, fields), EXEC, "digest")
+
+        m.submodules.lookup = lookup = SymbolLookup(regmap)
+        wiring.connect(m, wiring.flipped(self.write_symbol_hash), lookup.write)
+        m.d.comb += [lookup.write_bank.eq(~bank), lookup.i.valid.eq(s0.valid),
+                     lookup.i.bank.eq(s0.bank), lookup.i.symbol.eq(f0.symbol)]
+
+        # --- KEY: the symbol, and the reads keyed by it -----------------------------------
+        sk = tokens[KEY]
+        k_type, kf = sk.event.msg_type, sk.event.fields
+        found = late(lookup.o.found, KEY - 2, "found")
+        found_index = late(lookup.o.index, KEY - 2, "found_index")
+        a_key, b_key, x_key = orders_a.early_value, orders_b.early_value, executions.early_value
+
+        def names(entry, ref, live_only):
+            named = entry.valid & (entry.user_ref_num == ref)
+            return named & ~entry.pending if live_only else named
+
+        key_symbol = Signal(range(ny))
+        key_known = Signal()
+        is_enter_k = (sk.kind == _Kind.CLIENT) & (k_type == _type(ouch.EnterOrder))
+        a_named = names(a_key, kf.user_ref_num, False)
+        b_live = names(b_key, kf.orig_user_ref_num, True)
+        x_named = x_key.valid & (x_key.match_number == kf.match_number) \
+            & (x_key.user_ref_num == kf.user_ref_num)
+        with m.If(is_enter_k):
+            m.d.comb += [key_known.eq(found), key_symbol.eq(found_index)]
+        with m.Elif(sk.kind == _Kind.CONTROL):
+            m.d.comb += [key_known.eq(1), key_symbol.eq(sk.control.index)]
+        with m.Elif((k_type == _type(ouch.BrokenTrade)) | (k_type == _type(ouch.TradeCorrection))):
+            m.d.comb += [key_known.eq(x_named), key_symbol.eq(x_key.symbol_index)]
+        with m.Elif((sk.kind == _Kind.REPLACED)
+                    | ((sk.kind == _Kind.CLIENT) & (k_type == _type(ouch.ReplaceOrder)))):
+            m.d.comb += [key_known.eq(b_live), key_symbol.eq(b_key.symbol_index)]
+        with m.Elif((sk.kind == _Kind.EXCHANGE) & (k_type == _type(ouch.OrderReplaced))):
+            # The new order's pending entry, else the original's symbol (model _replaced).
+            m.d.comb += [key_known.eq(a_named | b_live),
+                         key_symbol.eq(Mux(a_named, a_key.symbol_index, b_key.symbol_index))]
+        with m.Else():
+            m.d.comb += [key_known.eq(a_named), key_symbol.eq(a_key.symbol_index)]
+        a_price = late(a_key.price, LIMITS - KEY, "a_price")
+
+        m.submodules.exposure = exposure = RmwTable(self._exposure, per_session << symbol_bits,
+                                                      EXEC - KEY)
+        m.d.comb += exposure.read_addr.eq(Cat(key_symbol, sk.event.session))
+
+        symbol_entry = entry_layout(regmap, "symbol_limits")
+        m.submodules.symbol_limits = symbol_limits = memory.Memory(
+            shape=symbol_entry, depth=2 << symbol_bits, init=[])
+        sl_write = symbol_limits.write_port()
+        sl_read = symbol_limits.read_port()
+        host = self.write_symbol_limits
+        m.d.comb += [sl_write.en.eq(host.en), sl_write.addr.eq(Cat(host.index, ~bank)),
+                     sl_write.data.eq(host.entry),
+                     sl_read.addr.eq(Cat(key_symbol, sk.bank))]
+        # The live reference: a reference update after the bank's commit overrides the bank.
+        live_ref = data.StructLayout({"price": PRICE_BITS, "stamp": TIME_BITS, "epoch": 32,
+                                      "valid": 1})
+        m.submodules.references = references = memory.Memory(shape=live_ref, depth=ny, init=[])
+        ref_write = references.write_port()
+        ref_read = references.read_port()
+        set_reference = (sk.valid & (sk.kind == _Kind.CONTROL)
+                         & (sk.control.code == Control.SET_REFERENCE))
+        m.d.comb += [
+            ref_write.en.eq(set_reference), ref_write.addr.eq(sk.control.index),
+            ref_write.data.price.eq(sk.control.price), ref_write.data.stamp.eq(sk.control.stamp),
+            ref_write.data.epoch.eq(sk.epoch), ref_write.data.valid.eq(1),
+            ref_read.addr.eq(key_symbol),
+        ]
+
+        # Session-level tables, both banks in registers (the rate needs all sessions at once).
+        def banked(table, depth):
+            entry = entry_layout(regmap, table)
+            banks = [[Signal(entry, name=f"{table}{b}_{i}") for i in range(depth)]
+                     for b in range(2)]
+            host = getattr(self, f"write_{table}")
+            for b in range(2):
+                for i in range(depth):
+                    with m.If(host.en & (host.index == i) & (bank != b)):
+                        m.d.sync += banks[b][i].eq(host.entry)
+            return banks
+
+        sessions = banked("session", ns)
+        session_limits = banked("session_limits", ns)
+        gateway_limits = banked("gateway_limits", 1)
+        commit_time = [Signal(TIME_BITS, name=f"commit_time{b}") for b in range(2)]
+
+        # --- LIMITS: the limits arrive, the stateless checks start ------------------------
+        sl = tokens[LIMITS]
+        lf = sl.event.fields
+        now = self.now_us           # the event's t
+        symbol = Signal(symbol_entry)
+        m.d.comb += symbol.eq(sl_read.data)
+        symbol_known = late(key_known, 1, "symbol_known") & symbol.valid
+        symbol_index = late(key_symbol, 1, "symbol_index")
+        sess = Signal(entry_layout(regmap, "session_limits"))
+        session_loaded = Signal()
+        gateway = Signal(entry_layout(regmap, "gateway_limits"))
+        def pick(rows, *indices):
+            """``rows[i][j]...`` for signal indices: nested lists of layout signals."""
+            def values(node):
+                return Array(values(n) for n in node) if isinstance(node, list) \
+                    else Value.cast(node)
+            chosen = values(rows)
+            for index in indices:
+                chosen = chosen[index]
+            return chosen
+
+        m.d.comb += [
+            sess.eq(pick(session_limits, sl.bank, sl.event.session)),
+            session_loaded.eq(pick([[e.valid for e in b] for b in sessions],
+                                   sl.bank, sl.event.session)),
+            gateway.eq(pick([b[0] for b in gateway_limits], sl.bank)),
+        ]
+        live = ref_read.data
+        override = live.valid & (live.epoch == sl.epoch)
+        reference = Mux(override, live.price, symbol.reference_price)
+        stamp = Mux(override, live.stamp,
+                    Mux(symbol.reference_stamp_us == REFERENCE_AT_COMMIT,
+                        Array(commit_time)[sl.bank], symbol.reference_stamp_us))
+        commit_at_limits = sl.valid & (sl.kind == _Kind.CONTROL) \
+            & (sl.control.code == Control.COMMIT)
+        with m.If(commit_at_limits):
+            m.d.sync += Array(commit_time)[sl.bank].eq(now)
+
+        m.submodules.quantity = quantity = QuantityCheck(regmap)
+        m.submodules.notional = notional = NotionalCheck(regmap)
+        m.submodules.collar = collar = CollarCheck()
+        # Exchange events use the notional check's multiplier for their charge changes: the
+        # message's quantity at the order's price (which no event in flight changes).
+        client_l = sl.kind == _Kind.CLIENT
+        for check in (quantity, notional):
+            m.d.comb += [check.symbol.eq(symbol), check.symbol_known.eq(symbol_known),
+                         check.session.eq(sess), check.session_loaded.eq(session_loaded)]
+        m.d.comb += [
+            quantity.quantity.eq(lf.quantity),
+            notional.quantity.eq(lf.quantity),
+            notional.price.eq(Mux(client_l, lf.price, a_price)),
+            collar.price.eq(lf.price), collar.reference.eq(reference),
+            collar.collar.eq(symbol.collar), collar.reference_stamp.eq(stamp),
+            collar.now.eq(now), collar.max_age.eq(gateway.reference_max_age_us),
+        ]
+        # The message's own product (an execution's, a confirmed Replace's) for EXEC.
+        m.submodules.message_product = message_product = Multiplier(
+            QUANTITY_BITS, PRICE_BITS, EXEC - LIMITS)
+        m.d.comb += [message_product.a.eq(lf.quantity), message_product.b.eq(lf.price)]
+
+        def to_exec(value, name):
+            return late(value, EXEC - LIMITS, name)
+
+        x_symbol = to_exec(symbol, "x_symbol")
+        x_symbol_known = to_exec(symbol_known, "x_symbol_known")
+        x_symbol_index = to_exec(symbol_index, "x_symbol_index")
+        x_sess = to_exec(sess, "x_session_limits")
+        x_session_loaded = to_exec(session_loaded, "x_session_loaded")
+        x_gateway = to_exec(gateway, "x_gateway")
+        x_time = to_exec(now, "x_time")
+        x_quantity_fire = late(quantity.fire, EXEC - LIMITS - quantity.latency, "q_fire")
+        x_quantity_base = late(quantity.fire_without_symbol, EXEC - LIMITS - quantity.latency,
+                               "q_base")
+        x_collar_fire = late(collar.fire, EXEC - LIMITS - collar.latency, "c_fire")
+        x_loaded_any = Signal()
+
+        # --- EXEC - 1: the kill latches ---------------------------------------------------
+        m.submodules.kill = kill = Kill(regmap)
+        sj = tokens[EXEC - 1]
+        m.d.comb += [kill.judge.session.eq(sj.event.session),
+                     kill.judge.symbol.eq(late(symbol_index, EXEC - 1 - LIMITS, "j_symbol")),
+                     kill.judge.symbol_valid.eq(1)]
+        latch = sj.valid & (sj.kind == _Kind.CONTROL) & (
+            (sj.control.code == Control.KILL) | (sj.control.code == Control.RELEASE))
+        release = sj.control.code == Control.RELEASE
+        word_bits = (WORD_BITS - 1).bit_length()
+        for port, scope in ((kill.session_write, 1), (kill.symbol_write, 2)):
+            m.d.comb += [port.en.eq(latch & (sj.control.scope == scope)),
+                         port.release.eq(release),
+                         port.index.eq(sj.control.index[word_bits:]),
+                         port.bits.eq(1 << sj.control.index[:word_bits])]
+        m.d.comb += [kill.gateway_write.en.eq(latch & (sj.control.scope == 0)),
+                     kill.gateway_write.release.eq(release),
+                     self.kill_gateway.eq(kill.gateway), self.kill_sessions.eq(kill.sessions)]
+
+        # --- EXEC ------------------------------------------------------------------------
+        ev, xf_ = sx.event, sx.event.fields
+        s = ev.session
+        t_ = ev.msg_type
+        is_client = sx.valid & (sx.kind == _Kind.CLIENT)
+        is_exchange = sx.valid & (sx.kind == _Kind.EXCHANGE)
+        is_control = sx.valid & (sx.kind == _Kind.CONTROL)
+        code = sx.control.code
+
+        def of_type(*classes):
+            return Cat(t_ == _type(c) for c in classes).any()
+
+        a, b, xe = orders_a.value, orders_b.value, executions.value
+        a_live = names(a, xf_.user_ref_num, True)
+        a_named_x = names(a, xf_.user_ref_num, False)
+        b_live_x = names(b, xf_.orig_user_ref_num, True)
+        x_match = xe.valid & (xe.match_number == xf_.match_number) \
+            & (xe.user_ref_num == xf_.user_ref_num)
+        is_buy_msg = xf_.side == ord(BUY)
+
+        # Registers the model keeps per session.
+        last_ref = Array(Signal(REF_BITS, name=f"last_ref{i}") for i in range(ns))
+        credit = Array(Signal(NOTIONAL, name=f"credit{i}") for i in range(ns))
+        gateway_credit = Signal(NOTIONAL)
+        unmatched = Array(Signal(32, name=f"unmatched{i}") for i in range(ns))
+        in_sync = self.in_sync
+        for i in range(ns):
+            m.d.comb += [self.last_user_ref_num[i].eq(last_ref[i]),
+                         self.credit_used[i].eq(credit[i]),
+                         self.unmatched[i].eq(unmatched[i])]
+        m.d.comb += self.gateway_credit_used.eq(gateway_credit)
+
+        # Time-aligned timebase for the stateful checks (see the module docstring).
+        tick = late(self.tick, EXEC - LIMITS, "tick_exec")
+        m.submodules.rate = rate = Rate(regmap)
+        m.submodules.fail_closed = fail_closed = FailClosed(regmap)
+        commit_x = is_control & (code == Control.COMMIT)
+        for i in range(ns):
+            m.d.comb += [rate.commit.limits[i].eq(Mux(sx.bank, session_limits[1][i],
+                                                      session_limits[0][i])),
+                         rate.commit.loaded[i].eq(Mux(sx.bank, sessions[1][i].valid,
+                                                      sessions[0][i].valid))]
+        m.d.comb += [
+            rate.tick.eq(tick), rate.commit.valid.eq(commit_x),
+            fail_closed.tick.eq(tick), fail_closed.commit.valid.eq(commit_x),
+            fail_closed.commit.gateway.eq(x_gateway),
+            fail_closed.heartbeat.eq(is_control & (code == Control.HEARTBEAT)),
+            fail_closed.in_sync.eq(in_sync),
+            fail_closed.judge.session.eq(s),
+            fail_closed.judge.session_loaded.eq(x_session_loaded),
+            self.loaded.eq(fail_closed.loaded),
+            self.heartbeat_lost.eq(fail_closed.heartbeat_lost),
+            x_loaded_any.eq(fail_closed.loaded),
+        ]
+        for i in range(ns):
+            m.d.comb += [self.tokens[i].eq(rate.tokens[i]),
+                         self.throttle_count[i].eq(rate.throttle_count[i])]
+        m.d.comb += self.throttled.eq(rate.throttled)
+        with m.If(is_control & (code == Control.SESSION_SYNC)):
+            m.d.sync += in_sync.bit_select(sx.control.index[:max(1, (ns - 1).bit_length())],
+                                           1).eq(sx.control.in_sync)
+
+        # Client rules 1 to 3 and 9.
+        fires = Signal(REASON_BITS)
+        verdict_symbol_known = Signal()
+        verdict_symbol = Signal(range(ny))
+        malformed = ev.malformed.any()
+        out_of_sync = ~in_sync.bit_select(s, 1)
+        no_risk = of_type(ouch.CancelOrder, ouch.AccountQuery, ouch.MassCancel,
+                          ouch.DisableOrderEntry, ouch.EnableOrderEntry)
+        is_enter, is_replace, is_modify = (of_type(c) for c in (
+            ouch.EnterOrder, ouch.ReplaceOrder, ouch.ModifyOrder))
+        stored = remembered.value
+        judged = Signal()           # an Enter/Replace/Modify judged anew (not retransmitted)
+        orders_risk = Signal()      # an Enter/Replace judged by rule 5
+
+        def bit(reason):
+            return 1 << reason
+
+        # The symbol a verdict reports (model _symbol_of).
+        symbol_of_msg = Signal()
+        symbol_of_idx = Signal(range(ny))
+        found_x = to_exec(late(found, 1, "found_l"), "found_x")
+        with m.If(is_enter):
+            m.d.comb += [symbol_of_msg.eq(found_x), symbol_of_idx.eq(x_symbol_index)]
+        with m.Elif(is_replace):
+            m.d.comb += [symbol_of_msg.eq(b_live_x), symbol_of_idx.eq(b.symbol_index)]
+        with m.Elif(of_type(ouch.CancelOrder, ouch.ModifyOrder)):
+            m.d.comb += [symbol_of_msg.eq(a_named_x), symbol_of_idx.eq(a.symbol_index)]
+
+        # Rule 5 and 6 (model _judge) for an Enter or a Replace.
+        orig_q = Mux(b_live_x, b.quantity, 0)
+        orig_charge = Mux(b_live_x, b.charge_notional, 0)
+        own_product = notional.notional
+        add_q = Signal(QUANTITY_BITS)
+        add_n = Signal(NOTIONAL_BITS)
+        m.d.comb += [
+            add_q.eq(Mux(is_enter, xf_.quantity,
+                         Mux(xf_.quantity > orig_q, xf_.quantity - orig_q, 0))),
+            add_n.eq(Mux(is_enter, own_product,
+                         Mux(own_product > orig_charge, own_product - orig_charge, 0))),
+        ]
+        known = Mux(is_enter, symbol_of_msg, b_live_x)    # the symbol is known at EXEC
+        yl_known = known & x_symbol_known                 # ...and in the committed limits
+        side_buy = Mux(is_enter, is_buy_msg, b.is_buy)
+        expo = exposure.value
+        m.submodules.position = position = PositionCheck(latency=0)
+        m.submodules.credit_session = credit_session = CreditCheck(latency=0)
+        m.submodules.credit_gateway = credit_gateway = CreditCheck(latency=0)
+        m.d.comb += [
+            position.is_buy.eq(side_buy), position.add_quantity.eq(add_q),
+            position.position.eq(expo.position), position.working_buy.eq(expo.working_buy),
+            position.working_sell.eq(expo.working_sell),
+            position.max_long.eq(x_symbol.max_long), position.max_short.eq(x_symbol.max_short),
+            credit_session.add_notional.eq(add_n), credit_session.used.eq(credit[s]),
+            credit_session.limit.eq(x_sess.credit),
+            credit_session.limit_loaded.eq(x_session_loaded),
+            credit_gateway.add_notional.eq(add_n), credit_gateway.used.eq(gateway_credit),
+            credit_gateway.limit.eq(x_gateway.credit), credit_gateway.limit_loaded.eq(x_loaded_any),
+        ]
+        rule5 = Signal(REASON_BITS)
+        unknown_symbol = Mux(is_enter, x_loaded_any & ~symbol_of_msg,
+                             b_live_x & x_loaded_any & ~x_symbol_known)
+        m.d.comb += rule5.eq(
+            (fail_closed.judge.not_loaded << Reason.NOT_LOADED)
+            | (fail_closed.judge.heartbeat << Reason.HEARTBEAT)
+            | (kill.judge.kill_gateway << Reason.KILL_GATEWAY)
+            | (kill.judge.kill_session << Reason.KILL_SESSION)
+            | ((known & kill.judge.kill_symbol) << Reason.KILL_SYMBOL)
+            | (unknown_symbol << Reason.UNKNOWN_SYMBOL)
+            | ((yl_known & x_symbol.restricted) << Reason.RESTRICTED)
+            | ((is_replace & ~b_live_x) << Reason.UNKNOWN_ORDER)
+            | ((xf_.user_ref_num <= last_ref[s]) << Reason.DUPLICATE_REF)
+            | ((a.valid & (a.user_ref_num != xf_.user_ref_num)) << Reason.CAPACITY)
+            | (Mux(yl_known, x_quantity_fire, x_quantity_base) << Reason.QUANTITY)
+            | (Mux(yl_known, notional.fire, notional.fire_without_symbol) << Reason.NOTIONAL)
+            | ((yl_known & x_collar_fire) << Reason.COLLAR)
+            | ((yl_known & position.fire) << Reason.POSITION)
+            | (credit_session.fire << Reason.CREDIT_SESSION)
+            | (credit_gateway.fire << Reason.CREDIT_GATEWAY))
+        m.d.comb += [rate.judge.valid.eq(orders_risk), rate.judge.session.eq(s),
+                     rate.judge.others_fired.eq(rule5 != 0),
+                     kill.trip.valid.eq(rate.judge.trip), kill.trip.session.eq(s)]
+
+        # Modify (rule 4).
+        modify_word = Signal(REASON_BITS)
+        m.d.comb += modify_word.eq(
+            ((~a_live) << Reason.UNKNOWN_ORDER)
+            | ((a_live & (xf_.quantity > a.quantity)) << Reason.QUANTITY)
+            | ((a_live & (is_buy_msg != a.is_buy)) << Reason.POSITION))
+
+        with m.If(is_client):
+            with m.If(malformed | out_of_sync):
+                m.d.comb += [fires.eq((malformed << Reason.MALFORMED)
+                                      | (out_of_sync << Reason.OUT_OF_SYNC)),
+                             verdict_symbol_known.eq(~malformed & symbol_of_msg),
+                             verdict_symbol.eq(symbol_of_idx)]
+            with m.Elif(no_risk):
+                m.d.comb += [verdict_symbol_known.eq(symbol_of_msg),
+                             verdict_symbol.eq(symbol_of_idx)]
+            with m.Elif(ev.retransmit):
+                with m.If(stored.valid & (stored.user_ref_num == xf_.user_ref_num)
+                          & (stored.digest == digest)):
+                    m.d.comb += [fires.eq(stored.reasons),
+                                 verdict_symbol_known.eq(stored.symbol_known),
+                                 verdict_symbol.eq(stored.symbol_index)]
+                with m.Else():
+                    m.d.comb += fires.eq(bit(Reason.OUT_OF_SYNC))
+            with m.Elif(is_modify):
+                m.d.comb += [judged.eq(1), fires.eq(modify_word),
+                             verdict_symbol_known.eq(a_live),
+                             verdict_symbol.eq(a.symbol_index)]
+            with m.Else():
+                m.d.comb += [judged.eq(1), orders_risk.eq(1),
+                             fires.eq(rule5 | (rate.judge.fire << Reason.RATE)),
+                             verdict_symbol_known.eq(known),
+                             verdict_symbol.eq(Mux(is_enter, symbol_of_idx, b.symbol_index))]
+
+        m.submodules.verdict = verdict = Verdict()
+        m.d.comb += verdict.fires.eq(fires)
+        accepted = is_client & verdict.accept
+        places = accepted & orders_risk       # an Enter or Replace enters the order table
+        with m.If(judged):
+            m.d.comb += [
+                remembered.write_en.eq(1),
+                remembered.write_addr.eq(Cat(slot(xf_.user_ref_num), s, is_modify)),
+                remembered.write_data.valid.eq(1),
+                remembered.write_data.user_ref_num.eq(xf_.user_ref_num),
+                remembered.write_data.digest.eq(digest),
+                remembered.write_data.reasons.eq(fires),
+                remembered.write_data.symbol_known.eq(verdict_symbol_known),
+                remembered.write_data.symbol_index.eq(verdict_symbol),
+            ]
+        with m.If(orders_risk & (xf_.user_ref_num > last_ref[s])):
+            m.d.sync += last_ref[s].eq(xf_.user_ref_num)
+
+        # --- Exchange events, revokes: the new entry and the charges it moves ------------
+        # The order-table write (one slot per pass), and the deltas to exposure and credit.
+        write_order = Signal()
+        write_slot = Signal(order_bits)
+        new_entry = Signal(self._order)
+        d_position = Signal(signed(QUANTITY_BITS + 2))
+        d_buy = Signal(signed(QUANTITY_BITS + 2))
+        d_sell = Signal(signed(QUANTITY_BITS + 2))
+        d_credit = Signal(signed(NOTIONAL + 1))
+        count_unmatched = Signal()
+        write_execution = Signal()
+        new_execution = Signal(self._execution)
+        record_symbol_known = Signal()
+        record_symbol = Signal(range(ny))
+
+        def remove(entry):
+            """Take ``entry``'s charge off working and credit (it leaves the table)."""
+            charge_q = entry.charge_quantity
+            return [d_buy.eq(Mux(entry.is_buy, -charge_q, 0)),
+                    d_sell.eq(Mux(entry.is_buy, 0, -charge_q)),
+                    d_credit.eq(-entry.charge_notional)]
+
+
+
+        def free(slot_ref, entry):
+            return [write_order.eq(1), write_slot.eq(slot(slot_ref)), new_entry.eq(0),
+                    *remove(entry)]
+
+        def reduce_to(entry, open_q, charge_n, is_buy):
+            """``entry`` (live) with open quantity ``open_q`` and charge ``charge_n``."""
+            return [
+                write_order.eq(1), write_slot.eq(slot(entry.user_ref_num)),
+                new_entry.eq(Mux(open_q != 0, entry, 0)), new_entry.quantity.eq(open_q),
+                new_entry.charge_quantity.eq(open_q),
+                new_entry.charge_notional.eq(Mux(open_q != 0, charge_n, 0)),
+                new_entry.is_buy.eq(is_buy & (open_q != 0)),
+                d_buy.eq(Mux(is_buy, open_q, 0) - Mux(entry.is_buy, entry.charge_quantity, 0)),
+                d_sell.eq(Mux(is_buy, 0, open_q) - Mux(entry.is_buy, 0, entry.charge_quantity)),
+                d_credit.eq(Mux(open_q != 0, charge_n, 0) - entry.charge_notional),
+            ]
+
+        context = Signal(data.StructLayout({"live": 1, "entry": self._order}))
+        msg_product = message_product.product
+        part_product = notional.notional        # the message's quantity x the order's price
+        executed_dir = Mux(a.is_buy, xf_.quantity, -xf_.quantity)
+
+        with m.If(places):
+            charge_q = add_q
+            m.d.comb += [
+                write_order.eq(1), write_slot.eq(slot(xf_.user_ref_num)),
+                new_entry.valid.eq(1), new_entry.pending.eq(is_replace),
+                new_entry.user_ref_num.eq(xf_.user_ref_num),
+                new_entry.symbol_index.eq(verdict_symbol), new_entry.is_buy.eq(side_buy),
+                new_entry.quantity.eq(xf_.quantity), new_entry.price.eq(xf_.price),
+                new_entry.charge_quantity.eq(charge_q), new_entry.charge_notional.eq(add_n),
+                d_buy.eq(Mux(side_buy, charge_q, 0)), d_sell.eq(Mux(side_buy, 0, charge_q)),
+                d_credit.eq(add_n),
+            ]
+        with m.If(sx.valid & (sx.kind == _Kind.REPLACED)):
+            m.d.sync += [context.live.eq(b_live_x), context.entry.eq(b)]
+            with m.If(b_live_x):
+                m.d.comb += free(xf_.orig_user_ref_num, b)
+        with m.If(sx.valid & (sx.kind == _Kind.REVOKE)):
+            m.d.comb += [record_symbol_known.eq(a_named_x), record_symbol.eq(a.symbol_index)]
+            with m.If(a_named_x):
+                m.d.comb += free(xf_.user_ref_num, a)
+            with m.Else():
+                m.d.comb += count_unmatched.eq(1)
+        with m.If(is_exchange):
+            m.d.comb += [record_symbol_known.eq(a_named_x), record_symbol.eq(a.symbol_index)]
+            with m.If(of_type(ouch.OrderAccepted)):
+                with m.If(~a_live):
+                    m.d.comb += count_unmatched.eq(1)
+                with m.Elif(xf_.order_state == ord(DEAD)):
+                    m.d.comb += free(xf_.user_ref_num, a)
+            with m.Elif(of_type(ouch.OrderReplaced)):
+                ctx = Mux(a_named_x, a.as_value(), context.entry.as_value())
+                ctx = self._order(ctx)
+                m.d.comb += [record_symbol_known.eq(a_named_x | context.live),
+                             record_symbol.eq(ctx.symbol_index)]
+                with m.If(~a_named_x & (a.valid | ~context.live)):
+                    m.d.comb += count_unmatched.eq(1)
+                with m.Elif(xf_.order_state == ord(DEAD)):
+                    m.d.comb += free(xf_.user_ref_num, a)
+                with m.Else():
+                    m.d.comb += [
+                        write_order.eq(1), write_slot.eq(slot(xf_.user_ref_num)),
+                        new_entry.valid.eq(xf_.quantity != 0),
+                        new_entry.user_ref_num.eq(xf_.user_ref_num),
+                        new_entry.symbol_index.eq(ctx.symbol_index),
+                        new_entry.is_buy.eq(ctx.is_buy),
+                        new_entry.quantity.eq(xf_.quantity), new_entry.price.eq(xf_.price),
+                        new_entry.charge_quantity.eq(xf_.quantity),
+                        new_entry.charge_notional.eq(msg_product),
+                    ]
+                    old_q = Mux(a_named_x, a.charge_quantity, 0)
+                    old_n = Mux(a_named_x, a.charge_notional, 0)
+                    m.d.comb += [
+                        d_buy.eq(Mux(ctx.is_buy, xf_.quantity - old_q, 0)),
+                        d_sell.eq(Mux(ctx.is_buy, 0, xf_.quantity - old_q)),
+                        d_credit.eq(msg_product - old_n),
+                    ]
+            with m.Elif(of_type(ouch.OrderCanceled, ouch.AiqCanceled, ouch.OrderExecuted)):
+                with m.If(~a_live):
+                    m.d.comb += count_unmatched.eq(1)
+                with m.Else():
+                    gone = xf_.quantity >= a.quantity
+                    m.d.comb += reduce_to(a, Mux(gone, 0, a.quantity - xf_.quantity),
+                                          a.charge_notional - part_product, a.is_buy)
+                    with m.If(of_type(ouch.OrderExecuted)):
+                        m.d.comb += [
+                            d_position.eq(executed_dir),
+                            d_credit.eq(Mux(gone, 0, a.charge_notional - part_product)
+                                        - a.charge_notional + msg_product),
+                            write_execution.eq(1),
+                            new_execution.valid.eq(1),
+                            new_execution.match_number.eq(xf_.match_number),
+                            new_execution.user_ref_num.eq(xf_.user_ref_num),
+                            new_execution.symbol_index.eq(a.symbol_index),
+                            new_execution.is_buy.eq(a.is_buy),
+                            new_execution.quantity.eq(xf_.quantity),
+                            new_execution.price.eq(xf_.price),
+                            new_execution.notional.eq(msg_product),
+                        ]
+            with m.Elif(of_type(ouch.OrderModified)):
+                with m.If(~a_live):
+                    m.d.comb += count_unmatched.eq(1)
+                with m.Else():
+                    smaller = xf_.quantity < a.quantity
+                    m.d.comb += reduce_to(a, Mux(smaller, xf_.quantity, a.quantity),
+                                          Mux(smaller, part_product, a.charge_notional),
+                                          is_buy_msg)
+            with m.Elif(of_type(ouch.OrderRejected)):
+                with m.If(a_named_x):
+                    m.d.comb += free(xf_.user_ref_num, a)
+                with m.Else():
+                    m.d.comb += count_unmatched.eq(1)
+            with m.Elif(of_type(ouch.BrokenTrade, ouch.TradeCorrection)):
+                m.d.comb += [record_symbol_known.eq(x_match), record_symbol.eq(xe.symbol_index)]
+                with m.If(~x_match):
+                    m.d.comb += count_unmatched.eq(1)
+                with m.Elif(of_type(ouch.BrokenTrade)):
+                    m.d.comb += [
+                        d_position.eq(Mux(xe.is_buy, -xe.quantity, xe.quantity)),
+                        d_credit.eq(-xe.notional),
+                        write_execution.eq(1), new_execution.eq(0),
+                    ]
+                with m.Else():
+                    m.d.comb += [
+                        d_position.eq(Mux(xe.is_buy, xf_.quantity - xe.quantity,
+                                          xe.quantity - xf_.quantity)),
+                        d_credit.eq(msg_product - xe.notional),
+                        write_execution.eq(1), new_execution.eq(xe),
+                        new_execution.quantity.eq(xf_.quantity),
+                        new_execution.price.eq(xf_.price),
+                        new_execution.notional.eq(msg_product),
+                    ]
+
+        # The writes.
+        for table in (orders_a, orders_b):
+            m.d.comb += [table.write_en.eq(write_order), table.write_addr.eq(Cat(write_slot, s)),
+                         table.write_data.eq(new_entry)]
+        m.d.comb += [
+            executions.write_en.eq(write_execution),
+            executions.write_addr.eq(Cat(xf_.match_number[:exec_bits], s)),
+            executions.write_data.eq(new_execution),
+            exposure.write_en.eq((d_position != 0) | (d_buy != 0) | (d_sell != 0)),
+            exposure.write_addr.eq(Cat(late(key_symbol, EXEC - KEY, "e_symbol"), s)),
+            exposure.write_data.position.eq(expo.position + d_position),
+            exposure.write_data.working_buy.eq(expo.working_buy + d_buy),
+            exposure.write_data.working_sell.eq(expo.working_sell + d_sell),
+        ]
+        with m.If(d_credit != 0):
+            m.d.sync += [credit[s].eq(credit[s] + d_credit),
+                         gateway_credit.eq(gateway_credit + d_credit)]
+        with m.If(count_unmatched):
+            m.d.sync += unmatched[s].eq(unmatched[s] + 1)
+
+        # --- Frames (rule 10) -------------------------------------------------------------
+        checkpoint = Signal(data.StructLayout({"armed": 1, "session": range(ns),
+                                               "last_ref": REF_BITS, "verdicts": 16}))
+        opens = is_client & sx.opens_frame
+        frame_session = Mux(opens, s, checkpoint.session)
+        with m.If(opens):
+            m.d.sync += [checkpoint.armed.eq(1), checkpoint.session.eq(s),
+                         checkpoint.last_ref.eq(last_ref[s]), checkpoint.verdicts.eq(1)]
+        with m.Elif(is_client & (s == checkpoint.session)):
+            m.d.sync += checkpoint.verdicts.eq(checkpoint.verdicts + 1)
+        m.d.comb += [rate.checkpoint.valid.eq(opens), rate.checkpoint.session.eq(s)]
+        with m.If(opens):
+            m.d.sync += revoke_tail.eq(revoke_mark)     # a new frame: nothing to withdraw yet
+        keeps = places & (s == frame_session) & (checkpoint.armed | opens)
+        tail = Mux(opens, revoke_mark, revoke_tail)
+        room = (tail - revoke_head)[:len(revoke_tail)] < REVOKE_DEPTH
+        m.d.comb += [revoke_write.addr.eq(tail),
+                     revoke_write.data.session.eq(s),
+                     revoke_write.data.ref.eq(xf_.user_ref_num),
+                     revoke_write.en.eq(keeps & room)]
+        with m.If(keeps & room):
+            m.d.sync += revoke_tail.eq(tail + 1)
+        frame_end = sx.valid & (sx.kind == _Kind.FRAME_END)
+        void = frame_end & sx.void & checkpoint.armed
+        m.d.comb += rate.restore.eq(void)
+        with m.If(frame_end):
+            m.d.sync += checkpoint.armed.eq(0)
+            with m.If(void):
+                m.d.sync += [last_ref[checkpoint.session].eq(checkpoint.last_ref),
+                             revoke_mark.eq(revoke_tail)]
+            with m.Else():
+                m.d.sync += revoke_tail.eq(revoke_mark)
+
+        # --- Outputs: the verdict and the record ------------------------------------------
+        m.d.comb += [
+            self.verdict.valid.eq(is_client), self.verdict.accept.eq(verdict.accept),
+            self.verdict.type_offset.eq(ev.type_offset), self.verdict.frame.eq(sx.frame),
+        ]
+        rec = self.record.payload
+        emits = sx.valid & (sx.kind != _Kind.REPLACED) & (~frame_end | void)
+        m.d.comb += [
+            self.record.valid.eq(emits),
+            rec.cycle.eq(self.cycle), rec.time_us.eq(x_time),
+            rec.primary.eq(NO_PRIMARY),
+            rec.session.eq(s),
+        ]
+        with m.If(is_client):
+            m.d.comb += [
+                rec.kind.eq(Kind.VERDICT), rec.msg_type.eq(Mux(malformed, 0, t_)),
+                rec.accept.eq(verdict.accept), rec.reasons.eq(verdict.reasons),
+                rec.primary.eq(verdict.primary), rec.retransmit.eq(ev.retransmit),
+                rec.symbol_known.eq(verdict_symbol_known),
+                rec.symbol_index.eq(Mux(verdict_symbol_known, verdict_symbol, 0)),
+            ]
+        with m.If(is_client | is_exchange):
+            m.d.comb += [
+                rec.user_ref_num.eq(xf_.user_ref_num),
+                rec.orig_user_ref_num.eq(xf_.orig_user_ref_num),
+                rec.side.eq(xf_.side), rec.quantity.eq(xf_.quantity), rec.price.eq(xf_.price),
+            ]
+        with m.If(is_client):
+            m.d.comb += rec.symbol.eq(xf_.symbol)
+        with m.If(is_exchange):
+            m.d.comb += [
+                rec.kind.eq(Kind.EXCHANGE), rec.msg_type.eq(t_),
+                rec.match_number.eq(xf_.match_number), rec.order_state.eq(xf_.order_state),
+                rec.symbol_known.eq(record_symbol_known),
+                rec.symbol_index.eq(Mux(record_symbol_known, record_symbol, 0)),
+            ]
+        with m.If(sx.valid & (sx.kind == _Kind.REVOKE)):
+            m.d.comb += [
+                rec.kind.eq(Kind.CONTROL), rec.control.eq(Control.REVOKE),
+                rec.user_ref_num.eq(xf_.user_ref_num),
+                rec.symbol_known.eq(record_symbol_known),
+                rec.symbol_index.eq(Mux(record_symbol_known, record_symbol, 0)),
+            ]
+        with m.If(void):
+            m.d.comb += [rec.kind.eq(Kind.CONTROL), rec.control.eq(Control.VOID_UNDO),
+                         rec.session.eq(checkpoint.session),
+                         rec.argument.eq(checkpoint.verdicts)]
+        with m.If(is_control):
+            m.d.comb += [rec.kind.eq(Kind.CONTROL), rec.control.eq(code), rec.session.eq(0)]
+            with m.Switch(code):
+                with m.Case(Control.COMMIT):
+                    m.d.comb += rec.argument.eq(sx.epoch)
+                with m.Case(Control.KILL, Control.RELEASE):
+                    m.d.comb += rec.argument.eq(sx.control.scope)
+                    with m.If(sx.control.scope == 1):
+                        m.d.comb += rec.session.eq(sx.control.index)
+                    with m.If(sx.control.scope == 2):
+                        m.d.comb += [rec.symbol_index.eq(sx.control.index),
+                                     rec.symbol_known.eq(1)]
+                with m.Case(Control.SET_REFERENCE):
+                    m.d.comb += [rec.symbol_index.eq(sx.control.index), rec.symbol_known.eq(1),
+                                 rec.price.eq(sx.control.price),
+                                 rec.argument.eq(sx.control.stamp)]
+                with m.Case(Control.SESSION_SYNC):
+                    m.d.comb += [rec.session.eq(sx.control.index),
+                                 rec.argument.eq(sx.control.in_sync)]
+
+        # --- Read-back --------------------------------------------------------------------
+        m.d.comb += [
+            exposure.peek_addr.eq(Cat(self.peek_exposure.symbol, self.peek_exposure.session)),
+            self.peek_exposure.data.eq(exposure.peek_data),
+            orders_a.peek_addr.eq(Cat(self.peek_order.slot, self.peek_order.session)),
+            self.peek_order.data.eq(orders_a.peek_data),
+        ]
+        return m

@@ -1,0 +1,313 @@
+"""The control port's register file: a 32-bit word bus in, every register and table out.
+
+Everything is built from the :class:`~wiregate.sw.regmap.RegisterMap`: addresses, entry word
+placements and field offsets are the map's, never retyped here.
+
+Writes. A write is taken in a cycle with ``write_en & write_ready``. A multi-word item (a
+64-bit RW register, a table entry of several words) is staged: each word lands in a staging
+register and the item takes effect when its last word (the highest address among its used
+words) is written, with every word as staged then. Staging is per register and per table,
+not per entry: the entry index is the last word's. Words of an entry beyond ``used_words``,
+entries beyond a table's depth, writes of read-only registers and set bits of a kill bitmap
+beyond the last session or symbol are ignored.
+
+Control events. A write that asks the engine for something (commit, heartbeat, a kill or a
+release, a reference update) becomes one event on ``control``, or one per set bit of a kill
+bitmap word, lowest index first. The events of one write wait in a single slot, and while
+any wait, ``write_ready`` is low for every write: table writes then reach the engine in the
+order the host issued them relative to the events (a table write after a commit never
+overtakes it), and nothing is lost. A commit waiting in the slot reads as
+``status.commit_pending``, so the host never sees a gap between its write and the engine's
+own ``commit_pending``.
+
+Reads are answered one cycle later and always accepted. A 64-bit status register latches its
+high word when its low word is read (the register map's rule for the status block); counters
+read their snapshot, which only a host write changes. The kill registers and bitmaps read the
+latches, W1S and W1C alike (the map's access meaning: both "read the state"), except the
+symbol latches, which are not readable yet: they live in the kill block's memory, which has
+no host read port, so ``kill_symbol_*`` read 0. The banked and pass-rule tables and the
+write-only registers read 0.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from wiregate.sw.dropcopy import Control
+from wiregate.sw.model import SCOPES
+from wiregate.sw.regmap import WORD_BITS, Access, RegisterMap
+
+from .engine import control_layout
+from .tables import write_signature
+
+__all__ = ["RegisterFile", "bus_signature"]
+
+_ONES = (1 << WORD_BITS) - 1
+
+
+def bus_signature(regmap: RegisterMap) -> wiring.Signature:
+    """The host's word bus, from the host's side: one write and one read per cycle.
+
+    A write is taken in a cycle with ``write_en & write_ready``; a read is always taken and
+    answered with ``read_valid`` and ``read_data`` in the next cycle.
+    """
+    return wiring.Signature({
+        "write_en": Out(1),
+        "write_addr": Out(regmap.address_bits),
+        "write_data": Out(WORD_BITS),
+        "write_ready": In(1),
+        "read_en": Out(1),
+        "read_addr": Out(regmap.address_bits),
+        "read_data": In(WORD_BITS),
+        "read_valid": In(1),
+    })
+
+
+def _case(table, address_bits: int) -> str:
+    """A Switch pattern matching every word address of ``table`` (its span is aligned)."""
+    span_bits = table.span.bit_length() - 1
+    return f"{table.address >> span_bits:0{address_bits - span_bits}b}" + "-" * span_bits
+
+
+def _words(value) -> list:
+    return [value[k:k + WORD_BITS] for k in range(0, len(value), WORD_BITS)]
+
+
+class RegisterFile(wiring.Component):
+    """The register file behind the host's control port (see the module docstring).
+
+    Parameters
+    ----------
+    regmap : RegisterMap
+        Every address, table and field.
+
+    Attributes
+    ----------
+    bus : In(:func:`bus_signature`)
+        The host's word bus.
+    write_<table> : Out(:func:`wiregate.hw.tables.write_signature`)
+        For each RW table (``session``, ``pass_rule``, ``symbol_hash``, ``symbol_limits``,
+        ``session_limits``, ``gateway_limits``): a one-cycle ``en`` pulse when an entry's
+        last word is written; ``entry`` (dense, by field name) is valid with the pulse only.
+    control : Out(stream of :func:`wiregate.hw.engine.control_layout`)
+        Control events in the order of the writes that caused them. ``scope`` is the index
+        in :data:`wiregate.sw.model.SCOPES`. Fields an event does not use are 0, ``in_sync``
+        always (session sync changes do not come from the host).
+    loaded, active_bank, heartbeat_lost, commit_pending : In(1)
+        The ``status`` fields (``loaded`` is ``limits_loaded``).
+    epoch, timebase_us : In
+        Read as the registers of the same names.
+    in_sync : In(n_sessions)
+        Read as the ``session_sync`` bitmap.
+    kill_gateway, kill_sessions : In
+        The latches, read at ``kill_gateway_*`` and ``kill_session_*``.
+    count_<counter> : In(64)
+        Every register of the ``counters`` block: the live count, as wide as the register.
+        A narrower counter is zero-extended by its ``eq``, and synthesis then drops the
+        constant high halves of its base and snapshot. Reads return ``live - base`` as of
+        the last ``counter_control.snapshot``; ``counter_control.clear`` sets
+        ``base = live``.
+
+    Latency
+    -------
+    Reads: one cycle. A table write port pulses and a control event becomes valid one cycle
+    after the write that causes it is taken.
+    """
+
+    def __init__(self, regmap):
+        if not isinstance(regmap, RegisterMap):
+            raise TypeError(f"regmap must be a RegisterMap, not {regmap!r}")
+        self._regmap = regmap
+        reg = regmap.register
+        super().__init__({
+            "bus": In(bus_signature(regmap)),
+            **{f"write_{t.name}": Out(write_signature(regmap, t.name))
+               for t in regmap.tables if t.access is Access.RW},
+            "control": Out(stream.Signature(control_layout(regmap))),
+            **{name: In(reg("status").field(field).width) for name, field in (
+                ("loaded", "limits_loaded"), ("active_bank", "active_bank"),
+                ("heartbeat_lost", "heartbeat_lost"), ("commit_pending", "commit_pending"))},
+            "epoch": In(reg("epoch").width),
+            "timebase_us": In(reg("timebase_us").width),
+            "in_sync": In(regmap.n_sessions),
+            "kill_gateway": In(reg("kill_gateway_set").field("gateway").width),
+            "kill_sessions": In(regmap.n_sessions),
+            **{f"count_{r.name}": In(r.width) for r in regmap.group("counters")},
+        })
+
+    @property
+    def regmap(self):
+        return self._regmap
+
+    def elaborate(self, platform):
+        m = Module()
+        regmap = self._regmap
+        reg = regmap.register
+        bus = self.bus
+        address_bits = regmap.address_bits
+        data = bus.write_data
+
+        def field(register, name):
+            f = reg(register).field(name)
+            return data[f.offset:f.offset + f.width]
+
+        # --- control events: one slot, one event per set bit of ``pending`` ------------------
+        event = Signal(control_layout(regmap))     # the events' code, scope, price, stamp
+        pending = Signal(WORD_BITS)                 # bit i: an event for index event.index + i
+        lowest = Signal(range(WORD_BITS))
+        for i in reversed(range(WORD_BITS)):        # the last assignment, the lowest bit, wins
+            with m.If(pending[i]):
+                m.d.comb += lowest.eq(i)
+        m.d.comb += [
+            self.control.valid.eq(pending.any()),
+            self.control.payload.eq(event),
+            self.control.payload.index.eq(event.index + lowest),
+            bus.write_ready.eq(~pending.any()),
+        ]
+        with m.If(self.control.valid & self.control.ready):
+            m.d.sync += pending.eq(pending & (pending - 1))
+
+        def queue(code, scope=0, index=0, bits=1, price=0, stamp=0):
+            return [event.code.eq(code), event.scope.eq(scope), event.index.eq(index),
+                    event.price.eq(price), event.stamp.eq(stamp), event.in_sync.eq(0),
+                    pending.eq(bits)]
+
+        write = Signal()
+        m.d.comb += write.eq(bus.write_en & bus.write_ready)
+
+        # --- RW registers, staged below their last word --------------------------------------
+        rw = [r for r in regmap.registers if r.access is Access.RW]
+        value = {r.name: Signal(r.width, name=r.name) for r in rw}
+        staged = {r.name: Signal(r.width - WORD_BITS, name=f"{r.name}_staged")
+                  for r in rw if r.words > 1}
+
+        # --- counters: live - base, copied at a snapshot -----------------------------------
+        snapshot, clear = Signal(), Signal()
+        counters = {}
+        for r in regmap.group("counters"):
+            live = getattr(self, f"count_{r.name}")
+            base = Signal(r.width, name=f"{r.name}_base")
+            counters[r.name] = Signal(r.width, name=f"{r.name}_snapshot")
+            with m.If(snapshot):
+                m.d.sync += counters[r.name].eq(live - base)
+            with m.If(clear):       # after the snapshot if both: the snapshot used the old base
+                m.d.sync += base.eq(live)
+
+        # --- tables: per-table staging, the last used word writes the entry ----------------
+        # The port's entry is the staging register itself, not a registered copy of it: the
+        # next word can only land after the pulse, and the copy would double the flip-flops.
+        tables = [t for t in regmap.tables if t.access is Access.RW]
+        table_staged = {t.name: Signal(t.used_words * WORD_BITS, name=f"{t.name}_staged")
+                        for t in tables}
+        for t in tables:
+            port = getattr(self, f"write_{t.name}")
+            m.d.sync += port.en.eq(0)
+            m.d.comb += [port.entry[f.name].eq(table_staged[t.name][f.offset:f.offset + f.width])
+                         for f in t.fields]
+
+        with m.If(write), m.Switch(bus.write_addr):
+            for r in rw:
+                for k, address in enumerate(r.addresses):
+                    with m.Case(address):
+                        if k < r.words - 1:
+                            m.d.sync += staged[r.name].word_select(k, WORD_BITS).eq(data)
+                        elif r.words > 1:
+                            m.d.sync += value[r.name].eq(Cat(staged[r.name], data))
+                        else:
+                            m.d.sync += value[r.name].eq(data)
+
+            with m.Case(reg("commit").address), m.If(field("commit", "swap")):
+                m.d.sync += queue(Control.COMMIT)
+            with m.Case(reg("heartbeat").address), m.If(field("heartbeat", "beat")):
+                m.d.sync += queue(Control.HEARTBEAT)
+            with m.Case(reg("counter_control").address):
+                m.d.comb += [snapshot.eq(field("counter_control", "snapshot")),
+                             clear.eq(field("counter_control", "clear"))]
+            for action, code in (("set", Control.KILL), ("release", Control.RELEASE)):
+                name = f"kill_gateway_{action}"
+                with m.Case(reg(name).address), m.If(field(name, "gateway")):
+                    m.d.sync += queue(code, scope=SCOPES.index("gateway"))
+            with m.Case(reg("ref_update").address):
+                symbol = field("ref_update", "symbol")
+                with m.If(symbol < regmap.n_symbols):
+                    m.d.sync += queue(Control.SET_REFERENCE, index=symbol,
+                                      price=value["ref_price"], stamp=value["ref_stamp_us"])
+
+            for t in tables:
+                word_bits = t.entry_words.bit_length() - 1
+                span_bits = t.span.bit_length() - 1
+                word = bus.write_addr[:word_bits]
+                index = bus.write_addr[word_bits:span_bits]
+                port = getattr(self, f"write_{t.name}")
+                last = t.used_words - 1
+                with m.Case(_case(t, address_bits)):
+                    for k in range(last):
+                        with m.If(word == k):
+                            m.d.sync += table_staged[t.name].word_select(k, WORD_BITS).eq(data)
+                    with m.If((word == last) & (index < t.depth)):
+                        m.d.sync += [table_staged[t.name].word_select(last, WORD_BITS).eq(data),
+                                     port.en.eq(1), port.index.eq(index)]
+
+            for scope in ("session", "symbol"):
+                depth = regmap.n_sessions if scope == "session" else regmap.n_symbols
+                last, tail = divmod(depth - 1, WORD_BITS)
+                for action, code in (("set", Control.KILL), ("release", Control.RELEASE)):
+                    t = regmap.table(f"kill_{scope}_{action}")
+                    k = bus.write_addr[:t.span.bit_length() - 1]
+                    # Bits past the last latch name nothing: no event for them.
+                    valid = Mux(k < last, _ONES, Mux(k == last, (2 << tail) - 1, 0))
+                    with m.Case(_case(t, address_bits)):
+                        m.d.sync += queue(code, scope=SCOPES.index(scope),
+                                          index=Cat(Const(0, WORD_BITS.bit_length() - 1), k),
+                                          bits=data & valid)
+
+        # --- reads ---------------------------------------------------------------------------
+        def place(register, values):
+            word = Signal(reg(register).width, name=f"{register}_read")
+            for f in reg(register).fields:
+                m.d.comb += word[f.offset:f.offset + f.width].eq(values[f.name])
+            return word
+
+        commit_queued = pending.any() & (event.code == Control.COMMIT)
+        readable = {}       # word address -> value
+        for r in regmap.group("id"):
+            readable.update(zip(r.addresses, _words(Const(r.reset, r.width)), strict=True))
+        for r in rw:
+            readable.update(zip(r.addresses, _words(value[r.name]), strict=True))
+        readable[reg("status").address] = place("status", {
+            "limits_loaded": self.loaded, "active_bank": self.active_bank,
+            "heartbeat_lost": self.heartbeat_lost,
+            "commit_pending": self.commit_pending | commit_queued})
+        readable[reg("epoch").address] = self.epoch
+        for action in ("set", "release"):
+            readable[reg(f"kill_gateway_{action}").address] = place(
+                f"kill_gateway_{action}", {"gateway": self.kill_gateway})
+        for r in regmap.group("counters"):
+            readable.update(zip(r.addresses, _words(counters[r.name]), strict=True))
+        for name, bitmap in (("session_sync", self.in_sync),
+                             ("kill_session_set", self.kill_sessions),
+                             ("kill_session_release", self.kill_sessions)):
+            t = regmap.table(name)
+            words = _words(Cat(bitmap, Const(0, t.depth * WORD_BITS - len(bitmap))))
+            readable.update({t.entry_address(k): w for k, w in enumerate(words)})
+
+        # The high word of a wide status register is latched when its low word is read, so
+        # the two reads see one value even though the register keeps moving.
+        latched = {}
+        for r in regmap.group("status"):
+            if r.words > 1:
+                source = getattr(self, r.name)
+                latched[r.address] = (Signal(r.width - WORD_BITS, name=f"{r.name}_high"),
+                                      source[WORD_BITS:])
+                readable[r.address] = source[:WORD_BITS]
+                readable.update(zip(r.addresses[1:], _words(latched[r.address][0]), strict=True))
+
+        m.d.sync += [bus.read_valid.eq(bus.read_en), bus.read_data.eq(0)]
+        with m.If(bus.read_en), m.Switch(bus.read_addr):
+            for address, word in readable.items():
+                with m.Case(address):
+                    m.d.sync += bus.read_data.eq(word)
+                    if address in latched:
+                        high, source = latched[address]
+                        m.d.sync += high.eq(source)
+        return m

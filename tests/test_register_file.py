@@ -1,0 +1,433 @@
+"""The register file under the Amaranth simulator, against a host model built on sw/regmap.py.
+
+Every bus word comes from the register map's encoders (``encode_write``,
+``encode_table_write``, ``encode_kill``, ``encode_release``, ``encode_reference_update``) or
+from its address lists (``read_addresses``, ``entry_address``); every read is checked through
+``decode_read`` and the ID block through ``expected_id`` / ``check_id``. No address or field
+offset is typed here.
+
+The scoreboard is one list, in bus order, of what the host's writes must produce: table writes
+(the entry decoded by field name) and control events. The monitor records both as they leave,
+in cycle order, under random ``control.ready`` backpressure, so a table write that overtook an
+event would show as a reordering.
+"""
+
+import random
+from dataclasses import dataclass, field
+
+import pytest
+from amaranth.sim import Simulator
+
+from wiregate.hw.register_file import RegisterFile
+from wiregate.sw.dropcopy import Control
+from wiregate.sw.model import SCOPES
+from wiregate.sw.regmap import WORD_BITS, Access, RegisterMap
+
+DEFAULT = {}
+# Depths that are not powers of two, two session bitmap words with a partial last one.
+ODD = {"n_sessions": 37, "n_symbols": 40, "symbol_slots": 64, "n_pass_rules": 3}
+
+
+def entry_write(regmap, table, index, fields):
+    """(address, word) pairs writing one entry, by ``encode_table_write``.
+
+    Except for a table with a field named like one of its parameters (symbol_hash's
+    ``index``), which it cannot take as a keyword: then the table's own ``encode_entry`` at
+    its ``entry_address``.
+    """
+    if {"table", "index"} & fields.keys():
+        t = regmap.table(table)
+        base = t.entry_address(index)
+        return [(base + k, w) for k, w in enumerate(t.encode_entry(fields, index=index))]
+    return regmap.encode_table_write(table, index, **fields)
+
+
+def _event(code, scope=0, index=0, price=0, stamp=0):
+    # Fields an event does not use are 0 (in_sync: the host never sends a sync change).
+    return ("event", Control(code), scope, index, price, stamp, 0)
+
+
+@dataclass
+class Host:
+    """What the gateway must do and hold after the host's writes so far."""
+
+    regmap: RegisterMap
+    expected: list = field(default_factory=list)     # table writes and events, in bus order
+    staged: dict = field(default_factory=dict)       # table -> its staging words
+    rw: dict = field(default_factory=dict)           # RW register -> value as applied
+    rw_staged: dict = field(default_factory=dict)    # RW register -> staged words
+    live: dict = field(default_factory=dict)         # counter -> live count (the input)
+    base: dict = field(default_factory=dict)
+    snapshot: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)       # status, bitmap and latch inputs
+
+    def __post_init__(self):
+        for t in self.rw_tables():
+            self.staged[t.name] = [0] * t.used_words
+        for r in self.regmap.registers:
+            if r.access is Access.RW:
+                self.rw[r.name] = 0
+                self.rw_staged[r.name] = [0] * r.words
+        for r in self.regmap.group("counters"):
+            self.live[r.name] = self.base[r.name] = self.snapshot[r.name] = 0
+
+    def rw_tables(self):
+        return [t for t in self.regmap.tables if t.access is Access.RW]
+
+    def table_words(self, table, address, word):
+        """A word written into ``table``: staged, or the last used word, which writes."""
+        offset = address - table.address
+        index, k = divmod(offset, table.entry_words)
+        if k < table.used_words - 1:
+            self.staged[table.name][k] = word
+        elif k == table.used_words - 1 and index < table.depth:
+            self.staged[table.name][k] = word
+            self.expected.append(("write", table.name, index,
+                                  table.decode_entry(self.staged[table.name])))
+
+    def register_words(self, name, pairs):
+        """Words written to RW register ``name``: applied with its last word."""
+        reg = self.regmap.register(name)
+        for address, word in pairs:
+            k = reg.addresses.index(address)
+            self.rw_staged[name][k] = word
+            if k == reg.words - 1:
+                self.rw[name] = reg.value(self.rw_staged[name])
+
+
+class Bench:
+    """Drives the bus word by word and keeps the host model in step."""
+
+    def __init__(self, ctx, dut, host, rng):
+        self.ctx, self.dut, self.host, self.rng = ctx, dut, host, rng
+        self.regmap = host.regmap
+
+    async def write(self, pairs):
+        bus = self.dut.bus
+        for address, word in pairs:
+            self.ctx.set(bus.write_en, 1)
+            self.ctx.set(bus.write_addr, address)
+            self.ctx.set(bus.write_data, word)
+            while True:
+                *_, ready = await self.ctx.tick().sample(bus.write_ready)
+                if ready:
+                    break
+            self.ctx.set(bus.write_en, 0)
+            for _ in range(self.rng.choice([0, 0, 0, 1, 3])):
+                await self.ctx.tick()
+
+    async def read(self, addresses):
+        bus = self.dut.bus
+        words = []
+        for address in addresses:
+            self.ctx.set(bus.read_en, 1)
+            self.ctx.set(bus.read_addr, address)
+            await self.ctx.tick()
+            self.ctx.set(bus.read_en, 0)
+            assert self.ctx.get(bus.read_valid)
+            words.append(self.ctx.get(bus.read_data))
+        return words
+
+    async def check_read(self, name, expected, index=None):
+        words = await self.read(self.regmap.read_addresses(name, index))
+        got = self.regmap.decode_read(name, words, index)
+        where = name if index is None else f"{name}[{index}]"
+        assert got == expected, f"read {where}: {got} != {expected}"
+
+    async def drain(self):
+        """Wait until every event has left (the slot is empty, writes are taken again)."""
+        while not self.ctx.get(self.dut.bus.write_ready):
+            await self.ctx.tick()
+
+    def set_input(self, name, value):
+        self.host.inputs[name] = value
+        self.ctx.set(getattr(self.dut, name), value)
+
+    # --- writes ------------------------------------------------------------------------------
+
+    async def table_entry(self):
+        t = self.rng.choice(self.host.rw_tables())
+        index = self.rng.randrange(t.depth)
+        fields = {f.name: self.rng.getrandbits(f.width) for f in t.fields}
+        pairs = entry_write(self.regmap, t.name, index, fields)
+        roll = self.rng.random()
+        if roll < 0.15:
+            # The last word alone: the entry is the staged words with this one.
+            pairs = pairs[-1:]
+        elif roll < 0.25 and t.entry_words > t.used_words:
+            # Padding words of the stride are ignored, staged words kept.
+            base = t.entry_address(index)
+            pairs = [(base + k, self.rng.getrandbits(WORD_BITS))
+                     for k in range(t.used_words, t.entry_words)] + pairs
+        elif roll < 0.35 and t.span // t.entry_words > t.depth:
+            # An entry past the depth: its words stage, its last word writes nothing.
+            index = self.rng.randrange(t.depth, t.span // t.entry_words)
+            pairs = [(t.address + index * t.entry_words + k, w)
+                     for k, (_, w) in enumerate(pairs)]
+        for address, word in pairs:
+            self.host.table_words(t, address, word)
+        await self.write(pairs)
+
+    async def command(self):
+        name, flag, code = self.rng.choice([("commit", "swap", Control.COMMIT),
+                                            ("heartbeat", "beat", Control.HEARTBEAT)])
+        value = int(self.rng.random() < 0.85)
+        if value:
+            self.host.expected.append(_event(code))
+        await self.write(self.regmap.encode_write(name, **{flag: value}))
+
+    async def kill(self):
+        scope = self.rng.choice(SCOPES)
+        release = self.rng.random() < 0.45
+        code = Control.RELEASE if release else Control.KILL
+        encode = self.regmap.encode_release if release else self.regmap.encode_kill
+        if scope == "gateway":
+            self.host.expected.append(_event(code, SCOPES.index(scope)))
+            await self.write(encode("gateway"))
+            return
+        depth = self.regmap.n_sessions if scope == "session" else self.regmap.n_symbols
+        table = self.regmap.table(f"kill_{scope}_{'release' if release else 'set'}")
+        k = self.rng.randrange(table.depth)
+        present = [i for i in range(WORD_BITS * k, WORD_BITS * (k + 1)) if i < depth]
+        chosen = sorted(self.rng.sample(present, min(len(present),
+                                                     self.rng.choice([0, 1, 1, 2, 5, 32]))))
+        bits = 0
+        for index in chosen:
+            [(address, word)] = encode(scope, index)
+            assert address == table.entry_address(k)
+            bits |= word
+        if self.rng.random() < 0.3:
+            # Bits past the last latch name nothing.
+            bits |= self.rng.getrandbits(WORD_BITS) & ~sum(1 << (i % WORD_BITS)
+                                                           for i in present)
+        self.host.expected.extend(_event(code, SCOPES.index(scope), i) for i in chosen)
+        await self.write(self.regmap.encode_table_write(table.name, k, bits=bits))
+
+    async def reference(self):
+        symbol = self.rng.randrange(self.regmap.n_symbols)
+        if self.rng.random() < 0.4:
+            price, stamp = self.rng.getrandbits(32), self.rng.getrandbits(64)
+            pairs = self.regmap.encode_reference_update(symbol, price, stamp)
+            self.host.register_words("ref_price", pairs[:1])
+            self.host.register_words("ref_stamp_us", pairs[1:3])
+            self.host.expected.append(_event(Control.SET_REFERENCE, 0, symbol, price, stamp))
+            await self.write(pairs)
+            return
+        # Pieces: a price, a stamp or only its low word (staged, not applied), a trigger.
+        pieces = []
+        if self.rng.random() < 0.5:
+            pieces.append(("ref_price", self.regmap.encode_write(
+                "ref_price", self.rng.getrandbits(32))))
+        if self.rng.random() < 0.5:
+            pairs = self.regmap.encode_write("ref_stamp_us", self.rng.getrandbits(64))
+            pieces.append(("ref_stamp_us", pairs[:self.rng.choice([1, 2])]))
+        for name, pairs in pieces:
+            self.host.register_words(name, pairs)
+            await self.write(pairs)
+        width = self.regmap.register("ref_update").field("symbol").width
+        if self.rng.random() < 0.2 and 1 << width > self.regmap.n_symbols:
+            symbol = self.rng.randrange(self.regmap.n_symbols, 1 << width)   # ignored
+        else:
+            self.host.expected.append(_event(Control.SET_REFERENCE, 0, symbol,
+                                             self.host.rw["ref_price"],
+                                             self.host.rw["ref_stamp_us"]))
+        await self.write(self.regmap.encode_write("ref_update", symbol=symbol))
+
+    async def counters(self):
+        host = self.host
+        for name in self.rng.sample(sorted(host.live), self.rng.randrange(len(host.live))):
+            host.live[name] = (host.live[name] + self.rng.getrandbits(40)) % (1 << 64)
+            self.ctx.set(getattr(self.dut, f"count_{name}"), host.live[name])
+        snapshot, clear = self.rng.getrandbits(1), self.rng.getrandbits(1)
+        for name in host.live:
+            if snapshot:
+                host.snapshot[name] = (host.live[name] - host.base[name]) % (1 << 64)
+            if clear:
+                host.base[name] = host.live[name]
+        await self.write(self.regmap.encode_write("counter_control", snapshot=snapshot,
+                                                  clear=clear))
+
+    async def scratch(self):
+        pairs = self.regmap.encode_write("scratch", self.rng.getrandbits(32))
+        self.host.register_words("scratch", pairs)
+        await self.write(pairs)
+
+    async def read_only(self):
+        # Writes of RO registers are ignored (the encoder refuses them: raw words).
+        ro = [r for r in self.regmap.registers if r.access is Access.RO]
+        name = self.rng.choice(ro).name
+        await self.write([(a, self.rng.getrandbits(WORD_BITS))
+                          for a in self.regmap.read_addresses(name)])
+
+    # --- reads -------------------------------------------------------------------------------
+
+    async def read_id(self):
+        observed = {}
+        for name, value in self.regmap.expected_id().items():
+            reg = self.regmap.register(name)
+            observed[name] = reg.value(await self.read(self.regmap.read_addresses(name)))
+            assert observed[name] == value, f"ID {name}: {observed[name]:#x} != {value:#x}"
+        self.regmap.check_id(observed)
+        assert RegisterMap.from_id(observed).layout_crc == self.regmap.layout_crc
+
+    async def read_status(self):
+        await self.drain()      # no commit waiting in the register file
+        for name in ("loaded", "active_bank", "heartbeat_lost", "commit_pending"):
+            self.set_input(name, self.rng.getrandbits(1))
+        self.set_input("epoch", self.rng.getrandbits(32))
+        i = self.host.inputs
+        await self.check_read("status", {
+            "limits_loaded": i["loaded"], "active_bank": i["active_bank"],
+            "heartbeat_lost": i["heartbeat_lost"], "commit_pending": i["commit_pending"]})
+        await self.check_read("epoch", {"value": i["epoch"]})
+
+    async def read_timebase(self):
+        # The high word is latched by the low word's read: both reads see one value.
+        before = self.rng.getrandbits(64)
+        self.set_input("timebase_us", before)
+        low, high = self.regmap.read_addresses("timebase_us")
+        words = await self.read([low])
+        self.set_input("timebase_us", (before + (1 << 32) + self.rng.getrandbits(40))
+                       % (1 << 64))
+        words += await self.read([high])
+        assert self.regmap.decode_read("timebase_us", words) == {"value": before}
+
+    async def read_latches(self):
+        ns = self.regmap.n_sessions
+        self.set_input("kill_gateway", self.rng.getrandbits(1))
+        self.set_input("kill_sessions", self.rng.getrandbits(ns))
+        self.set_input("in_sync", self.rng.getrandbits(ns))
+        i = self.host.inputs
+        for action in ("set", "release"):
+            await self.check_read(f"kill_gateway_{action}", {"gateway": i["kill_gateway"]})
+            t = self.regmap.table(f"kill_session_{action}")
+            k = self.rng.randrange(t.depth)
+            await self.check_read(t.name, {"bits": i["kill_sessions"] >> WORD_BITS * k
+                                           & (1 << WORD_BITS) - 1}, k)
+            t = self.regmap.table(f"kill_symbol_{action}")
+            await self.check_read(t.name, {"bits": 0}, self.rng.randrange(t.depth))
+        t = self.regmap.table("session_sync")
+        k = self.rng.randrange(t.depth)
+        await self.check_read(t.name, {"bits": i["in_sync"] >> WORD_BITS * k
+                                       & (1 << WORD_BITS) - 1}, k)
+
+    async def read_registers(self):
+        for name, value in self.host.rw.items():
+            await self.check_read(name, {"value": value})
+        for name in self.rng.sample(sorted(self.host.snapshot), 4):
+            await self.check_read(name, {"value": self.host.snapshot[name]})
+        # Write-only registers and table entries the host cannot read back read 0.
+        for r in self.regmap.registers:
+            if r.access is Access.WO:
+                await self.check_read(r.name, {f.name: 0 for f in r.fields})
+        t = self.rng.choice(self.host.rw_tables())
+        await self.check_read(t.name, {f.name: 0 for f in t.fields}, self.rng.randrange(t.depth))
+
+
+OPERATIONS = [
+    (Bench.table_entry, 30), (Bench.command, 8), (Bench.kill, 14), (Bench.reference, 8),
+    (Bench.counters, 4), (Bench.scratch, 2), (Bench.read_only, 2), (Bench.read_id, 1),
+    (Bench.read_status, 3), (Bench.read_timebase, 2), (Bench.read_latches, 3),
+    (Bench.read_registers, 2),
+]
+
+
+def check_register_file(parameters, seed, ready_rate, n_operations):
+    """Run ``n_operations`` random host operations; compare what leaves with the model."""
+    regmap = RegisterMap(**parameters)
+    dut = RegisterFile(regmap)
+    host = Host(regmap)
+    rng = random.Random(seed)
+    ready_rng = random.Random(seed + 1)
+    observed = []
+    tables = host.rw_tables()
+
+    async def monitor(ctx):
+        ports = [getattr(dut, f"write_{t.name}") for t in tables]
+        control = dut.control
+        while True:
+            ready = ready_rng.random() < ready_rate
+            ctx.set(control.ready, ready)
+            _, _, valid, payload, *writes = await ctx.tick().sample(
+                control.valid, control.payload,
+                *(s for p in ports for s in (p.en, p.index, p.entry)))
+            for k, t in enumerate(tables):
+                en, index, entry = writes[3 * k:3 * k + 3]
+                if en:
+                    observed.append(("write", t.name, index,
+                                     {f.name: entry[f.name] for f in t.fields}))
+            if valid and ready:
+                observed.append(("event", Control(payload.code), payload.scope, payload.index,
+                                 payload.price, payload.stamp, payload.in_sync))
+
+    async def testbench(ctx):
+        bench = Bench(ctx, dut, host, rng)
+        operations, weights = zip(*OPERATIONS, strict=True)
+        for _ in range(n_operations):
+            await rng.choices(operations, weights)[0](bench)
+        await bench.drain()
+        for _ in range(2):
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(monitor, background=True)
+    sim.add_testbench(testbench)
+    sim.run()
+    for n, (got, want) in enumerate(zip(observed, host.expected, strict=False)):
+        assert got == want, f"seed {seed}: item {n}: {got} != {want}"
+    assert len(observed) == len(host.expected), f"seed {seed}: {len(observed)} items left, " \
+                                                f"{len(host.expected)} expected"
+    return observed
+
+
+@pytest.mark.parametrize(("parameters", "ready_rate"), [
+    (DEFAULT, 1.0), (DEFAULT, 0.3), (ODD, 0.6), (ODD, 0.1)])
+def test_random_operations(parameters, ready_rate):
+    seed = random.randrange(1 << 32)
+    print(f"seed={seed}")
+    observed = check_register_file(parameters, seed, ready_rate, 300)
+    assert {item[0] for item in observed} == {"write", "event"}
+
+
+def test_commit_waiting_reads_as_commit_pending():
+    # Between the host's commit and the engine taking it, status.commit_pending is 1, and
+    # every write waits (a table write must not reach the shadow bank before the swap).
+    regmap = RegisterMap(**ODD)
+    dut = RegisterFile(regmap)
+    status = regmap.read_addresses("status")
+
+    async def testbench(ctx):
+        bench = Bench(ctx, dut, Host(regmap), random.Random(0))
+
+        async def commit_pending():
+            return regmap.decode_read("status", await bench.read(status))["commit_pending"]
+
+        [(address, word)] = regmap.encode_write("commit", swap=1)
+        ctx.set(dut.bus.write_en, 1)
+        ctx.set(dut.bus.write_addr, address)
+        ctx.set(dut.bus.write_data, word)
+        await ctx.tick()
+        [(address, word)] = regmap.encode_write("scratch", 0x5A5A5A5A)
+        ctx.set(dut.bus.write_addr, address)
+        ctx.set(dut.bus.write_data, word)
+        for _ in range(5):
+            assert ctx.get(dut.control.valid) and not ctx.get(dut.bus.write_ready)
+            assert await commit_pending() == 1
+        ctx.set(dut.control.ready, 1)
+        await ctx.tick()        # the engine takes the commit; the scratch write is taken next
+        ctx.set(dut.control.ready, 0)
+        await ctx.tick()
+        ctx.set(dut.bus.write_en, 0)
+        assert await commit_pending() == 0
+        await bench.check_read("scratch", {"value": 0x5A5A5A5A})
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+def test_regmap_type_is_checked():
+    with pytest.raises(TypeError, match="regmap must be a RegisterMap"):
+        RegisterFile({"n_sessions": 8})
