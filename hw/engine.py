@@ -10,13 +10,15 @@ stage      what happens
 =========  ==================================================================================
 READ (0)   choose the event (client first, see below); read the order table at the slots of
            its UserRefNum and original UserRefNum, the verdict memory, the execution table;
-           probe the symbol hash table; hash the message (retransmission digest)
-KEY (3)    the symbol index (the hash table's answer, or the order or execution it names,
+           probe the symbol hash table; hash the message (retransmission digest); start
+           the message's ``quantity x price`` (the notional check's multiplier)
+PRICE (1)  the order table answers: start the message's quantity at the named order's price
+KEY (2)    the symbol index (the hash table's answer, or the order or execution it names,
            forwarded to this cycle); read the exposure of (session, symbol), the symbol's
            limits and its live reference
-LIMITS (4) the limits arrive; the event's time ``t`` is this cycle's ``now_us``; the
-           stateless checks (quantity, notional, collar) start
-EXEC (8)   forwarded table values, the stateful checks (position, credit, capacity,
+LIMITS (3) the limits arrive; the event's time ``t`` is this cycle's ``now_us``; the
+           stateless checks compare (registered); the kill latches are read
+EXEC (4)   forwarded table values, the stateful checks (position, credit, capacity,
            duplicate, rate, kill, fail closed), the verdict, every table write, the record
 =========  ==================================================================================
 
@@ -33,10 +35,13 @@ and the new one's), possibly in two symbols: the first pass frees the original a
 it, the second places the new order, and only the second emits a record.
 
 What a client message may assume (the gate's position in the wire makes it so): it does not
-name an order an exchange event created less than ``KEY`` cycles earlier (the client cannot
-have seen the exchange's message yet), and two client messages naming the same order are at
-least ``KEY + 2`` cycles apart (a Replace after the Enter of its original: an Enter Order is
-47 bytes, six beats at W = 8).
+name an order an exchange event created fewer than ``EXEC - KEY`` cycles before it entered
+(the client cannot have seen the exchange's message yet), two client messages naming the
+same order are more than ``EXEC - KEY`` cycles apart (a Replace after the Enter of its
+original: an Enter Order is 47 bytes, five beats at W = 8 at the least), and the revokes of
+a void frame run before the session's next message enters (they have priority over every
+other background event, and the next frame's first message settles at least its headers
+and a fixed part after the void frame's end: more cycles than a frame can hold orders).
 
 Time. A control event acts at a stage chosen so that events ahead of it do not see it and
 events behind it do: a commit swaps the banks at ``READ`` (every event carries the bank it
@@ -78,10 +83,11 @@ from .verdict import Verdict
 
 __all__ = ["EXEC", "KEY", "LIMITS", "Engine", "control_layout"]
 
-KEY = 3
-LIMITS = 4
-EXEC = LIMITS + 4           # the notional check's latency
+KEY = 2                     # the symbol hash table's answer
+LIMITS = KEY + 1            # block RAM: the limits read at KEY
+EXEC = LIMITS + 1           # the stateless checks' registered compares
 DIGEST_BITS = 32
+PRICE = 1                   # the order table answers: an order's price for the products
 REF_BITS = 32
 MATCH_BITS = 64
 REVOKE_DEPTH = 64           # Enter/Replace accepted from one frame that a void can withdraw
@@ -368,7 +374,7 @@ class Engine(wiring.Component):
 
         # READ: the tables, read at the slots the event names.
         def order_table(name, address):
-            table = RmwTable(self._order, no * per_session, EXEC, early=KEY)
+            table = RmwTable(self._order, no * per_session, EXEC, taps=(PRICE, KEY))
             m.submodules[name] = table
             m.d.comb += table.read_addr.eq(Cat(slot(address), s0.event.session))
             return table
@@ -376,7 +382,7 @@ class Engine(wiring.Component):
         orders_a = order_table("orders_a", f0.user_ref_num)         # the message's order
         orders_b = order_table("orders_b", f0.orig_user_ref_num)    # a Replace's original
         m.submodules.executions = executions = RmwTable(self._execution, ne * per_session, EXEC,
-                                                        early=KEY)
+                                                        taps=(KEY,))
         m.d.comb += executions.read_addr.eq(Cat(f0.match_number[:exec_bits], s0.event.session))
         is_modify0 = s0.event.msg_type == _type(ouch.ModifyOrder)
         m.submodules.remembered = remembered = RmwTable(self._remembered,
@@ -391,12 +397,25 @@ class Engine(wiring.Component):
         m.d.comb += [lookup.write_bank.eq(~bank), lookup.i.valid.eq(s0.valid),
                      lookup.i.bank.eq(s0.bank), lookup.i.symbol.eq(f0.symbol)]
 
+        # The products, started as early as their operands exist. The message's own
+        # quantity x price (an order's notional, an execution's, a confirmed Replace's) in
+        # the notional check, whose limits come at LIMITS; the message's quantity at the price
+        # of the order it names (what an exchange cancel or fill takes off the order's
+        # charge) from the order table's first tap: no event in flight changes that price
+        # (background hazards; a live order's price never changes).
+        m.submodules.notional = notional = NotionalCheck(regmap, EXEC, limits_late=True)
+        m.d.comb += [notional.quantity.eq(f0.quantity), notional.price.eq(f0.price)]
+        m.submodules.order_product = order_product = Multiplier(
+            QUANTITY_BITS, PRICE_BITS, EXEC - PRICE)
+        m.d.comb += [order_product.a.eq(tokens[PRICE].event.fields.quantity),
+                     order_product.b.eq(orders_a.tap1.price)]
+
         # --- KEY: the symbol, and the reads keyed by it -----------------------------------
         sk = tokens[KEY]
         k_type, kf = sk.event.msg_type, sk.event.fields
         found = late(lookup.o.found, KEY - 2, "found")
         found_index = late(lookup.o.index, KEY - 2, "found_index")
-        a_key, b_key, x_key = orders_a.early_value, orders_b.early_value, executions.early_value
+        a_key, b_key, x_key = (getattr(t, f"tap{KEY}") for t in (orders_a, orders_b, executions))
 
         def names(entry, ref, live_only):
             named = entry.valid & (entry.user_ref_num == ref)
@@ -424,7 +443,6 @@ class Engine(wiring.Component):
                          key_symbol.eq(Mux(a_named, a_key.symbol_index, b_key.symbol_index))]
         with m.Else():
             m.d.comb += [key_known.eq(a_named), key_symbol.eq(a_key.symbol_index)]
-        a_price = late(a_key.price, LIMITS - KEY, "a_price")
 
         m.submodules.exposure = exposure = RmwTable(self._exposure, per_session << symbol_bits,
                                                       EXEC - KEY)
@@ -510,26 +528,16 @@ class Engine(wiring.Component):
             m.d.sync += Array(commit_time)[sl.bank].eq(now)
 
         m.submodules.quantity = quantity = QuantityCheck(regmap)
-        m.submodules.notional = notional = NotionalCheck(regmap)
         m.submodules.collar = collar = CollarCheck()
-        # Exchange events use the notional check's multiplier for their charge changes: the
-        # message's quantity at the order's price (which no event in flight changes).
-        client_l = sl.kind == _Kind.CLIENT
         for check in (quantity, notional):
             m.d.comb += [check.symbol.eq(symbol), check.symbol_known.eq(symbol_known),
                          check.session.eq(sess), check.session_loaded.eq(session_loaded)]
         m.d.comb += [
             quantity.quantity.eq(lf.quantity),
-            notional.quantity.eq(lf.quantity),
-            notional.price.eq(Mux(client_l, lf.price, a_price)),
             collar.price.eq(lf.price), collar.reference.eq(reference),
             collar.collar.eq(symbol.collar), collar.reference_stamp.eq(stamp),
             collar.now.eq(now), collar.max_age.eq(gateway.reference_max_age_us),
         ]
-        # The message's own product (an execution's, a confirmed Replace's) for EXEC.
-        m.submodules.message_product = message_product = Multiplier(
-            QUANTITY_BITS, PRICE_BITS, EXEC - LIMITS)
-        m.d.comb += [message_product.a.eq(lf.quantity), message_product.b.eq(lf.price)]
 
         def to_exec(value, name):
             return late(value, EXEC - LIMITS, name)
@@ -804,8 +812,8 @@ class Engine(wiring.Component):
             ]
 
         context = Signal(data.StructLayout({"live": 1, "entry": self._order}))
-        msg_product = message_product.product
-        part_product = notional.notional        # the message's quantity x the order's price
+        msg_product = notional.notional
+        part_product = order_product.product    # the message's quantity x the order's price
         executed_dir = Mux(a.is_buy, xf_.quantity, -xf_.quantity)
 
         with m.If(places):

@@ -46,30 +46,31 @@ class RmwTable(wiring.Component):
     peek_addr : In(range(depth))
     peek_data : Out(shape)
         A second, unforwarded read port for the host (one cycle latency).
-    early_value : Out(shape)
-        Only with ``early``: in cycle ``c``, the entry at the address read in ``c - early``
-        with every write up to ``c - 1`` applied, for a stage that needs part of the entry
-        (a key for another table) before the execute stage.
+    tap<d> : Out(shape)
+        For each ``d`` in ``taps``: in cycle ``c``, the entry at the address read in
+        ``c - d`` with every write up to ``c - 1`` applied, for a stage that needs part of
+        the entry (a key for another table) before the execute stage.
 
     Latency
     -------
     ``distance`` cycles from ``read_addr`` to ``value``.
     """
 
-    def __init__(self, shape, depth, distance, early=None):
+    def __init__(self, shape, depth, distance, taps=()):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"Depth must be a positive integer, not {depth!r}")
         if not isinstance(distance, int) or distance < 1:
             raise ValueError(f"Distance must be an integer of at least 1, not {distance!r}")
-        if early is not None and not 1 <= early < distance:
-            raise ValueError(f"Early must be between 1 and distance - 1, not {early!r}")
+        taps = tuple(taps)
+        for tap in taps:
+            if not isinstance(tap, int) or not 1 <= tap < distance:
+                raise ValueError(f"A tap must be between 1 and distance - 1, not {tap!r}")
         self._shape = shape
         self._depth = depth
         self._distance = distance
-        self._early = early
-        early_members = {} if early is None else {"early_value": Out(shape)}
+        self._taps = taps
         super().__init__({
-            **early_members,
+            **{f"tap{tap}": Out(shape) for tap in taps},
             "read_addr": In(range(depth)),
             "value": Out(shape),
             "write_en": In(1),
@@ -133,6 +134,6 @@ class RmwTable(wiring.Component):
                     m.d.comb += output.eq(entry.write.data)
 
         forward(self.value, distance, value)
-        if self._early is not None:
-            forward(self.early_value, self._early, values[self._early])
+        for tap in self._taps:
+            forward(getattr(self, f"tap{tap}"), tap, values[tap])
         return m

@@ -224,6 +224,46 @@ def test_notional_random(latency):
     check_notional(new_seed(), latency, n=N_RANDOM if latency == 4 else 800)
 
 
+@pytest.mark.parametrize("latency", [1, 4])
+def test_notional_with_the_limits_late(latency):
+    # The engine's use: operands first, the limits when the product is ready. The limits of
+    # each order go in latency - 1 cycles after its operands, the bit comes out 1 later.
+    seed = new_seed()
+    rng = random.Random(seed)
+    dut = NotionalCheck(REGMAP, latency, limits_late=True)
+    orders = []
+    for _ in range(400):
+        q = near(rng, (1, OUCH_MAX_QUANTITY, rng.getrandbits(20)))
+        p = near(rng, (1, OUCH_MAX_PRICE, rng.getrandbits(31)))
+        symbol = symbol_limits(rng, max_order_notional=near(rng, (q * p,), hi=U64))
+        session = session_limits(rng, max_order_notional=near(rng, (q * p,), hi=U64))
+        orders.append(notional_case(rng, q, p, symbol if rng.random() < 0.8 else None,
+                                    session if rng.random() < 0.8 else None))
+    lag = latency - 1
+    seen = []
+
+    async def testbench(ctx):
+        for cycle in range(len(orders) + latency):
+            if cycle < len(orders):
+                inputs = orders[cycle][0]
+                ctx.set(dut.quantity, inputs["quantity"])
+                ctx.set(dut.price, inputs["price"])
+            if 0 <= cycle - lag < len(orders):
+                for name, value in orders[cycle - lag][0].items():
+                    if name not in ("quantity", "price"):
+                        ctx.set(getattr(dut, name), value)
+            await ctx.tick()
+            if cycle + 1 - latency >= 0:
+                seen.append(ctx.get(dut.fire))
+
+    sim = Simulator(dut)
+    sim.add_clock(8e-9)
+    sim.add_testbench(testbench)
+    sim.run()
+    expected = [int(fires) for _, fires in orders]
+    assert seen[:len(orders)] == expected, f"seed {seed}"
+
+
 def test_notional_edges():
     rng = random.Random(2)
     cases = []

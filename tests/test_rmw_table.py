@@ -8,15 +8,15 @@ from amaranth.sim import Simulator
 from wiregate.hw.rmw_table import RmwTable
 
 
-def check_table(depth, distance, seed, cycles=1500, hot=3, early=None):
+def check_table(depth, distance, seed, cycles=1500, hot=3, taps=()):
     """Random reads and read-modify-writes, biased onto a few hot keys so hazards are dense.
 
     The model: a dict updated by every execute-stage write at the end of its cycle; the
-    value an event sees at execute (and at the early tap) is the dict's content then.
+    value an event sees at execute (and at each tap) is the dict's content then.
     """
     rng = random.Random(seed)
     hot_keys = rng.sample(range(depth), min(hot, depth))
-    dut = RmwTable(32, depth, distance, early=early)
+    dut = RmwTable(32, depth, distance, taps)
     model = dict.fromkeys(range(depth), 0)
     reads = []          # address read in each cycle
     mismatches = []
@@ -27,11 +27,12 @@ def check_table(depth, distance, seed, cycles=1500, hot=3, early=None):
             ctx.set(dut.read_addr, addr)
             reads.append(addr)
             write = None
-            if early is not None and c >= early:
-                at = reads[c - early]
-                seen = ctx.get(dut.early_value)
-                if seen != model[at]:
-                    mismatches.append(("early", c, at, seen, model[at]))
+            for tap in taps:
+                if c >= tap:
+                    at = reads[c - tap]
+                    seen = ctx.get(getattr(dut, f"tap{tap}"))
+                    if seen != model[at]:
+                        mismatches.append((f"tap{tap}", c, at, seen, model[at]))
             if c >= distance:
                 at = reads[c - distance]
                 seen = ctx.get(dut.value)
@@ -71,11 +72,11 @@ def test_every_value_at_execute_includes_every_earlier_write(depth, distance):
     check_table(depth, distance, seed)
 
 
-@pytest.mark.parametrize("distance,early", [(2, 1), (5, 3), (8, 3)])
-def test_the_early_tap_includes_every_earlier_write_too(distance, early):
+@pytest.mark.parametrize("distance,taps", [(2, (1,)), (4, (1, 2)), (8, (3, 5, 7))])
+def test_the_taps_include_every_earlier_write_too(distance, taps):
     seed = random.randrange(1 << 32)
     print(f"seed={seed}")
-    check_table(16, distance, seed, early=early)
+    check_table(16, distance, seed, taps=taps)
 
 
 def test_parameters_are_checked():
@@ -83,5 +84,5 @@ def test_parameters_are_checked():
         RmwTable(8, 4, 0)
     with pytest.raises(ValueError, match="Depth must be a positive integer"):
         RmwTable(8, 0, 1)
-    with pytest.raises(ValueError, match="Early must be between 1 and distance - 1"):
-        RmwTable(8, 4, 3, early=3)
+    with pytest.raises(ValueError, match="A tap must be between 1 and distance - 1"):
+        RmwTable(8, 4, 3, taps=(3,))

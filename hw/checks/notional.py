@@ -55,15 +55,21 @@ class NotionalCheck(Check):
     Latency
     -------
     ``latency`` cycles, one order per cycle.
+
+    With ``limits_late`` the limits (``symbol``, ``symbol_known``, ``session``,
+    ``session_loaded``) are taken when the product is ready, ``latency - 1`` cycles after the
+    operands (the whole latency at 0), instead of with them: the engine knows the order's
+    operands cycles before it has read its symbol's limits.
     """
 
-    def __init__(self, regmap, latency=4):
+    def __init__(self, regmap, latency=4, *, limits_late=False):
         members = {"quantity": In(QUANTITY_BITS), "price": In(PRICE_BITS),
                    **limit_members(regmap), "fire_without_symbol": Out(1),
                    "notional": Out(NOTIONAL_BITS)}
         check_integer("Latency", latency, 0)
         self._compare_latency = min(latency, 1)
         self._multiplier = Multiplier(QUANTITY_BITS, PRICE_BITS, latency - self._compare_latency)
+        self._limits_late = bool(limits_late)
         super().__init__(members, latency)
 
     def elaborate(self, platform):
@@ -72,6 +78,8 @@ class NotionalCheck(Check):
         m.d.comb += [multiplier.a.eq(self.quantity), multiplier.b.eq(self.price)]
 
         def delayed(value, name):
+            if self._limits_late:
+                return value
             for n in range(self._multiplier.latency):
                 reg = Signal(len(value), name=f"{name}_d{n}")
                 m.d.sync += reg.eq(value)
