@@ -31,10 +31,9 @@ from .counters import count_event
 from .dropcopy import DropCopy
 from .engine import Engine
 from .event_hold import EventHold
-from .headers import FrameKind
 from .holdback import Holdback
 from .holdback_size import check_holdback, holdback_bytes, reject_depth, tag_bits
-from .ingress import Ingress
+from .ingress import DECISION_LATENCY, Ingress
 from .register_file import RegisterFile
 from .rewrite import Rewrite
 from .stream import beat_signature, check_width, frame_end
@@ -43,7 +42,9 @@ from .timebase import Timebase
 __all__ = ["Core", "core_holdback", "core_latencies"]
 
 INGRESS_LATENCY = 5         # Ingress: parser, lookup, tracker, framer, extractor
-MAX_HEADER_BYTES = 14 + 4 + 60 + 60     # Ethernet, 802.1Q, IPv4 and TCP with every option
+# The byte after a frame's 4-tuple at the latest: Ethernet, 802.1Q, IPv4 with every option,
+# the TCP ports.
+MAX_TUPLE_END = 14 + 4 + 60 + 4
 FRAME_SLOT = 64 + 20        # least byte times a frame takes on the wire (frame, preamble, gap)
 # The engine's state read-back, brought out for benches (the register map does not reach it
 # yet): the state the model keeps, and the exposure and order-table peek ports.
@@ -57,15 +58,14 @@ def core_latencies(width):
 
     - verdict: the settling byte's beat through the ingress and the engine to the reject;
     - decision: the frame's first byte to its drop-or-pass record, which waits for the
-      session, known when the headers are (their last byte is at most
-      :data:`MAX_HEADER_BYTES` - 1 into the frame), plus the parser's cycle to raise it, the
-      rest of the ingress and one register;
+      4-tuple (its last byte at most :data:`MAX_TUPLE_END` - 1 into the frame), then the
+      ingress's :data:`~wiregate.hw.ingress.DECISION_LATENCY`, then one register;
     - void: the frame's last byte through the ingress, plus one register.
     """
     check_width(width)
     return {
         "verdict_latency": INGRESS_LATENCY + Engine.latency,
-        "decision_latency": (MAX_HEADER_BYTES - 1) // width + 1 + INGRESS_LATENCY + 1,
+        "decision_latency": (MAX_TUPLE_END - 1) // width + DECISION_LATENCY + 1,
         "void_latency": INGRESS_LATENCY + 1,
     }
 
@@ -172,11 +172,9 @@ class Core(wiring.Component):
         wiring.connect(m, hold=hold.o, engine=engine.exchange)
 
         # The client ingress's beats: frame tags (counted by first byte, as the rewrite
-        # counts), one decision per frame, the events and the frame ends.
+        # counts), the events and the frame ends.
         beat = client.o.payload
         lanes = beat.beat.beat.beat.beat.lanes
-        session_beat = beat.beat.beat.beat
-        header = session_beat.beat.header
         starts = client.o.valid & Cat(lane.keep & lane.first for lane in lanes).any()
         ends, _ = frame_end(lanes)
         ends = ends & client.o.valid
@@ -188,28 +186,26 @@ class Core(wiring.Component):
         with m.Else():
             m.d.comb += tag.eq(next_tag - 1)
 
-        def once_per_frame(now, name):
-            """Whether ``now`` was true on an earlier beat of the frame on the output."""
-            before = Signal(name=name)
-            with m.If(now):
-                m.d.sync += before.eq(1)
-            with m.If(starts & ~now):
-                m.d.sync += before.eq(0)
-            return before & ~starts
-
-        can_decide = client.o.valid & (header.done | (header.kind == FrameKind.ARP) | ends)
-        decides = can_decide & ~once_per_frame(can_decide, "decided")
+        # The decisions come one per frame, in frame order, ahead of the frame's beats here.
+        decision_tag = Signal(tags)
+        with m.If(client.decision.valid):
+            m.d.sync += decision_tag.eq(decision_tag + 1)
         m.d.sync += [
-            rewrite.frames.valid.eq(decides),
-            rewrite.frames.payload.frame.eq(tag),
-            rewrite.frames.payload.drop.eq(~session_beat.admit),
+            rewrite.frames.valid.eq(client.decision.valid),
+            rewrite.frames.payload.frame.eq(decision_tag),
+            rewrite.frames.payload.drop.eq(client.decision.payload.drop),
             rewrite.void.valid.eq(ends & beat.void),
             rewrite.void.payload.frame.eq(tag),
         ]
 
         event = beat.event
         has_event = client.o.valid & event.valid
-        judged = once_per_frame(has_event, "judged")    # an earlier event in this frame
+        judged = Signal()       # an earlier beat of this frame had an event
+        with m.If(has_event):
+            m.d.sync += judged.eq(1)
+        with m.Elif(starts):
+            m.d.sync += judged.eq(0)
+        judged = judged & ~starts
         m.d.comb += [
             engine.client.valid.eq(has_event),
             engine.client.payload.event.eq(event),

@@ -47,6 +47,7 @@ def header_layout():
     """The header record of a frame, valid from ``header.done`` until the frame ends."""
     return data.StructLayout({
         "done": 1,             # every header field below has been seen
+        "ports": 1,            # unfragmented IPv4 whose addresses and first 4 L4 bytes are seen
         "kind": 2,             # FrameKind
         "vlan": 1,
         "proto": 8,            # IPv4 protocol
@@ -254,6 +255,8 @@ class HeaderParser(wiring.Component):
             m.d.sync += [
                 o.payload.eq(Mux(done, Cat(payload_lanes), 0)),
                 hdr.done.eq(done),
+                hdr.ports.eq(is_ipv4 & (seen_now >= ip_base + 20) & ip_shape_ok & ~is_fragment
+                             & (seen_now >= tcp_base + 4)),
                 hdr.vlan.eq(vlan),
                 hdr.proto.eq(proto),
                 hdr.ip_src.eq(ip_src),

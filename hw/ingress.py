@@ -1,7 +1,7 @@
 """Ingress: one port's receive path, from the MAC's beats to OUCH events."""
 
-from amaranth.hdl import Module
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.extract import COUNTERS as EXTRACTOR_COUNTERS
@@ -14,7 +14,9 @@ from .stream import beat_signature, check_width
 from .tables import write_signature
 from .tcp_tracker import TcpTracker
 
-__all__ = ["Ingress"]
+__all__ = ["DECISION_LATENCY", "Ingress"]
+
+DECISION_LATENCY = 3    # parser, lookup, and the register below
 
 
 class Ingress(wiring.Component):
@@ -39,6 +41,11 @@ class Ingress(wiring.Component):
         settles, and on the last beat whether the frame is void.
     write_session, write_pass_rule, swap
         Session table control (see :class:`SessionLookup`).
+    decision : Out(stream)
+        ``drop``, one per frame in frame order, as soon as the session lookup knows whether
+        the frame may go toward the exchange (:func:`~.sessions.session_beat_layout`
+        ``admit``): the rewrite needs it before the frame's first byte leaves the holdback.
+        DECISION_LATENCY cycles after the MAC-side beat that decides it.
     in_sync : Out(n_sessions)
         Sessions whose stream is followed (see :class:`TcpTracker`).
     count_* : Out(32)
@@ -59,6 +66,7 @@ class Ingress(wiring.Component):
             "write_session": In(write_signature(regmap, "session")),
             "write_pass_rule": In(write_signature(regmap, "pass_rule")),
             "swap": In(1),
+            "decision": Out(stream.Signature(data.StructLayout({"drop": 1}), always_ready=True)),
             "in_sync": Out(regmap.n_sessions),
         }
         for name in ("frames", *ERRORS, "dropped", "passed_by_rule", "retransmits", "lost",
@@ -76,6 +84,19 @@ class Ingress(wiring.Component):
         wiring.connect(m, parser=parser.o, sessions=sessions.i)
         m.submodules.tracker = tracker = TcpTracker(self._width, self._regmap)
         wiring.connect(m, sessions=sessions.o, tracker=tracker.i)
+
+        # The frame's decision: on the first beat of the lookup's output that has it.
+        looked_up = sessions.o.payload
+        lanes = looked_up.beat.lanes
+        starts = Cat(lane.keep & lane.first for lane in lanes).any()
+        decided = Signal()      # the current frame's decision has gone out
+        deciding = sessions.o.valid & looked_up.decided & (starts | ~decided)
+        with m.If(sessions.o.valid & starts):
+            m.d.sync += decided.eq(deciding)
+        with m.Elif(deciding):
+            m.d.sync += decided.eq(1)
+        m.d.sync += [self.decision.valid.eq(deciding),
+                     self.decision.payload.drop.eq(~looked_up.admit)]
         m.submodules.framer = framer = SoupBinFramer(self._width, self._regmap)
         wiring.connect(m, tracker=tracker.o, framer=framer.i)
         m.submodules.extractor = extractor = OuchExtractor(

@@ -29,9 +29,11 @@ def session_beat_layout(width: int, regmap: RegisterMap) -> data.StructLayout:
         "session": range(regmap.n_sessions),
         "hit": 1,     # the frame belongs to ``session`` (valid from ``header.done``)
         "drop": 1,    # on the last beat: the frame must not reach the exchange
-        # Toward the exchange, before the last beat: the frame may pass (ARP, a session's
-        # TCP, a pass rule), as far as its headers tell (final from header.done, or kind ARP)
+        # Toward the exchange: the frame may pass (ARP, a session's TCP, a pass rule), as far
+        # as its headers tell; ``decided``: they tell enough (the 4-tuple is seen, or ARP, or
+        # the frame ends here). Valid on the first beat with ``decided``.
         "admit": 1,
+        "decided": 1,
     })
 
 
@@ -161,8 +163,14 @@ class SessionLookup(wiring.Component):
             clean = beat.errors == 0
             session_ok = (hdr.kind == FrameKind.TCP) & frame_hit
             drop = ~((hdr.kind == FrameKind.ARP) | (clean & (session_ok | by_rule)))
-            m.d.sync += self.o.payload.admit.eq(
-                (hdr.kind == FrameKind.ARP) | session_ok | by_rule)
+            # The 4-tuple decides: a frame that is not well-formed TCP after all ends void.
+            early_hit = hdr.ports & (hdr.proto == IP_PROTO_TCP) & Mux(latched & ~first, hit,
+                                                                      hit_now)
+            m.d.sync += [
+                self.o.payload.admit.eq((hdr.kind == FrameKind.ARP) | early_hit
+                                        | ((ip_frame | hdr.ports) & Cat(rule_hits).any())),
+                self.o.payload.decided.eq(hdr.ports | (hdr.kind == FrameKind.ARP) | last),
+            ]
 
         o = self.o.payload
         m.d.sync += [
