@@ -24,15 +24,19 @@ EXEC (4)   forwarded table values, the stateful checks (position, credit, capaci
 
 Which event enters. A client message enters in the cycle it arrives, always: its verdict has a
 deadline (the holdback). So does the end of a client frame (the undo of a void one). The
-other events wait for a cycle with no client event: the second half of an exchange Order
-Replaced, then revokes of a void frame's orders, then control events, then exchange events.
+other events wait for a cycle with no client event: revokes of a void frame's orders first,
+then control events, then exchange events.
 A revoke or an exchange event waits too while an event in flight touches the same order or
 execution slot of its session (a *hazard*), so the entry it reads in ``READ`` is the one it
 changes at ``EXEC``: that lets it start ``quantity x price`` of the entry before ``EXEC``.
 
-Order Replaced is split in two passes, because it changes two order slots (the original's
-and the new one's), possibly in two symbols: the first pass frees the original and remembers
-it, the second places the new order, and only the second emits a record.
+Order Replaced changes two order slots in one pass (the original leaves, the new order takes
+its own slot): which slots hold an order is kept in registers, so one event can empty one
+slot and fill another while the entries' block RAM takes the one write. Both orders' charges
+move in the one exposure word read at KEY: they are one order's history, of one symbol. An
+exchange whose Order Replaced names another original than the client's Replace did, of
+another symbol, would have that symbol's exposure left uncorrected (the model's
+``_replaced`` would move it); the exchange side of a real session never does that.
 
 What a client message may assume (the gate's position in the wire makes it so): it does not
 name an order an exchange event created fewer than ``EXEC - KEY`` cycles before it entered
@@ -97,11 +101,10 @@ NOTIONAL = NOTIONAL_BITS + 2    # sums of charges: room for a day of executions,
 class _Kind(enum.Enum, shape=3):
     NONE = 0
     CLIENT = 1
-    EXCHANGE = 2            # an exchange message (the second pass of Order Replaced)
+    EXCHANGE = 2
     CONTROL = 3
     FRAME_END = 4
     REVOKE = 5
-    REPLACED = 6            # the first pass of Order Replaced: free the original
 
 
 def control_layout(regmap: RegisterMap) -> data.StructLayout:
@@ -193,7 +196,7 @@ class Engine(wiring.Component):
         ns, ny = regmap.n_sessions, regmap.n_symbols
         symbol = range(ny)
         self._order = data.StructLayout({
-            "valid": 1, "pending": 1, "user_ref_num": REF_BITS, "symbol_index": symbol,
+            "pending": 1, "user_ref_num": REF_BITS, "symbol_index": symbol,
             "is_buy": 1, "quantity": QUANTITY_BITS, "price": PRICE_BITS,
             "charge_quantity": QUANTITY_BITS, "charge_notional": NOTIONAL_BITS,
         })
@@ -247,7 +250,7 @@ class Engine(wiring.Component):
                 "data": In(self._exposure)})),
             "peek_order": In(wiring.Signature({
                 "session": Out(range(ns)), "slot": Out(range(regmap.n_orders)),
-                "data": In(self._order)})),
+                "valid": In(1), "data": In(self._order)})),
         })
 
     @property
@@ -288,8 +291,6 @@ class Engine(wiring.Component):
 
         bank = Signal()             # the active limit bank for events entering now
         epoch = Signal(32)
-        replaced = Signal(event)    # the second pass of an Order Replaced, waiting
-        replaced_waits = Signal()
         revokes = memory.Memory(shape=data.StructLayout({"session": range(ns), "ref": REF_BITS}),
                                 depth=REVOKE_DEPTH, init=[])
         m.submodules.revokes = revokes
@@ -345,9 +346,6 @@ class Engine(wiring.Component):
                          s0.event.eq(self.client.payload.event),
                          s0.opens_frame.eq(self.client.payload.opens_frame),
                          s0.frame.eq(self.client.payload.frame)]
-        with m.Elif(replaced_waits):
-            m.d.comb += [s0.valid.eq(1), s0.kind.eq(_Kind.EXCHANGE), s0.event.eq(replaced)]
-            m.d.sync += replaced_waits.eq(0)
         with m.Elif((revoke_head != revoke_mark) & ~r_blocked):
             m.d.comb += [s0.valid.eq(1), s0.kind.eq(_Kind.REVOKE),
                          s0.event.session.eq(revoke_read.data.session),
@@ -363,9 +361,6 @@ class Engine(wiring.Component):
         with m.Elif(self.exchange.valid & ~x_blocked):
             m.d.comb += [s0.valid.eq(1), s0.kind.eq(_Kind.EXCHANGE),
                          s0.event.eq(self.exchange.payload), self.exchange.ready.eq(1)]
-            with m.If(x_type == _type(ouch.OrderReplaced)):
-                m.d.comb += s0.kind.eq(_Kind.REPLACED)
-                m.d.sync += [replaced.eq(self.exchange.payload), replaced_waits.eq(1)]
 
         commits_in_flight = Cat(t.valid & (t.kind == _Kind.CONTROL)
                                 & (t.control.code == Control.COMMIT) for t in tokens[1:])
@@ -373,6 +368,11 @@ class Engine(wiring.Component):
                      self.active_bank.eq(bank), self.epoch.eq(epoch)]
 
         # READ: the tables, read at the slots the event names.
+        # Which order-table slots hold an order: registers, so that one event can free one
+        # slot and fill another (an Order Replaced) while the entries' block RAM takes one
+        # write. Read at KEY and EXEC as they stand (every earlier EXEC's write applied).
+        occupied = Array(Signal(no, name=f"occupied{i}") for i in range(ns))
+
         def order_table(name, address):
             table = RmwTable(self._order, no * per_session, EXEC, taps=(PRICE, KEY))
             m.submodules[name] = table
@@ -417,15 +417,18 @@ class Engine(wiring.Component):
         found_index = late(lookup.o.index, KEY - 2, "found_index")
         a_key, b_key, x_key = (getattr(t, f"tap{KEY}") for t in (orders_a, orders_b, executions))
 
-        def names(entry, ref, live_only):
-            named = entry.valid & (entry.user_ref_num == ref)
+        def holds(session, ref):
+            return occupied[session].bit_select(slot(ref), 1)
+
+        def names(entry, session, ref, live_only):
+            named = holds(session, ref) & (entry.user_ref_num == ref)
             return named & ~entry.pending if live_only else named
 
         key_symbol = Signal(range(ny))
         key_known = Signal()
         is_enter_k = (sk.kind == _Kind.CLIENT) & (k_type == _type(ouch.EnterOrder))
-        a_named = names(a_key, kf.user_ref_num, False)
-        b_live = names(b_key, kf.orig_user_ref_num, True)
+        a_named = names(a_key, sk.event.session, kf.user_ref_num, False)
+        b_live = names(b_key, sk.event.session, kf.orig_user_ref_num, True)
         x_named = x_key.valid & (x_key.match_number == kf.match_number) \
             & (x_key.user_ref_num == kf.user_ref_num)
         with m.If(is_enter_k):
@@ -434,8 +437,7 @@ class Engine(wiring.Component):
             m.d.comb += [key_known.eq(1), key_symbol.eq(sk.control.index)]
         with m.Elif((k_type == _type(ouch.BrokenTrade)) | (k_type == _type(ouch.TradeCorrection))):
             m.d.comb += [key_known.eq(x_named), key_symbol.eq(x_key.symbol_index)]
-        with m.Elif((sk.kind == _Kind.REPLACED)
-                    | ((sk.kind == _Kind.CLIENT) & (k_type == _type(ouch.ReplaceOrder)))):
+        with m.Elif((sk.kind == _Kind.CLIENT) & (k_type == _type(ouch.ReplaceOrder))):
             m.d.comb += [key_known.eq(b_live), key_symbol.eq(b_key.symbol_index)]
         with m.Elif((sk.kind == _Kind.EXCHANGE) & (k_type == _type(ouch.OrderReplaced))):
             # The new order's pending entry, else the original's symbol (model _replaced).
@@ -587,9 +589,10 @@ class Engine(wiring.Component):
             return Cat(t_ == _type(c) for c in classes).any()
 
         a, b, xe = orders_a.value, orders_b.value, executions.value
-        a_live = names(a, xf_.user_ref_num, True)
-        a_named_x = names(a, xf_.user_ref_num, False)
-        b_live_x = names(b, xf_.orig_user_ref_num, True)
+        a_live = names(a, s, xf_.user_ref_num, True)
+        a_named_x = names(a, s, xf_.user_ref_num, False)
+        a_holds = holds(s, xf_.user_ref_num)
+        b_live_x = names(b, s, xf_.orig_user_ref_num, True)
         x_match = xe.valid & (xe.match_number == xf_.match_number) \
             & (xe.user_ref_num == xf_.user_ref_num)
         is_buy_msg = xf_.side == ord(BUY)
@@ -707,7 +710,7 @@ class Engine(wiring.Component):
             | ((yl_known & x_symbol.restricted) << Reason.RESTRICTED)
             | ((is_replace & ~b_live_x) << Reason.UNKNOWN_ORDER)
             | ((xf_.user_ref_num <= last_ref[s]) << Reason.DUPLICATE_REF)
-            | ((a.valid & (a.user_ref_num != xf_.user_ref_num)) << Reason.CAPACITY)
+            | ((a_holds & (a.user_ref_num != xf_.user_ref_num)) << Reason.CAPACITY)
             | (Mux(yl_known, x_quantity_fire, x_quantity_base) << Reason.QUANTITY)
             | (Mux(yl_known, notional.fire, notional.fire_without_symbol) << Reason.NOTIONAL)
             | ((yl_known & x_collar_fire) << Reason.COLLAR)
@@ -771,10 +774,13 @@ class Engine(wiring.Component):
             m.d.sync += last_ref[s].eq(xf_.user_ref_num)
 
         # --- Exchange events, revokes: the new entry and the charges it moves ------------
-        # The order-table write (one slot per pass), and the deltas to exposure and credit.
+        # The order-table entry written at the message's slot, the slots filled and emptied,
+        # and the deltas to exposure and credit.
         write_order = Signal()
-        write_slot = Signal(order_bits)
         new_entry = Signal(self._order)
+        fill = Signal()             # slot(ref) holds an order from now
+        empty = Signal()            # slot(ref) holds none from now
+        empty_orig = Signal()       # slot(orig_ref) holds none from now (Order Replaced)
         d_position = Signal(signed(QUANTITY_BITS + 2))
         d_buy = Signal(signed(QUANTITY_BITS + 2))
         d_sell = Signal(signed(QUANTITY_BITS + 2))
@@ -785,33 +791,35 @@ class Engine(wiring.Component):
         record_symbol_known = Signal()
         record_symbol = Signal(range(ny))
 
-        def remove(entry):
-            """Take ``entry``'s charge off working and credit (it leaves the table)."""
-            charge_q = entry.charge_quantity
-            return [d_buy.eq(Mux(entry.is_buy, -charge_q, 0)),
-                    d_sell.eq(Mux(entry.is_buy, 0, -charge_q)),
-                    d_credit.eq(-entry.charge_notional)]
+        def charge(entry, present):
+            """``entry``'s shares on the buy side, on the sell side, and its notional."""
+            return (Mux(present & entry.is_buy, entry.charge_quantity, 0),
+                    Mux(present & ~entry.is_buy, entry.charge_quantity, 0),
+                    Mux(present, entry.charge_notional, 0))
 
+        def move(removed, added=(0, 0, 0)):
+            """Deltas: ``removed`` charges (a list) leave, the ``added`` one arrives."""
+            buy, sell, notional_ = added
+            for r_buy, r_sell, r_notional in removed:
+                buy, sell, notional_ = buy - r_buy, sell - r_sell, notional_ - r_notional
+            return [d_buy.eq(buy), d_sell.eq(sell), d_credit.eq(notional_)]
 
-
-        def free(slot_ref, entry):
-            return [write_order.eq(1), write_slot.eq(slot(slot_ref)), new_entry.eq(0),
-                    *remove(entry)]
+        def free(entry):
+            return [empty.eq(1), *move([charge(entry, 1)])]
 
         def reduce_to(entry, open_q, charge_n, is_buy):
             """``entry`` (live) with open quantity ``open_q`` and charge ``charge_n``."""
+            stays = open_q != 0
             return [
-                write_order.eq(1), write_slot.eq(slot(entry.user_ref_num)),
-                new_entry.eq(Mux(open_q != 0, entry, 0)), new_entry.quantity.eq(open_q),
-                new_entry.charge_quantity.eq(open_q),
-                new_entry.charge_notional.eq(Mux(open_q != 0, charge_n, 0)),
-                new_entry.is_buy.eq(is_buy & (open_q != 0)),
-                d_buy.eq(Mux(is_buy, open_q, 0) - Mux(entry.is_buy, entry.charge_quantity, 0)),
-                d_sell.eq(Mux(is_buy, 0, open_q) - Mux(entry.is_buy, 0, entry.charge_quantity)),
-                d_credit.eq(Mux(open_q != 0, charge_n, 0) - entry.charge_notional),
+                write_order.eq(stays), fill.eq(stays), empty.eq(~stays),
+                new_entry.eq(entry), new_entry.quantity.eq(open_q),
+                new_entry.charge_quantity.eq(open_q), new_entry.charge_notional.eq(charge_n),
+                new_entry.is_buy.eq(is_buy),
+                *move([charge(entry, 1)], (Mux(stays & is_buy, open_q, 0),
+                                           Mux(stays & ~is_buy, open_q, 0),
+                                           Mux(stays, charge_n, 0))),
             ]
 
-        context = Signal(data.StructLayout({"live": 1, "entry": self._order}))
         msg_product = notional.notional
         part_product = order_product.product    # the message's quantity x the order's price
         executed_dir = Mux(a.is_buy, xf_.quantity, -xf_.quantity)
@@ -819,8 +827,7 @@ class Engine(wiring.Component):
         with m.If(places):
             charge_q = add_q
             m.d.comb += [
-                write_order.eq(1), write_slot.eq(slot(xf_.user_ref_num)),
-                new_entry.valid.eq(1), new_entry.pending.eq(is_replace),
+                write_order.eq(1), fill.eq(1), new_entry.pending.eq(is_replace),
                 new_entry.user_ref_num.eq(xf_.user_ref_num),
                 new_entry.symbol_index.eq(verdict_symbol), new_entry.is_buy.eq(side_buy),
                 new_entry.quantity.eq(xf_.quantity), new_entry.price.eq(xf_.price),
@@ -828,14 +835,10 @@ class Engine(wiring.Component):
                 d_buy.eq(Mux(side_buy, charge_q, 0)), d_sell.eq(Mux(side_buy, 0, charge_q)),
                 d_credit.eq(add_n),
             ]
-        with m.If(sx.valid & (sx.kind == _Kind.REPLACED)):
-            m.d.sync += [context.live.eq(b_live_x), context.entry.eq(b)]
-            with m.If(b_live_x):
-                m.d.comb += free(xf_.orig_user_ref_num, b)
         with m.If(sx.valid & (sx.kind == _Kind.REVOKE)):
             m.d.comb += [record_symbol_known.eq(a_named_x), record_symbol.eq(a.symbol_index)]
             with m.If(a_named_x):
-                m.d.comb += free(xf_.user_ref_num, a)
+                m.d.comb += free(a)
             with m.Else():
                 m.d.comb += count_unmatched.eq(1)
         with m.If(is_exchange):
@@ -844,33 +847,35 @@ class Engine(wiring.Component):
                 with m.If(~a_live):
                     m.d.comb += count_unmatched.eq(1)
                 with m.Elif(xf_.order_state == ord(DEAD)):
-                    m.d.comb += free(xf_.user_ref_num, a)
+                    m.d.comb += free(a)
             with m.Elif(of_type(ouch.OrderReplaced)):
-                ctx = Mux(a_named_x, a.as_value(), context.entry.as_value())
-                ctx = self._order(ctx)
-                m.d.comb += [record_symbol_known.eq(a_named_x | context.live),
-                             record_symbol.eq(ctx.symbol_index)]
-                with m.If(~a_named_x & (a.valid | ~context.live)):
-                    m.d.comb += count_unmatched.eq(1)
-                with m.Elif(xf_.order_state == ord(DEAD)):
-                    m.d.comb += free(xf_.user_ref_num, a)
+                # Model _replaced in one pass: the original leaves, then the new order takes
+                # its own slot, from its pending entry or else the original. Both charges
+                # move in the one exposure word read at KEY: the original and the new order
+                # are one order's history, of one symbol (an exchange that names another
+                # original than the Replace did is outside this; see the module docstring).
+                same_slot = slot(xf_.orig_user_ref_num) == slot(xf_.user_ref_num)
+                current = a_holds & ~(b_live_x & same_slot)     # after the original left
+                named = a_named_x & current
+                ctx = self._order(Mux(named, a.as_value(), b.as_value()))
+                gone = [charge(b, b_live_x), charge(a, current)]
+                m.d.comb += [record_symbol_known.eq(named | b_live_x),
+                             record_symbol.eq(ctx.symbol_index), empty_orig.eq(b_live_x)]
+                with m.If(~named & (current | ~b_live_x)):
+                    m.d.comb += [count_unmatched.eq(1), *move(gone[:1])]
+                with m.Elif((xf_.order_state == ord(DEAD)) | (xf_.quantity == 0)):
+                    m.d.comb += [empty.eq(1), *move(gone)]
                 with m.Else():
                     m.d.comb += [
-                        write_order.eq(1), write_slot.eq(slot(xf_.user_ref_num)),
-                        new_entry.valid.eq(xf_.quantity != 0),
+                        write_order.eq(1), fill.eq(1),
                         new_entry.user_ref_num.eq(xf_.user_ref_num),
                         new_entry.symbol_index.eq(ctx.symbol_index),
                         new_entry.is_buy.eq(ctx.is_buy),
                         new_entry.quantity.eq(xf_.quantity), new_entry.price.eq(xf_.price),
                         new_entry.charge_quantity.eq(xf_.quantity),
                         new_entry.charge_notional.eq(msg_product),
-                    ]
-                    old_q = Mux(a_named_x, a.charge_quantity, 0)
-                    old_n = Mux(a_named_x, a.charge_notional, 0)
-                    m.d.comb += [
-                        d_buy.eq(Mux(ctx.is_buy, xf_.quantity - old_q, 0)),
-                        d_sell.eq(Mux(ctx.is_buy, 0, xf_.quantity - old_q)),
-                        d_credit.eq(msg_product - old_n),
+                        *move(gone, (Mux(ctx.is_buy, xf_.quantity, 0),
+                                     Mux(ctx.is_buy, 0, xf_.quantity), msg_product)),
                     ]
             with m.Elif(of_type(ouch.OrderCanceled, ouch.AiqCanceled, ouch.OrderExecuted)):
                 with m.If(~a_live):
@@ -904,7 +909,7 @@ class Engine(wiring.Component):
                                           is_buy_msg)
             with m.Elif(of_type(ouch.OrderRejected)):
                 with m.If(a_named_x):
-                    m.d.comb += free(xf_.user_ref_num, a)
+                    m.d.comb += free(a)
                 with m.Else():
                     m.d.comb += count_unmatched.eq(1)
             with m.Elif(of_type(ouch.BrokenTrade, ouch.TradeCorrection)):
@@ -930,8 +935,15 @@ class Engine(wiring.Component):
 
         # The writes.
         for table in (orders_a, orders_b):
-            m.d.comb += [table.write_en.eq(write_order), table.write_addr.eq(Cat(write_slot, s)),
+            m.d.comb += [table.write_en.eq(write_order),
+                         table.write_addr.eq(Cat(slot(xf_.user_ref_num), s)),
                          table.write_data.eq(new_entry)]
+        emptied = (Mux(empty_orig, 1, 0) << slot(xf_.orig_user_ref_num)) \
+            | (Mux(empty, 1, 0) << slot(xf_.user_ref_num))
+        filled = Mux(fill, 1, 0) << slot(xf_.user_ref_num)
+        for i in range(ns):
+            with m.If(sx.valid & (s == i)):
+                m.d.sync += occupied[i].eq((occupied[i] & ~emptied[:no]) | filled[:no])
         m.d.comb += [
             executions.write_en.eq(write_execution),
             executions.write_addr.eq(Cat(xf_.match_number[:exec_bits], s)),
@@ -987,7 +999,7 @@ class Engine(wiring.Component):
             self.verdict.type_offset.eq(ev.type_offset), self.verdict.frame.eq(sx.frame),
         ]
         rec = self.record.payload
-        emits = sx.valid & (sx.kind != _Kind.REPLACED) & (~frame_end | void)
+        emits = sx.valid & (~frame_end | void)
         m.d.comb += [
             self.record.valid.eq(emits),
             rec.cycle.eq(self.cycle), rec.time_us.eq(x_time),
@@ -1055,4 +1067,6 @@ class Engine(wiring.Component):
             orders_a.peek_addr.eq(Cat(self.peek_order.slot, self.peek_order.session)),
             self.peek_order.data.eq(orders_a.peek_data),
         ]
+        m.d.sync += self.peek_order.valid.eq(
+            occupied[self.peek_order.session].bit_select(self.peek_order.slot, 1))
         return m

@@ -123,11 +123,25 @@ def _holdback(width, delay):
     return Holdback(width, delay)
 
 
+def _engine():
+    from wiregate.hw.engine import Engine
+    from wiregate.sw.regmap import RegisterMap
+    return Engine(RegisterMap())
+
+
+def _core(width):
+    from wiregate.hw.core import Core, core_holdback
+    from wiregate.sw.regmap import RegisterMap
+    return Core(width, RegisterMap(beat_bytes=width, holdback=core_holdback(width)))
+
+
 # Block name -> (factory, the command-line options it takes as keywords). The options also
 # name the build folder, so two parameter sets never share one.
 BLOCKS = {
     "ingress": (_ingress, ("width", "direction")),
     "holdback": (_holdback, ("width", "delay")),
+    "engine": (_engine, ()),
+    "core": (_core, ("width",)),
 }
 
 
