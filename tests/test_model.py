@@ -9,14 +9,26 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from wiregate.sim import orders
+from wiregate.sim.orders import (
+    P100,
+    accepted,
+    broken,
+    cancel,
+    canceled,
+    corrected,
+    enter,
+    executed,
+    modify,
+    rejected,
+    replace_order,
+    replaced,
+    session,
+    symbol,
+)
 from wiregate.sw.limits import (
     OUCH_MAX_PRICE,
-    Endpoint,
-    GatewayLimits,
-    Limits,
     RateLimit,
-    SessionLimits,
-    SymbolLimits,
 )
 from wiregate.sw.model import (
     ClientMessage,
@@ -38,7 +50,6 @@ from wiregate.sw.proto import ouch
 from wiregate.sw.reasons import Reason
 
 R = Reason
-P100 = 1_000_000      # $100.0000 in price units
 P101 = 1_010_000
 P99 = 990_000
 
@@ -52,96 +63,13 @@ def word(*reasons: Reason) -> int:
     return w
 
 
-def symbol(index, name, *, reference_price=P100, collar=50_000, max_order_quantity=1_000,
-           max_order_notional=500 * P100, max_long=1_500, max_short=1_000, restricted=False):
-    return SymbolLimits(index=index, symbol=name, reference_price=reference_price,
-                        collar=collar, max_order_quantity=max_order_quantity,
-                        max_order_notional=max_order_notional, max_long=max_long,
-                        max_short=max_short, restricted=restricted)
-
-
-def session(index, *, max_order_quantity=5_000, max_order_notional=10**12, credit=10**13,
-            rate=None):
-    return SessionLimits(index=index, name=f"s{index}",
-                         client=Endpoint(0x0A000001 + index, 40000 + index),
-                         exchange=Endpoint(0x0A0000FE, 15000),
-                         max_order_quantity=max_order_quantity,
-                         max_order_notional=max_order_notional, credit=credit,
-                         rate=rate or RateLimit(burst=100, refill_us=1_000, trip_after=0))
-
-
-def limits(*, sessions=None, symbols=None, credit=10**14, heartbeat_timeout_us=10**9,
-           reference_max_age_us=0):
-    return Limits(
-        gateway=GatewayLimits(credit=credit, heartbeat_timeout_us=heartbeat_timeout_us,
-                              reference_max_age_us=reference_max_age_us),
-        sessions=tuple(sessions or (session(0), session(1))),
-        symbols=tuple(symbols or (
-            symbol(AAPL, "AAPL"),
-            symbol(MSFT, "MSFT", reference_price=2 * P100, collar=100_000),
-            symbol(BANNED, "BANNED", restricted=True),
-            symbol(NOREF, "NOREF", reference_price=0),
-        )),
-    )
-
-
-def enter(ref, side="B", quantity=100, name="AAPL", price=P100):
-    return ouch.EnterOrder(user_ref_num=ref, side=side, quantity=quantity, symbol=name,
-                           price=price, time_in_force="0", display="Y", capacity="A",
-                           intermarket_sweep="N", cross_type="N", clordid=f"C{ref}")
-
-
-def replace_order(orig, ref, quantity, price):
-    return ouch.ReplaceOrder(orig_user_ref_num=orig, user_ref_num=ref, quantity=quantity,
-                             price=price, time_in_force="0", display="Y",
-                             intermarket_sweep="N", clordid=f"C{ref}")
-
-
-def cancel(ref, quantity=0):
-    return ouch.CancelOrder(user_ref_num=ref, quantity=quantity)
-
-
-def modify(ref, side, quantity):
-    return ouch.ModifyOrder(user_ref_num=ref, side=side, quantity=quantity)
-
-
-def accepted(ref, state="L", side="B", quantity=100, price=P100):
-    return ouch.OrderAccepted(timestamp=1, user_ref_num=ref, side=side, quantity=quantity,
-                              symbol="AAPL", price=price, time_in_force="0", display="Y",
-                              order_reference_number=7, capacity="A", intermarket_sweep="N",
-                              cross_type="N", order_state=state, clordid=f"C{ref}")
-
-
-def replaced(orig, ref, quantity, price, side="B", state="L"):
-    return ouch.OrderReplaced(timestamp=1, orig_user_ref_num=orig, user_ref_num=ref, side=side,
-                              quantity=quantity, symbol="AAPL", price=price,
-                              time_in_force="0", display="Y", order_reference_number=8,
-                              capacity="A", intermarket_sweep="N", cross_type="N",
-                              order_state=state, clordid=f"C{ref}")
-
-
-def canceled(ref, quantity):
-    return ouch.OrderCanceled(timestamp=1, user_ref_num=ref, quantity=quantity, reason="U")
-
-
-def executed(ref, quantity, price, match):
-    return ouch.OrderExecuted(timestamp=1, user_ref_num=ref, quantity=quantity, price=price,
-                              liquidity_flag="A", match_number=match)
-
-
-def rejected(ref):
-    return ouch.OrderRejected(timestamp=1, user_ref_num=ref, reason=0x1F, clordid=f"C{ref}")
-
-
-def broken(ref, match):
-    return ouch.BrokenTrade(timestamp=1, user_ref_num=ref, match_number=match, reason="E",
-                            clordid=f"C{ref}")
-
-
-def corrected(ref, match, quantity, price):
-    return ouch.TradeCorrection(timestamp=1, user_ref_num=ref, quantity=quantity, price=price,
-                                liquidity_flag="A", match_number=match, reason="E",
-                                clordid=f"C{ref}")
+def limits(*, symbols=None, **options):
+    return orders.limits(symbols or (
+        symbol(AAPL, "AAPL"),
+        symbol(MSFT, "MSFT", reference_price=2 * P100, collar=100_000),
+        symbol(BANNED, "BANNED", restricted=True),
+        symbol(NOREF, "NOREF", reference_price=0),
+    ), **options)
 
 
 class Bench:
