@@ -19,7 +19,7 @@ to the engine.
 One hop, one ``connect`` (or one assignment block where a hop adapts a record).
 """
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -246,11 +246,12 @@ class Core(wiring.Component):
         n = regmap.n_sessions
         overflowed = Signal(n)      # a session whose exchange events were lost, until resync
         exchange_in_sync = exchange.in_sync
-        with m.If(hold.overflow):
-            m.d.sync += overflowed.bit_select(hold.overflow_session, 1).eq(1)
         was_in_sync = Signal(n, init=(1 << n) - 1)
-        m.d.sync += was_in_sync.eq(exchange_in_sync)
-        m.d.sync += overflowed.eq(overflowed & ~(exchange_in_sync & ~was_in_sync))
+        m.d.sync += [
+            was_in_sync.eq(exchange_in_sync),
+            overflowed.eq((overflowed & ~(exchange_in_sync & ~was_in_sync))
+                          | (Mux(hold.overflow, 1, 0) << hold.overflow_session)[:n]),
+        ]
         in_sync = Signal(n)
         m.d.comb += in_sync.eq(client.in_sync & exchange_in_sync & ~overflowed)
         reported = Signal(n, init=(1 << n) - 1)     # the engine's view, as queued

@@ -77,7 +77,7 @@ def _run_yosys(args: list[str], cwd: Path) -> None:
 
 
 def synthesize(component: wiring.Component, name: str,
-               build_dir: Path | None = None) -> dict[str, int]:
+               build_dir: Path | None = None, *, abc9: bool = True) -> dict[str, int]:
     """Synthesize ``component`` for ECP5 and count its cells.
 
     Parameters
@@ -90,6 +90,10 @@ def synthesize(component: wiring.Component, name: str,
     build_dir : Path, optional
         Where the Verilog, ``yosys.log`` and ``stat.json`` go; ``build/synth/<name>`` if not
         given. Give distinct folders to runs that may overlap (pytest-xdist).
+    abc9 : bool
+        Map with ABC9 (synth_ecp5's default). The YoWASP Yosys build stops on an internal
+        assertion in ABC9's reintegration for designs the size of the engine; False maps
+        with the classic ABC pass instead.
 
     Returns
     -------
@@ -102,7 +106,9 @@ def synthesize(component: wiring.Component, name: str,
     source = export_verilog(component, name, build_dir)
     stat = build_dir / "stat.json"
     stat.unlink(missing_ok=True)   # never read the counts of an earlier run
-    script = f"read_verilog {source.name}; synth_ecp5 -top {name}; tee -q -o {stat.name} stat -json"
+    flags = "" if abc9 else " -noabc9"
+    script = (f"read_verilog {source.name}; synth_ecp5{flags} -top {name}; "
+              f"tee -q -o {stat.name} stat -json")
     started = time.monotonic()
     _run_yosys(["-q", "-l", "yosys.log", "-p", script], build_dir)
     log.info("synth_ecp5 of %s: %.1f s", name, time.monotonic() - started)
@@ -172,13 +178,16 @@ def main(argv=None):
                         "client port) or toward the clients (of the exchange port)")
     parser.add_argument("--delay", type=int, default=27, help="holdback delay in bytes")
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
+    parser.add_argument("--noabc9", action="store_true",
+                        help="map with ABC instead of ABC9 (see synthesize)")
     args = parser.parse_args(argv)
 
     factory, options = BLOCKS[args.block]
     params = {option: getattr(args, option) for option in options}
     tag = "-".join(f"{option}{value}" for option, value in params.items())
     started = time.monotonic()
-    counts = synthesize(factory(**params), args.block, SYNTH_ROOT / f"{args.block}-{tag}")
+    counts = synthesize(factory(**params), args.block, SYNTH_ROOT / f"{args.block}-{tag}",
+                        abc9=not args.noabc9)
     elapsed = time.monotonic() - started
     if args.json:
         print(json.dumps({"block": args.block, **params, "seconds": round(elapsed, 1),
