@@ -32,15 +32,21 @@ sim: $(STAMP)
 	$(WITH_VERILATOR) $(BIN)/pytest -n auto -m verilator $(PYTEST_ARGS)
 
 # Longer runs and the figures: the ingress bench over 200,000 messages per width and
-# direction (its log gives the event latency), and Yosys synth_ecp5 resource counts.
+# direction (its log gives the event latency), the core bench over 1,000,000 client
+# messages per width (its log gives the forwarding delay; hours at W = 1), and Yosys
+# synth_ecp5 resource counts of the ingress and of the core (about 25 minutes each).
 BENCH_MESSAGES ?= 200000
+CORE_MESSAGES ?= 1000000
 bench: $(STAMP)
-	rm -f build/sim/ingress-*/latency.txt
+	rm -f build/sim/ingress-*/latency.txt build/sim/core-*/latency.txt
 	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(BENCH_MESSAGES) $(BIN)/pytest -n auto -m verilator \
 		tests/test_ingress_verilator.py $(PYTEST_ARGS)
-	cat build/sim/ingress-*/latency.txt
+	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(CORE_MESSAGES) $(BIN)/pytest -n auto -m verilator \
+		tests/test_core_verilator.py $(PYTEST_ARGS)
+	cat build/sim/ingress-*/latency.txt build/sim/core-*/latency.txt
 	for w in 1 8; do for d in client exchange; do \
 		$(BIN)/python -m wiregate.sim.synth ingress --width $$w --direction $$d; done; done
+	for w in 1 8; do $(BIN)/python -m wiregate.sim.synth core --width $$w --noabc9; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

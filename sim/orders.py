@@ -5,6 +5,7 @@ limits that pass it), so that a test shows only what it is about. Prices are in 
 units (1/10,000 dollar).
 """
 
+from wiregate.sim.trading import Item, Port
 from wiregate.sw.limits import (
     Endpoint,
     GatewayLimits,
@@ -13,11 +14,12 @@ from wiregate.sw.limits import (
     SessionLimits,
     SymbolLimits,
 )
+from wiregate.sw.model import ClientMessage, Commit, ExchangeMessage, FrameVoid, Malformed
 from wiregate.sw.proto import ouch
 
-__all__ = ["P100", "accepted", "aiq_canceled", "broken", "cancel", "canceled", "corrected",
-           "enter", "executed", "limits", "modified", "modify", "rejected", "replace_order",
-           "replaced", "session", "symbol"]
+__all__ = ["P100", "Script", "accepted", "aiq_canceled", "broken", "cancel", "canceled",
+           "corrected", "enter", "executed", "limits", "modified", "modify", "rejected",
+           "replace_order", "replaced", "session", "symbol"]
 
 P100 = 1_000_000      # $100.0000
 
@@ -31,10 +33,10 @@ def symbol(index, name, *, reference_price=P100, collar=50_000, max_order_quanti
 
 
 def session(index, *, max_order_quantity=5_000, max_order_notional=10**12, credit=10**13,
-            rate=None):
+            rate=None, client=None, exchange=None):
     return SessionLimits(index=index, name=f"s{index}",
-                         client=Endpoint(0x0A000001 + index, 40000 + index),
-                         exchange=Endpoint(0x0A0000FE, 15000),
+                         client=client or Endpoint(0x0A000001 + index, 40000 + index),
+                         exchange=exchange or Endpoint(0x0A0000FE, 15000),
                          max_order_quantity=max_order_quantity,
                          max_order_notional=max_order_notional, credit=credit,
                          rate=rate or RateLimit(burst=100, refill_us=1_000, trip_after=0))
@@ -117,3 +119,40 @@ def corrected(ref, match, quantity, price):
     return ouch.TradeCorrection(timestamp=1, user_ref_num=ref, quantity=quantity, price=price,
                                 liquidity_flag="A", match_number=match, reason="E",
                                 clordid=f"C{ref}")
+
+
+class Script:
+    """Items (:class:`wiregate.sim.trading.Item`) of a directed day, in time order:
+    ``at(t)``, then what happens then; ``commit``: limits committed at t = 0."""
+
+    def __init__(self, commit=None):
+        self.items = []
+        self.t = 0
+        self.frames = 0
+        if commit is not None:
+            self.control(Commit, commit)
+
+    def at(self, t):
+        self.t = t
+        return self
+
+    def client(self, session, *msgs, retransmit=False, void=False):
+        """One client frame of ``msgs`` (a message, or a Malformed reason string)."""
+        frame, self.frames = self.frames, self.frames + 1
+        for k, msg in enumerate(msgs):
+            if isinstance(msg, str):
+                msg = Malformed(msg)
+            self.items.append(Item(Port.CLIENT, self.t, ClientMessage(
+                self.t, session, msg, retransmit, opens_frame=k == 0), session, frame))
+        self.items.append(Item(Port.FRAME_END, self.t,
+                               FrameVoid(self.t, session) if void else None, session, frame))
+        return self
+
+    def exchange(self, session, *msgs):
+        for msg in msgs:
+            self.items.append(Item(Port.EXCHANGE, self.t, ExchangeMessage(self.t, session, msg)))
+        return self
+
+    def control(self, cls, *args):
+        self.items.append(Item(Port.CONTROL, self.t, cls(self.t, *args)))
+        return self

@@ -47,6 +47,7 @@ from wiregate.sim import orders
 from wiregate.sim.layouts import pack, unpack
 from wiregate.sim.orders import (
     P100,
+    Script,
     accepted,
     aiq_canceled,
     broken,
@@ -62,6 +63,7 @@ from wiregate.sim.orders import (
     replaced,
     symbol,
 )
+from wiregate.sim.replay import control_fields
 from wiregate.sim.trading import Item, Port, Sizes, Trading
 from wiregate.sw.dropcopy import Control, Kind
 from wiregate.sw.extract import EVENT_FIELDS, MALFORMED
@@ -514,23 +516,9 @@ class Bench:
             self.compare(f"CONTROL record of {event!r}", rec, self.control_expected(event, t))
 
     def control_expected(self, event, t):
-        match event:
-            case Commit():
-                self.epoch += 1
-                return {"argument": self.epoch}
-            case Kill() | Release():
-                expected = {"argument": SCOPES.index(event.scope)}
-                if event.scope == "session":
-                    expected["session"] = event.index
-                elif event.scope == "symbol":
-                    expected.update(symbol_index=event.index, symbol_known=1)
-                return expected
-            case SetReference():
-                return {"symbol_index": event.symbol_index, "symbol_known": 1,
-                        "price": event.price, "argument": t}
-            case SessionSync():
-                return {"session": event.session, "argument": int(event.in_sync)}
-        return {}
+        if isinstance(event, Commit):
+            self.epoch += 1
+        return control_fields(event, t, self.epoch)
 
     def replay_verdict(self, rec, t, verdict_port):
         if not self.client_wait:
@@ -760,43 +748,6 @@ def limits(*, sessions=None, symbols=None, heartbeat_timeout_us=10**6, **options
                max_long=60, max_short=40),
     ), sessions=sessions or (session(0), session(1)),
         heartbeat_timeout_us=heartbeat_timeout_us, **options)
-
-
-class Script:
-    """Items for a directed scenario, written in time order: ``at(t)`` then events."""
-
-    def __init__(self, commit=None):
-        self.items = []
-        self.t = 0
-        self.frames = 0
-        if commit is not None:
-            self.control(Commit, commit)
-
-    def at(self, t):
-        self.t = t
-        return self
-
-    def client(self, s, *msgs, void=False, retransmit=False):
-        """One frame of ``msgs`` (a message or a Malformed reason string each)."""
-        frame = self.frames
-        self.frames += 1
-        for k, msg in enumerate(msgs):
-            if isinstance(msg, str):
-                msg = Malformed(msg)
-            self.items.append(Item(Port.CLIENT, self.t, ClientMessage(
-                self.t, s, msg, retransmit, opens_frame=k == 0), s, frame))
-        self.items.append(Item(Port.FRAME_END, self.t, FrameVoid(self.t, s) if void else None,
-                               s, frame))
-        return self
-
-    def exchange(self, s, *msgs):
-        for msg in msgs:
-            self.items.append(Item(Port.EXCHANGE, self.t, ExchangeMessage(self.t, s, msg)))
-        return self
-
-    def control(self, cls, *args):
-        self.items.append(Item(Port.CONTROL, self.t, cls(self.t, *args)))
-        return self
 
 
 def fired(outcome, reason):

@@ -1,0 +1,760 @@
+"""The core's neighbours under cocotb: the client and exchange links, the risk host, the
+drop-copy reader, and the checks at the end of a run.
+
+Everything here drives or watches the Verilog ports of :func:`wiregate.sim.core.core_for`
+and hands what it sends and sees to the :class:`~wiregate.sim.core.scoreboard.Scoreboard`.
+
+Cycles. ``TB.now()`` counts the clock's falling edges from a fixed one after reset; inputs
+are driven and outputs sampled at falling edges, so a value driven at edge ``c`` is taken at
+the rising edge after it and an output read there is the one that rising edge will see.
+
+Playing items. :meth:`TB.play` puts a :class:`wiregate.sim.trading.Trading` day on the ports:
+an item goes on its port at its time ``t`` (scaled), and not before every earlier item on
+the other ports has been sent, so that the exchange answers only what it has seen and a
+client reacts only to what reached it. A commit therefore finds the links quiet: the
+ingress's session table and the engine's limits swap together, never under a frame's
+headers, and the scoreboard knows which table each frame met. Frames are built when they are
+queued, from the state of their session's stream then.
+"""
+
+import dataclasses
+import random
+from collections import deque
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import Event, FallingEdge, First, RisingEdge, Timer
+from cocotb.utils import get_sim_time
+
+from wiregate.hw.core import core_holdback, core_latencies
+from wiregate.hw.rewrite import latency as rewrite_latency
+from wiregate.hw.stream import LANE_LAYOUT
+from wiregate.sim.layouts import unpack
+from wiregate.sim.replay import Mismatch, commit_image
+from wiregate.sim.trading import Port
+from wiregate.sw.dropcopy import RECORD_SIZE, Control, read_records
+from wiregate.sw.limits import Endpoint, Limits
+from wiregate.sw.model import (
+    Commit,
+    FrameVoid,
+    Heartbeat,
+    Kill,
+    Malformed,
+    Release,
+    SessionSync,
+    SetReference,
+    Tick,
+)
+from wiregate.sw.proto.frames import Peer
+from wiregate.sw.timebase import CLOCK_HZ, US_PER_S, timebase_us
+
+from . import SIZES, core_for, regmap_for
+from .frames import (
+    IFG_BYTES,
+    Stream,
+    client_packet,
+    exchange_packet,
+    frame_beats,
+    malformed_packet,
+    split_packet,
+)
+from .scoreboard import Scoreboard
+
+__all__ = ["TB"]
+
+LANE_BITS = LANE_LAYOUT.size
+_DATA, _KEEP, _FIRST, _LAST, _ERROR = (LANE_LAYOUT[name].offset for name in (
+    "data", "keep", "first", "last", "error"))
+EXCHANGE_PACK = (1, 1, 2, 3, 4)     # exchange messages of one session per segment
+EXCHANGE_BAD_FCS = 0.03     # exchange frames sent first with a bad FCS, then again
+GAPS = (0, 0, 1, 2, 5, 20)  # idle cycles after the inter-frame gap (a random one)
+SET_REFERENCE_MARGIN = 40   # cycles a reference update needs left in its microsecond
+DRAIN_CYCLES = 200_000      # the most cycles the end of a run may take
+_HOST_CODES = {c.name for c in (Control.COMMIT, Control.KILL, Control.RELEASE,
+                                Control.HEARTBEAT, Control.SET_REFERENCE)}
+
+
+class Job:
+    """Work for one port; ``done`` is set once it is all on the wire (or taken by the bus),
+    in bench cycle ``end``."""
+
+    def __init__(self, port, **work):
+        self.port = port
+        self.work = work
+        self.done = Event()
+        self.end = 0
+
+    def finish(self, cycle):
+        self.end = cycle
+        self.done.set()
+
+
+class TB:
+    """The bench around one core (see the module docstring).
+
+    Parameters
+    ----------
+    dut
+        The cocotb handle of the core.
+    width : int
+    seed : int
+    scale : float
+        Core microseconds per microsecond of the items played (:meth:`play`).
+    dropcopy_ready : float
+        Chance that the host takes a drop-copy beat in a cycle.
+    """
+
+    def __init__(self, dut, width, seed, *, scale=1.0, dropcopy_ready=0.9):
+        self.dut = dut
+        self.width = width
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.scale = scale
+        self.dropcopy_ready = dropcopy_ready
+        self.core = core_for(width)         # the shapes of the read-back ports
+        self.regmap = regmap_for(width)
+        self.clock_hz = CLOCK_HZ[width]
+        self.period = 10**12 // self.clock_hz      # picoseconds
+        self.board = Scoreboard(width, SIZES.gate())
+        self.gate = self.board.replay.gate
+        self.min_gap = -(-IFG_BYTES // width)
+        # Cycles from a frame's last beat until its last event is judged, plus the host
+        # write's cycle and the register file's: a host action that follows a frame (a kill
+        # after an order) must reach the engine after that frame's orders.
+        self.settle = core_latencies(width)["verdict_latency"] + 2
+        self.origin = 0             # sim time (ps) of falling edge 0
+        self.offset = 0             # timebase cycle minus bench cycle
+        self.queues = {"client": deque(), "exchange": deque(), "control": deque()}
+        self.wake = {port: Event() for port in self.queues}
+        self.last = dict.fromkeys(self.queues)
+        self.flows = {}             # session -> (client Stream, exchange Stream)
+        self.endpoints = {}         # session -> (client Endpoint, exchange Endpoint)
+        self.connected = set()
+        self.handshakes = []        # sessions a commit loaded that never had a connection
+        self.errors = []
+        self.failure = Event()              # a port coroutine failed
+        self.control_seen = Event()         # a host control record was replayed
+        self.client_starts = {}     # client frame index -> cycle of its first beat
+        self.egress_starts = []     # cycle of each frame's first byte on exchange_tx
+        self.records = 0
+        self.gap_extra = True       # random idle time after the inter-frame gap
+        self.junk = 0               # varies the bytes of malformed packets
+
+    # --- time -------------------------------------------------------------------------------
+
+    def now(self) -> int:
+        """The bench cycle: falling edges since falling edge 0 (the current one included)."""
+        return (self._ps() - self.origin) // self.period
+
+    @staticmethod
+    def _ps() -> int:
+        return round(get_sim_time(unit="ps"))
+
+    def now_us(self, cycle: int) -> int:
+        """The core's timebase in bench cycle ``cycle``."""
+        return timebase_us(cycle + self.offset, self.clock_hz)
+
+    def first_cycle_of(self, us: int) -> int:
+        """The first bench cycle of timebase microsecond ``us``."""
+        return -(-us * self.clock_hz // US_PER_S) - self.offset
+
+    async def until(self, cycle: int) -> None:
+        """Wait for falling edge ``cycle`` (at once if it has come)."""
+        target = self.origin + cycle * self.period
+        now = self._ps()
+        if target - now > 4 * self.period:      # long waits cost the simulator only
+            await Timer(target - self.period * 3 // 4 - now, unit="ps")
+        while self._ps() < target:
+            await FallingEdge(self.dut.clk)
+
+    async def edge(self) -> None:
+        """The next falling edge, unless at one now."""
+        if (self._ps() - self.origin) % self.period:
+            await FallingEdge(self.dut.clk)
+
+    # --- start ----------------------------------------------------------------------------
+
+    async def start(self):
+        """Reset, find the timebase, start the port coroutines."""
+        dut = self.dut
+        for name in ("client_rx__valid", "exchange_rx__valid", "control__write_en",
+                     "control__read_en", "dropcopy__ready", "peek_exposure__session",
+                     "peek_exposure__symbol", "peek_order__session", "peek_order__slot"):
+            getattr(dut, name).value = 0
+        cocotb.start_soon(Clock(dut.clk, self.period, unit="ps").start())
+        dut.rst.value = 1
+        for _ in range(3):
+            await FallingEdge(dut.clk)
+        dut.rst.value = 0
+        await FallingEdge(dut.clk)
+        self.origin = self._ps()
+        await self.calibrate()
+        for coro in (self.frame_driver("client"), self.frame_driver("exchange"),
+                     self.control_driver(),
+                     self.monitor(dut.exchange_tx__valid, dut.exchange_tx__payload,
+                                  self.board.egress, self.egress_starts),
+                     self.monitor(dut.client_tx__valid, dut.client_tx__payload,
+                                  self.board.client_tx, None),
+                     self.dropcopy()):
+            cocotb.start_soon(self.guard(coro))
+
+    async def calibrate(self):
+        """Find the timebase cycle of bench cycle 0: read ``timebase_us`` every cycle until it
+        reads 1. A read answers at the next edge with the value of the cycle it was in."""
+        dut = self.dut
+        first = -(-self.clock_hz // US_PER_S)      # the first cycle of microsecond 1
+        dut.control__read_addr.value = self.regmap.read_addresses("timebase_us")[0]
+        dut.control__read_en.value = 1
+        for _ in range(4 * first):
+            await FallingEdge(dut.clk)
+            if dut.control__read_valid.value and int(dut.control__read_data.value) >= 1:
+                break
+        else:
+            raise AssertionError("timebase_us never reached 1")
+        dut.control__read_en.value = 0
+        self.offset = first - (self.now() - 1)
+
+    async def guard(self, coro):
+        """Run a port coroutine; its failure is raised by the test at its next check."""
+        try:
+            await coro
+        except Exception as error:      # handed to the test coroutine (check_failed)
+            self.errors.append(error)
+            self.failure.set()
+
+    def check_failed(self):
+        if self.errors:
+            raise self.errors[0]
+
+    async def run(self, coro):
+        """Run ``coro`` until it ends or a port coroutine fails (whose error is raised)."""
+        task = cocotb.start_soon(coro)
+        await First(task, self.failure.wait())
+        self.check_failed()
+        return task.result()
+
+    # --- sessions and frames --------------------------------------------------------------
+
+    def learn_endpoints(self, items):
+        """Every session's 4-tuple, from the commits among ``items`` (it never changes)."""
+        for item in items:
+            if isinstance(item.event, Commit):
+                for s in item.event.limits.sessions:
+                    pair = (s.client, s.exchange)
+                    if self.endpoints.setdefault(s.index, pair) != pair:
+                        raise ValueError(f"session {s.index} changes its 4-tuple")
+
+    def flow(self, session):
+        """The two streams of ``session`` (made on first use)."""
+        if session not in self.flows:
+            # A session no commit names gets a 4-tuple of its own: no session's, dropped.
+            client, exchange = self.endpoints.get(
+                session, (Endpoint(0x0A0F0001 + session, 40900 + session),
+                          Endpoint(0x0A0F00FE, 15000)))
+            client_peer = Peer(f"02:00:00:00:01:{session:02x}", client.ip, client.port)
+            exchange_peer = Peer("02:00:00:00:00:fe", exchange.ip, exchange.port)
+            rng = self.rng
+            vlan = rng.randint(1, 4094) if rng.random() < 0.5 else None
+            timestamps = rng.random() < 0.5
+            isn = [rng.choice((rng.getrandbits(32), 2**32 - rng.randint(1, 3000)))
+                   for _ in "ce"]
+            up = Stream(client_peer, exchange_peer, isn[0], vlan=vlan, timestamps=timestamps)
+            down = Stream(exchange_peer, client_peer, isn[1], vlan=vlan, timestamps=timestamps)
+            up.peer, down.peer = down, up
+            self.flows[session] = (up, down)
+        return self.flows[session]
+
+    def client_job(self, session, msgs, retransmit=False, void=False, lead=b""):
+        """A client frame: ``msgs`` as one segment (``lead``: packets before them), a
+        retransmission of bytes below the next expected one, or a new segment; ``void``:
+        with a bad FCS."""
+        up, _ = self.flow(session)
+        packets, carry = [lead], b""
+        for k, msg in enumerate(msgs):
+            if isinstance(msg, Malformed):
+                self.junk += 1
+                if msg.reason == "split" and k == len(msgs) - 1:
+                    head, carry = split_packet(self.junk)
+                    packets.append(head)
+                else:       # only a segment's last packet can be cut
+                    reason = "bad_length" if msg.reason == "split" else msg.reason
+                    packets.append(malformed_packet(reason, self.junk))
+            else:
+                packets.append(client_packet(msg))
+        data = b"".join(packets)
+        if retransmit:
+            back = self.rng.randint(0, max(0, min(up.sent - len(data), 64)))
+            frame, payload = up.retransmission(data, back), None
+        else:
+            frame, payload = up.segment(data)
+        result = self.board.client_frame(frame, void)
+        if payload is not None and self.board.taken(result, void):
+            up.taken(payload, carry)
+        return Job("client", beats=frame_beats(frame, void, self.width),
+                   index=len(self.board.sent) - 1)
+
+    def exchange_jobs(self, session, msgs):
+        """Exchange messages of one session as one segment, sometimes first with a bad FCS
+        (the exchange's TCP then sends it again)."""
+        _, down = self.flow(session)
+        frame, payload = down.segment(b"".join(exchange_packet(m) for m in msgs))
+        jobs = []
+        if self.rng.random() < EXCHANGE_BAD_FCS:
+            self.board.exchange_frame(frame, True)
+            jobs.append(Job("exchange", beats=frame_beats(frame, True, self.width)))
+        if self.board.taken(self.board.exchange_frame(frame, False), False):
+            down.taken(payload)
+        jobs.append(Job("exchange", beats=frame_beats(frame, False, self.width)))
+        return jobs
+
+    def handshake_jobs(self, session):
+        """SYN from the client, SYN+ACK from the exchange, the client's ACK."""
+        up, down = self.flow(session)
+        self.connected.add(session)
+        jobs = []
+        for port, frame in (("client", up.syn()), ("exchange", down.syn(ack=True)),
+                            ("client", up.ack())):
+            if port == "client":
+                self.board.client_frame(frame, False)
+                jobs.append(Job(port, beats=frame_beats(frame, False, self.width),
+                                index=len(self.board.sent) - 1))
+            else:
+                self.board.exchange_frame(frame, False)
+                jobs.append(Job(port, beats=frame_beats(frame, False, self.width)))
+        return jobs
+
+    # --- playing items --------------------------------------------------------------------
+
+    async def release(self, job, *, after_others=True):
+        """Queue ``job`` on its port (``after_others``: once every earlier job of the other
+        ports is done)."""
+        if after_others:
+            await self.others_done(job.port)
+        self.queues[job.port].append(job)
+        self.last[job.port] = job
+        self.wake[job.port].set()
+
+    async def others_done(self, port):
+        """Every job of the other ports is done; for a host action, what they caused is
+        through the engine too (a frame's events need no such wait: the ingress takes longer
+        to reach its first than the other port's last needs)."""
+        for other, last in self.last.items():
+            if other != port and last is not None:
+                await last.done.wait()
+                if port == "control":
+                    await self.until(last.end + self.settle)
+
+    async def all_done(self):
+        for last in self.last.values():
+            if last is not None:
+                await last.done.wait()
+
+    async def connect_waiting(self):
+        """Connect the sessions a commit has loaded and that never had a connection."""
+        while self.handshakes:
+            for job in self.handshake_jobs(self.handshakes.pop(0)):
+                await self.release(job)
+
+    def jobs_of(self, items):
+        """``items`` as (port, t, work): client frames, exchange segments (consecutive
+        messages of one session at one time, a few per segment), host control events.
+        SessionSync items are left out: the core makes its own from its TCP trackers."""
+        frame, pack = [], []
+
+        def packed():
+            if pack:
+                yield ("exchange", pack[0].t, dict(session=pack[0].event.session,
+                                                   msgs=[i.event.msg for i in pack]))
+                pack.clear()
+
+        size = self.rng.choice(EXCHANGE_PACK)
+        for item in items:
+            if item.port is Port.EXCHANGE:
+                other = (item.t, item.event.session) != (pack[0].t, pack[0].event.session) \
+                    if pack else False
+                if other or len(pack) == size:
+                    yield from packed()
+                    size = self.rng.choice(EXCHANGE_PACK)
+                pack.append(item)
+                continue
+            yield from packed()
+            if item.port is Port.CLIENT:
+                frame.append(item)
+            elif item.port is Port.FRAME_END:
+                yield ("client", item.t, dict(
+                    session=item.session, msgs=[i.event.msg for i in frame],
+                    retransmit=bool(frame) and frame[0].event.retransmit,
+                    void=isinstance(item.event, FrameVoid)))
+                frame = []
+            elif not isinstance(item.event, SessionSync):
+                yield ("control", item.t, dict(event=item.event))
+        yield from packed()
+
+    async def play(self, items, *, stretch=(0.0, 0)):
+        """Play ``items`` on the ports (see the module docstring). ``stretch``: (where, as a
+        fraction of the jobs, how many jobs) go as soon as they may, at line rate."""
+        self.learn_endpoints(items)
+        jobs = list(self.jobs_of(items))
+        first = int(stretch[0] * len(jobs))
+        fast = range(first, first + stretch[1])
+        start = self.now()
+        per_us = self.clock_hz / US_PER_S * self.scale
+        for k, (port, t, work) in enumerate(jobs):
+            self.check_failed()
+            if k not in fast:
+                await self.until(start + int(t * per_us))
+            self.gap_extra = k not in fast
+            if port == "control":
+                await self.release(Job("control", event=self.scaled(work["event"])))
+                continue
+            await self.others_done(port)
+            await self.connect_waiting()
+            if port == "client":
+                await self.release(self.client_job(**work))
+            else:
+                for job in self.exchange_jobs(**work):
+                    await self.release(job)
+        await self.all_done()
+
+    def scaled(self, event):
+        """A commit's limits with their times scaled like the items' (``scale``)."""
+        if not isinstance(event, Commit) or self.scale == 1:
+            return event
+
+        def us(value):
+            return max(1, round(value * self.scale)) if value else 0
+
+        limits = event.limits
+        gateway = dataclasses.replace(
+            limits.gateway, heartbeat_timeout_us=us(limits.gateway.heartbeat_timeout_us),
+            reference_max_age_us=us(limits.gateway.reference_max_age_us))
+        sessions = tuple(dataclasses.replace(s, rate=dataclasses.replace(
+            s.rate, refill_us=us(s.rate.refill_us))) for s in limits.sessions)
+        return dataclasses.replace(event, limits=Limits(gateway, sessions, limits.symbols))
+
+    # --- the links and the drop copy ------------------------------------------------------
+
+    async def frame_driver(self, port):
+        """Send the port's frames, beat by beat, the inter-frame gap (and idle) between."""
+        clk = self.dut.clk
+        valid = getattr(self.dut, f"{port}_rx__valid")
+        payload = getattr(self.dut, f"{port}_rx__payload")
+        queue, wake = self.queues[port], self.wake[port]
+        free = 0            # the first cycle the next frame may start in
+        while True:
+            if not queue:
+                wake.clear()
+                await wake.wait()
+                continue
+            job = queue.popleft()
+            await self.edge()
+            await self.until(free)
+            if port == "client":
+                self.client_starts[job.work["index"]] = self.now()
+            valid.value = 1
+            for word in job.work["beats"]:
+                payload.value = word
+                await FallingEdge(clk)
+            valid.value = 0
+            job.finish(self.now())
+            free = self.now() + self.min_gap + (self.rng.choice(GAPS) if self.gap_extra else 0)
+
+    async def monitor(self, valid, payload, sink, starts):
+        """Collect the frames of an outgoing beat stream (and each first byte's cycle)."""
+        clk = self.dut.clk
+        current = None
+        while True:
+            await FallingEdge(clk)
+            if not valid.value:
+                await RisingEdge(valid)
+                continue
+            word = int(payload.value)
+            for lane in range(self.width):
+                bits = word >> (lane * LANE_BITS)
+                if not bits >> _KEEP & 1:
+                    continue
+                if bits >> _FIRST & 1:
+                    if current is not None:
+                        raise Mismatch(f"a frame starts inside another at cycle {self.now()}")
+                    current = bytearray()
+                    if starts is not None:
+                        starts.append(self.now())
+                if current is None:
+                    raise Mismatch(f"a byte outside any frame at cycle {self.now()}")
+                current.append(bits >> _DATA & 0xFF)
+                if bits >> _LAST & 1:
+                    sink.append((bytes(current), bool(bits >> _ERROR & 1)))
+                    current = None
+
+    async def dropcopy(self):
+        """Take the drop copy with random backpressure; replay each record as it ends."""
+        dut = self.dut
+        valid, payload, ready = dut.dropcopy__valid, dut.dropcopy__payload, dut.dropcopy__ready
+        buffer = bytearray()
+        taking = False
+        while True:
+            await FallingEdge(dut.clk)
+            want = self.rng.random() < self.dropcopy_ready
+            if want != taking:
+                ready.value = int(want)
+                taking = want
+            if not valid.value:
+                await RisingEdge(valid)
+                continue
+            if not taking:
+                continue
+            word = int(payload.value)
+            for lane in range(self.width):
+                bits = word >> (lane * LANE_BITS)
+                if bits >> _KEEP & 1:
+                    buffer.append(bits >> _DATA & 0xFF)
+            if len(buffer) >= RECORD_SIZE:
+                (record,) = read_records(bytes(buffer[:RECORD_SIZE]), self.records)
+                del buffer[:RECORD_SIZE]
+                self.records += 1
+                self.board.replay.apply(record)
+                if record.control.name in _HOST_CODES:
+                    self.control_seen.set()
+
+    # --- the host on the control bus ------------------------------------------------------
+
+    async def write(self, pairs, on_last=None):
+        """Write (address, word) pairs in order; ``on_last`` runs as the last is taken."""
+        dut = self.dut
+        pairs = list(pairs)
+        k = 0
+        while k < len(pairs):
+            await FallingEdge(dut.clk)
+            if not dut.control__write_ready.value:
+                dut.control__write_en.value = 0
+                continue
+            address, word = pairs[k]
+            dut.control__write_addr.value = address
+            dut.control__write_data.value = word
+            dut.control__write_en.value = 1
+            k += 1
+            if k == len(pairs) and on_last is not None:
+                on_last()
+        await FallingEdge(dut.clk)
+        dut.control__write_en.value = 0
+
+    async def read(self, name, index=None) -> dict:
+        """Read register (or table entry) ``name``; its fields."""
+        dut = self.dut
+        words = []
+        for address in self.regmap.read_addresses(name, index):
+            await FallingEdge(dut.clk)
+            dut.control__read_addr.value = address
+            dut.control__read_en.value = 1
+            await FallingEdge(dut.clk)
+            dut.control__read_en.value = 0
+            words.append(int(dut.control__read_data.value))
+        return self.regmap.decode_read(name, words, index)
+
+    async def control_driver(self):
+        queue, wake = self.queues["control"], self.wake["control"]
+        while True:
+            if not queue:
+                wake.clear()
+                await wake.wait()
+                continue
+            job = queue.popleft()
+            await self.host(job.work["event"])
+            job.finish(self.now())
+
+    async def host(self, event):
+        """One host action through the register map's encoders."""
+        regmap = self.regmap
+
+        def taken():
+            self.board.replay.control(event)
+
+        match event:
+            case Commit():
+                await self.write_image(event)
+                await self.swap(event)
+            case Heartbeat():
+                await self.write(regmap.encode_write("heartbeat", beat=1), taken)
+            case Kill():
+                index = None if event.scope == "gateway" else event.index
+                await self.write(regmap.encode_kill(event.scope, index), taken)
+            case Release():
+                index = None if event.scope == "gateway" else event.index
+                await self.write(regmap.encode_release(event.scope, index), taken)
+            case SetReference():
+                await self.set_reference(event, taken)
+            case _:
+                raise TypeError(f"not a host event: {event!r}")
+
+    async def set_reference(self, event, taken):
+        """A reference update stamped with the microsecond the engine applies it in (the
+        model's): its last writes go early in a microsecond, with room to spare."""
+        regmap = self.regmap
+        await self.write(regmap.encode_write("ref_price", event.price))
+        while True:
+            cycle = self.now() + 1          # the next write's cycle
+            stamp = self.now_us(cycle)
+            if self.now_us(cycle + 3 + SET_REFERENCE_MARGIN) == stamp:
+                break
+            await self.until(self.first_cycle_of(stamp + 1))
+        pairs = regmap.encode_write("ref_stamp_us", stamp) + regmap.encode_write(
+            "ref_update", symbol=event.symbol_index)
+        await self.write(pairs, taken)
+
+    async def write_image(self, event):
+        """The commit's image into the shadow bank, once the model holds every reference as
+        the core does (every host event before it replayed) and no commit is pending."""
+        while self.board.replay.controls_waiting:
+            self.check_failed()
+            self.control_seen.clear()
+            await First(self.control_seen.wait(), self.failure.wait())
+        await self.until_committed()
+        await self.write(commit_image(self.gate, event.limits, self.regmap).writes())
+
+    async def swap(self, event):
+        """The commit: swap the banks, wait until it is done, connect new sessions."""
+        await self.write(self.regmap.encode_write("commit", swap=1),
+                         lambda: self.board.replay.control(event))
+        await self.until_committed()
+        table = {s.index: (s.client.ip, s.client.port, s.exchange.ip, s.exchange.port)
+                 for s in event.limits.sessions}
+        self.board.set_sessions(table)
+        self.handshakes += [s for s in sorted(table) if s not in self.connected]
+
+    async def until_committed(self):
+        while (await self.read("status"))["commit_pending"]:
+            pass
+
+    # --- the end --------------------------------------------------------------------------
+
+    async def drain(self):
+        """Wait until every record of what was sent has been replayed."""
+        deadline = self.now() + DRAIN_CYCLES
+        quiet = 0
+        while quiet < 4:
+            await self.until(self.now() + 64)
+            self.check_failed()
+            busy = any(self.board.replay.waiting.values()) or self.dut.dropcopy__valid.value
+            quiet = 0 if busy else quiet + 1
+            if self.now() > deadline:
+                raise Mismatch(f"seed {self.seed}: records never came: "
+                               f"{self.board.replay.waiting}")
+
+    async def finish(self, name):
+        """Drain, then compare frames, state and counters with the model; report latency."""
+        await self.all_done()
+        await self.drain()
+        problems = self.board.check()
+        assert not problems, f"seed {self.seed}:\n" + "\n".join(problems[:20])
+        await self.compare_state()
+        await self.compare_counters()
+        self.report_latency(name)
+        replay = self.board.replay
+        self.dut._log.info("%s: %d records %s, %d accepted, %d rejected, %d client frames, "
+                           "%d exchange frames, %d cycles", name, self.records,
+                           dict(replay.kinds), replay.accepted, replay.rejected,
+                           len(self.board.sent), len(self.board.exchange_sent), self.now())
+
+    def report_latency(self, name):
+        """First byte in on client_rx to first byte out on exchange_tx, every frame."""
+        latencies = {out - self.client_starts[index] for (index, _, _), out in
+                     zip(self.board.expected_egress(), self.egress_starts, strict=True)}
+        holdback = core_holdback(self.width)
+        expected = holdback // self.width + rewrite_latency(self.width)
+        period_ns = self.period / 1000
+        line = (f"W={self.width} core {name}: first byte in (client_rx) -> first byte out "
+                f"(exchange_tx) {sorted(latencies)} cycles = "
+                f"{', '.join(f'{c * period_ns:g}' for c in sorted(latencies))} ns at "
+                f"{self.clock_hz / 1e6:g} MHz (H = {holdback} bytes: H/W + rewrite = "
+                f"{expected} cycles), {len(self.egress_starts)} frames")
+        self.dut._log.info(line)
+        with open("latency.txt", "a") as report:   # in the build folder, for `make bench`
+            print(line, file=report)
+        assert latencies == {expected}, f"latency {sorted(latencies)}, expected {expected}"
+
+    async def compare_state(self):
+        """Every read-back member, exposure word and order-table entry against the model."""
+        dut, core, gate = self.dut, self.core, self.gate
+        n = SIZES.n_sessions
+        # Tokens refill with time, and the rate block sees the timebase a few cycles late:
+        # read them well inside one microsecond.
+        while self.now_us(self.now() - 16) != self.now_us(self.now() + 16):
+            await self.until(self.now() + 16)
+        us = self.now_us(self.now())
+        got = {name: unpack(getattr(core, name).shape(), int(getattr(dut, name).value))
+               for name in ("credit_used", "last_user_ref_num", "unmatched", "tokens",
+                            "throttle_count")}
+        got.update({name: [int(getattr(dut, name).value) >> s & 1 for s in range(n)]
+                    for name in ("throttled", "kill_sessions", "in_sync")})
+        got.update(gateway_credit_used=int(dut.gateway_credit_used.value),
+                   kill_gateway=int(dut.kill_gateway.value))
+        gate.apply(Tick(max(gate.now, us)))
+        st = gate.sessions
+        expected = {
+            "credit_used": [x.credit_used for x in st],
+            "last_user_ref_num": [x.last_user_ref_num for x in st],
+            "unmatched": [x.unmatched for x in st],
+            "tokens": [gate.tokens(s) for s in range(n)],
+            "throttle_count": [x.throttle_count for x in st],
+            "throttled": [int(x.throttled) for x in st],
+            "kill_sessions": [int(k) for k in gate.kill_session],
+            "in_sync": [int(x.in_sync) for x in st],
+            "gateway_credit_used": gate.gateway_credit_used,
+            "kill_gateway": int(gate.kill_gateway),
+        }
+        diff = {k: (got[k], expected[k]) for k in expected if got[k] != expected[k]}
+        assert not diff, f"seed {self.seed}: final read-back (core, model): {diff}"
+        streams = [int(self.board.in_sync(s)) for s in range(n)]
+        assert streams == expected["in_sync"], (
+            f"seed {self.seed}: in sync {expected['in_sync']}, the streams say {streams}")
+        exposure = core.peek_exposure.data.shape()
+        order = core.peek_order.data.shape()
+        for s in range(n):
+            for y in range(SIZES.n_symbols):
+                word = await self.peek("exposure", exposure, session=s, symbol=y)
+                e = gate.exposure(s, y)
+                assert word == {"position": e.position, "working_buy": e.working_buy,
+                                "working_sell": e.working_sell}, \
+                    f"seed {self.seed}: exposure ({s}, {y}): core {word}, model {e}"
+            for slot in range(SIZES.n_orders):
+                entry = await self.peek("order", order, session=s, slot=slot)
+                entry["valid"] = int(dut.peek_order__valid.value)
+                model = st[s].orders[slot]
+                if model is None:
+                    assert not entry["valid"], \
+                        f"seed {self.seed}: order ({s}, slot {slot}): core {entry}, model free"
+                    continue
+                assert entry == {
+                    "valid": 1, "pending": int(model.pending),
+                    "user_ref_num": model.user_ref_num, "symbol_index": model.symbol_index,
+                    "is_buy": int(model.side == "B"), "quantity": model.quantity,
+                    "price": model.price, "charge_quantity": model.charge_quantity,
+                    "charge_notional": model.charge_notional}, \
+                    f"seed {self.seed}: order ({s}, slot {slot}): core {entry}, model {model}"
+
+    async def peek(self, port, layout, **address):
+        """One word of a peek port: the address set, read two edges later."""
+        for name, value in address.items():
+            getattr(self.dut, f"peek_{port}__{name}").value = value
+        await FallingEdge(self.dut.clk)
+        await FallingEdge(self.dut.clk)
+        return unpack(layout, int(getattr(self.dut, f"peek_{port}__data").value))
+
+    async def compare_counters(self):
+        """The register map's counters of what the bench can count itself."""
+        await self.write(self.regmap.encode_write("counter_control", snapshot=1))
+        replay, board = self.board.replay, self.board
+        expected = {
+            "orders_accepted": replay.accepted,
+            "orders_rejected": replay.rejected,
+            "dropcopy_records": self.records,
+            "dropcopy_overflow": 0,
+            "frames_exchange_tx": len(board.egress),
+            "frames_client_tx": len(board.client_tx),
+            "dropped_no_session": sum(1 for _, _, r in board.sent if r.session is None),
+            "fcs_errors": sum(error for _, error, _ in board.sent)
+            + sum(error for _, error in board.exchange_sent),
+        }
+        got = {name: (await self.read(name))["value"] for name in expected}
+        assert got == expected, f"seed {self.seed}: counters (core, bench): " + str(
+            {k: (got[k], expected[k]) for k in expected if got[k] != expected[k]})

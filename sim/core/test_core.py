@@ -1,0 +1,208 @@
+"""cocotb bench: the whole gateway core under Verilator against the model.
+
+Parameters arrive as environment variables set by :func:`wiregate.sim.runner.run_bench`:
+``WG_WIDTH``, ``WG_MESSAGES`` (client OUCH messages of the random day), and optionally
+``WG_SEED`` and ``WG_TIME_SCALE`` (core microseconds per microsecond of the day; default
+:data:`TIME_SCALE`). What the bench does and checks: :mod:`wiregate.sim.core.bench` and
+:mod:`wiregate.sim.core.scoreboard`.
+
+A test leaves block RAM (order tables, exposures) as it was; a reset does not clear it. Run
+one test per simulator process (``COCOTB_TEST_FILTER``), as the pytest runner does.
+"""
+
+import os
+import random
+
+import cocotb
+
+from wiregate.sim.orders import P100, Script, enter, limits, session, symbol
+from wiregate.sim.trading import Item, Port, Trading
+from wiregate.sw.limits import (
+    Endpoint,
+    RateLimit,
+)
+from wiregate.sw.model import (
+    Commit,
+    Heartbeat,
+    Kill,
+    Malformed,
+    Release,
+)
+from wiregate.sw.proto import ouch
+from wiregate.sw.reasons import Reason
+
+from . import SIZES
+from .bench import TB
+from .frames import IFG_BYTES
+
+# Core microseconds per microsecond of the trading day. At W = 1 the day's own pace already
+# fills most of the drop copy's byte stream (an 88-byte record per event, a byte a cycle);
+# at W = 8 every stream is eight times wider and the day is played faster. A commit's
+# times (heartbeat timeout, refill interval, reference age) are scaled alike.
+TIME_SCALE = {1: 1.0, 8: 0.15}
+# Chance the host takes a drop-copy beat in a cycle: at W = 1 the day needs most of the
+# stream, and a slower host would overflow the queue (a gateway kill, a failure here).
+DROPCOPY_READY = {1: 0.95, 8: 0.8}
+# The jobs of the random day sent at line rate: where (a fraction of the day), how many. The
+# drop copy's host keeps up with one port at line rate, not with both for long.
+STRETCH = (0.45, 300)
+AAPL, MSFT, BANNED, NOREF, TINY = 3, 7, 12, 20, 31
+LINE_RATE_LAG = 8           # frames between an Enter and its execution (line_rate)
+LINE_RATE_EXECUTE = 4       # the exchange executes every fourth Enter (line_rate)
+LINE_RATE_READY = 0.97      # the host's drop-copy pace in line_rate
+
+
+def _tb(dut, scale=None):
+    width = int(os.environ["WG_WIDTH"])
+    seed = int(os.environ.get("WG_SEED") or random.randrange(1 << 32))
+    if scale is None:
+        scale = float(os.environ.get("WG_TIME_SCALE") or TIME_SCALE[width])
+    dut._log.info("core W=%d seed=%d time scale %g", width, seed, scale)
+    return TB(dut, width, seed, scale=scale, dropcopy_ready=DROPCOPY_READY[width])
+
+
+def _messages():
+    return int(os.environ.get("WG_MESSAGES", "20000"))
+
+
+@cocotb.test()
+async def random_day(dut):
+    """A seeded trading day: every record replayed, every frame and the final state checked."""
+    tb = _tb(dut)
+    await tb.start()
+    trading = Trading(tb.seed, SIZES)
+    items = trading.generate(_messages())
+    await tb.run(tb.play(items, stretch=STRETCH))
+    await tb.run(tb.finish("random_day"))
+    lost = [s for s in tb.board.sessions if s in tb.connected and not tb.board.in_sync(s)]
+    assert not lost, f"seed {tb.seed}: the bench lost the streams of sessions {lost}"
+    replay = tb.board.replay
+    missing = [r.name for r in Reason if not replay.reasons[r]]
+    dut._log.info("random_day: %d client messages sent, reasons fired %s, never %s",
+                  trading.messages, {r.name: replay.reasons[r] for r in Reason}, missing)
+
+
+@cocotb.test()
+async def line_rate(dut):
+    """Enter orders on one session and symbol in back-to-back frames at the inter-frame gap,
+    the exchange executing every fourth a few frames later: no verdict lost, each the
+    model's. (The drop copy carries a record of 88 bytes per event, as many bytes a cycle as
+    one port: it cannot follow both ports at line rate, so the exchange side is lighter.)"""
+    tb = _tb(dut, scale=1.0)
+    tb.dropcopy_ready = LINE_RATE_READY
+    await tb.start()
+    n = max(_messages() // 10, 500)
+    limits = _limits(sessions=(_session(0, credit=10**16, rate=RateLimit(10**6, 1, 0)),),
+                     symbols=(symbol(AAPL, "AAPL", max_long=10**6, max_short=10**6),))
+    await tb.run(tb.play([Item(Port.CONTROL, 0, Commit(0, limits))]))
+    await tb.run(tb.connect_waiting())
+    await tb.run(tb.all_done())
+    tb.gap_extra = False
+    jobs = []
+    for ref in range(1, n + 1):
+        jobs.append(tb.client_job(0, [enter(ref, "BS"[ref // LINE_RATE_EXECUTE % 2])]))
+        await tb.release(jobs[-1], after_others=False)
+
+    async def executions():
+        for ref in range(LINE_RATE_EXECUTE, n + 1, LINE_RATE_EXECUTE):
+            await jobs[min(ref - 1 + LINE_RATE_LAG, n - 1)].done.wait()
+            execution = ouch.OrderExecuted(timestamp=ref, user_ref_num=ref, quantity=100,
+                                           price=P100, liquidity_flag="A", match_number=ref)
+            for job in tb.exchange_jobs(0, [execution]):
+                await tb.release(job, after_others=False)
+
+    await tb.run(executions())
+    await tb.run(tb.finish("line_rate"))
+    replay = tb.board.replay
+    assert replay.kinds["VERDICT"] == n, \
+        f"seed {tb.seed}: {replay.kinds['VERDICT']} verdicts for {n} Enter orders"
+    gap = -(-IFG_BYTES // tb.width)
+    starts = [tb.client_starts[job.work["index"]] for job in jobs]
+    beats = [len(job.work["beats"]) for job in jobs]
+    assert all(b - a == k + gap for a, b, k in zip(starts, starts[1:], beats, strict=False)), \
+        f"seed {tb.seed}: the Enter frames were not back to back"
+    dut._log.info("line_rate: %d Enter orders, %d accepted, %d rejected", n, replay.accepted,
+                  replay.rejected)
+
+
+@cocotb.test()
+async def every_reason_fires(dut):
+    """A short directed day in which every reject reason fires at least once; NOT_LOADED by a
+    commit that drops a session while one of its frames is between headers and orders."""
+    tb = _tb(dut, scale=1.0)
+    await tb.start()
+    script = Script()
+    first = _limits(
+        sessions=(_session(0), _session(1, credit=150 * P100, rate=RateLimit(2, 10**6, 0)),
+                  _session(2)),
+        credit=250 * P100, heartbeat_timeout_us=60)
+    script.at(0).control(Commit, first).at(2).control(Heartbeat)
+    script.at(3).client(0, Malformed("unknown_type"), enter(1, name="ZVZZT"),
+                        enter(2, name="BANNED"), enter(3, quantity=0))
+    script.at(4).client(0, enter(4, quantity=600))                       # NOTIONAL
+    script.at(5).client(0, enter(5, price=0), enter(6, name="NOREF"))   # COLLAR twice
+    script.at(6).client(0, enter(10)).client(0, enter(8))               # DUPLICATE_REF
+    script.at(7).client(0, ouch.ReplaceOrder(
+        orig_user_ref_num=99, user_ref_num=11, quantity=10, price=P100, time_in_force="0",
+        display="Y", intermarket_sweep="N", clordid="C11"))             # UNKNOWN_ORDER
+    script.at(8).client(0, enter(26))              # the slot of UserRefNum 10: CAPACITY
+    script.at(9).client(0, enter(30, name="TINY", quantity=50, price=10 * 10_000),
+                        enter(31, name="TINY", quantity=50, price=10 * 10_000))  # POSITION
+    script.at(10).client(1, enter(1), enter(2), enter(3, quantity=10),
+                         enter(4, quantity=10))    # CREDIT_SESSION, then RATE
+    script.at(11).client(2, enter(1))              # CREDIT_GATEWAY
+    script.at(12).control(Kill, "gateway").at(13).client(2, enter(2, quantity=1))
+    script.at(14).control(Release, "gateway").control(Kill, "session", 2)
+    script.at(16).client(2, enter(3, quantity=1)).at(17).control(Release, "session", 2)
+    script.at(18).control(Kill, "symbol", MSFT)
+    script.at(19).client(2, enter(4, name="MSFT", quantity=1, price=2 * P100))
+    script.at(20).control(Release, "symbol", MSFT)
+    script.at(21).client(0, enter(10, quantity=101), retransmit=True)   # OUT_OF_SYNC
+    script.at(22).exchange(0, ouch.OrderExecuted(timestamp=1, user_ref_num=10, quantity=100,
+                                                 price=P100, liquidity_flag="A",
+                                                 match_number=5))
+    script.at(100).client(0, enter(40)).at(101).control(Heartbeat)       # HEARTBEAT
+    await tb.run(tb.play(script.items))
+    await tb.run(_not_loaded(tb))
+    await tb.run(tb.finish("every_reason_fires"))
+    fired = tb.board.replay.reasons
+    missing = [r.name for r in Reason if not fired[r]]
+    assert not missing, f"seed {tb.seed}: reasons that never fired: {missing}"
+
+
+async def _not_loaded(tb):
+    """Commit limits without session 2 while a frame of it is on the wire: its headers have
+    passed (the ingress admits it), its orders reach the engine after the swap."""
+    second = _limits(sessions=(_session(0), _session(1)), credit=10**14)
+    await tb.write_image(Commit(0, second))
+    debug = b"+" + b"D" * 200                       # a SoupBin Debug packet: no event
+    job = tb.client_job(2, [enter(5, quantity=1), enter(6, quantity=1)],
+                        lead=len(debug).to_bytes(2, "big") + debug)
+    await tb.release(job)
+    index = job.work["index"]
+    while index not in tb.client_starts:
+        await tb.until(tb.now() + 1)
+    # The longest headers are behind the session lookup by then; the first order is more
+    # than 200 bytes further.
+    await tb.until(tb.client_starts[index] + 160 // tb.width + 8)
+    await tb.swap(Commit(0, second))
+    await tb.all_done()
+
+
+def _session(index, *, credit=10**13, rate=None):
+    return session(index, credit=credit,
+                   rate=rate or RateLimit(burst=100, refill_us=10, trip_after=0),
+                   client=Endpoint(0x0A030001 + index, 41000 + index),
+                   exchange=Endpoint(0x0A0300FE, 15000))
+
+
+def _limits(*, sessions, symbols=None, credit=10**14, heartbeat_timeout_us=10**6):
+    return limits(symbols or (
+        symbol(AAPL, "AAPL"),
+        symbol(MSFT, "MSFT", reference_price=2 * P100, collar=100_000),
+        symbol(BANNED, "BANNED", restricted=True),
+        symbol(NOREF, "NOREF", reference_price=0),
+        symbol(TINY, "TINY", reference_price=10 * 10_000, collar=10_000,
+               max_order_quantity=50, max_order_notional=40 * P100, max_long=60,
+               max_short=40),
+    ), sessions=sessions, credit=credit, heartbeat_timeout_us=heartbeat_timeout_us)

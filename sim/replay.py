@@ -1,0 +1,294 @@
+"""The model replayed from the drop copy: every record through :class:`~wiregate.sw.model.Gate`.
+
+A bench tells :class:`Replay` what it put on the gateway's ports, in port order: the client
+events the ingress will extract (:class:`wiregate.sw.extract.Event`, from
+:class:`~wiregate.sw.extract.IngressModel`) and which of their frames end void, the exchange
+events that will reach the engine, and the host's control events in the order their writes
+were taken. Each record (:class:`wiregate.sw.dropcopy.Record`, in sequence order) then names
+the next of one of those, and the replay applies it to the model at the record's
+``time_us`` and compares the record with the model, field by field:
+
+- VERDICT: the next client event; the model's verdict (accept, reasons, primary, symbol,
+  UserRefNum) and the event's extracted fields;
+- EXCHANGE: the next exchange event, its fields;
+- CONTROL: COMMIT, KILL, RELEASE, HEARTBEAT, SET_REFERENCE the next host event (a KILL the
+  host did not send is the gateway's own, after a drop-copy overflow: a failure here);
+  SESSION_SYNC is the gateway's own and drives the model as it comes; VOID_UNDO the next
+  void frame (:class:`~wiregate.sw.model.FrameVoid`), whose accepted Enter and Replace
+  orders then come back as REVOKE records (:class:`~wiregate.sw.model.Revoke`), in order.
+
+The first difference raises :class:`Mismatch`, naming the record and the model's values,
+with the records before it.
+"""
+
+from collections import Counter, deque
+from dataclasses import dataclass, field, replace
+
+from wiregate.sw.dropcopy import Control, Kind
+from wiregate.sw.model import (
+    SCOPES,
+    ClientMessage,
+    Commit,
+    ExchangeMessage,
+    FrameVoid,
+    Heartbeat,
+    Kill,
+    Release,
+    Revoke,
+    SessionSync,
+    SetReference,
+)
+from wiregate.sw.reasons import NO_PRIMARY, Reason
+from wiregate.sw.tables import TableImage, compile_limits
+
+__all__ = ["Mismatch", "Replay", "commit_image", "control_fields"]
+
+_CODES = {Commit: Control.COMMIT, Kill: Control.KILL, Release: Control.RELEASE,
+          Heartbeat: Control.HEARTBEAT, SetReference: Control.SET_REFERENCE}
+_VERDICT_FIELDS = ("orig_user_ref_num", "side", "quantity", "price", "symbol")
+_EXCHANGE_FIELDS = ("user_ref_num", "orig_user_ref_num", "side", "quantity", "price",
+                    "match_number", "order_state")
+_NEW_ORDERS = (b"O", b"U")      # Enter and Replace: what a void frame's undo revokes
+
+
+def control_fields(event, t, epoch) -> dict:
+    """The fields a CONTROL record of ``event`` carries, taking effect at ``t``; ``epoch``:
+    the commits so far, this one included."""
+    match event:
+        case Commit():
+            return {"argument": epoch}
+        case Kill() | Release():
+            expected = {"argument": SCOPES.index(event.scope)}
+            if event.scope == "session":
+                expected["session"] = event.index
+            elif event.scope == "symbol":
+                expected.update(symbol_index=event.index, symbol_known=1)
+            return expected
+        case SetReference():
+            # The model stamps the reference with the time it takes effect: the host's
+            # stamp must be that microsecond (a bench that misses it fails here).
+            return {"symbol_index": event.symbol_index, "symbol_known": 1,
+                    "price": event.price, "argument": t}
+        case SessionSync():
+            return {"session": event.session, "argument": int(event.in_sync)}
+    return {}
+
+
+class Mismatch(AssertionError):
+    """The gateway and the model disagree (or the bench sent what the records do not show)."""
+
+
+def commit_image(gate, limits, regmap) -> TableImage:
+    """The shadow-bank image of ``limits``: references of symbols the model already holds
+    under the same name as the model holds them (a re-commit keeps them), the others
+    :data:`~wiregate.sw.tables.REFERENCE_AT_COMMIT`."""
+    image = compile_limits(limits, regmap)
+    held = {y.index: y.symbol for y in gate.limits.symbols} if gate.loaded else {}
+    entries = {name: [dict(e) for e in rows] for name, rows in image.entries.items()}
+    for y in limits.symbols:
+        if held.get(y.index) == y.symbol:
+            price, stamp = gate.reference(y.index)
+            entries["symbol_limits"][y.index].update(reference_price=price,
+                                                     reference_stamp_us=stamp)
+    return TableImage(regmap, entries)
+
+
+@dataclass
+class _Frame:
+    """The client frame the replay has open: its key, session, verdicts and the orders it
+    got accepted (withdrawn if it ends void)."""
+
+    key: object
+    session: int
+    verdicts: int = 0
+    accepted: list = field(default_factory=list)
+
+
+class Replay:
+    """Replay drop-copy records through ``gate`` against what the bench sent.
+
+    Parameters
+    ----------
+    gate : Gate
+        The model, fresh.
+
+    Attributes
+    ----------
+    verdicts : dict
+        Frame key -> list of (event, Verdict) in frame order, for every frame with a VERDICT.
+    reasons : Counter
+        Reason -> verdicts that had its bit set.
+    kinds : Counter
+        Records replayed, by kind name (control records by code name).
+    accepted, rejected : int
+        VERDICT records that accepted, rejected.
+    """
+
+    def __init__(self, gate):
+        self.gate = gate
+        self.verdicts = {}
+        self.reasons = Counter()
+        self.kinds = Counter()
+        self.accepted = self.rejected = 0
+        self._client = deque()      # ("event", key, Event, opens) or ("void", key)
+        self._exchange = deque()
+        self._control = deque()
+        self._revokes = deque()     # (session, UserRefNum) a void frame's undo withdraws
+        self._frame = None
+        self._epoch = 0
+        self._history = deque(maxlen=12)
+
+    # --- What the bench sent ------------------------------------------------------------
+
+    def client_frame(self, key, events, void: bool) -> None:
+        """A client frame's events, in frame order, and whether the frame ends void."""
+        for k, event in enumerate(events):
+            self._client.append(("event", key, event, k == 0))
+        if void and events:
+            self._client.append(("void", key))
+
+    def exchange_event(self, event) -> None:
+        """An exchange event that will reach the engine (of a frame that ended good)."""
+        self._exchange.append(event)
+
+    def control(self, event) -> None:
+        """A host control event whose write the register file took."""
+        self._control.append(event)
+
+    @property
+    def waiting(self) -> dict:
+        """What the bench sent that no record has shown yet, by port."""
+        return {"client": len(self._client), "exchange": len(self._exchange),
+                "control": len(self._control), "revoke": len(self._revokes)}
+
+    @property
+    def controls_waiting(self) -> int:
+        """Host control events taken whose records have not come yet."""
+        return len(self._control)
+
+    # --- Records ------------------------------------------------------------------------
+
+    def apply(self, rec) -> None:
+        """Apply one record to the model and compare (raises :class:`Mismatch`)."""
+        self._history.append(rec)
+        if rec.kind == Kind.VERDICT:
+            self.kinds["VERDICT"] += 1
+            self._verdict(rec)
+        elif rec.kind == Kind.EXCHANGE:
+            self.kinds["EXCHANGE"] += 1
+            self._exchange_record(rec)
+        else:
+            self.kinds[Control(rec.control).name] += 1
+            self._control_record(rec)
+
+    def _apply(self, rec, event):
+        try:
+            return self.gate.apply(event)
+        except ValueError as error:
+            self._fail(f"the model refuses {event!r}: {error}", rec, None)
+
+    def _verdict(self, rec):
+        if not self._client or self._client[0][0] != "event":
+            head = self._client[0] if self._client else None
+            self._fail("VERDICT record where the bench expects", rec, head)
+        _, key, event, opens = self._client.popleft()
+        if opens:
+            self._frame = _Frame(key, event.session)
+        verdict = self._apply(rec, ClientMessage(rec.time_us, event.session, event.message(),
+                                                 event.retransmit, opens))
+        frame = self._frame
+        if frame is not None and frame.key == key:
+            frame.verdicts += 1
+            if verdict.accept and not event.retransmit and verdict.msg_type in _NEW_ORDERS:
+                frame.accepted.append(verdict.user_ref_num)
+        self.verdicts.setdefault(key, []).append((event, verdict))
+        self.accepted += verdict.accept
+        self.rejected += not verdict.accept
+        for reason in Reason:
+            if verdict.reasons >> reason & 1:
+                self.reasons[reason] += 1
+        fields = {} if event.malformed else event.fields
+        expected = {
+            "session": event.session,
+            "msg_type": verdict.msg_type[0] if verdict.msg_type else 0,
+            "accept": int(verdict.accept), "reasons": verdict.reasons,
+            "primary": NO_PRIMARY if verdict.primary is None else int(verdict.primary),
+            "retransmit": int(event.retransmit),
+            "symbol_known": int(verdict.symbol_index is not None),
+            "symbol_index": verdict.symbol_index or 0,
+            "user_ref_num": verdict.user_ref_num or 0,
+            **{name: fields.get(name, 0) for name in _VERDICT_FIELDS},
+        }
+        names = "|".join(r.name for r in Reason if verdict.reasons >> r & 1) or "accept"
+        self._compare(f"VERDICT of {event.message()!r} (model: {names})", rec, expected)
+
+    def _exchange_record(self, rec):
+        if not self._exchange:
+            self._fail("EXCHANGE record with no exchange event sent", rec, None)
+        event = self._exchange.popleft()
+        self._apply(rec, ExchangeMessage(rec.time_us, event.session, event.message()))
+        expected = {"session": event.session, "msg_type": event.msg_type,
+                    **{name: event.fields.get(name, 0) for name in _EXCHANGE_FIELDS}}
+        self._compare(f"EXCHANGE record of {event.message()!r}", rec, expected)
+
+    def _control_record(self, rec):
+        t, code = rec.time_us, rec.control
+        if code == Control.SESSION_SYNC:
+            self._apply(rec, SessionSync(t, rec.session, bool(rec.argument)))
+        elif code == Control.VOID_UNDO:
+            if not self._client or self._client[0][0] != "void":
+                head = self._client[0] if self._client else None
+                self._fail("VOID_UNDO record where the bench expects", rec, head)
+            _, key = self._client.popleft()
+            frame, self._frame = self._frame, None
+            if frame is None or frame.key != key:
+                self._fail("VOID_UNDO of a frame the replay has not open", rec, frame)
+            self._apply(rec, FrameVoid(t, frame.session))
+            self._compare("VOID_UNDO record", rec, {"session": frame.session,
+                                                    "argument": frame.verdicts})
+            self._revokes.extend((frame.session, ref) for ref in frame.accepted)
+        elif code == Control.REVOKE:
+            if not self._revokes:
+                self._fail("REVOKE of an order no void frame had accepted", rec, None)
+            session, ref = self._revokes.popleft()
+            self._apply(rec, Revoke(t, session, ref))
+            self._compare("REVOKE record", rec, {"session": session, "user_ref_num": ref})
+        else:
+            if not self._control or _CODES[type(self._control[0])] != code:
+                what = "a KILL the host did not send (a drop-copy overflow?)" \
+                    if code == Control.KILL else "a control record the host did not cause"
+                self._fail(what, rec, self._control[0] if self._control else None)
+            event = self._control.popleft()
+            self._apply(rec, replace(event, t=t))
+            self._compare(f"CONTROL record of {event!r}", rec, self._control_fields(event, t))
+
+    def _control_fields(self, event, t) -> dict:
+        if isinstance(event, Commit):
+            self._epoch += 1
+        return control_fields(event, t, self._epoch)
+
+    def _compare(self, what, rec, expected):
+        got = {}
+        for name in expected:
+            value = getattr(rec, name)
+            got[name] = int.from_bytes(value, "big") if isinstance(value, bytes) else int(value)
+        if got != expected:
+            diff = {k: (got[k], expected[k]) for k in expected if got[k] != expected[k]}
+            self._fail(f"{what}: (gateway, model) {diff}", rec, expected)
+
+    def _fail(self, what, rec, expected):
+        raise Mismatch(f"record {rec.sequence} (cycle {rec.cycle}, t {rec.time_us} us), "
+                       f"{what}:\n  record: {rec}\n  expected: {expected}\n{self.history()}")
+
+    def history(self) -> str:
+        """The last records replayed, one line each."""
+        lines = ["records up to it (sequence, cycle, t, kind, session, type, ref, orig, "
+                 "accept, reasons):"]
+        for rec in self._history:
+            kind = Kind(rec.kind).name if rec.kind != Kind.CONTROL else rec.control.name
+            reasons = "|".join(r.name for r in Reason if rec.reasons >> r & 1)
+            msg_type = chr(rec.msg_type) if rec.msg_type else "-"
+            lines.append(f"  {rec.sequence} {rec.cycle} {rec.time_us} {kind} s{rec.session} "
+                         f"{msg_type} {rec.user_ref_num} {rec.orig_user_ref_num} "
+                         f"{rec.accept} {reasons}")
+        return "\n".join(lines)

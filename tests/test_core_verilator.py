@@ -1,0 +1,34 @@
+"""The core bench under Verilator (cocotb): the whole gateway against the model, both widths.
+
+Each cocotb test runs in its own simulator process (``COCOTB_TEST_FILTER``): a reset does not
+clear the core's block RAM, and every test starts from a fresh model.
+"""
+
+import os
+
+import pytest
+
+from wiregate.sim.core import core_for
+from wiregate.sim.runner import run_bench
+
+# Client OUCH messages of the random day: 20,000 per width in `make test`; `make bench` sets
+# WG_BENCH_MESSAGES for a longer run.
+MESSAGES = int(os.environ.get("WG_BENCH_MESSAGES", "20000"))
+TESTS = ("random_day", "line_rate", "every_reason_fires")
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("width", [1, 8])
+def test_core(width, record_property, monkeypatch):
+    # The model's evaluation code is compiled with -O1 (the wheel's default -Os takes four
+    # times as long to build; -O0 runs twenty times slower); the rest stays at -O0.
+    monkeypatch.setenv("MAKEFLAGS", f"{os.environ.get('MAKEFLAGS', '')} OPT_FAST=-O1".strip())
+    passed = 0
+    for name in TESTS:
+        tests, failed = run_bench(core_for(width), "core", {"width": width},
+                                  "wiregate.sim.core.test_core",
+                                  extra_env={"WG_MESSAGES": str(MESSAGES),
+                                             "COCOTB_TEST_FILTER": rf"\.{name}$"})
+        assert (tests, failed) == (1, 0), f"{name} at W={width}"
+        passed += tests - failed
+    record_property("cocotb_tests", passed)
