@@ -64,8 +64,19 @@ from wiregate.sw.proto import ouch
 from wiregate.sw.proto.errors import ProtocolError
 from wiregate.sw.proto.frames import Frame, ip_to_int, parse_frame
 
-__all__ = ["COUNTERS", "DATA_TYPES", "EVENT_FIELDS", "MALFORMED", "PASS_TYPES", "Event",
-           "FrameResult", "IngressModel", "Segment", "StreamTracker"]
+__all__ = [
+    "COUNTERS",
+    "DATA_TYPES",
+    "EVENT_FIELDS",
+    "MALFORMED",
+    "PASS_TYPES",
+    "Event",
+    "FrameResult",
+    "IngressModel",
+    "Segment",
+    "StreamTracker",
+    "field_value",
+]
 
 MALFORMED = ("unknown_type", "bad_length", "bad_field", "split")
 EVENT_FIELDS = ("user_ref_num", "orig_user_ref_num", "side", "quantity", "symbol", "price",
@@ -76,6 +87,16 @@ PASS_TYPES = {"client": "LRO+", "exchange": "AJHZ+"}  # SoupBin types passed wit
 TCP_FIN, TCP_SYN, TCP_RST = 0x01, 0x02, 0x04
 _GOOD, _PASS = "good", "pass"   # the verdicts of rules 2-4 besides the malformed reasons
 
+
+
+def field_value(field, value) -> int:
+    """A decoded message field as the event carries it: the unsigned int of its wire bytes
+    (one character as its ASCII code, text space padded, first byte most significant)."""
+    if field.kind == "c":
+        return ord(value)
+    if field.kind == "a":
+        return int.from_bytes(value.encode("ascii").ljust(field.size, b" "), "big")
+    return value
 
 class Segment(StrEnum):
     """What a session frame's payload is to its stream (the names of hw.tcp_tracker.Segment)."""
@@ -391,12 +412,7 @@ class IngressModel:
             if field.name == layout.appendage_length_field:
                 fields[field.name] = st.length - 1 - f     # rule 4 made them equal
                 continue
-            value = getattr(msg, field.name)
-            if field.kind == "c":
-                value = ord(value)
-            elif field.kind == "a":
-                value = int.from_bytes(value.encode("ascii").ljust(field.size, b" "), "big")
-            fields[field.name] = value
+            fields[field.name] = field_value(field, getattr(msg, field.name))
         return fields, fixed
 
     def _check_appendage(self, st):

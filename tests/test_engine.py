@@ -66,7 +66,7 @@ from wiregate.sim.orders import (
 from wiregate.sim.replay import control_fields
 from wiregate.sim.trading import Item, Port, Sizes, Trading
 from wiregate.sw.dropcopy import Control, Kind
-from wiregate.sw.extract import EVENT_FIELDS, MALFORMED
+from wiregate.sw.extract import EVENT_FIELDS, MALFORMED, field_value
 from wiregate.sw.limits import (
     RateLimit,
 )
@@ -111,12 +111,7 @@ def wire_fields(msg) -> dict:
     for f in layout.fields:
         if f.name not in EVENT_FIELDS or f.name == layout.appendage_length_field:
             continue
-        value = getattr(msg, f.name)
-        if f.kind == "c":
-            value = ord(value)
-        elif f.kind == "a":
-            value = int.from_bytes(value.encode("ascii").ljust(f.size, b" "), "big")
-        fields[f.name] = value
+        fields[f.name] = field_value(f, getattr(msg, f.name))
     return fields
 
 
