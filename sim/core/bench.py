@@ -439,14 +439,9 @@ class TB:
         clk = self.dut.clk
         valid = getattr(self.dut, f"{port}_rx__valid")
         payload = getattr(self.dut, f"{port}_rx__payload")
-        queue, wake = self.queues[port], self.wake[port]
         free = 0            # the first cycle the next frame may start in
         while True:
-            if not queue:
-                wake.clear()
-                await wake.wait()
-                continue
-            job = queue.popleft()
+            job = await self.next_job(port)
             await self.edge()
             await self.until(free)
             if port == "client":
@@ -551,14 +546,17 @@ class TB:
             words.append(int(dut.control__read_data.value))
         return self.regmap.decode_read(name, words, index)
 
+    async def next_job(self, name):
+        """The next job of queue ``name``, waiting for one."""
+        queue, wake = self.queues[name], self.wake[name]
+        while not queue:
+            wake.clear()
+            await wake.wait()
+        return queue.popleft()
+
     async def control_driver(self):
-        queue, wake = self.queues["control"], self.wake["control"]
         while True:
-            if not queue:
-                wake.clear()
-                await wake.wait()
-                continue
-            job = queue.popleft()
+            job = await self.next_job("control")
             await self.host(job.work["event"])
             job.finish(self.now())
 
