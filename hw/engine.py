@@ -10,8 +10,8 @@ stage      what happens
 =========  ==================================================================================
 READ (0)   choose the event (client first, see below); read the order table at the slots of
            its UserRefNum and original UserRefNum, the verdict memory, the execution table;
-           probe the symbol hash table; hash the message (retransmission digest); start
-           the message's ``quantity x price`` (the notional check's multiplier)
+           probe the symbol hash table; start the message's ``quantity x price`` (the
+           notional check's multiplier)
 PRICE (1)  the order table answers: start the message's quantity at the named order's price
 KEY (2)    the symbol index (the hash table's answer, or the order or execution it names,
            forwarded to this cycle); read the exposure of (session, symbol), the symbol's
@@ -38,6 +38,15 @@ exchange whose Order Replaced names another original than the client's Replace d
 another symbol, would have that symbol's exposure left uncorrected (the model's
 ``_replaced`` would move it); the exchange side of a real session never does that.
 
+Retransmissions (model rule 9). The verdict memory keeps, per slot, the UserRefNum, the
+verdict and the message's digest; a retransmitted Enter, Replace or Modify gets the verdict
+back only if both match. The digest comes with the event: the client extractor computes it
+(:func:`wiregate.sw.extract.digest`, 32 bits, linear) over every byte of the message's
+fixed part but AppendageLength, so a copy differing anywhere there, ClOrdID and display
+included, fails closed (OUT_OF_SYNC) as the model says. The appendage (and the
+AppendageLength that counts it) is not compared, by the gate nor by the model: it arrives
+after the verdict is due.
+
 What a client message may assume (the gate's position in the wire makes it so): it does not
 name an order an exchange event created fewer than ``EXEC - KEY`` cycles before it entered
 (the client cannot have seen the exchange's message yet), two client messages naming the
@@ -56,13 +65,12 @@ cycle of latency). The rate buckets and the heartbeat watchdog see the timebase
 microsecond, the one at ``LIMITS``.
 """
 
-import random
-
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.dropcopy import Control, Kind
+from wiregate.sw.extract import DIGEST_BITS
 from wiregate.sw.model import BUY, DEAD
 from wiregate.sw.proto import ouch
 from wiregate.sw.reasons import NO_PRIMARY, REASON_BITS, Reason
@@ -90,7 +98,6 @@ __all__ = ["EXEC", "KEY", "LIMITS", "Engine", "control_layout"]
 KEY = 2                     # the symbol hash table's answer
 LIMITS = KEY + 1            # block RAM: the limits read at KEY
 EXEC = LIMITS + 1           # the stateless checks' registered compares
-DIGEST_BITS = 32
 PRICE = 1                   # the order table answers: an order's price for the products
 REF_BITS = 32
 MATCH_BITS = 64
@@ -126,15 +133,6 @@ def control_layout(regmap: RegisterMap) -> data.StructLayout:
 
 def _type(cls) -> int:
     return cls.TYPE[0]
-
-
-def _digest(m, value, bits=DIGEST_BITS):
-    """A fixed random linear hash of ``value`` (the retransmission digest, rule 9)."""
-    rng = random.Random(0x57475445)
-    width = len(value)
-    out = Signal(bits)
-    m.d.comb += out.eq(Cat((value & rng.getrandbits(width)).xor() for _ in range(bits)))
-    return out
 
 
 class Engine(wiring.Component):
@@ -373,13 +371,13 @@ class Engine(wiring.Component):
         # write. Read at KEY and EXEC as they stand (every earlier EXEC's write applied).
         occupied = Array(Signal(no, name=f"occupied{i}") for i in range(ns))
 
-        def order_table(name, address):
-            table = RmwTable(self._order, no * per_session, EXEC, taps=(PRICE, KEY))
+        def order_table(name, address, peek=False):
+            table = RmwTable(self._order, no * per_session, EXEC, taps=(PRICE, KEY), peek=peek)
             m.submodules[name] = table
             m.d.comb += table.read_addr.eq(Cat(slot(address), s0.event.session))
             return table
 
-        orders_a = order_table("orders_a", f0.user_ref_num)         # the message's order
+        orders_a = order_table("orders_a", f0.user_ref_num, peek=True)         # the message's order
         orders_b = order_table("orders_b", f0.orig_user_ref_num)    # a Replace's original
         m.submodules.executions = executions = RmwTable(self._execution, ne * per_session, EXEC,
                                                         taps=(KEY,))
@@ -389,8 +387,6 @@ class Engine(wiring.Component):
                                                         2 * no * per_session, EXEC)
         m.d.comb += remembered.read_addr.eq(Cat(slot(f0.user_ref_num), s0.event.session,
                                                 is_modify0))
-        fields = Cat(s0.event.msg_type, *(f0[name] for name in f0.shape().members))
-        digest = late(_digest(m, fields), EXEC, "digest")
 
         m.submodules.lookup = lookup = SymbolLookup(regmap)
         wiring.connect(m, wiring.flipped(self.write_symbol_hash), lookup.write)
@@ -447,7 +443,7 @@ class Engine(wiring.Component):
             m.d.comb += [key_known.eq(a_named), key_symbol.eq(a_key.symbol_index)]
 
         m.submodules.exposure = exposure = RmwTable(self._exposure, per_session << symbol_bits,
-                                                      EXEC - KEY)
+                                                      EXEC - KEY, peek=True)
         m.d.comb += exposure.read_addr.eq(Cat(key_symbol, sk.event.session))
 
         symbol_entry = entry_layout(regmap, "symbol_limits")
@@ -739,7 +735,7 @@ class Engine(wiring.Component):
                              verdict_symbol.eq(symbol_of_idx)]
             with m.Elif(ev.retransmit):
                 with m.If(stored.valid & (stored.user_ref_num == xf_.user_ref_num)
-                          & (stored.digest == digest)):
+                          & (stored.digest == ev.digest)):
                     m.d.comb += [fires.eq(stored.reasons),
                                  verdict_symbol_known.eq(stored.symbol_known),
                                  verdict_symbol.eq(stored.symbol_index)]
@@ -765,7 +761,7 @@ class Engine(wiring.Component):
                 remembered.write_addr.eq(Cat(slot(xf_.user_ref_num), s, is_modify)),
                 remembered.write_data.valid.eq(1),
                 remembered.write_data.user_ref_num.eq(xf_.user_ref_num),
-                remembered.write_data.digest.eq(digest),
+                remembered.write_data.digest.eq(ev.digest),
                 remembered.write_data.reasons.eq(fires),
                 remembered.write_data.symbol_known.eq(verdict_symbol_known),
                 remembered.write_data.symbol_index.eq(verdict_symbol),

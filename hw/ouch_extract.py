@@ -8,6 +8,11 @@ does not fit in the segment that holds its type byte). Byte offsets of every fie
 the host codec's layout table (:data:`wiregate.sw.proto.ouch.CLIENT_LAYOUTS` /
 :data:`~wiregate.sw.proto.ouch.SERVER_LAYOUTS`); nothing is retyped here.
 
+From a client, the event also carries the retransmission digest of the message's fixed part
+(:func:`wiregate.sw.extract.digest`): the fixed bytes that are no event field are captured
+as the event fields are, and the digest's XOR trees work on the registered event, after the
+lane-to-lane chain.
+
 At W = 8 one beat can settle more than one packet (two Account Queries are four bytes
 apart). The event stream carries one event per beat, so a frame where that happens is
 *crowded*: its later events in that beat are not emitted and the frame is void (fail
@@ -18,7 +23,19 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from wiregate.sw.extract import COUNTERS, DATA_TYPES, EVENT_FIELDS, MALFORMED, PASS_TYPES
+from wiregate.sw.extract import (
+    COUNTERS,
+    DATA_TYPES,
+    DIGEST_BITS,
+    DIGEST_EXTRA,
+    DIGEST_FIELDS,
+    DIGEST_MASKS,
+    DIGESTED,
+    EVENT_FIELDS,
+    MALFORMED,
+    PASS_TYPES,
+    digest_extra,
+)
 from wiregate.sw.limits import OUCH_MAX_PRICE
 from wiregate.sw.model import SIDES
 from wiregate.sw.proto.ouch import CLIENT_LAYOUTS, SERVER_LAYOUTS
@@ -48,6 +65,47 @@ def _field_sizes():
 FIELD_SIZES = _field_sizes()
 
 
+def _digest(m, event, extra):
+    """The digest of a settled client ``event`` (:func:`wiregate.sw.extract.digest`) whose
+    layout's other fixed bytes are ``extra`` (big-endian, as captured; bytes past the
+    layout's own are stale and masked here)."""
+    msg_type = event.msg_type
+
+    def of_type(types):
+        return Cat(msg_type == t[0] for t in types).any()
+
+    # The input, least significant first: the extra bytes, the fields, the type. Bits known
+    # to be zero (a good price's high bytes) are left out of the word and of the masks:
+    # Verilator -O2 miscomputes some XOR trees over a word with a constant run inside.
+    parts = []      # (value, or None where zero; width)
+    for b in reversed(range(DIGEST_EXTRA)):
+        users = [t for t in DIGESTED if b < len(digest_extra(CLIENT_LAYOUTS[t]))]
+        lsb = 8 * (DIGEST_EXTRA - 1 - b)
+        parts.append((Mux(of_type(users), extra[lsb:lsb + 8], 0), 8))
+    for name, size in reversed(DIGEST_FIELDS):
+        field = event.fields[name]
+        parts += [(field, len(field)), (None, 8 * size - len(field))]
+    parts.append((msg_type, 8))
+    held, at = [], 0        # the input bits the word holds
+    for value, width in parts:
+        if value is not None:
+            held += range(at, at + width)
+        at += width
+    if at != 8 * (1 + sum(size for _, size in DIGEST_FIELDS) + DIGEST_EXTRA) or \
+            any(mask >> at for mask in DIGEST_MASKS):
+        raise ValueError("the digest input is not the one sw/extract.py declares")
+    word = Signal(len(held), name="digest_input")
+    digest = Signal(DIGEST_BITS, name="digest")
+    digested = event.valid & (event.malformed == 0) & of_type(DIGESTED)
+    trees = [(word & sum((mask >> bit & 1) << k for k, bit in enumerate(held))).xor()
+             for mask in DIGEST_MASKS]
+    m.d.comb += [
+        word.eq(Cat(value for value, _ in parts if value is not None)),
+        digest.eq(Mux(digested, Cat(trees), 0)),
+    ]
+    return digest
+
+
 def event_layout(regmap: RegisterMap) -> data.StructLayout:
     """One extracted message (see :class:`wiregate.sw.extract.Event` for each field)."""
     fields = {name: 8 * size for name, size in FIELD_SIZES.items()}
@@ -67,6 +125,7 @@ def event_layout(regmap: RegisterMap) -> data.StructLayout:
         "last_offset": OFFSET_BITS,
         "type_seq": 32,
         "fields": data.StructLayout(fields),   # zero unless the message is good and has them
+        "digest": DIGEST_BITS,     # zero unless a good client message of a DIGESTED type
     })
 
 
@@ -132,13 +191,22 @@ class OuchExtractor(wiring.Component):
         lanes = beat.lanes
 
         layouts = CLIENT_LAYOUTS if client else SERVER_LAYOUTS
+        # The lanes settle events without the digest, added after the output register (a
+        # field left undriven would be a constant in a combinational process, which
+        # Verilator never evaluates). It is the last field: the register zero-extends.
+        full_event = event_layout(self._regmap)
+        lane_event = data.StructLayout({name: fl.shape for name, fl in full_event
+                                        if name != "digest"})
+        assert full_event["digest"].offset == lane_event.size
         direction = "client" if client else "exchange"
         data_type = ord(DATA_TYPES[direction])
         pass_types = [ord(t) for t in PASS_TYPES[direction]]
 
         # The packet state carried from byte to byte (and, for the exchange direction,
-        # from segment to segment: its message may span them).
-        capture = {name: 8 * size for name, size in FIELD_SIZES.items()}
+        # from segment to segment: its message may span them). From a client, the fixed
+        # bytes the digest needs beyond the event fields are captured too (``extra``).
+        sizes = {**FIELD_SIZES, **({"extra": DIGEST_EXTRA} if client else {})}
+        capture = {name: 8 * size for name, size in sizes.items()}
         carried = {"sb_type": 8, "msg_type": 8, "done": 1}
         if not client:
             carried.update(capture)
@@ -221,8 +289,11 @@ class OuchExtractor(wiring.Component):
                         for b in range(fl.size):
                             hit = is_t & body & (f.pos == fl.offset + 1 + b)
                             writes.setdefault((fl.name, b), []).append(hit)
+                if client and t in DIGESTED:
+                    for b, at in enumerate(digest_extra(layout)):
+                        writes.setdefault(("extra", b), []).append(is_t & body & (f.pos == at + 1))
             for (name, b), hits in writes.items():
-                lsb = 8 * (FIELD_SIZES[name] - 1 - b)      # big-endian on the wire
+                lsb = 8 * (sizes[name] - 1 - b)      # big-endian on the wire
                 byte_k = fields_of(nxt)[name][lsb:lsb + 8]
                 with m.If(Cat(hits).any()):
                     m.d.comb += byte_k.eq(byte)
@@ -266,7 +337,7 @@ class OuchExtractor(wiring.Component):
             with m.If(settle):
                 m.d.comb += nxt.carried.done.eq(1)
 
-            event = Signal(event_layout(self._regmap), name=f"lane{k}_event")
+            event = Signal(lane_event, name=f"lane{k}_event")
             malformed = Cat(reason[name] for name in MALFORMED)
             room = nxt.here & (f.role == Role.BODY) & (length - 1 >= 2) & (nxt.type_left >= 2)
             m.d.comb += [
@@ -304,7 +375,7 @@ class OuchExtractor(wiring.Component):
                     m.d.sync += saved[k].eq(0)
 
         # One event per beat: the first; any other makes the frame crowded.
-        event = Signal(event_layout(self._regmap))
+        event = Signal(lane_event)
         for k in reversed(range(width)):
             with m.If(emits[k]):
                 m.d.comb += event.eq(events[k])
@@ -331,12 +402,22 @@ class OuchExtractor(wiring.Component):
             crowded_frame | unrewritable_frame)
 
         o = self.o.payload
+        settled = Signal(full_event)
         m.d.sync += [
             self.o.valid.eq(self.i.valid),
             o.beat.eq(framed),
-            o.event.eq(Mux(self.i.valid, event.as_value(), 0)),
+            settled.eq(Mux(self.i.valid, event.as_value(), 0)),
             o.void.eq(void),
         ]
+        m.d.comb += o.event.eq(settled)
+        if client:
+            # After the register, off the lane chain. The extra bytes are the state's after
+            # the settling beat: a later packet in that beat reaches pos width - 4 at most.
+            first = min(at + 1 for t in DIGESTED for at in digest_extra(layouts[t]))
+            if first <= width - 4:
+                raise ValueError(f"W = {width}: a digest byte at pos {first} can be "
+                                 "overwritten in the beat that settles its message")
+            m.d.comb += o.event.digest.eq(_digest(m, settled, current.fields.extra))
 
         count_event(m, self.count_events, self.i.valid & event.valid)
         for bit, name in enumerate(MALFORMED):

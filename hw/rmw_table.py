@@ -6,15 +6,21 @@ block RAM answers a cycle late. Between the read and the execute, the events ahe
 pipeline execute too and may write the same key, so the value read is stale. The classic
 answer is to stall; the order path must never stall, so this table forwards instead:
 
-A read issued in cycle ``r`` sees every write up to cycle ``r - 1`` (the memory is written at
-the end of the write cycle and read without write-through). The event reaches the execute
-stage in cycle ``r + distance``; the writes it missed are those of cycles ``r`` ..
-``r + distance - 1``, exactly the last ``distance`` writes, which this table keeps in
+A read issued in cycle ``r`` sees every write up to cycle ``r`` (the memory is written at
+the end of the write cycle and the read port is transparent to it). The event reaches the
+execute stage in cycle ``r + distance``; the writes it missed are those of cycles ``r + 1``
+.. ``r + distance - 1``, exactly the last ``distance - 1`` writes, which this table keeps in
 registers with their addresses. At execute the newest of them with the same address
 replaces the value read. No key pattern can defeat it and nothing waits.
+
+Block RAM (an ECP5 DP16KD) has two ports. The engine's read takes one and the execute
+stage's write the other; the host's *peek* shares the write port, in the cycles with no
+write, so a table with a peek port is one memory, not two. (The read is transparent for the
+same reason: Yosys keeps a read port that must see the old data during a write apart from
+that write, and then builds the table twice.)
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -45,7 +51,9 @@ class RmwTable(wiring.Component):
         The execute stage's write; it lands at the end of the cycle.
     peek_addr : In(range(depth))
     peek_data : Out(shape)
-        A second, unforwarded read port for the host (one cycle latency).
+        With ``peek``: an unforwarded read for the host. ``peek_data`` is the entry at
+        ``peek_addr`` as it stood in the last cycle without a write (read then, one cycle
+        latency); it keeps its value through cycles with a write.
     tap<d> : Out(shape)
         For each ``d`` in ``taps``: in cycle ``c``, the entry at the address read in
         ``c - d`` with every write up to ``c - 1`` applied, for a stage that needs part of
@@ -56,7 +64,7 @@ class RmwTable(wiring.Component):
     ``distance`` cycles from ``read_addr`` to ``value``.
     """
 
-    def __init__(self, shape, depth, distance, taps=()):
+    def __init__(self, shape, depth, distance, taps=(), *, peek=False):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"Depth must be a positive integer, not {depth!r}")
         if not isinstance(distance, int) or distance < 1:
@@ -69,6 +77,8 @@ class RmwTable(wiring.Component):
         self._depth = depth
         self._distance = distance
         self._taps = taps
+        self._peek = bool(peek)
+        peek_members = {"peek_addr": In(range(depth)), "peek_data": Out(shape)} if peek else {}
         super().__init__({
             **{f"tap{tap}": Out(shape) for tap in taps},
             "read_addr": In(range(depth)),
@@ -76,8 +86,7 @@ class RmwTable(wiring.Component):
             "write_en": In(1),
             "write_addr": In(range(depth)),
             "write_data": In(shape),
-            "peek_addr": In(range(depth)),
-            "peek_data": Out(shape),
+            **peek_members,
         })
 
     def elaborate(self, platform):
@@ -85,16 +94,25 @@ class RmwTable(wiring.Component):
         depth, distance = self._depth, self._distance
         m.submodules.memory = memory = Memory(shape=self._shape, depth=depth, init=[])
         write = memory.write_port()
-        read = memory.read_port(transparent_for=())
-        peek = memory.read_port()
+        read = memory.read_port(transparent_for=(write,))
         m.d.comb += [
             write.en.eq(self.write_en),
-            write.addr.eq(self.write_addr),
             write.data.eq(self.write_data),
             read.addr.eq(self.read_addr),
-            peek.addr.eq(self.peek_addr),
-            self.peek_data.eq(peek.data),
         ]
+        if self._peek:
+            # One address for the write and the peek: Yosys maps them onto one port.
+            port_addr = Signal(range(depth))
+            peek = memory.read_port()
+            m.d.comb += [
+                port_addr.eq(Mux(self.write_en, self.write_addr, self.peek_addr)),
+                write.addr.eq(port_addr),
+                peek.addr.eq(port_addr),
+                peek.en.eq(~self.write_en),
+                self.peek_data.eq(peek.data),
+            ]
+        else:
+            m.d.comb += write.addr.eq(self.write_addr)
 
         # The address travels to the execute stage; the data joins it one cycle after the
         # read and then travels with it.
@@ -111,10 +129,10 @@ class RmwTable(wiring.Component):
             m.d.sync += stage.eq(value)
             value = stage
             values[k + 2] = value
-        # What the travelling value missed: the write of each of the last `distance` cycles.
-        # history[k] is the write of k + 1 cycles ago.
+        # What the travelling value missed: the write of each of the last `distance - 1`
+        # cycles. history[k] is the write of k + 1 cycles ago.
         history = []
-        for k in range(distance):
+        for k in range(distance - 1):
             entry = Signal(data.StructLayout({"valid": 1, "write": record}), name=f"wrote{k}")
             if k == 0:
                 m.d.sync += [
@@ -129,7 +147,7 @@ class RmwTable(wiring.Component):
         # Oldest first, so the newest matching write is applied last and wins.
         def forward(output, stage, read):
             m.d.comb += output.eq(read)
-            for entry in reversed(history[:stage]):
+            for entry in reversed(history[:stage - 1]):
                 with m.If(entry.valid & (entry.write.addr == addrs[stage])):
                     m.d.comb += output.eq(entry.write.data)
 

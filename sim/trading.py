@@ -31,8 +31,9 @@ table, UserRefNums sent twice, and orders sent before the first commit or for a 
 commit leaves out.
 
 Message fields the gateware does not extract (ClOrdID, display, capacity ...) are a function
-of the extracted ones, so two messages are equal exactly when their extracted fields are:
-a gateway that compares what it extracts agrees with the model's comparison (rule 9).
+of the extracted ones in the messages the broker sends first; a retransmission now and then
+changes one (ClOrdID or display), which only the gate's digest of the fixed part tells
+apart: the model rejects such a copy (rule 9, OUT_OF_SYNC) and so must the gate.
 """
 
 import dataclasses
@@ -320,9 +321,15 @@ class Trading:
             self._arrivals.append((due, s, msg))
 
     def _retransmission(self, msg):
-        """``msg`` again; now and then with an extracted field changed (a conflicting copy)."""
-        if self.rng.random() < 0.2 and hasattr(msg, "quantity"):
+        """``msg`` again; now and then changed (a conflicting copy): in a field the gate
+        extracts (the quantity), or in one only its digest covers (ClOrdID, display)."""
+        r = self.rng.random()
+        if r < 0.2 and hasattr(msg, "quantity"):
             return dataclasses.replace(msg, quantity=(msg.quantity + 1) % (1 << 32))
+        if r < 0.3 and hasattr(msg, "clordid"):
+            if self.rng.random() < 0.5:
+                return dataclasses.replace(msg, clordid=msg.clordid[:13] + "Z")
+            return dataclasses.replace(msg, display="N" if msg.display == "Y" else "Y")
         return msg
 
     def _client_message(self, s: int):

@@ -44,7 +44,8 @@ emitted it, the sequence number of the byte at that type offset (0 when continue
 (not continued, L != 0, and at least two bytes after the type byte inside both the packet and
 the segment: room for the rewrite) and, for good events, the EVENT_FIELDS the layout has as
 unsigned ints of their wire bytes (``symbol`` as 8 big-endian bytes, one-character fields as
-their ASCII code).
+their ASCII code) and, from a client, the :func:`digest` of the message (0 but for Enter,
+Replace and Modify: the retransmission digest of model rule 9).
 
 Frame level. At beat width W, byte ``offset`` is in beat ``offset // W``. An event that would
 be the second of its beat is dropped (its packet gets no later one) and the frame is *crowded*.
@@ -56,6 +57,7 @@ frames.
 
 import copy
 import dataclasses
+import random
 from enum import StrEnum
 
 from wiregate.sw import model
@@ -67,6 +69,11 @@ from wiregate.sw.proto.frames import Frame, ip_to_int, parse_frame
 __all__ = [
     "COUNTERS",
     "DATA_TYPES",
+    "DIGESTED",
+    "DIGEST_BITS",
+    "DIGEST_EXTRA",
+    "DIGEST_FIELDS",
+    "DIGEST_MASKS",
     "EVENT_FIELDS",
     "MALFORMED",
     "PASS_TYPES",
@@ -75,6 +82,8 @@ __all__ = [
     "IngressModel",
     "Segment",
     "StreamTracker",
+    "digest",
+    "digest_extra",
     "field_value",
 ]
 
@@ -88,7 +97,6 @@ TCP_FIN, TCP_SYN, TCP_RST = 0x01, 0x02, 0x04
 _GOOD, _PASS = "good", "pass"   # the verdicts of rules 2-4 besides the malformed reasons
 
 
-
 def field_value(field, value) -> int:
     """A decoded message field as the event carries it: the unsigned int of its wire bytes
     (one character as its ASCII code, text space padded, first byte most significant)."""
@@ -97,6 +105,68 @@ def field_value(field, value) -> int:
     if field.kind == "a":
         return int.from_bytes(value.encode("ascii").ljust(field.size, b" "), "big")
     return value
+
+
+# --- The retransmission digest (model rule 9) ----------------------------------------------
+#
+# A retransmitted Enter, Replace or Modify gets the remembered verdict only if it is the
+# message remembered, appendage aside; the gate compares a 32-bit digest of the fixed part.
+# The digest is a fixed random linear map (each bit the parity of some input bits: an XOR
+# tree in gateware) of the fixed part rearranged as the client extractor holds it: the type
+# byte, the DIGEST_FIELDS (wire bytes, zero where the layout has none), then the layout's
+# other fixed bytes in wire order (digest_extra), zero-padded to DIGEST_EXTRA bytes.
+# AppendageLength is left out with the appendage it counts.
+
+DIGEST_BITS = 32
+DIGESTED = tuple(cls.TYPE for cls in (ouch.EnterOrder, ouch.ReplaceOrder, ouch.ModifyOrder))
+
+
+def _digested_layouts():
+    return [ouch.CLIENT_LAYOUTS[t] for t in DIGESTED]
+
+
+def digest_extra(layout) -> tuple[int, ...]:
+    """The offsets (type byte 0) of a digested layout's fixed bytes outside EVENT_FIELDS, in
+    wire order: extra byte ``k`` of the digest's input is the message's byte at the k-th."""
+    return tuple(f.offset + b for f in layout.fields if f.name not in EVENT_FIELDS
+                 for b in range(f.size))
+
+
+def _digest_fields():
+    sizes = {}
+    for layout in _digested_layouts():
+        for f in layout.fields:
+            if f.name in EVENT_FIELDS and f.name != layout.appendage_length_field:
+                sizes[f.name] = f.size
+    return tuple((name, sizes[name]) for name in EVENT_FIELDS if name in sizes)
+
+
+DIGEST_FIELDS = _digest_fields()    # (name, wire bytes) of the event fields digested
+DIGEST_EXTRA = max(len(digest_extra(layout)) for layout in _digested_layouts())
+_DIGEST_INPUT = 8 * (1 + sum(size for _, size in DIGEST_FIELDS) + DIGEST_EXTRA)
+# Bit i of the digest: the parity of the input bits set in DIGEST_MASKS[i], the input being
+# the big-endian int of the rearranged fixed part (its last extra byte lowest).
+_rng = random.Random(0x57475445)
+DIGEST_MASKS = tuple(_rng.getrandbits(_DIGEST_INPUT) for _ in range(DIGEST_BITS))
+del _rng
+
+
+def digest(message: bytes) -> int:
+    """The retransmission digest of a client OUCH message given from its type byte on (what
+    follows its fixed part, and its AppendageLength, do not count); 0 for a type not in
+    DIGESTED."""
+    layout = ouch.CLIENT_LAYOUTS.get(bytes(message[:1]))
+    if layout is None or layout.type not in DIGESTED:
+        return 0
+    named = {f.name: f for f in layout.fields}
+    arranged = bytearray(message[:1])
+    for name, size in DIGEST_FIELDS:
+        f = named.get(name)
+        arranged += message[f.offset:f.end] if f is not None else bytes(size)
+    arranged += bytes(message[k] for k in digest_extra(layout)).ljust(DIGEST_EXTRA, b"\0")
+    value = int.from_bytes(arranged, "big")
+    return sum(((value & mask).bit_count() & 1) << i for i, mask in enumerate(DIGEST_MASKS))
+
 
 class Segment(StrEnum):
     """What a session frame's payload is to its stream (the names of hw.tcp_tracker.Segment)."""
@@ -197,6 +267,12 @@ class Event:
     fields: dict = dataclasses.field(default_factory=dict)
     # Good events: the fixed part with AppendageLength 0 (the gate never sees the appendage).
     fixed: bytes = dataclasses.field(default=b"", compare=False, repr=False)
+
+    @property
+    def digest(self) -> int:
+        """The retransmission digest the event carries: :func:`digest` of a good client
+        message's fixed part, else 0."""
+        return digest(self.fixed) if self.from_client and self.malformed is None else 0
 
     def message(self):
         """The decoded OUCH record (appendage left out), or ``model.Malformed(reason)``."""

@@ -113,10 +113,13 @@ Rules for client messages
    the verdict remembered from the first copy: each session remembers verdicts in two
    direct-mapped memories of ``n_verdicts`` entries indexed by ``user_ref_num % n_verdicts``,
    one for Enter/Replace (by the new UserRefNum) and one for Modify, each entry holding the
-   message and its verdict, written by every such message that got past rules 1 and 2. The
-   entry must hold the same message (every field equal; hardware may compare a digest);
-   when it does not (never seen, evicted, or overwritten by a later message with the same
-   number), the retransmission is rejected with OUT_OF_SYNC (fail closed). When the same
+   message (its appendage left out) and its verdict, written by every such message that got
+   past rules 1 and 2. The entry must hold the same message but for the appendage: every
+   field of the fixed part equal (hardware compares a digest of the fixed part). The
+   appendage, and the AppendageLength that counts it, are not compared: the appendage
+   arrives after the verdict is due. When the entry does not hold the same message (never
+   seen, evicted, or overwritten by a later message with the same number), the
+   retransmission is rejected with OUT_OF_SYNC (fail closed). When the same
    message was sent twice, the retransmission gets the later verdict: for Enter/Replace
    that is a DUPLICATE_REF reject, so a retransmission can lose an accept but never gain
    one; for Modify it can only gain one that the very same message already got.
@@ -477,7 +480,7 @@ class SessionState:
         ``n_executions`` slots, slot = ``match_number % n_executions``.
     order_verdicts, modify_verdicts : list of (message, Verdict) or None
         ``n_verdicts`` slots each, slot = ``user_ref_num % n_verdicts``: the last message
-        judged with that slot's UserRefNum and its verdict (rule 9).
+        judged with that slot's UserRefNum (its appendage left out) and its verdict (rule 9).
     """
 
     orders: list
@@ -501,6 +504,13 @@ def _bit(reason: Reason) -> int:
 
 def _is_buy(side: str) -> bool:
     return side == BUY
+
+
+def _fixed_part(msg):
+    """``msg`` without its appendage: what rule 9 compares."""
+    if msg.LAYOUT.appendage_length_field is None:
+        return msg
+    return replace(msg, appendage=())
 
 
 def tokens_at(tokens: int, mark: int, rate: RateLimit, t: int) -> tuple[int, int]:
@@ -938,13 +948,14 @@ class Gate:
         else:
             raise TypeError(f"not an OUCH client record: {msg!r}")
         slot = ref % self.n_verdicts
+        fixed = _fixed_part(msg)
         if event.retransmit:
             remembered = memory[slot]
-            if remembered is not None and remembered[0] == msg:
+            if remembered is not None and remembered[0] == fixed:
                 return remembered[1]
             return self._verdict(_bit(Reason.OUT_OF_SYNC), s, ref, None, msg_type)
         verdict = judge(event.t, s, msg)
-        memory[slot] = (msg, verdict)
+        memory[slot] = (fixed, verdict)
         return verdict
 
     @staticmethod

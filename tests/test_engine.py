@@ -33,7 +33,7 @@ A mismatch names the cycle, the engine's and the model's values and the records 
 import os
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import data
@@ -66,7 +66,7 @@ from wiregate.sim.orders import (
 from wiregate.sim.replay import control_fields
 from wiregate.sim.trading import Item, Port, Sizes, Trading
 from wiregate.sw.dropcopy import Control, Kind
-from wiregate.sw.extract import EVENT_FIELDS, MALFORMED, field_value
+from wiregate.sw.extract import EVENT_FIELDS, MALFORMED, digest, field_value
 from wiregate.sw.limits import (
     RateLimit,
 )
@@ -125,7 +125,7 @@ def event_value(session, msg, *, from_client, retransmit=False, type_offset=0) -
     else:
         value.update(msg_type=msg.TYPE[0], length=msg.LAYOUT.fixed_length,
                      last_offset=type_offset + msg.LAYOUT.fixed_length - 1,
-                     fields=wire_fields(msg))
+                     fields=wire_fields(msg), digest=digest(msg.encode()) if from_client else 0)
     return value
 
 
@@ -899,10 +899,15 @@ def test_retransmissions_repeat_the_remembered_verdict():
     script.client(0, enter(1, quantity=101), enter(3), modify(1, "B", 51), retransmit=True)
     script.at(2).client(0, enter(1), enter(17))                # 17 overwrites 1's memory
     script.client(0, enter(1), retransmit=True)
+    # Fields the extractor does not carry count (the digest), the appendage does not.
+    tagged = replace(enter(17), appendage=(ouch.TagValue(2, b"FIRM"),))
+    script.client(0, replace(enter(17), clordid="OTHER"), replace(enter(17), display="N"),
+                  tagged, retransmit=True)
     out = check_engine(script.items)
     assert [v.reasons for v in out.verdicts[4:10]] == [
         0, 1 << R.QUANTITY, 0, 0, 1 << R.MALFORMED, 0]
-    assert fired(out, R.OUT_OF_SYNC) == 4
+    assert out.verdicts[-1] == out.verdicts[-5]
+    assert fired(out, R.OUT_OF_SYNC) == 6
 
 
 def test_void_frames_undo_and_revoke():

@@ -13,7 +13,14 @@ import pytest
 
 from wiregate.sim.traffic import generate
 from wiregate.sw import model
-from wiregate.sw.extract import MALFORMED, Event, FrameResult, IngressModel, Segment
+from wiregate.sw.extract import (
+    MALFORMED,
+    Event,
+    FrameResult,
+    IngressModel,
+    Segment,
+    digest,
+)
 from wiregate.sw.limits import OUCH_MAX_PRICE
 from wiregate.sw.proto import ouch
 from wiregate.sw.proto.frames import build_frame, ip_to_int
@@ -106,6 +113,37 @@ def test_appendage_is_not_walked_and_left_out_of_the_record():
     assert r.events == [ev(56, 103, 54, msg_type=ord("O"),
                            fields={**ENTER_FIELDS, "appendage_length": 6})]
     assert r.events[0].message().appendage == ()
+
+
+def replace_order(orig=7, ref=8, qty=100, price=1_500_000):
+    return struct.pack(">cIIIQccc14sH", b"U", orig, ref, qty, price, b"0", b"Y", b"N",
+                       b"CL2".ljust(14), 0)
+
+
+@pytest.mark.parametrize(("body", "skip"), [(enter(), (45, 46)), (replace_order(), (38, 39)),
+                                            (modify(), ())], ids=["enter", "replace", "modify"])
+def test_digest_covers_every_fixed_byte_but_appendage_length(body, skip):
+    base = digest(body)
+    for at in range(1, len(body)):
+        for bit in range(8):
+            changed = bytearray(body)
+            changed[at] ^= 1 << bit
+            assert (digest(changed) == base) == (at in skip), (at, bit)
+    assert digest(body + b"\x05\x02FIRM") == base          # nor does the appendage
+
+
+def test_events_carry_the_digest_of_good_digested_client_messages():
+    m = ingress()
+    tag = bytes((5, 2)) + b"FIRM"
+    payload = (packet(enter(appendage=tag)) + packet(replace_order()) + packet(modify())
+               + packet(cancel()) + packet(enter(side=b"X")))
+    r = m.frame(frame(payload, ISN + 1))
+    assert [e.digest for e in r.events] == [digest(enter()), digest(replace_order()),
+                                            digest(modify()), 0, 0]
+    assert len({digest(enter()), digest(replace_order()), digest(modify())}) == 3
+    x = ingress(client=False)
+    e, = x.frame(frame(packet(executed(), b"S"), ISN + 1, client=False)).events
+    assert e.malformed is None and e.digest == 0
 
 
 def test_several_packets_per_segment():

@@ -5,6 +5,8 @@ Every expected number below is written out (shares, price units) rather than der
 the model, so a wrong rule in the model shows up as a wrong number here.
 """
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -642,6 +644,21 @@ def test_retransmission_repeats_the_verdict_and_counts_nothing_twice():
     assert_reject(b.c(enter(77), retransmit=True), R.OUT_OF_SYNC)
     assert b.state().last_user_ref_num == 2
     assert b.exp() == Exposure(0, 50, 0)
+
+
+def test_retransmission_compares_the_fixed_part_only():
+    b = Bench()
+    first = b.c(enter(1))
+    assert_accept(first)
+    # The appendage arrives after the verdict is due: the gate cannot compare it.
+    tagged = replace(enter(1), appendage=(ouch.TagValue(2, b"FIRM"),))
+    assert b.c(tagged, retransmit=True) == first
+    # Every field of the fixed part counts, those the extractor does not carry too.
+    assert_reject(b.c(replace(enter(1), clordid="OTHER"), retransmit=True), R.OUT_OF_SYNC)
+    assert_reject(b.c(replace(enter(1), display="N"), retransmit=True), R.OUT_OF_SYNC)
+    # The first copy sent with an appendage: its retransmission without one matches.
+    second = b.c(replace(enter(2), appendage=(ouch.TagValue(2, b"FIRM"),)))
+    assert b.c(enter(2), retransmit=True) == second
 
 
 def test_retransmission_after_a_later_duplicate_never_gains_an_accept():

@@ -6,6 +6,8 @@ the generator's shadow gate ended, every reject reason must fire, and the exchan
 never act on an order the gate did not pass from a frame that ended clean.
 """
 
+from dataclasses import replace
+
 import pytest
 
 from wiregate.sim.trading import Port, Sizes, Trading
@@ -75,6 +77,25 @@ def test_frames_are_well_formed():
     assert kinds == {"Commit", "Kill", "Release", "Heartbeat", "SetReference", "SessionSync"}
     assert any(item.event is not None for item in items if item.port is Port.FRAME_END)
     assert any(item.event.retransmit for item in items if item.port is Port.CLIENT)
+
+
+def test_retransmissions_change_fields_only_the_digest_covers():
+    """Some retransmitted copies differ from every message sent before only in ClOrdID or
+    display (fields the extractor does not carry): the model rejects them OUT_OF_SYNC."""
+    items = Trading(3, SIZES).generate(3_000)
+    _, verdicts = replay(items)
+    sent, changed = set(), 0
+    for item, verdict in verdicts:
+        msg = item.event.msg
+        if not item.event.retransmit:
+            sent.add((item.session, msg))
+        elif hasattr(msg, "clordid") and (item.session, msg) not in sent and any(
+                (item.session, replace(msg, **{name: value})) in sent
+                for name, value in (("clordid", f"S{item.session}R{msg.user_ref_num}"),
+                                    ("display", "Y"))):
+            assert verdict.reasons == 1 << Reason.OUT_OF_SYNC, (item, verdict)
+            changed += 1
+    assert changed >= 3, changed
 
 
 def test_the_exchange_answers_only_what_the_gate_passed():

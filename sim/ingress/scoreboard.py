@@ -126,7 +126,7 @@ class IngressScoreboard:
     def _model_key(e):
         return (e.session, e.from_client, e.sb_type, e.msg_type, e.length, e.malformed,
                 e.retransmit, e.continued, e.type_offset, e.last_offset, e.type_seq, e.room,
-                tuple(e.fields.get(name, 0) for name in EVENT_FIELDS))
+                tuple(e.fields.get(name, 0) for name in EVENT_FIELDS), e.digest)
 
     # --- observation ---------------------------------------------------------------
 
@@ -152,7 +152,7 @@ class IngressScoreboard:
         return (e["session"], bool(e["from_client"]), e["sb_type"], e["msg_type"],
                 e["length"], malformed, bool(e["retransmit"]), bool(e["continued"]),
                 e["type_offset"], e["last_offset"], e["type_seq"], bool(e["room"]),
-                tuple(e["fields"][name] for name in EVENT_FIELDS))
+                tuple(e["fields"][name] for name in EVENT_FIELDS), e["digest"])
 
     # --- verdict -------------------------------------------------------------------
 
