@@ -41,7 +41,7 @@ from wiregate.sw.model import (
 from wiregate.sw.reasons import NO_PRIMARY, Reason
 from wiregate.sw.tables import TableImage, compile_limits
 
-__all__ = ["Mismatch", "Replay", "commit_image", "control_fields"]
+__all__ = ["Mismatch", "Replay", "commit_image", "control_fields", "order_entry"]
 
 _CODES = {Commit: Control.COMMIT, Kill: Control.KILL, Release: Control.RELEASE,
           Heartbeat: Control.HEARTBEAT, SetReference: Control.SET_REFERENCE}
@@ -76,6 +76,16 @@ def control_fields(event, t, epoch) -> dict:
 
 class Mismatch(AssertionError):
     """The gateway and the model disagree (or the bench sent what the records do not show)."""
+
+
+def order_entry(model) -> dict:
+    """The engine's order-table read-back (``peek_order``) of a model order entry."""
+    return {
+        "valid": 1, "pending": int(model.pending),
+        "user_ref_num": model.user_ref_num, "symbol_index": model.symbol_index,
+        "is_buy": int(model.side == "B"), "quantity": model.quantity,
+        "price": model.price, "charge_quantity": model.charge_quantity,
+        "charge_notional": model.charge_notional}
 
 
 def commit_image(gate, limits, regmap) -> TableImage:

@@ -63,7 +63,7 @@ from wiregate.sim.orders import (
     replaced,
     symbol,
 )
-from wiregate.sim.replay import control_fields
+from wiregate.sim.replay import control_fields, order_entry
 from wiregate.sim.trading import Item, Port, Sizes, Trading
 from wiregate.sw.dropcopy import Control, Kind
 from wiregate.sw.extract import EVENT_FIELDS, MALFORMED, digest, field_value
@@ -702,12 +702,7 @@ class Bench:
                 if model is None:
                     assert not entry["valid"], f"order ({s}, slot {slot}): {entry}"
                     continue
-                assert entry == {
-                    "valid": 1, "pending": int(model.pending),
-                    "user_ref_num": model.user_ref_num, "symbol_index": model.symbol_index,
-                    "is_buy": int(model.side == "B"), "quantity": model.quantity,
-                    "price": model.price, "charge_quantity": model.charge_quantity,
-                    "charge_notional": model.charge_notional}, f"order ({s}, slot {slot})"
+                assert entry == order_entry(model), f"order ({s}, slot {slot})"
 
 
 def check_engine(items, *, seed=0, **options) -> Outcome:

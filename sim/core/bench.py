@@ -30,7 +30,7 @@ from wiregate.hw.core import core_holdback, core_latencies
 from wiregate.hw.rewrite import latency as rewrite_latency
 from wiregate.hw.stream import LANE_LAYOUT
 from wiregate.sim.layouts import unpack
-from wiregate.sim.replay import Mismatch, commit_image
+from wiregate.sim.replay import Mismatch, commit_image, order_entry
 from wiregate.sim.trading import Port
 from wiregate.sw.dropcopy import RECORD_SIZE, Control, read_records
 from wiregate.sw.limits import Endpoint, Limits
@@ -722,12 +722,7 @@ class TB:
                     assert not entry["valid"], \
                         f"seed {self.seed}: order ({s}, slot {slot}): core {entry}, model free"
                     continue
-                assert entry == {
-                    "valid": 1, "pending": int(model.pending),
-                    "user_ref_num": model.user_ref_num, "symbol_index": model.symbol_index,
-                    "is_buy": int(model.side == "B"), "quantity": model.quantity,
-                    "price": model.price, "charge_quantity": model.charge_quantity,
-                    "charge_notional": model.charge_notional}, \
+                assert entry == order_entry(model), \
                     f"seed {self.seed}: order ({s}, slot {slot}): core {entry}, model {model}"
 
     async def peek(self, port, layout, **address):
