@@ -9,7 +9,7 @@ session, stream, SoupBin, OUCH extraction) and into the holdback line, ``H`` byt
 ingress's events go to the engine; its verdicts, the frame decisions (drop a frame of no
 session) and the void frames go to the rewrite, which sits between the holdback and the
 transmit MAC and acts on the bytes as they leave. ``H`` is the least that puts every record
-there in time (:func:`wiregate.hw.holdback_size.holdback_bytes`), checked here at
+there in time (:func:`wiregate.hw.egress.holdback_size.holdback_bytes`), checked here at
 elaboration.
 
 Toward the clients, frames pass unchanged (one register); the exchange ingress reads them
@@ -27,15 +27,15 @@ from wiregate.sw.dropcopy import Control, Kind
 from wiregate.sw.reasons import Reason
 from wiregate.sw.timebase import CLOCK_HZ
 
+from .control.dropcopy import DropCopy
+from .control.register_file import RegisterFile
 from .counters import count_event
-from .dropcopy import DropCopy
-from .engine import Engine
-from .event_hold import EventHold
-from .holdback import Holdback
-from .holdback_size import check_holdback, holdback_bytes, reject_depth, tag_bits
-from .ingress import DECISION_LATENCY, Ingress
-from .register_file import RegisterFile
-from .rewrite import Rewrite
+from .egress.holdback import Holdback
+from .egress.holdback_size import check_holdback, holdback_bytes, reject_depth, tag_bits
+from .egress.rewrite import Rewrite
+from .ingress.ingress import DECISION_LATENCY, Ingress
+from .risk.engine import Engine
+from .risk.event_hold import EventHold
 from .stream import beat_signature, check_width, frame_end
 from .timebase import Timebase
 
@@ -59,7 +59,7 @@ def core_latencies(width):
     - verdict: the settling byte's beat through the ingress and the engine to the reject;
     - decision: the frame's first byte to its drop-or-pass record, which waits for the
       4-tuple (its last byte at most :data:`MAX_TUPLE_END` - 1 into the frame), then the
-      ingress's :data:`~wiregate.hw.ingress.DECISION_LATENCY`, then one register;
+      ingress's :data:`~wiregate.hw.ingress.ingress.DECISION_LATENCY`, then one register;
     - void: the frame's last byte through the ingress, plus one register.
     """
     check_width(width)
@@ -97,11 +97,11 @@ class Core(wiring.Component):
     exchange_tx, client_tx : Out(stream)
         Beats to the transmit MACs.
     control : In(bus)
-        The register file's word bus (:class:`wiregate.hw.register_file.RegisterFile`).
+        The register file's word bus (:class:`wiregate.hw.control.register_file.RegisterFile`).
     dropcopy : Out(stream)
         The drop-copy records as bytes (:mod:`wiregate.sw.dropcopy`), with backpressure.
     credit_used, ..., peek_exposure, peek_order
-        The engine's read-back (:data:`READBACK`, see :class:`~wiregate.hw.engine.Engine`).
+        The engine's read-back (:data:`READBACK`, see :class:`~wiregate.hw.risk.engine.Engine`).
     """
 
     def __init__(self, width, regmap, *, n_executions=256, dropcopy_depth=512):

@@ -8,7 +8,9 @@ from amaranth.lib.wiring import Out
 
 from wiregate.sw.timebase import US_PER_S
 
-__all__ = ["Timebase"]
+__all__ = ["TIME_BITS", "Timebase"]
+
+TIME_BITS = 64      # the microsecond timebase: never wraps in a gateway's lifetime
 
 
 class Timebase(wiring.Component):
@@ -30,7 +32,7 @@ class Timebase(wiring.Component):
     ----------
     cycle : Out(64)
         Cycles since reset (0 in the first cycle).
-    now_us : Out(64)
+    now_us : Out(TIME_BITS)
         ``timebase_us(cycle, clock_hz)``.
     tick : Out(1)
         High in the cycles where ``now_us`` has just stepped (``now_us`` is one more than

@@ -119,18 +119,18 @@ def synthesize(component: wiring.Component, name: str,
 
 
 def _ingress(width, direction):
-    from wiregate.hw.ingress import Ingress
+    from wiregate.hw.ingress.ingress import Ingress
     from wiregate.sw.regmap import RegisterMap
     return Ingress(width, RegisterMap(), toward_exchange=direction == "exchange")
 
 
 def _holdback(width, delay):
-    from wiregate.hw.holdback import Holdback
+    from wiregate.hw.egress.holdback import Holdback
     return Holdback(width, delay)
 
 
 def _engine():
-    from wiregate.hw.engine import Engine
+    from wiregate.hw.risk.engine import Engine
     from wiregate.sw.regmap import RegisterMap
     return Engine(RegisterMap())
 

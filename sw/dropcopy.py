@@ -18,7 +18,7 @@ contiguous from byte 0, :data:`RECORD_SIZE` bytes in all, a multiple of 8 so a r
 whole W = 8 beats. Integers are big-endian unsigned. ``bits`` is the width the gateware
 carries; the bytes above it are zero on the wire, and the codec refuses a value that needs
 more (so nothing the host decodes can have been truncated by the gateware).
-:mod:`wiregate.hw.dropcopy` builds its Amaranth layout from the same table.
+:mod:`wiregate.hw.control.dropcopy` builds its Amaranth layout from the same table.
 
 What each kind fills (every other field is 0; ``primary`` is :data:`NO_PRIMARY`):
 

@@ -522,7 +522,7 @@ def tokens_at(tokens: int, mark: int, rate: RateLimit, t: int) -> tuple[int, int
 
 
 # --- One function per check of rule 5 --------------------------------------------------------
-# The gateware has one component per check (wiregate.hw.checks); each is tested against the
+# The gateware has one component per check (wiregate.hw.risk.checks); each is tested against the
 # function of the same name here, and Gate._judge is written with these and nothing else.
 
 

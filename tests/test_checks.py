@@ -17,11 +17,11 @@ import pytest
 from amaranth.hdl import Shape, UnusedElaboratable, signed, unsigned
 from amaranth.sim import Simulator
 
-from wiregate.hw.checks.collar import CollarCheck
-from wiregate.hw.checks.credit import CreditCheck
-from wiregate.hw.checks.notional import NotionalCheck
-from wiregate.hw.checks.position import PositionCheck
-from wiregate.hw.checks.quantity import QuantityCheck
+from wiregate.hw.risk.checks.collar import CollarCheck
+from wiregate.hw.risk.checks.credit import CreditCheck
+from wiregate.hw.risk.checks.notional import NotionalCheck
+from wiregate.hw.risk.checks.position import PositionCheck
+from wiregate.hw.risk.checks.quantity import QuantityCheck
 from wiregate.hw.tables import entry_layout
 from wiregate.sw.limits import (
     OUCH_MAX_PRICE,

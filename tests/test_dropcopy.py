@@ -18,7 +18,7 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
-from wiregate.hw.dropcopy import DropCopy, record_layout
+from wiregate.hw.control.dropcopy import DropCopy, record_layout
 from wiregate.sim.beats import frames_from_cycles, unpack_beat
 from wiregate.sim.layouts import pack
 from wiregate.sw.dropcopy import (

@@ -40,9 +40,10 @@ from amaranth.lib import data
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from wiregate.hw.dropcopy import record_layout
-from wiregate.hw.engine import EXEC, KEY, Engine, control_layout
-from wiregate.hw.ouch_extract import event_layout
+from wiregate.hw.control.dropcopy import record_layout
+from wiregate.hw.control.register_file import control_layout
+from wiregate.hw.ingress.ouch_extract import event_layout
+from wiregate.hw.risk.engine import EXEC, KEY, Engine
 from wiregate.sim import orders
 from wiregate.sim.layouts import pack, unpack
 from wiregate.sim.orders import (
@@ -116,7 +117,7 @@ def wire_fields(msg) -> dict:
 
 
 def event_value(session, msg, *, from_client, retransmit=False, type_offset=0) -> dict:
-    """An :func:`~wiregate.hw.ouch_extract.event_layout` value for a model message."""
+    """An :func:`~wiregate.hw.ingress.ouch_extract.event_layout` value for a model message."""
     value = {"valid": 1, "from_client": int(from_client), "session": session,
              "sb_type": ord("U" if from_client else "S"), "retransmit": int(retransmit),
              "room": 1, "type_offset": type_offset, "last_offset": type_offset}
@@ -130,7 +131,7 @@ def event_value(session, msg, *, from_client, retransmit=False, type_offset=0) -
 
 
 def control_value(event) -> dict:
-    """A :func:`~wiregate.hw.engine.control_layout` value for a model control event."""
+    """A :func:`~wiregate.hw.risk.engine.control_layout` value for a model control event."""
     match event:
         case Commit():
             return {"code": Control.COMMIT}
@@ -252,7 +253,7 @@ def harness(dut):
 
 
 class Bench:
-    """Drive ``items`` into an :class:`~wiregate.hw.engine.Engine` and replay its records.
+    """Drive ``items`` into an :class:`~wiregate.hw.risk.engine.Engine` and replay its records.
 
     Parameters
     ----------

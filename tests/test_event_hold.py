@@ -5,7 +5,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from wiregate.hw.event_hold import EventHold
+from wiregate.hw.risk.event_hold import EventHold
 from wiregate.sw.regmap import RegisterMap
 
 REGMAP = RegisterMap()

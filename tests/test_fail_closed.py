@@ -15,7 +15,7 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
-from wiregate.hw.checks.fail_closed import FailClosed
+from wiregate.hw.risk.checks.fail_closed import FailClosed
 from wiregate.sw.limits import Endpoint, GatewayLimits, Limits, RateLimit, SessionLimits
 from wiregate.sw.model import Commit, Gate, Heartbeat, SessionSync, heartbeat_fires
 from wiregate.sw.regmap import RegisterMap

@@ -7,7 +7,7 @@ import struct
 import pytest
 from amaranth.sim import Simulator
 
-from wiregate.hw.headers import ERRORS, FrameKind, HeaderParser
+from wiregate.hw.ingress.headers import ERRORS, FrameKind, HeaderParser
 from wiregate.sim.beats import frame_cycles, pack_beat
 from wiregate.sw.proto.frames import build_frame, ip_checksum, parse_frame, tcp_timestamp_option
 

@@ -8,7 +8,7 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
-from wiregate.hw.holdback import Holdback
+from wiregate.hw.egress.holdback import Holdback
 from wiregate.sim.beats import (
     delay_cycles,
     frame_cycles,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from wiregate.hw.holdback import Holdback
+from wiregate.hw.egress.holdback import Holdback
 from wiregate.sim.runner import run_bench
 
 

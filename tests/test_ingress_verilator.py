@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from wiregate.hw.ingress import Ingress
+from wiregate.hw.ingress.ingress import Ingress
 from wiregate.sim.runner import run_bench
 from wiregate.sw.regmap import RegisterMap
 

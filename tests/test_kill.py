@@ -15,7 +15,7 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
-from wiregate.hw.checks.kill import Kill
+from wiregate.hw.risk.checks.kill import Kill
 from wiregate.sw.model import Gate
 from wiregate.sw.model import Kill as KillEvent
 from wiregate.sw.model import Release as ReleaseEvent

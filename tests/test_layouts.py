@@ -8,8 +8,8 @@ from amaranth.hdl import Elaboratable, Module, Shape, Signal, Value, signed
 from amaranth.lib import data, enum
 from amaranth.sim import Simulator
 
+from wiregate.hw.ingress.tcp_tracker import tracked_beat_layout
 from wiregate.hw.stream import beat_layout
-from wiregate.hw.tcp_tracker import tracked_beat_layout
 from wiregate.sim.layouts import pack, unpack
 from wiregate.sw.regmap import RegisterMap
 

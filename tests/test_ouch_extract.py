@@ -7,7 +7,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from wiregate.hw.ingress import Ingress
+from wiregate.hw.ingress.ingress import Ingress
 from wiregate.sim.beats import frame_cycles, pack_beat
 from wiregate.sim.ingress.scoreboard import IngressScoreboard
 from wiregate.sim.traffic import generate

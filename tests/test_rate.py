@@ -15,7 +15,7 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
-from wiregate.hw.checks.rate import Rate
+from wiregate.hw.risk.checks.rate import Rate
 from wiregate.sw.limits import Endpoint, GatewayLimits, Limits, RateLimit, SessionLimits
 from wiregate.sw.model import SessionState, rate_commit, rate_give_back, rate_take, tokens_at
 from wiregate.sw.regmap import RegisterMap

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 from amaranth.sim import Simulator
 
-from wiregate.hw.register_file import RegisterFile
+from wiregate.hw.control.register_file import RegisterFile
 from wiregate.sw.dropcopy import Control
 from wiregate.sw.model import SCOPES
 from wiregate.sw.regmap import WORD_BITS, Access, RegisterMap

@@ -21,15 +21,15 @@ from amaranth.hdl import Module, UnusedElaboratable
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
-from wiregate.hw.holdback import Holdback
-from wiregate.hw.holdback_size import (
+from wiregate.hw.egress.holdback import Holdback
+from wiregate.hw.egress.holdback_size import (
     SETTLE_DISTANCE,
     check_holdback,
     holdback_bytes,
     reject_depth,
     tag_bits,
 )
-from wiregate.hw.rewrite import COUNTERS, Rewrite, latency, ways
+from wiregate.hw.egress.rewrite import COUNTERS, Rewrite, latency, ways
 from wiregate.sim.beats import Byte, delay_cycles, pack_beat, unpack_beat
 from wiregate.sim.traffic import generate
 from wiregate.sw.extract import IngressModel

@@ -5,7 +5,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from wiregate.hw.rmw_table import RmwTable
+from wiregate.hw.risk.rmw_table import RmwTable
 
 
 def check_table(depth, distance, seed, cycles=1500, hot=3, taps=()):

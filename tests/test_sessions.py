@@ -9,7 +9,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
 
-from wiregate.hw.ingress import Ingress
+from wiregate.hw.ingress.ingress import Ingress
 from wiregate.sim.beats import frame_cycles, frame_ends
 from wiregate.sw.proto.errors import ProtocolError
 from wiregate.sw.proto.frames import build_frame, parse_frame

@@ -6,7 +6,7 @@ import string
 import pytest
 from amaranth.sim import Simulator
 
-from wiregate.hw.symbol_lookup import SymbolLookup
+from wiregate.hw.risk.symbol_lookup import SymbolLookup
 from wiregate.sw.limits import GatewayLimits, Limits, SymbolLimits
 from wiregate.sw.regmap import RegisterMap
 from wiregate.sw.tables import compile_limits, symbol_word

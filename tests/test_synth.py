@@ -9,7 +9,7 @@ import pytest
 from amaranth.hdl import UnusedElaboratable
 from amaranth.lib import wiring
 
-from wiregate.hw.holdback import Holdback
+from wiregate.hw.egress.holdback import Holdback
 from wiregate.sim.synth import BLOCKS, CELLS, lut4_equivalents, main, synthesize
 
 # A byte slot on the line: 8 data bits and the keep, first, last and error flags.

@@ -1,13 +1,13 @@
 """TCP stream tracking through the ingress path, against the plain tracker of sw/extract.py
-(written from the rules in hw/tcp_tracker.py's docstring)."""
+(written from the rules in hw/ingress/tcp_tracker.py's docstring)."""
 
 import random
 
 import pytest
 from amaranth.sim import Simulator
 
-from wiregate.hw.ingress import Ingress
-from wiregate.hw.tcp_tracker import Segment
+from wiregate.hw.ingress.ingress import Ingress
+from wiregate.hw.ingress.tcp_tracker import Segment
 from wiregate.sim.beats import frame_cycles, frame_ends
 from wiregate.sw.extract import StreamTracker
 from wiregate.sw.proto.frames import Peer, TcpFlow, build_frame, ip_to_int, parse_frame

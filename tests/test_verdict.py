@@ -4,7 +4,7 @@ import random
 
 from amaranth.sim import Simulator
 
-from wiregate.hw.verdict import Verdict
+from wiregate.hw.risk.verdict import Verdict
 from wiregate.sw.reasons import NO_PRIMARY, REASON_BITS, Reason, primary, reason_word
 
 

@@ -27,7 +27,7 @@ from cocotb.triggers import Event, FallingEdge, First, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
 from wiregate.hw.core import core_holdback, core_latencies
-from wiregate.hw.rewrite import latency as rewrite_latency
+from wiregate.hw.egress.rewrite import latency as rewrite_latency
 from wiregate.hw.stream import LANE_LAYOUT
 from wiregate.sim.layouts import unpack
 from wiregate.sim.replay import Mismatch, commit_image, order_entry

@@ -11,7 +11,7 @@ import struct
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
-from wiregate.hw.ouch_extract import event_layout, message_beat_layout
+from wiregate.hw.ingress.ouch_extract import event_layout, message_beat_layout
 from wiregate.hw.stream import LANE_LAYOUT
 from wiregate.sim.layouts import unpack
 from wiregate.sw.extract import EVENT_FIELDS, MALFORMED, IngressModel, Segment

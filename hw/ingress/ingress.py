@@ -6,12 +6,12 @@ from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.extract import COUNTERS as EXTRACTOR_COUNTERS
 
+from ..stream import beat_signature, check_width
+from ..tables import write_signature
 from .headers import ERRORS, HeaderParser
 from .ouch_extract import OuchExtractor, message_beat_layout
 from .sessions import SessionLookup
 from .soupbin import SoupBinFramer
-from .stream import beat_signature, check_width
-from .tables import write_signature
 from .tcp_tracker import TcpTracker
 
 __all__ = ["DECISION_LATENCY", "Ingress"]
@@ -36,7 +36,7 @@ class Ingress(wiring.Component):
     i : In(stream)
         Beats from the receive MAC (always ready).
     o : Out(stream)
-        :func:`wiregate.hw.ouch_extract.message_beat_layout` beats: the frame's bytes with
+        :func:`wiregate.hw.ingress.ouch_extract.message_beat_layout` beats: the frame's bytes with
         their headers, session, stream segment and SoupBin roles, the event each beat
         settles, and on the last beat whether the frame is void.
     write_session, write_pass_rule, swap

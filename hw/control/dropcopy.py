@@ -13,8 +13,8 @@ from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.dropcopy import RECORD_FIELDS, RECORD_SIZE
 
-from .counters import count_amount, count_event
-from .stream import beat_signature, check_width
+from ..counters import count_amount, count_event
+from ..stream import beat_signature, check_width
 
 __all__ = ["DropCopy", "record_layout"]
 

@@ -41,9 +41,9 @@ from wiregate.sw.model import SIDES
 from wiregate.sw.proto.ouch import CLIENT_LAYOUTS, SERVER_LAYOUTS
 from wiregate.sw.regmap import RegisterMap
 
-from .counters import count_event
+from ..counters import count_event
+from ..stream import check_width, frame_end
 from .soupbin import Chain, Role, Save, framed_beat_layout
-from .stream import check_width, frame_end
 from .tcp_tracker import Segment
 
 __all__ = ["OuchExtractor", "event_layout", "message_beat_layout"]
@@ -155,7 +155,7 @@ class OuchExtractor(wiring.Component):
     Attributes
     ----------
     i : In(stream)
-        :func:`wiregate.hw.soupbin.framed_beat_layout` beats.
+        :func:`wiregate.hw.ingress.soupbin.framed_beat_layout` beats.
     o : Out(stream)
         :func:`message_beat_layout` beats, one cycle later.
     count_<name> : Out(32)

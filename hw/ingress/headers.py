@@ -12,8 +12,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .counters import count_event
-from .stream import beat_layout, beat_signature, check_width
+from ..counters import count_event
+from ..stream import beat_layout, beat_signature, check_width
 
 __all__ = ["ERRORS", "FrameKind", "HeaderParser", "header_layout", "parsed_layout"]
 

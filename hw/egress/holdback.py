@@ -9,7 +9,7 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .stream import beat_layout, beat_signature, check_width
+from ..stream import beat_layout, beat_signature, check_width
 
 __all__ = ["Holdback"]
 

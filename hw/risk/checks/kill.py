@@ -56,7 +56,7 @@ class Kill(wiring.Component):
     session_write, symbol_write : In(:func:`latch_write_signature`)
         Host writes of the session and symbol bitmaps.
     trip : In(valid, session)
-        The rate trip (:class:`wiregate.hw.checks.rate.Rate`): set that session's latch.
+        The rate trip (:class:`wiregate.hw.risk.checks.rate.Rate`): set that session's latch.
     judge : In(session, symbol, symbol_valid; kill_gateway, kill_session, kill_symbol)
         The order's session and symbol index (``symbol_valid`` 0: the order has none);
         the outputs follow one cycle later, for the inputs of the cycle before.

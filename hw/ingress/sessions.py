@@ -11,10 +11,10 @@ from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.regmap import RegisterMap
 
-from .counters import count_event
+from ..counters import count_event
+from ..stream import check_width
+from ..tables import entry_layout, write_signature
 from .headers import FrameKind, parsed_layout
-from .stream import check_width
-from .tables import entry_layout, write_signature
 
 __all__ = ["SessionLookup", "session_beat_layout"]
 
@@ -57,7 +57,7 @@ class SessionLookup(wiring.Component):
     Attributes
     ----------
     i : In(stream)
-        Parser output (:func:`wiregate.hw.headers.parsed_layout`).
+        Parser output (:func:`wiregate.hw.ingress.headers.parsed_layout`).
     o : Out(stream)
         :func:`session_beat_layout`, one cycle later.
     write_session, write_pass_rule : In(write port)

@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.tables import PROBES, WAYS
 
-from .tables import entry_layout, write_signature
+from ..tables import entry_layout, write_signature
 
 __all__ = ["SymbolLookup"]
 

@@ -3,12 +3,11 @@
 from amaranth.hdl import Module
 from amaranth.lib.wiring import In
 
-from ..ouch_extract import PRICE_BITS
+from ...ingress.ouch_extract import PRICE_BITS
+from ...timebase import TIME_BITS
 from .quantity import Check, check_latency, decide
 
-__all__ = ["TIME_BITS", "CollarCheck"]
-
-TIME_BITS = 64      # the gateway's microsecond timebase
+__all__ = ["CollarCheck"]
 
 
 class CollarCheck(Check):

@@ -3,8 +3,8 @@
 from amaranth.hdl import Module, Signal
 from amaranth.lib.wiring import In, Out
 
-from ..multiply import Multiplier, check_integer
-from ..ouch_extract import PRICE_BITS
+from ...ingress.ouch_extract import PRICE_BITS
+from ...multiply import Multiplier, check_integer
 from .quantity import QUANTITY_BITS, Check, decide, limit_members
 
 __all__ = ["NOTIONAL_BITS", "NotionalCheck"]

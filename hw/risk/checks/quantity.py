@@ -12,9 +12,9 @@ from amaranth.lib.wiring import In, Out
 from wiregate.sw.limits import OUCH_MAX_QUANTITY
 from wiregate.sw.regmap import RegisterMap
 
-from ..multiply import check_integer
-from ..ouch_extract import FIELD_SIZES
-from ..tables import entry_layout
+from ...ingress.ouch_extract import FIELD_SIZES
+from ...multiply import check_integer
+from ...tables import entry_layout
 
 __all__ = ["QUANTITY_BITS", "Check", "QuantityCheck", "check_latency", "decide", "limit_members"]
 

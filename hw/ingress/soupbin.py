@@ -6,7 +6,7 @@
 Packets do not align with TCP segments: one segment may carry several, and a packet may be
 split across segments, even inside its length field. So the framing state (which byte of
 which packet comes next) is kept per session and carried from one in-order segment to the
-next. It follows the stream tracker's rules (:mod:`wiregate.hw.tcp_tracker`): a new segment
+next. It follows the stream tracker's rules (:mod:`wiregate.hw.ingress.tcp_tracker`): a new segment
 continues from the saved state; a retransmitted one is parsed from a fresh state (it is
 assumed to start on a packet boundary, as it did when first sent; the risk core compares what
 it finds with what it remembers); a lost one is not parsed. The saved state moves only when
@@ -21,8 +21,8 @@ from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.regmap import RegisterMap
 
+from ..stream import check_width, frame_end
 from .headers import FrameKind
-from .stream import check_width, frame_end
 from .tcp_tracker import TCP_SYN, Segment, tracked_beat_layout
 
 __all__ = ["Chain", "Role", "Save", "SoupBinFramer", "framed_beat_layout"]
@@ -124,7 +124,7 @@ class SoupBinFramer(wiring.Component):
     Attributes
     ----------
     i : In(stream)
-        :func:`wiregate.hw.tcp_tracker.tracked_beat_layout` beats.
+        :func:`wiregate.hw.ingress.tcp_tracker.tracked_beat_layout` beats.
     o : Out(stream)
         :func:`framed_beat_layout` beats, one cycle later. ``chain`` and ``save`` tell the
         next stage (which keeps its own per-session state) when to load and save it.

@@ -20,7 +20,7 @@ as its input. Decisions and void records are kept in one bit per tag; a record i
 for a frame not yet past (decisions: not yet started; void: not yet ended), so a late one can
 never linger and hit the frame ``2**tag_bits`` later. "Not yet past" is judged on half the tag
 space, so fewer than ``2**(tag_bits - 1)`` frames must lie between a record's push and its
-frame's output (:func:`wiregate.hw.holdback_size.tag_bits`); a record further ahead reads as
+frame's output (:func:`wiregate.hw.egress.holdback_size.tag_bits`); a record further ahead reads as
 late.
 
 Rejects are queued in order. At W = 8 one beat can hold two type bytes (two rejected packets
@@ -34,7 +34,7 @@ voids its frame instead and counts as late; size ``reject_depth`` so this cannot
 Timing contract, with ``L`` this stage's latency: a reject, decision or void record must be
 transferred at least one cycle before the byte it acts on (type byte, first byte, last byte)
 leaves ``o``, that is no later than ``L - 1`` cycles after that byte's beat is on ``i``.
-:mod:`wiregate.hw.holdback_size` turns this into the holdback length.
+:mod:`wiregate.hw.egress.holdback_size` turns this into the holdback length.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -44,9 +44,9 @@ from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.rewrite import DATA_TYPE, DEBUG_TYPE
 
-from .counters import count_amount
-from .ouch_extract import OFFSET_BITS
-from .stream import LANE_LAYOUT, beat_signature, check_width
+from ..counters import count_amount
+from ..ingress.ouch_extract import OFFSET_BITS
+from ..stream import LANE_LAYOUT, beat_signature, check_width
 
 __all__ = ["COUNTERS", "REJECT_SPACING", "Rewrite", "decision_layout", "latency", "reject_layout",
            "void_layout", "ways"]
@@ -120,10 +120,10 @@ class Rewrite(wiring.Component):
         Bytes per beat (1 or 8).
     tag_bits : int
         Width of the frame tags (see the module docstring for the bound it sets;
-        :func:`wiregate.hw.holdback_size.tag_bits` computes it).
+        :func:`wiregate.hw.egress.holdback_size.tag_bits` computes it).
     reject_depth : int
         Reject records held, a multiple of ``ways(width)`` (1 at W = 1, 2 at W = 8);
-        :func:`wiregate.hw.holdback_size.reject_depth` gives one that cannot overflow.
+        :func:`wiregate.hw.egress.holdback_size.reject_depth` gives one that cannot overflow.
 
     Attributes
     ----------

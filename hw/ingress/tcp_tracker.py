@@ -18,10 +18,10 @@ from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.regmap import RegisterMap
 
-from .counters import count_event
+from ..counters import count_event
+from ..stream import check_width, frame_end
 from .headers import FrameKind
 from .sessions import session_beat_layout
-from .stream import check_width, frame_end
 
 __all__ = ["Segment", "StreamState", "TcpTracker", "tracked_beat_layout"]
 
@@ -71,7 +71,7 @@ class TcpTracker(wiring.Component):
     Attributes
     ----------
     i : In(stream)
-        :func:`wiregate.hw.sessions.session_beat_layout` beats.
+        :func:`wiregate.hw.ingress.sessions.session_beat_layout` beats.
     o : Out(stream)
         :func:`tracked_beat_layout` beats, one cycle later.
     in_sync : Out(n_sessions)

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.regmap import RegisterMap
 
-from ..tables import entry_layout
+from ...tables import entry_layout
 
 __all__ = ["Rate"]
 
@@ -49,7 +49,7 @@ class Rate(wiring.Component):
     Attributes
     ----------
     tick : In(1)
-        From :class:`wiregate.hw.timebase.Timebase`: ``now_us`` stepped this cycle.
+        From :class:`wiregate.hw.risk.timebase.Timebase`: ``now_us`` stepped this cycle.
     commit : In(valid, limits, loaded)
         ``valid``: the limits banks swap this cycle. ``limits``: every session's newly
         active ``session_limits`` entry; ``loaded``: bit ``s`` when session ``s`` is in the

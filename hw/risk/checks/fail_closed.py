@@ -6,8 +6,8 @@ from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.regmap import RegisterMap
 
-from ..counters import count_event
-from ..tables import entry_layout
+from ...counters import count_event
+from ...tables import entry_layout
 
 __all__ = ["FailClosed"]
 
@@ -37,7 +37,7 @@ class FailClosed(wiring.Component):
     Attributes
     ----------
     tick : In(1)
-        From :class:`wiregate.hw.timebase.Timebase`: ``now_us`` stepped this cycle.
+        From :class:`wiregate.hw.risk.timebase.Timebase`: ``now_us`` stepped this cycle.
     commit : In(valid, gateway)
         ``valid``: the limit banks swap this cycle; ``gateway``: the newly active
         ``gateway_limits`` entry (only ``heartbeat_timeout_us`` is used).

@@ -77,7 +77,13 @@ from wiregate.sw.reasons import NO_PRIMARY, REASON_BITS, Reason
 from wiregate.sw.regmap import WORD_BITS, RegisterMap
 from wiregate.sw.tables import REFERENCE_AT_COMMIT
 
-from .checks.collar import TIME_BITS, CollarCheck
+from ..control.dropcopy import record_layout
+from ..control.register_file import control_layout
+from ..ingress.ouch_extract import OFFSET_BITS, PRICE_BITS, event_layout
+from ..multiply import Multiplier
+from ..tables import entry_layout, write_signature
+from ..timebase import TIME_BITS
+from .checks.collar import CollarCheck
 from .checks.credit import CreditCheck
 from .checks.fail_closed import FailClosed
 from .checks.kill import Kill
@@ -85,15 +91,11 @@ from .checks.notional import NOTIONAL_BITS, NotionalCheck
 from .checks.position import POSITION_BITS, PositionCheck
 from .checks.quantity import QUANTITY_BITS, QuantityCheck
 from .checks.rate import Rate
-from .dropcopy import record_layout
-from .multiply import Multiplier
-from .ouch_extract import OFFSET_BITS, PRICE_BITS, event_layout
 from .rmw_table import RmwTable
 from .symbol_lookup import SymbolLookup
-from .tables import entry_layout, write_signature
 from .verdict import Verdict
 
-__all__ = ["EXEC", "KEY", "LIMITS", "Engine", "control_layout"]
+__all__ = ["EXEC", "KEY", "LIMITS", "Engine"]
 
 KEY = 2                     # the symbol hash table's answer
 LIMITS = KEY + 1            # block RAM: the limits read at KEY
@@ -114,21 +116,6 @@ class _Kind(enum.Enum, shape=3):
     REVOKE = 5
 
 
-def control_layout(regmap: RegisterMap) -> data.StructLayout:
-    """A control event for the engine (the register file queues them, one per host action).
-
-    ``code`` is a :class:`wiregate.sw.dropcopy.Control`; ``scope`` the index of the kill
-    scope in :data:`wiregate.sw.model.SCOPES`; ``index`` the session or symbol; ``price`` and
-    ``stamp`` a reference update's; ``in_sync`` a session sync change's.
-    """
-    return data.StructLayout({
-        "code": 4,
-        "scope": 2,
-        "index": range(max(regmap.n_sessions, regmap.n_symbols)),
-        "price": PRICE_BITS,
-        "stamp": TIME_BITS,
-        "in_sync": 1,
-    })
 
 
 def _type(cls) -> int:

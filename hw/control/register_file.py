@@ -30,17 +30,18 @@ write-only registers read 0.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.dropcopy import Control
 from wiregate.sw.model import SCOPES
 from wiregate.sw.regmap import WORD_BITS, Access, RegisterMap
 
-from .engine import control_layout
-from .tables import write_signature
+from ..ingress.ouch_extract import PRICE_BITS
+from ..tables import write_signature
+from ..timebase import TIME_BITS
 
-__all__ = ["RegisterFile", "bus_signature"]
+__all__ = ["RegisterFile", "bus_signature", "control_layout"]
 
 _ONES = (1 << WORD_BITS) - 1
 
@@ -73,6 +74,23 @@ def _words(value) -> list:
     return [value[k:k + WORD_BITS] for k in range(0, len(value), WORD_BITS)]
 
 
+def control_layout(regmap: RegisterMap) -> data.StructLayout:
+    """A control event for the engine (the register file queues them, one per host action).
+
+    ``code`` is a :class:`wiregate.sw.dropcopy.Control`; ``scope`` the index of the kill
+    scope in :data:`wiregate.sw.model.SCOPES`; ``index`` the session or symbol; ``price`` and
+    ``stamp`` a reference update's; ``in_sync`` a session sync change's.
+    """
+    return data.StructLayout({
+        "code": 4,
+        "scope": 2,
+        "index": range(max(regmap.n_sessions, regmap.n_symbols)),
+        "price": PRICE_BITS,
+        "stamp": TIME_BITS,
+        "in_sync": 1,
+    })
+
+
 class RegisterFile(wiring.Component):
     """The register file behind the host's control port (see the module docstring).
 
@@ -89,7 +107,7 @@ class RegisterFile(wiring.Component):
         For each RW table (``session``, ``pass_rule``, ``symbol_hash``, ``symbol_limits``,
         ``session_limits``, ``gateway_limits``): a one-cycle ``en`` pulse when an entry's
         last word is written; ``entry`` (dense, by field name) is valid with the pulse only.
-    control : Out(stream of :func:`wiregate.hw.engine.control_layout`)
+    control : Out(stream of :func:`control_layout`)
         Control events in the order of the writes that caused them. ``scope`` is the index
         in :data:`wiregate.sw.model.SCOPES`. Fields an event does not use are 0, ``in_sync``
         always (session sync changes do not come from the host).

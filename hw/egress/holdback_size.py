@@ -1,7 +1,7 @@
 """The holdback length H: the fewest bytes that let every verdict reach the rewrite in time.
 
-The egress trails the ingress by H byte times (:class:`wiregate.hw.holdback.Holdback`), then
-:class:`wiregate.hw.rewrite.Rewrite` adds its own ``d = latency(W)`` cycles. Three records must
+The egress trails the ingress by H byte times (:class:`~.holdback.Holdback`), then
+:class:`~.rewrite.Rewrite` adds its own ``d = latency(W)`` cycles. Three records must
 reach the rewrite at least one cycle before the byte they act on leaves it (its contract):
 
 - a reject, before the packet's SoupBin type byte leaves;
@@ -38,7 +38,7 @@ H is the largest of the three, and never below zero.
 What waits in the rewrite. A record is pushed no earlier than the byte it names is on the MAC
 side, and it is used when that byte leaves the rewrite, ``H + d * W`` byte times later (up to a
 beat more for rounding). Rejectable type bytes are at least
-:data:`~wiregate.hw.rewrite.REJECT_SPACING` bytes apart and the core pushes at most one record a
+:data:`~.rewrite.REJECT_SPACING` bytes apart and the core pushes at most one record a
 cycle, which bounds the rejects waiting (:func:`reject_depth`); frames take at least
 ``frame_slot`` byte times each on the MAC side, which bounds the frames between a record and its
 frame (:func:`tag_bits`).
@@ -46,8 +46,8 @@ frame (:func:`tag_bits`).
 
 from wiregate.sw.proto.ouch import CLIENT_LAYOUTS
 
+from ..stream import check_width
 from .rewrite import REJECT_SPACING, latency, ways
-from .stream import check_width
 
 __all__ = ["SETTLE_DISTANCE", "check_holdback", "holdback_bytes", "reject_depth", "tag_bits"]
 
@@ -110,7 +110,7 @@ def _span(width, holdback):
 
 def reject_depth(width, holdback) -> int:
     """``Rewrite(reject_depth=...)`` that no sequence of rejects can overflow, however early
-    the core pushes them: rejectable type bytes are :data:`~wiregate.hw.rewrite.REJECT_SPACING`
+    the core pushes them: rejectable type bytes are :data:`~.rewrite.REJECT_SPACING`
     bytes apart and the core pushes one record per cycle at most, so one record per
     ``max(REJECT_SPACING, W)`` bytes of the span waits; the FIFOs, filled in turn, share them
     evenly."""

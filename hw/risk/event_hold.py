@@ -20,9 +20,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .counters import count_amount, count_event
-from .ouch_extract import event_layout, message_beat_layout
-from .stream import check_width, frame_end
+from ..counters import count_amount, count_event
+from ..ingress.ouch_extract import event_layout, message_beat_layout
+from ..stream import check_width, frame_end
 
 __all__ = ["EventHold"]
 
@@ -43,7 +43,7 @@ class EventHold(wiring.Component):
     Attributes
     ----------
     i : In(stream)
-        The exchange :class:`~wiregate.hw.ingress.Ingress` output (always ready).
+        The exchange :class:`~wiregate.hw.ingress.ingress.Ingress` output (always ready).
     o : Out(stream)
         Events of good frames, in arrival order, with backpressure.
     overflow : Out(1)

@@ -1,0 +1,1 @@
+"""Egress: the holdback line and the in-place rewrite toward the exchange."""

@@ -1,0 +1,1 @@
+"""Risk: the engine, its tables and checks, the verdict, and the timebase."""
