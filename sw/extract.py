@@ -1,8 +1,9 @@
 # Ref: Nasdaq SoupBinTCP 3.00, OUCH 5.0; RFC 9293 (TCP sequence space).
 """The ingress reference: SoupBinTCP framing and OUCH extraction of one port, frame by frame.
 
-This module *is* the specification of the ingress (hw/ingress/soupbin.py, hw/ingress/ouch_extract.py): the
-gateware must produce the same events, frame flags and counters as :class:`IngressModel`.
+This module *is* the specification of the ingress (hw/ingress/soupbin.py,
+hw/ingress/ouch_extract.py): the gateware must produce the same events, frame flags and
+counters as :class:`IngressModel`.
 
 Frames. A frame is what the receive MAC delivers (no FCS) with a flag ``fcs_error``. It is a
 *session frame* when its Ethernet (optionally 802.1Q) / IPv4 / TCP headers are complete and well
@@ -10,8 +11,8 @@ formed and its 4-tuple is a configured session's: (source ip, port, destination 
 (client ip, client port, exchange ip, exchange port) toward the exchange, the reverse toward the
 clients. A frame cut short inside its payload is still one (its bytes are parsed; the IPv4 total
 length keeps bounding the segment). A frame is *clean* when it is complete, both checksums are
-good and ``fcs_error`` is False. :class:`StreamTracker` (rules in hw/ingress/tcp_tracker.py) calls each
-session frame's payload NONE, NEW, RETRANSMIT or LOST, and moves only on clean frames.
+good and ``fcs_error`` is False. :class:`StreamTracker` (rules in hw/ingress/tcp_tracker.py)
+calls each session frame's payload NONE, NEW, RETRANSMIT or LOST, and moves only on clean frames.
 
 Framing, per session. A SoupBin packet is a u16 big-endian length L and L bytes, the first the
 SoupBin type; ``pos`` counts from that type byte (the OUCH type is pos 1). A NEW segment

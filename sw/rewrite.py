@@ -2,7 +2,8 @@
 #      (TCP checksum), Nasdaq SoupBinTCP 3.00 (Unsequenced Data ``U``, Debug ``+``).
 """Reject in place: a client's SoupBin ``U`` packet becomes a ``+`` Debug packet in flight.
 
-This is the reference for the egress rewrite (hw/egress/rewrite.py) and the scoreboards' model of it.
+This is the reference for the egress rewrite (hw/egress/rewrite.py) and the scoreboards' model
+of it.
 
 Why in place. A ``U`` packet carries no sequence number and the exchange ignores ``+``, so a
 packet of the same length with the type byte changed leaves the TCP sequence space and the
