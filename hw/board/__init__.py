@@ -1,0 +1,1 @@
+"""The board shell: RGMII MACs from LiteEth, clock crossing, PLL, LEDs around the core."""

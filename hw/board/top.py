@@ -1,0 +1,106 @@
+"""The board top: PLL, resets, pins and LEDs around :class:`BoardShell`."""
+
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib.cdc import ResetSynchronizer
+
+from .shell import BoardShell
+
+__all__ = ["BoardTop"]
+
+CORE_HZ = 125e6
+# The PHYs want their reset held for at least 10 ms after power is good: 2**21 core cycles
+# are 16.8 ms.
+PHY_RESET_CYCLES_LOG2 = 21
+# Half a second per LED blink phase.
+BLINK_LOG2 = 26
+
+
+class BoardTop(Elaboratable):
+    """Everything a bitstream holds, for one :class:`constraints.Board`.
+
+    Clocks: the board oscillator feeds an ECP5 PLL (EHXPLLL) that makes the 125 MHz core
+    clock (``sync``), which also clocks both transmitters, so TX keeps running when a link
+    drops. The core domain is held in reset until the PLL locks. Each RXC clocks its own
+    port's receive side (constrained to 125 MHz here).
+
+    LEDs (as many as the board has; the 5A-75B has one):
+
+    - LED 0: on when both ports have a 1 Gb/s link, blinking when only one has, off when none;
+    - LED 1, LED 2: port 0 (clients), port 1 (exchange) link;
+    - LED 3: a receive FIFO overflowed and a frame was failed closed (sticky until reset).
+
+    Parameters
+    ----------
+    board : constraints.Board
+    mac_file : pathlib.Path
+        The generated LiteEth Verilog (:func:`liteeth_gen.generate`).
+    mac_module : str
+        Its module name.
+    """
+
+    def __init__(self, board, mac_file, mac_module):
+        self.board = board
+        self.mac_file = mac_file
+        self.mac_module = mac_module
+
+    def _pll(self, m, platform):
+        clki = platform.request(self.board.clock, 0).i
+        clki_div, clkfb_div, clkop_div = self.board.pll
+        assert self.board.clock_hz / clki_div * clkfb_div == CORE_HZ
+        clkop = Signal()
+        locked = Signal()
+        m.submodules.pll = Instance(
+            "EHXPLLL",
+            a_FREQUENCY_PIN_CLKI=str(int(self.board.clock_hz / 1e6)),
+            a_FREQUENCY_PIN_CLKOP=str(int(CORE_HZ / 1e6)),
+            a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+            a_MFG_GMCREF_SEL="2",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_FEEDBK_PATH="CLKOP",
+            p_CLKI_DIV=clki_div, p_CLKFB_DIV=clkfb_div,
+            p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=clkop_div,
+            p_CLKOP_CPHASE=clkop_div - 1, p_CLKOP_FPHASE=0,
+            i_CLKI=clki, i_CLKFB=clkop, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0,
+            i_PHASEDIR=0, i_PHASESTEP=0, i_PHASELOADREG=0, i_PLLWAKESYNC=0, i_ENCLKOP=0,
+            o_CLKOP=clkop, o_LOCK=locked,
+        )
+        m.domains.sync = ClockDomain("sync")
+        m.d.comb += ClockSignal("sync").eq(clkop)
+        m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
+
+    def elaborate(self, platform):
+        m = Module()
+        platform.add_file(self.mac_file.name, self.mac_file.read_text())
+        self._pll(m, platform)
+
+        m.submodules.shell = shell = BoardShell(mac_module=self.mac_module)
+        for n, pins in enumerate((shell.rgmii0, shell.rgmii1)):
+            pads = platform.request("eth_rgmii", n)
+            m.d.comb += [
+                pins.rx_clk.eq(pads.rx_clk.i), pins.rx_ctl.eq(pads.rx_ctl.i),
+                pins.rx_data.eq(pads.rx_data.i),
+                pads.tx_clk.o.eq(pins.tx_clk), pads.tx_ctl.o.eq(pins.tx_ctl),
+                pads.tx_data.o.eq(pins.tx_data),
+            ]
+            if hasattr(pads, "rst"):
+                self._phy_reset(m, pads, n)
+
+        blink = Signal(BLINK_LOG2)
+        m.d.sync += blink.eq(blink + 1)
+        both, either = shell.link.all(), shell.link.any()
+        leds = [both | (either & blink[-1]), shell.link[0], shell.link[1],
+                shell.overflowed.any()]
+        for n, value in enumerate(leds):
+            if ("led", n) not in platform.resources:
+                break
+            m.d.comb += platform.request("led", n).o.eq(value)
+        return m
+
+    @staticmethod
+    def _phy_reset(m, pads, n):
+        # Hold the PHY in reset for its power-up time once the core clock runs; the
+        # management interface is not used (the PHYs come up from their straps).
+        hold = Signal(PHY_RESET_CYCLES_LOG2 + 1)
+        with m.If(~hold[-1]):
+            m.d.sync += hold.eq(hold + 1)
+        m.d.comb += [pads.rst.o.eq(~hold[-1]), pads.mdc.o.eq(0), pads.mdio.oe.eq(0)]
