@@ -62,7 +62,9 @@ def verilator_missing() -> str | None:
 
 
 def run_bench(component: wiring.Component, name: str, params: dict, test_module: str,
-              extra_env: dict | None = None, waves: bool = False) -> tuple[int, int]:
+              extra_env: dict | None = None, waves: bool = False,
+              extra_sources: list | None = None,
+              timescale: tuple[str, str] | None = None) -> tuple[int, int]:
     """Export ``component``, build it with Verilator (cached per parameter set), run a bench.
 
     Parameters
@@ -76,6 +78,10 @@ def run_bench(component: wiring.Component, name: str, params: dict, test_module:
         ``WG_<NAME>`` environment variables.
     test_module : str
         Dotted name of the cocotb test module.
+    extra_sources : list of Path, optional
+        More Verilog files (modules the component instantiates).
+    timescale : (unit, precision), optional
+        Verilator's ``--timescale``, for benches with clocks finer than a picosecond.
 
     Returns
     -------
@@ -92,7 +98,7 @@ def run_bench(component: wiring.Component, name: str, params: dict, test_module:
     source = export_verilog(component, name, build_dir)
     runner = get_runner("verilator")
     runner.build(
-        sources=[source],
+        sources=[source, *(extra_sources or [])],
         hdl_toplevel=name,
         build_dir=build_dir,
         # Amaranth's Verilog is warning-clean for Yosys, not for Verilator's lint. The
@@ -102,6 +108,7 @@ def run_bench(component: wiring.Component, name: str, params: dict, test_module:
                     "--no-public-flat-rw", "--public-depth", "1"] + (
             ["--trace-fst", "--trace-structs"] if waves else []),
         waves=waves,
+        timescale=timescale,
     )
     env = {f"WG_{k.upper()}": str(v) for k, v in params.items()}
     env.update(extra_env or {})

@@ -80,8 +80,10 @@ def build(board_name: str, *, force: bool = False, seed: int = 1) -> Path:
     """
     b = board(board_name)
     out = ROOT / board_name
+    # The tools are the venv's, found beside its Python when the venv is not on PATH.
     for var, tool in TOOLS.items():
-        os.environ.setdefault(var, tool)
+        beside = Path(sys.executable).parent / tool
+        os.environ.setdefault(var, str(beside) if beside.exists() else tool)
     mac = generate(out / "gen", tx_delay=b.tx_delay, rx_delay=b.rx_delay)
     platform = b.platform()
     top = BoardTop(b, mac, mac.stem)

@@ -41,6 +41,9 @@ class BoardShell(wiring.Component):
         Per port, sticky: a receive FIFO overflowed (a frame was failed closed).
     level0, level1 : ``sync``
         Fill of each receive FIFO (read for the benches; a register later).
+    core_rx_valid, core_tx_valid : Out(2)
+        Per port: a byte enters the core from the port's receive side / is offered to the
+        port's transmitter (for activity LEDs and the latency bench).
 
     Latency
     -------
@@ -57,6 +60,8 @@ class BoardShell(wiring.Component):
             "overflowed": Out(2),
             "level0": Out(range(fifo_depth + 1)),
             "level1": Out(range(fifo_depth + 1)),
+            "core_rx_valid": Out(2),
+            "core_tx_valid": Out(2),
         })
 
     def elaborate(self, platform):
@@ -74,7 +79,8 @@ class BoardShell(wiring.Component):
             wiring.connect(m, pins=wiring.flipped(pins), mac=mac.rgmii)
             wiring.connect(m, mac=mac.rx, crossing=crossing.sink)
             wiring.connect(m, crossing=crossing.source, core=getattr(core, f"{name}_rx"))
-            m.d.comb += getattr(self, f"level{n}").eq(crossing.level)
+            m.d.comb += [getattr(self, f"level{n}").eq(crossing.level),
+                         self.core_rx_valid[n].eq(crossing.source.valid)]
             overflowed = Signal()
             with m.If(crossing.overflows != 0):
                 m.d[rx] += overflowed.eq(1)
@@ -89,5 +95,6 @@ class BoardShell(wiring.Component):
                 mac.tx.valid.eq(out.valid), out.ready.eq(mac.tx.ready),
                 mac.tx.payload.data.eq(lane.data), mac.tx.payload.last.eq(lane.last),
                 mac.tx.payload.error.eq(lane.error),
+                self.core_tx_valid[n].eq(out.valid),
             ]
         return m

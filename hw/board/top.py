@@ -1,6 +1,7 @@
 """The board top: PLL, resets, pins and LEDs around :class:`BoardShell`."""
 
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from .shell import BoardShell
@@ -44,7 +45,7 @@ class BoardTop(Elaboratable):
         self.mac_module = mac_module
 
     def _pll(self, m, platform):
-        clki = platform.request(self.board.clock, 0).i
+        m.submodules.clki = clki = io.Buffer("i", platform.request(self.board.clock, 0, dir="-"))
         clki_div, clkfb_div, clkop_div = self.board.pll
         assert self.board.clock_hz / clki_div * clkfb_div == CORE_HZ
         clkop = Signal()
@@ -60,7 +61,7 @@ class BoardTop(Elaboratable):
             p_CLKI_DIV=clki_div, p_CLKFB_DIV=clkfb_div,
             p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=clkop_div,
             p_CLKOP_CPHASE=clkop_div - 1, p_CLKOP_FPHASE=0,
-            i_CLKI=clki, i_CLKFB=clkop, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0,
+            i_CLKI=clki.i, i_CLKFB=clkop, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0,
             i_PHASEDIR=0, i_PHASESTEP=0, i_PHASELOADREG=0, i_PLLWAKESYNC=0, i_ENCLKOP=0,
             o_CLKOP=clkop, o_LOCK=locked,
         )
@@ -75,13 +76,16 @@ class BoardTop(Elaboratable):
 
         m.submodules.shell = shell = BoardShell(mac_module=self.mac_module)
         for n, pins in enumerate((shell.rgmii0, shell.rgmii1)):
-            pads = platform.request("eth_rgmii", n)
-            m.d.comb += [
-                pins.rx_clk.eq(pads.rx_clk.i), pins.rx_ctl.eq(pads.rx_ctl.i),
-                pins.rx_data.eq(pads.rx_data.i),
-                pads.tx_clk.o.eq(pins.tx_clk), pads.tx_ctl.o.eq(pins.tx_ctl),
-                pads.tx_data.o.eq(pins.tx_data),
-            ]
+            pads = platform.request("eth_rgmii", n, dir="-")
+            for name, direction in (("rx_clk", "i"), ("rx_ctl", "i"), ("rx_data", "i"),
+                                    ("tx_clk", "o"), ("tx_ctl", "o"), ("tx_data", "o")):
+                # Plain buffers: the DDR registers and delays are inside the LiteEth PHY.
+                m.submodules[f"rgmii{n}_{name}"] = buffer = io.Buffer(direction,
+                                                                     getattr(pads, name))
+                if direction == "i":
+                    m.d.comb += getattr(pins, name).eq(buffer.i)
+                else:
+                    m.d.comb += buffer.o.eq(getattr(pins, name))
             if hasattr(pads, "rst"):
                 self._phy_reset(m, pads, n)
 
@@ -93,7 +97,8 @@ class BoardTop(Elaboratable):
         for n, value in enumerate(leds):
             if ("led", n) not in platform.resources:
                 break
-            m.d.comb += platform.request("led", n).o.eq(value)
+            m.submodules[f"led{n}"] = led = io.Buffer("o", platform.request("led", n, dir="-"))
+            m.d.comb += led.o.eq(value)
         return m
 
     @staticmethod
@@ -103,4 +108,7 @@ class BoardTop(Elaboratable):
         hold = Signal(PHY_RESET_CYCLES_LOG2 + 1)
         with m.If(~hold[-1]):
             m.d.sync += hold.eq(hold + 1)
-        m.d.comb += [pads.rst.o.eq(~hold[-1]), pads.mdc.o.eq(0), pads.mdio.oe.eq(0)]
+        m.submodules[f"phy{n}_rst"] = rst = io.Buffer("o", pads.rst)
+        m.submodules[f"phy{n}_mdc"] = mdc = io.Buffer("o", pads.mdc)
+        m.submodules[f"phy{n}_mdio"] = mdio = io.Buffer("io", pads.mdio)
+        m.d.comb += [rst.o.eq(~hold[-1]), mdc.o.eq(0), mdio.oe.eq(0)]

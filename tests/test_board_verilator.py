@@ -1,0 +1,35 @@
+"""The board shell bench under Verilator (cocotb): LiteEth MACs over RGMII, receive FIFOs,
+the pass-through core; and the saturated burst with the far ends' clocks ±100 ppm off."""
+
+import pytest
+
+from wiregate.sim.board.bench_top import BoardBench, bench_sources
+from wiregate.sim.runner import run_bench
+
+# The burst: 200 frames of 1514 bytes, 0.31 MB on the wire: at 100 ppm the far end gains 31
+# bytes on the core clock, visibly above the FIFO's resting fill.
+BURST = 200
+# The bitstream's receive FIFO depth.
+FIFO_DEPTH = 1025
+
+
+def _run(tests: str, env: dict) -> tuple[int, int]:
+    return run_bench(BoardBench(FIFO_DEPTH), "board_bench", {"fifo": FIFO_DEPTH},
+                     "wiregate.sim.board.test_board",
+                     extra_env={"COCOTB_TEST_FILTER": tests, **env},
+                     extra_sources=bench_sources(), timescale=("1ps", "1fs"))
+
+
+@pytest.mark.verilator
+def test_board_frames(record_property):
+    tests, failed = _run("frames_both_ways|bad_fcs_is_stomped|back_to_back_minimum_frames", {})
+    record_property("cocotb_tests", tests - failed)
+    assert (tests, failed) == (3, 0)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("ppm", [100, -100])
+def test_board_clock_offset(ppm, record_property):
+    tests, failed = _run("saturated_burst", {"WG_PPM": str(ppm), "WG_BURST": str(BURST)})
+    record_property("cocotb_tests", tests - failed)
+    assert (tests, failed) == (1, 0)

@@ -1,0 +1,85 @@
+"""The board definitions, the generated MAC's interface, and the bitstream report's verdict."""
+
+import re
+
+import pytest
+
+from wiregate.constraints import BOARDS, board
+from wiregate.constraints.boards import ColorlightPlatform, Versa5GPlatform
+from wiregate.hw.board.build import format_report
+from wiregate.hw.board.liteeth_gen import generate
+
+RGMII = {"tx_clk", "tx_ctl", "tx_data", "rx_clk", "rx_ctl", "rx_data"}
+
+
+def _rgmii(platform, number):
+    (resource,) = [r for r in platform.resources.values()
+                   if r.name == "eth_rgmii" and r.number == number]
+    return {sub.name: sub for sub in resource.ios}
+
+
+@pytest.mark.parametrize("name", sorted(BOARDS))
+def test_both_ports_alike_with_rxc_constrained(name):
+    platform = board(name).platform()
+    for number in (0, 1):
+        subs = _rgmii(platform, number)
+        assert set(subs) >= RGMII, f"port {number}: {sorted(subs)}"
+        assert subs["rx_clk"].clock.frequency == 125e6
+
+
+def test_versa_is_the_5g_part():
+    assert Versa5GPlatform.device == "LFE5UM5G-45F"
+
+
+def test_colorlight_shares_phy_management_on_port0():
+    platform = ColorlightPlatform()
+    assert {"rst", "mdc", "mdio"} <= set(_rgmii(platform, 0))
+    assert not {"rst", "mdc", "mdio"} & set(_rgmii(platform, 1))
+
+
+def test_unknown_board():
+    with pytest.raises(ValueError, match="Unknown board 'zedboard'; known: colorlight-5a75b"):
+        board("zedboard")
+
+
+def test_generated_mac_interface(tmp_path):
+    text = generate(tmp_path, tx_delay=2e-9, rx_delay=2e-9).read_text()
+    assert "BSD-2-Clause" in text and "Florent Kermarrec" in text
+    ports = {name: direction for direction, name in
+             re.findall(r"^\s*(input|output)\s+(?:\[\d+:0\]\s+)?(\w+),?$", text, re.M)}
+    assert ports == {
+        "rx_clk": "input", "rx_rst": "input", "tx_clk": "input", "tx_rst": "input",
+        "rgmii_rx_ctl": "input", "rgmii_rx_data": "input", "rgmii_tx_clk": "output",
+        "rgmii_tx_ctl": "output", "rgmii_tx_data": "output",
+        "rx_valid": "output", "rx_data": "output", "rx_last": "output", "rx_error": "output",
+        "rx_crc_error": "output", "rx_preamble_error": "output",
+        "tx_valid": "input", "tx_data": "input", "tx_last": "input", "tx_error": "input",
+        "tx_ready": "output",
+    }
+    # The ECP5 DDR cells the PHY needs: 5 input (ctl + 4 data), 6 output (clock, ctl, data).
+    assert len(re.findall(r"^IDDRX1F\b", text, re.M)) == 5
+    assert len(re.findall(r"^ODDRX1F\b", text, re.M)) == 6
+
+
+def _report(core_mhz):
+    return {
+        "utilization": {"TRELLIS_COMB": {"used": 1000, "available": 24288},
+                        "DP16KD": {"used": 0, "available": 56}},
+        "fmax": {"$glbnet$clk": {"achieved": core_mhz, "constraint": 125.0},
+                 "$glbnet$rxc": {"achieved": 140.0, "constraint": 125.0}},
+    }
+
+
+def test_report_passes_when_every_clock_meets_its_constraint():
+    text, ok = format_report("colorlight-5a75b", _report(125.5), 40.0)
+    assert ok
+    assert "TRELLIS_COMB       1000 / 24288  (4.1 %)" in text
+    assert "DP16KD" not in text     # unused cells are left out
+    assert text.endswith("timing: met\n")
+
+
+def test_report_fails_when_one_clock_misses():
+    text, ok = format_report("colorlight-5a75b", _report(124.9), 40.0)
+    assert not ok
+    assert re.search(r"\$glbnet\$clk\s+124.90 / 125.00 FAILED", text)
+    assert text.endswith("timing: FAILED\n")
