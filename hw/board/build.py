@@ -42,6 +42,19 @@ def _tool_versions() -> str:
                                                   "litex", "migen"))
 
 
+# What nextpnr's global clock nets are, by a part of their names (the core clock's net is
+# the PLL output Amaranth names ``clk``; each RXC keeps its pin buffer's name).
+CLOCK_NAMES = (("rgmii0_rx_clk", "port 0 RXC"), ("rgmii1_rx_clk", "port 1 RXC"),
+               ("$glbnet$clk", "core clock"))
+
+
+def _clock_name(net: str) -> str:
+    for part, name in CLOCK_NAMES:
+        if part in net:
+            return f"{name} ({net})"
+    return net
+
+
 def _check(report: dict) -> tuple[list[str], bool]:
     """Lines of the report and whether every clock met its constraint."""
     lines = ["utilisation (used / available):"]
@@ -54,7 +67,7 @@ def _check(report: dict) -> tuple[list[str], bool]:
     for clock, f in sorted(report["fmax"].items()):
         met = f["achieved"] >= f["constraint"]
         ok &= met
-        lines.append(f"  {clock:<40} {f['achieved']:8.2f} / {f['constraint']:.2f} "
+        lines.append(f"  {_clock_name(clock):<44} {f['achieved']:8.2f} / {f['constraint']:.2f} "
                      f"{'ok' if met else 'FAILED'}")
     return lines, ok
 

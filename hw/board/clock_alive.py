@@ -1,4 +1,4 @@
-"""Whether a port's receive clock (RXC) is running, seen from the core clock domain."""
+"""Whether a port's receive clock (RXC) runs at 125 MHz, seen from the core clock domain."""
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
@@ -7,32 +7,40 @@ from amaranth.lib.wiring import Out
 
 __all__ = ["ClockAlive"]
 
+# Core cycles per measurement window, and the changes of the divided RXC a 1 Gb/s link
+# must show in it: at 125 MHz the divided clock changes every 4 core cycles (16 a window),
+# at 25 MHz (100 Mb/s) every 20 (3 or 4), stopped never.
+WINDOW = 64
+CHANGES_AT_1G = 8
+
 
 class ClockAlive(wiring.Component):
-    """RXC runs while the PHY has a link (its RGMII clock stops or drops to 2.5/25 MHz).
+    """RXC runs at 125 MHz only while the PHY has a 1 Gb/s link.
 
-    A bit toggled every 8 RXC cycles is synchronised into ``sync``; ``alive`` falls when it
-    has not changed for ``timeout`` core cycles. At 125 MHz on both sides it changes every
-    8 cycles; a 25 MHz (100 Mb/s) RXC changes it every 40, and the default timeout of 64
-    counts that as down, since the gateway forwards only at 1 Gb/s.
+    Without a link the PHY's RGMII clock stops or runs at 2.5 MHz, at 100 Mb/s it runs at
+    25 MHz; the gateway forwards only at 1 Gb/s. Bit 2 of a counter on RXC (changing every
+    4 RXC cycles) is synchronised into ``sync`` and its changes are counted over a window
+    of 64 core cycles: 8 or more is a 1 Gb/s clock.
 
     Parameters
     ----------
     domain : str
         The RXC domain.
-    timeout : int
-        Core cycles without a change before ``alive`` falls.
 
     Attributes
     ----------
     alive : Out(1), ``sync``
+        Updated at the end of every window.
+
+    Latency
+    -------
+    One to two windows (64 to 128 core cycles) after the clock starts or stops.
     """
 
     alive: Out(1)
 
-    def __init__(self, domain: str, timeout: int = 64):
+    def __init__(self, domain: str):
         self._domain = domain
-        self._timeout = timeout
         super().__init__()
 
     def elaborate(self, platform):
@@ -42,11 +50,11 @@ class ClockAlive(wiring.Component):
         seen = Signal()
         m.submodules.sync = FFSynchronizer(divider[-1], seen)
         seen_d = Signal()
-        quiet = Signal(range(self._timeout + 1), init=self._timeout)
-        m.d.sync += seen_d.eq(seen)
-        with m.If(seen != seen_d):
-            m.d.sync += quiet.eq(0)
-        with m.Elif(quiet != self._timeout):
-            m.d.sync += quiet.eq(quiet + 1)
-        m.d.comb += self.alive.eq(quiet != self._timeout)
+        window = Signal(range(WINDOW))
+        changes = Signal(range(CHANGES_AT_1G + 1))
+        m.d.sync += [seen_d.eq(seen), window.eq(window + 1)]
+        with m.If(window == WINDOW - 1):
+            m.d.sync += [self.alive.eq(changes == CHANGES_AT_1G), changes.eq(0)]
+        with m.Elif((seen != seen_d) & (changes != CHANGES_AT_1G)):
+            m.d.sync += changes.eq(changes + 1)
         return m
