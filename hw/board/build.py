@@ -112,10 +112,10 @@ def build(board_name: str, *, force: bool = False, seed: int = 1) -> Path:
     stamp = out / "inputs.sha256"
     if (not force and stamp.exists() and stamp.read_text().strip() == digest
             and (out / f"{NAME}.bit").exists()):
-        print((out / "report.txt").read_text(), end="")
-        print(f"(cached: inputs unchanged, {digest[:12]})")
+        log.info("cached: inputs unchanged (%s)", digest[:12])
         return out
     stamp.unlink(missing_ok=True)
+    (out / "report.txt").unlink(missing_ok=True)     # never show an older build's verdict
     start = time.monotonic()
     products = plan.execute_local(str(out / "amaranth"))
     seconds = time.monotonic() - start
@@ -123,7 +123,6 @@ def build(board_name: str, *, force: bool = False, seed: int = 1) -> Path:
     (out / "nextpnr-report.json").write_text(json.dumps(report, indent=1))
     text, ok = format_report(board_name, report, seconds)
     (out / "report.txt").write_text(text)
-    print(text, end="")
     if not ok:
         raise RuntimeError(f"{board_name}: timing not met (see {out / 'report.txt'})")
     (out / f"{NAME}.bit").write_bytes(products.get(f"{NAME}.bit"))
@@ -151,10 +150,14 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.action == "bitstream":
-            build(args.board, force=args.force, seed=args.seed)
+            print((build(args.board, force=args.force, seed=args.seed) / "report.txt")
+                  .read_text(), end="")
         else:
             program(args.board)
     except (RuntimeError, subprocess.CalledProcessError) as e:
+        report = ROOT / args.board / "report.txt"
+        if args.action == "bitstream" and report.exists():
+            print(report.read_text(), end="")
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

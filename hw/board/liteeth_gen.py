@@ -25,16 +25,14 @@ What is generated is a raw cut-through port, no frame buffer, no CSRs, no CPU bu
 
 The module's ports (one RGMII port; the board instantiates it once per port):
 
-========================  ===  =========================================================
-``rx_clk``, ``rx_rst``    in   RXC from the pad (clock of the ``rx_*`` stream) and its reset
-``tx_clk``, ``tx_rst``    in   the core clock (clock of the ``tx_*`` stream) and its reset
-``rgmii_rx_ctl/_data``    in   pads (``rx_data`` 4 bits)
-``rgmii_tx_clk/_ctl/_data`` out  pads
-``rx_valid/_data/_last/_error``  out  received frame bytes, FCS stripped, no backpressure
-``rx_crc_error``, ``rx_preamble_error``  out  one-cycle pulses (``rx_clk``)
-``tx_valid/_data/_last/_error``  in   frame bytes to send, FCS not included
-``tx_ready``              out  the MAC takes the byte (stalls for preamble, FCS, gap)
-========================  ===  =========================================================
+- in ``rx_clk``, ``rx_rst``: RXC from the pad (the clock of the ``rx_*`` stream), its reset;
+- in ``tx_clk``, ``tx_rst``: the core clock (the clock of the ``tx_*`` stream), its reset;
+- in ``rgmii_rx_ctl``, ``rgmii_rx_data`` (4 bits); out ``rgmii_tx_clk``, ``rgmii_tx_ctl``,
+  ``rgmii_tx_data`` (4 bits): the pins;
+- out ``rx_valid``, ``rx_data``, ``rx_last``, ``rx_error``: received bytes, FCS stripped,
+  no backpressure; out ``rx_crc_error``, ``rx_preamble_error``: one-cycle pulses;
+- in ``tx_valid``, ``tx_data``, ``tx_last``, ``tx_error``; out ``tx_ready``: bytes to send
+  without FCS; the MAC stalls them for preamble, FCS and gap.
 """
 
 import argparse
