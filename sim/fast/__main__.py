@@ -18,10 +18,10 @@ def main() -> None:
     python_s = f["play_s"] - f["harness_s"]
     line = (f"W={args.width} fast harness random_day seed={seed}: {f['messages']} client "
             f"messages, {f['records']} records, {f['cycles']} cycles checked in "
-            f"{f['play_s']:.1f} s = {f['messages'] / f['play_s']:,.0f} orders/s "
+            f"{f['play_s']:.1f} s of processor time = {f['messages'] / f['play_s']:,.0f} orders/s "
             f"(harness {f['harness_s']:.1f} s = {f['cycles'] / f['harness_s']:,.0f} cycles/s, "
             f"Python model and scoreboard {python_s:.1f} s; day generated in "
-            f"{f['generate_s']:.1f} s); "
+            f"{f['generate_s']:.1f} s; wall clock {f['wall_s']:.1f} s); "
             f"{bench.board.replay.accepted} accepted, {bench.board.replay.rejected} rejected")
     print(line)
     if args.out:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from amaranth.lib import wiring
 
-from ..export import BUILD_ROOT, export_verilog
+from ..export import BUILD_ROOT, build_lock, export_verilog
 from ..runner import _setup_verilator
 
 __all__ = ["PortDecl", "build_harness", "top_ports"]
@@ -96,9 +96,14 @@ def build_harness(component: wiring.Component, name: str, params: dict, *,
     if reason is not None:
         raise RuntimeError(f"Verilator is not usable: {reason}")
     tag = "-".join(f"{k}{v}" for k, v in sorted(params.items()))
-    source = export_verilog(component, name, BUILD_ROOT / f"{name}-{tag}")
+    build_dir = BUILD_ROOT / f"{name}-{tag}"
+    with build_lock(build_dir / "fast"):
+        return _build(component, name, build_dir, split_vars)
+
+
+def _build(component, name, build_dir, split_vars):
+    source = export_verilog(component, name, build_dir)
     folder = source.parent / "fast"
-    folder.mkdir(exist_ok=True)
     ports = top_ports(source.read_text(), name)
     header = folder / "ports.h"
     _write_if_changed(header, _ports_header(name, ports))
