@@ -1,5 +1,7 @@
 """Export Amaranth components to Verilog for Verilator, once per parameter set."""
 
+import contextlib
+import fcntl
 import logging
 from pathlib import Path
 
@@ -7,7 +9,7 @@ from amaranth.back import verilog
 from amaranth.hdl import Const, Signal, Value
 from amaranth.lib import wiring
 
-__all__ = ["BUILD_ROOT", "component_ports", "export_verilog"]
+__all__ = ["BUILD_ROOT", "build_lock", "component_ports", "export_verilog"]
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +44,16 @@ def export_verilog(component: wiring.Component, name: str, build_dir: Path) -> P
         path.write_text(text)
         log.info("wrote %s", path)
     return path
+
+
+@contextlib.contextmanager
+def build_lock(build_dir: Path):
+    """Hold ``build_dir``'s lock: one build at a time in a folder, whichever pytest worker
+    asks (the cocotb bench and the compiled harness of one core share its export)."""
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

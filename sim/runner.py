@@ -14,7 +14,7 @@ from pathlib import Path
 
 from amaranth.lib import wiring
 
-from .export import BUILD_ROOT, export_verilog
+from .export import BUILD_ROOT, build_lock, export_verilog
 
 __all__ = ["run_bench", "verilator_missing"]
 
@@ -95,30 +95,32 @@ def run_bench(component: wiring.Component, name: str, params: dict, test_module:
 
     tag = "-".join(f"{k}{v}" for k, v in sorted(params.items()))
     build_dir = BUILD_ROOT / f"{name}-{tag}"
-    source = export_verilog(component, name, build_dir)
-    runner = get_runner("verilator")
-    runner.build(
-        sources=[source, *(extra_sources or [])],
-        hdl_toplevel=name,
-        build_dir=build_dir,
-        # Amaranth's Verilog is warning-clean for Yosys, not for Verilator's lint. The
-        # benches touch only the top-level ports: without cocotb's default
-        # --public-flat-rw Verilator may optimise inside (the core bench runs 3x faster).
-        build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O2",
-                    "--no-public-flat-rw", "--public-depth", "1"] + (
-            ["--trace-fst", "--trace-structs"] if waves else []),
-        waves=waves,
-        timescale=timescale,
-    )
-    env = {f"WG_{k.upper()}": str(v) for k, v in params.items()}
-    env.update(extra_env or {})
-    results = runner.test(
-        test_module=test_module,
-        hdl_toplevel=name,
-        build_dir=build_dir,
-        test_dir=build_dir,
-        extra_env=env,
-        waves=waves,
-        results_xml=str(build_dir / "results.xml"),
-    )
-    return get_results(results)
+    # One run at a time per build folder: the build, and the results file the run writes.
+    with build_lock(build_dir):
+        source = export_verilog(component, name, build_dir)
+        runner = get_runner("verilator")
+        runner.build(
+            sources=[source, *(extra_sources or [])],
+            hdl_toplevel=name,
+            build_dir=build_dir,
+            # Amaranth's Verilog is warning-clean for Yosys, not for Verilator's lint. The
+            # benches touch only the top-level ports: without cocotb's default
+            # --public-flat-rw Verilator may optimise inside (the core bench runs 3x faster).
+            build_args=["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O2",
+                        "--no-public-flat-rw", "--public-depth", "1"] + (
+                ["--trace-fst", "--trace-structs"] if waves else []),
+            waves=waves,
+            timescale=timescale,
+        )
+        env = {f"WG_{k.upper()}": str(v) for k, v in params.items()}
+        env.update(extra_env or {})
+        results = runner.test(
+            test_module=test_module,
+            hdl_toplevel=name,
+            build_dir=build_dir,
+            test_dir=build_dir,
+            extra_env=env,
+            waves=waves,
+            results_xml=str(build_dir / "results.xml"),
+        )
+        return get_results(results)

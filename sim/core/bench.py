@@ -17,8 +17,7 @@ headers, and the scoreboard knows which table each frame met. Frames are built w
 queued, from the state of their session's stream then.
 """
 
-import dataclasses
-import random
+import pickle
 from collections import deque
 
 import cocotb
@@ -26,48 +25,39 @@ from cocotb.clock import Clock
 from cocotb.triggers import Event, FallingEdge, First, RisingEdge, Timer
 from cocotb.utils import get_sim_time
 
-from wiregate.hw.core import core_holdback, core_latencies
+from wiregate.hw.core import core_holdback
 from wiregate.hw.egress.rewrite import latency as rewrite_latency
 from wiregate.hw.stream import LANE_LAYOUT
 from wiregate.sim.layouts import unpack
-from wiregate.sim.replay import Mismatch, commit_image, order_entry
-from wiregate.sim.trading import Port
+from wiregate.sim.replay import Mismatch, commit_image
 from wiregate.sw.dropcopy import RECORD_SIZE, Control, read_records
-from wiregate.sw.limits import Endpoint, Limits
 from wiregate.sw.model import (
     Commit,
-    FrameVoid,
     Heartbeat,
     Kill,
-    Malformed,
     Release,
-    SessionSync,
     SetReference,
-    Tick,
 )
-from wiregate.sw.proto.frames import Peer
 from wiregate.sw.timebase import CLOCK_HZ, US_PER_S, timebase_us
 
 from . import SIZES, core_for, regmap_for
 from .frames import (
-    IFG_BYTES,
-    Stream,
-    client_packet,
-    exchange_packet,
     frame_beats,
-    malformed_packet,
-    split_packet,
 )
-from .scoreboard import Scoreboard
+from .plan import (
+    READBACK_BITS,
+    READBACK_FIELDS,
+    READBACK_WORDS,
+    Plan,
+    dropcopy_ready,
+    ready_threshold,
+)
 
 __all__ = ["TB"]
 
 LANE_BITS = LANE_LAYOUT.size
 _DATA, _KEEP, _FIRST, _LAST, _ERROR = (LANE_LAYOUT[name].offset for name in (
     "data", "keep", "first", "last", "error"))
-EXCHANGE_PACK = (1, 1, 2, 3, 4)     # exchange messages of one session per segment
-EXCHANGE_BAD_FCS = 0.03     # exchange frames sent first with a bad FCS, then again
-GAPS = (0, 0, 1, 2, 5, 20)  # idle cycles after the inter-frame gap (a random one)
 SET_REFERENCE_MARGIN = 40   # cycles a reference update needs left in its microsecond
 DRAIN_CYCLES = 200_000      # the most cycles the end of a run may take
 _HOST_CODES = {c.name for c in (Control.COMMIT, Control.KILL, Control.RELEASE,
@@ -89,8 +79,8 @@ class Job:
         self.done.set()
 
 
-class TB:
-    """The bench around one core (see the module docstring).
+class TB(Plan):
+    """The bench around one core (see the module docstring and :class:`Plan`).
 
     Parameters
     ----------
@@ -105,40 +95,35 @@ class TB:
     """
 
     def __init__(self, dut, width, seed, *, scale=1.0, dropcopy_ready=0.9):
+        super().__init__(width, seed, scale)
         self.dut = dut
-        self.width = width
-        self.seed = seed
-        self.rng = random.Random(seed)
-        self.scale = scale
         self.dropcopy_ready = dropcopy_ready
         self.core = core_for(width)         # the shapes of the read-back ports
         self.regmap = regmap_for(width)
         self.clock_hz = CLOCK_HZ[width]
         self.period = 10**12 // self.clock_hz      # picoseconds
-        self.board = Scoreboard(width, SIZES.gate())
-        self.gate = self.board.replay.gate
-        self.min_gap = -(-IFG_BYTES // width)
-        # Cycles from a frame's last beat until its last event is judged, plus the host
-        # write's cycle and the register file's: a host action that follows a frame (a kill
-        # after an order) must reach the engine after that frame's orders.
-        self.settle = core_latencies(width)["verdict_latency"] + 2
         self.origin = 0             # sim time (ps) of falling edge 0
         self.offset = 0             # timebase cycle minus bench cycle
         self.queues = {"client": deque(), "exchange": deque(), "control": deque()}
         self.wake = {port: Event() for port in self.queues}
         self.last = dict.fromkeys(self.queues)
-        self.flows = {}             # session -> (client Stream, exchange Stream)
-        self.endpoints = {}         # session -> (client Endpoint, exchange Endpoint)
-        self.connected = set()
-        self.handshakes = []        # sessions a commit loaded that never had a connection
         self.errors = []
         self.failure = Event()              # a port coroutine failed
         self.control_seen = Event()         # a host control record was replayed
         self.client_starts = {}     # client frame index -> cycle of its first beat
         self.egress_starts = []     # cycle of each frame's first byte on exchange_tx
         self.records = 0
-        self.gap_extra = True       # random idle time after the inter-frame gap
-        self.junk = 0               # varies the bytes of malformed packets
+        self.record_log = []        # every drop-copy record, in order
+        self.play_start = 0         # the cycle :meth:`play` started in
+
+    @property
+    def dropcopy_ready(self) -> float:
+        return self._dropcopy_ready
+
+    @dropcopy_ready.setter
+    def dropcopy_ready(self, chance: float) -> None:
+        self._dropcopy_ready = chance
+        self.ready_threshold = ready_threshold(chance)
 
     # --- time -------------------------------------------------------------------------------
 
@@ -235,93 +220,21 @@ class TB:
 
     # --- sessions and frames --------------------------------------------------------------
 
-    def learn_endpoints(self, items):
-        """Every session's 4-tuple, from the commits among ``items`` (it never changes)."""
-        for item in items:
-            if isinstance(item.event, Commit):
-                for s in item.event.limits.sessions:
-                    pair = (s.client, s.exchange)
-                    if self.endpoints.setdefault(s.index, pair) != pair:
-                        raise ValueError(f"session {s.index} changes its 4-tuple")
-
-    def flow(self, session):
-        """The two streams of ``session`` (made on first use)."""
-        if session not in self.flows:
-            # A session no commit names gets a 4-tuple of its own: no session's, dropped.
-            client, exchange = self.endpoints.get(
-                session, (Endpoint(0x0A0F0001 + session, 40900 + session),
-                          Endpoint(0x0A0F00FE, 15000)))
-            client_peer = Peer(f"02:00:00:00:01:{session:02x}", client.ip, client.port)
-            exchange_peer = Peer("02:00:00:00:00:fe", exchange.ip, exchange.port)
-            rng = self.rng
-            vlan = rng.randint(1, 4094) if rng.random() < 0.5 else None
-            timestamps = rng.random() < 0.5
-            isn = [rng.choice((rng.getrandbits(32), 2**32 - rng.randint(1, 3000)))
-                   for _ in "ce"]
-            up = Stream(client_peer, exchange_peer, isn[0], vlan=vlan, timestamps=timestamps)
-            down = Stream(exchange_peer, client_peer, isn[1], vlan=vlan, timestamps=timestamps)
-            up.peer, down.peer = down, up
-            self.flows[session] = (up, down)
-        return self.flows[session]
-
     def client_job(self, session, msgs, retransmit=False, void=False, lead=b""):
-        """A client frame: ``msgs`` as one segment (``lead``: packets before them), a
-        retransmission of bytes below the next expected one, or a new segment; ``void``:
-        with a bad FCS."""
-        up, _ = self.flow(session)
-        packets, carry = [lead], b""
-        for k, msg in enumerate(msgs):
-            if isinstance(msg, Malformed):
-                self.junk += 1
-                if msg.reason == "split" and k == len(msgs) - 1:
-                    head, carry = split_packet(self.junk)
-                    packets.append(head)
-                else:       # only a segment's last packet can be cut
-                    reason = "bad_length" if msg.reason == "split" else msg.reason
-                    packets.append(malformed_packet(reason, self.junk))
-            else:
-                packets.append(client_packet(msg))
-        data = b"".join(packets)
-        if retransmit:
-            back = self.rng.randint(0, max(0, min(up.sent - len(data), 64)))
-            frame, payload = up.retransmission(data, back), None
-        else:
-            frame, payload = up.segment(data)
-        result = self.board.client_frame(frame, void)
-        if payload is not None and self.board.taken(result, void):
-            up.taken(payload, carry)
-        return Job("client", beats=frame_beats(frame, void, self.width),
-                   index=len(self.board.sent) - 1)
+        """A client frame's job (:meth:`Plan.client_frame`)."""
+        frame, error, index = self.client_frame(session, msgs, retransmit, void, lead)
+        return Job("client", beats=frame_beats(frame, error, self.width), index=index)
 
     def exchange_jobs(self, session, msgs):
-        """Exchange messages of one session as one segment, sometimes first with a bad FCS
-        (the exchange's TCP then sends it again)."""
-        _, down = self.flow(session)
-        frame, payload = down.segment(b"".join(exchange_packet(m) for m in msgs))
-        jobs = []
-        if self.rng.random() < EXCHANGE_BAD_FCS:
-            self.board.exchange_frame(frame, True)
-            jobs.append(Job("exchange", beats=frame_beats(frame, True, self.width)))
-        if self.board.taken(self.board.exchange_frame(frame, False), False):
-            down.taken(payload)
-        jobs.append(Job("exchange", beats=frame_beats(frame, False, self.width)))
-        return jobs
+        """The jobs of an exchange segment (:meth:`Plan.exchange_frames`)."""
+        return [Job("exchange", beats=frame_beats(frame, error, self.width))
+                for frame, error in self.exchange_frames(session, msgs)]
 
     def handshake_jobs(self, session):
-        """SYN from the client, SYN+ACK from the exchange, the client's ACK."""
-        up, down = self.flow(session)
-        self.connected.add(session)
-        jobs = []
-        for port, frame in (("client", up.syn()), ("exchange", down.syn(ack=True)),
-                            ("client", up.ack())):
-            if port == "client":
-                self.board.client_frame(frame, False)
-                jobs.append(Job(port, beats=frame_beats(frame, False, self.width),
-                                index=len(self.board.sent) - 1))
-            else:
-                self.board.exchange_frame(frame, False)
-                jobs.append(Job(port, beats=frame_beats(frame, False, self.width)))
-        return jobs
+        """The jobs of a connection's handshake (:meth:`Plan.handshake_frames`)."""
+        return [Job(port, beats=frame_beats(frame, False, self.width),
+                    **({} if index is None else {"index": index}))
+                for port, frame, index in self.handshake_frames(session)]
 
     # --- playing items --------------------------------------------------------------------
 
@@ -330,6 +243,8 @@ class TB:
         ports is done)."""
         if after_others:
             await self.others_done(job.port)
+        if job.port != "control":
+            job.gap = self.gap_after(job.port)
         self.queues[job.port].append(job)
         self.last[job.port] = job
         self.wake[job.port].set()
@@ -355,41 +270,6 @@ class TB:
             for job in self.handshake_jobs(self.handshakes.pop(0)):
                 await self.release(job)
 
-    def jobs_of(self, items):
-        """``items`` as (port, t, work): client frames, exchange segments (consecutive
-        messages of one session at one time, a few per segment), host control events.
-        SessionSync items are left out: the core makes its own from its TCP trackers."""
-        frame, pack = [], []
-
-        def packed():
-            if pack:
-                yield ("exchange", pack[0].t, dict(session=pack[0].event.session,
-                                                   msgs=[i.event.msg for i in pack]))
-                pack.clear()
-
-        size = self.rng.choice(EXCHANGE_PACK)
-        for item in items:
-            if item.port is Port.EXCHANGE:
-                other = (item.t, item.event.session) != (pack[0].t, pack[0].event.session) \
-                    if pack else False
-                if other or len(pack) == size:
-                    yield from packed()
-                    size = self.rng.choice(EXCHANGE_PACK)
-                pack.append(item)
-                continue
-            yield from packed()
-            if item.port is Port.CLIENT:
-                frame.append(item)
-            elif item.port is Port.FRAME_END:
-                yield ("client", item.t, dict(
-                    session=item.session, msgs=[i.event.msg for i in frame],
-                    retransmit=bool(frame) and frame[0].event.retransmit,
-                    void=isinstance(item.event, FrameVoid)))
-                frame = []
-            elif not isinstance(item.event, SessionSync):
-                yield ("control", item.t, dict(event=item.event))
-        yield from packed()
-
     async def play(self, items, *, stretch=(0.0, 0)):
         """Play ``items`` on the ports (see the module docstring). ``stretch``: (where, as a
         fraction of the jobs, how many jobs) go as soon as they may, at line rate."""
@@ -397,7 +277,7 @@ class TB:
         jobs = list(self.jobs_of(items))
         first = int(stretch[0] * len(jobs))
         fast = range(first, first + stretch[1])
-        start = self.now()
+        start = self.play_start = self.now()
         per_us = self.clock_hz / US_PER_S * self.scale
         for k, (port, t, work) in enumerate(jobs):
             self.check_failed()
@@ -415,22 +295,6 @@ class TB:
                 for job in self.exchange_jobs(**work):
                     await self.release(job)
         await self.all_done()
-
-    def scaled(self, event):
-        """A commit's limits with their times scaled like the items' (``scale``)."""
-        if not isinstance(event, Commit) or self.scale == 1:
-            return event
-
-        def us(value):
-            return max(1, round(value * self.scale)) if value else 0
-
-        limits = event.limits
-        gateway = dataclasses.replace(
-            limits.gateway, heartbeat_timeout_us=us(limits.gateway.heartbeat_timeout_us),
-            reference_max_age_us=us(limits.gateway.reference_max_age_us))
-        sessions = tuple(dataclasses.replace(s, rate=dataclasses.replace(
-            s.rate, refill_us=us(s.rate.refill_us))) for s in limits.sessions)
-        return dataclasses.replace(event, limits=Limits(gateway, sessions, limits.symbols))
 
     # --- the links and the drop copy ------------------------------------------------------
 
@@ -452,7 +316,7 @@ class TB:
                 await FallingEdge(clk)
             valid.value = 0
             job.finish(self.now())
-            free = self.now() + self.min_gap + (self.rng.choice(GAPS) if self.gap_extra else 0)
+            free = self.now() + job.gap
 
     async def monitor(self, valid, payload, sink, starts):
         """Collect the frames of an outgoing beat stream (and each first byte's cycle)."""
@@ -489,7 +353,7 @@ class TB:
         taking = False
         while True:
             await FallingEdge(dut.clk)
-            want = self.rng.random() < self.dropcopy_ready
+            want = dropcopy_ready(self.seed, self.now(), self.ready_threshold)
             if want != taking:
                 ready.value = int(want)
                 taking = want
@@ -505,6 +369,7 @@ class TB:
                     buffer.append(bits >> _DATA & 0xFF)
             if len(buffer) >= RECORD_SIZE:
                 (record,) = read_records(bytes(buffer[:RECORD_SIZE]), self.records)
+                self.record_log.append(record)
                 del buffer[:RECORD_SIZE]
                 self.records += 1
                 self.board.replay.apply(record)
@@ -614,14 +479,17 @@ class TB:
         await self.write(self.regmap.encode_write("commit", swap=1),
                          lambda: self.board.replay.control(event))
         await self.until_committed()
-        table = {s.index: (s.client.ip, s.client.port, s.exchange.ip, s.exchange.port)
-                 for s in event.limits.sessions}
-        self.board.set_sessions(table)
-        self.handshakes += [s for s in sorted(table) if s not in self.connected]
+        self.set_sessions(event.limits)
 
     async def until_committed(self):
         while (await self.read("status"))["commit_pending"]:
             pass
+
+    def dump(self, path) -> None:
+        """What left the core (frames, records, first-byte cycles from the start of
+        :meth:`play`) as a pickle, for the compiled harness's agreement test."""
+        with open(path, "wb") as out:
+            pickle.dump(self.outcome(), out)
 
     # --- the end --------------------------------------------------------------------------
 
@@ -672,7 +540,7 @@ class TB:
 
     async def compare_state(self):
         """Every read-back member, exposure word and order-table entry against the model."""
-        dut, core, gate = self.dut, self.core, self.gate
+        dut, core = self.dut, self.core
         n = SIZES.n_sessions
         # Tokens refill with time, and the rate block sees the timebase a few cycles late:
         # read them well inside one microsecond.
@@ -680,50 +548,21 @@ class TB:
             await self.until(self.now() + 16)
         us = self.now_us(self.now())
         got = {name: unpack(getattr(core, name).shape(), int(getattr(dut, name).value))
-               for name in ("credit_used", "last_user_ref_num", "unmatched", "tokens",
-                            "throttle_count")}
+               for name in READBACK_FIELDS}
         got.update({name: [int(getattr(dut, name).value) >> s & 1 for s in range(n)]
-                    for name in ("throttled", "kill_sessions", "in_sync")})
-        got.update(gateway_credit_used=int(dut.gateway_credit_used.value),
-                   kill_gateway=int(dut.kill_gateway.value))
-        gate.apply(Tick(max(gate.now, us)))
-        st = gate.sessions
-        expected = {
-            "credit_used": [x.credit_used for x in st],
-            "last_user_ref_num": [x.last_user_ref_num for x in st],
-            "unmatched": [x.unmatched for x in st],
-            "tokens": [gate.tokens(s) for s in range(n)],
-            "throttle_count": [x.throttle_count for x in st],
-            "throttled": [int(x.throttled) for x in st],
-            "kill_sessions": [int(k) for k in gate.kill_session],
-            "in_sync": [int(x.in_sync) for x in st],
-            "gateway_credit_used": gate.gateway_credit_used,
-            "kill_gateway": int(gate.kill_gateway),
-        }
-        diff = {k: (got[k], expected[k]) for k in expected if got[k] != expected[k]}
-        assert not diff, f"seed {self.seed}: final read-back (core, model): {diff}"
-        streams = [int(self.board.in_sync(s)) for s in range(n)]
-        assert streams == expected["in_sync"], (
-            f"seed {self.seed}: in sync {expected['in_sync']}, the streams say {streams}")
+                    for name in READBACK_BITS})
+        got.update({name: int(getattr(dut, name).value) for name in READBACK_WORDS})
+        self.check_readback(got, us)
         exposure = core.peek_exposure.data.shape()
         order = core.peek_order.data.shape()
         for s in range(n):
             for y in range(SIZES.n_symbols):
-                word = await self.peek("exposure", exposure, session=s, symbol=y)
-                e = gate.exposure(s, y)
-                assert word == {"position": e.position, "working_buy": e.working_buy,
-                                "working_sell": e.working_sell}, \
-                    f"seed {self.seed}: exposure ({s}, {y}): core {word}, model {e}"
+                self.check_exposure(s, y, await self.peek("exposure", exposure, session=s,
+                                                          symbol=y))
             for slot in range(SIZES.n_orders):
                 entry = await self.peek("order", order, session=s, slot=slot)
                 entry["valid"] = int(dut.peek_order__valid.value)
-                model = st[s].orders[slot]
-                if model is None:
-                    assert not entry["valid"], \
-                        f"seed {self.seed}: order ({s}, slot {slot}): core {entry}, model free"
-                    continue
-                assert entry == order_entry(model), \
-                    f"seed {self.seed}: order ({s}, slot {slot}): core {entry}, model {model}"
+                self.check_order(s, slot, entry)
 
     async def peek(self, port, layout, **address):
         """One word of a peek port: the address set, read two edges later."""
@@ -736,18 +575,6 @@ class TB:
     async def compare_counters(self):
         """The register map's counters of what the bench can count itself."""
         await self.write(self.regmap.encode_write("counter_control", snapshot=1))
-        replay, board = self.board.replay, self.board
-        expected = {
-            "orders_accepted": replay.accepted,
-            "orders_rejected": replay.rejected,
-            "dropcopy_records": self.records,
-            "dropcopy_overflow": 0,
-            "frames_exchange_tx": len(board.egress),
-            "frames_client_tx": len(board.client_tx),
-            "dropped_no_session": sum(1 for _, _, r in board.sent if r.session is None),
-            "fcs_errors": sum(error for _, error, _ in board.sent)
-            + sum(error for _, error in board.exchange_sent),
-        }
+        expected = self.expected_counters(self.records)
         got = {name: (await self.read(name))["value"] for name in expected}
-        assert got == expected, f"seed {self.seed}: counters (core, bench): " + str(
-            {k: (got[k], expected[k]) for k in expected if got[k] != expected[k]})
+        self.check_counters(got, expected)

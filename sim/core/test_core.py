@@ -34,18 +34,8 @@ from wiregate.sw.reasons import Reason
 from . import SIZES
 from .bench import TB
 from .frames import IFG_BYTES
+from .plan import DROPCOPY_READY, STRETCH, TIME_SCALE
 
-# Core microseconds per microsecond of the trading day. At W = 1 the day's own pace already
-# fills most of the drop copy's byte stream (an 88-byte record per event, a byte a cycle);
-# at W = 8 every stream is eight times wider and the day is played faster. A commit's
-# times (heartbeat timeout, refill interval, reference age) are scaled alike.
-TIME_SCALE = {1: 1.0, 8: 0.15}
-# Chance the host takes a drop-copy beat in a cycle: at W = 1 the day needs most of the
-# stream, and a slower host would overflow the queue (a gateway kill, a failure here).
-DROPCOPY_READY = {1: 0.95, 8: 0.8}
-# The jobs of the random day sent at line rate: where (a fraction of the day), how many. The
-# drop copy's host keeps up with one port at line rate, not with both for long.
-STRETCH = (0.45, 300)
 AAPL, MSFT, BANNED, NOREF, TINY = 3, 7, 12, 20, 31
 LINE_RATE_LAG = 8           # frames between an Enter and its execution (line_rate)
 LINE_RATE_EXECUTE = 4       # the exchange executes every fourth Enter (line_rate)
@@ -74,6 +64,8 @@ async def random_day(dut):
     items = trading.generate(_messages())
     await tb.run(tb.play(items, stretch=STRETCH))
     await tb.run(tb.finish("random_day"))
+    if os.environ.get("WG_DUMP"):       # for the compiled harness's agreement test
+        tb.dump(os.environ["WG_DUMP"])
     lost = [s for s in tb.board.sessions if s in tb.connected and not tb.board.in_sync(s)]
     assert not lost, f"seed {tb.seed}: the bench lost the streams of sessions {lost}"
     replay = tb.board.replay
