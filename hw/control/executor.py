@@ -1,0 +1,358 @@
+"""The control stream's executor: each checked frame as word-bus transactions, and its answer.
+
+Commands, payloads and statuses are :mod:`wiregate.sw.control`'s; every address and bit is
+the :class:`~wiregate.sw.regmap.RegisterMap`'s. A frame is judged whole before the first
+transaction (the deframer's checks, then the sequence, the command, its length and its
+ranges), so a refused frame changes nothing and an accepted one is applied in full.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from wiregate.sw.control import (
+    COMMANDS,
+    HEADER_FIELDS,
+    HEADER_SIZE,
+    MAX_WORDS,
+    VERSION,
+    Command,
+    Kind,
+    Status,
+)
+from wiregate.sw.model import SCOPES
+from wiregate.sw.regmap import WORD_BITS, Access, RegisterMap
+
+from ..counters import count_event
+from ..stream import beat_signature
+from .deframer import buffer_signature, frame_layout, header_field
+from .register_file import bus_signature
+
+__all__ = ["Executor"]
+
+COUNTERS = sorted({s.counter for s in Status})
+
+
+def _header(name):
+    return next(f for f in HEADER_FIELDS if f.name == name)
+
+
+def _bytes(fields, values):
+    """Header bytes as one value, byte k at bits 8k..8k+7 (for ``word_select``)."""
+    out = []
+    for f in fields:
+        value = values[f.name]
+        out += [value[8 * (f.size - 1 - i):8 * (f.size - i)] for i in range(f.size)]
+    return Cat(*out)
+
+
+class Executor(wiring.Component):
+    """Judge a received frame, run its command on the word bus, and send the response.
+
+    Judgment: the deframer's status if not OK, else the first of OUT_OF_SEQUENCE,
+    UNKNOWN_COMMAND, BAD_LENGTH, MALFORMED (a reserved field, or a SNAPSHOT ``clear``
+    above 1), ADDRESS_RANGE, INDEX_RANGE that applies. A TABLE_WRITE's words are counted
+    into entries first, one entry a cycle, as a table's ``used_words`` need not be a power
+    of two.
+
+    Execution: an accepted command advances the expected sequence number, then its words
+    are written one at a time (each fetched from the buffer in five cycles), each waiting
+    for the bus's ``write_ready``. COMMIT, HEARTBEAT, SNAPSHOT, KILL and RELEASE are one
+    write each, to the register or the kill bitmap word the map gives. A READ reads a word,
+    sends it, reads the next.
+
+    The response (the header, then the words read or the expected sequence) leaves on
+    ``response`` after the last write; the frame is released after its last byte.
+
+    Parameters
+    ----------
+    regmap : RegisterMap
+
+    Attributes
+    ----------
+    frame : In(stream of :func:`~wiregate.hw.control.deframer.frame_layout`)
+    buffer : Out(:func:`~wiregate.hw.control.deframer.buffer_signature`)
+    bus : Out(:func:`~wiregate.hw.control.register_file.bus_signature`)
+    response : Out(beat stream, W = 1)
+        The response frame without its CRC: ``first`` on the header's first byte, ``last``
+        on the payload's last.
+    count_control_commands, count_control_frame_errors, count_control_command_errors : Out(32)
+        Frames answered, by :attr:`wiregate.sw.control.Status.counter` (saturating).
+
+    Latency
+    -------
+    The response's first byte is offered four cycles after the frame (plus one per entry
+    of a TABLE_WRITE, plus five per word written).
+    """
+
+    def __init__(self, regmap):
+        if not isinstance(regmap, RegisterMap):
+            raise TypeError(f"regmap must be a RegisterMap, not {regmap!r}")
+        self._regmap = regmap
+        super().__init__({
+            "frame": In(stream.Signature(frame_layout())),
+            "buffer": Out(buffer_signature()),
+            "bus": Out(bus_signature(regmap)),
+            "response": Out(beat_signature(1, always_ready=False)),
+            **{f"count_{name}": Out(32) for name in COUNTERS},
+        })
+
+    @property
+    def regmap(self):
+        return self._regmap
+
+    def elaborate(self, platform):
+        m = Module()
+        regmap = self._regmap
+        reg = regmap.register
+        bus = self.bus
+        head = self.frame.payload.head
+
+        def get(name):
+            f = _header(name)
+            return header_field(head, f.offset, f.size)
+
+        def arg(command, name):
+            f = next(f for f in COMMANDS[command].fields if f.name == name)
+            return header_field(head, HEADER_SIZE + f.offset, f.size)
+
+        def bit(register, name):
+            f = reg(register).field(name)
+            assert f.offset < WORD_BITS
+            return 1 << f.offset
+
+        kind, length = get("kind"), get("length")
+        expected = Signal(32)
+
+        # --- judgment, stage 1: every check as a register ------------------------------------
+        in_sequence = Signal()
+        known = Signal()
+        length_ok = Signal()
+        malformed = Signal()
+        address_bad = Signal()
+        index_bad = Signal()
+        words = Signal(range(MAX_WORDS + 1))
+        is_table = kind == Command.TABLE_WRITE
+
+        tables = [t for t in regmap.tables if t.access is Access.RW]
+        table = arg(Command.TABLE_WRITE, "table")
+        found = Signal()
+        used = Signal(range(max(t.used_words for t in tables) + 1))
+        shift = Signal(range(max(t.entry_words for t in tables).bit_length()))
+        depth = Signal(range(max(t.depth for t in tables) + 1))
+
+        words_in = {c: (length - s.fixed)[2:] for c, s in COMMANDS.items() if s.words}
+        length_checks = []
+        for command, spec in COMMANDS.items():
+            if spec.words:
+                extra = length - spec.fixed
+                good = ((length > spec.fixed) & (extra[:2] == 0)
+                        & (extra <= 4 * MAX_WORDS))
+            else:
+                good = length == spec.fixed
+            if command == Command.READ:
+                count = arg(command, "count")
+                good = good & (count != 0) & (count <= MAX_WORDS)
+            length_checks.append((kind == command) & good)
+
+        scope, index = arg(Command.KILL, "scope"), arg(Command.KILL, "index")
+        latch = (kind == Command.KILL) | (kind == Command.RELEASE)
+        scope_depth = {"gateway": 1, "session": regmap.n_sessions, "symbol": regmap.n_symbols}
+        index_ok = Cat((scope == SCOPES.index(s)) & (index < scope_depth[s]) for s in SCOPES)
+        size = regmap.size_words
+        per_word = WORD_BITS.bit_length() - 1        # bit i of bitmap word w: index 32 w + i
+
+        # --- the division of a TABLE_WRITE's words into entries ------------------------------
+        rest = Signal(range(MAX_WORDS + 1))
+        entries = Signal(range(MAX_WORDS + 1))
+
+        # --- execution state -------------------------------------------------------------------
+        status = Signal(max(Status).bit_length())
+        address = Signal(regmap.address_bits)
+        word = Signal(WORD_BITS)
+        left = Signal(range(MAX_WORDS + 1))       # words still to write, or to send
+        k = Signal(range(max(t.used_words for t in tables)))
+        skip = Signal(range(max(t.entry_words for t in tables)))
+        fetch = Signal(range(5))
+        byte_address = Signal.like(self.buffer.addr)
+        reply_length = Signal(16)
+        h = Signal(range(HEADER_SIZE))
+        j = Signal(2)
+        m.d.comb += self.buffer.addr.eq(byte_address)
+
+        header = Signal(8 * HEADER_SIZE)
+        m.d.comb += header.eq(_bytes(HEADER_FIELDS, {
+            "version": Const(VERSION, 8),
+            "kind": kind | Kind.RESPONSE,
+            "sequence": get("sequence"),
+            "status": Cat(status, Const(0, 8 - len(status))),
+            "mac_length": Const(0, 8),
+            "length": reply_length,
+        }))
+        lane = self.response.payload[0]
+        m.d.comb += lane.keep.eq(1)
+
+        with m.FSM():
+            with m.State("IDLE"), m.If(self.frame.valid):
+                m.d.sync += [
+                    in_sequence.eq(get("sequence") == expected),
+                    known.eq(Cat(kind == c for c in COMMANDS).any()),
+                    length_ok.eq(Cat(length_checks).any()),
+                    malformed.eq((latch & (arg(Command.KILL, "reserved") != 0))
+                                 | ((kind == Command.SNAPSHOT)
+                                    & (arg(Command.SNAPSHOT, "clear") > 1))),
+                    address_bad.eq(
+                        ((kind == Command.READ) & (arg(Command.READ, "address")
+                                                   + arg(Command.READ, "count") > size))
+                        | ((kind == Command.WRITE) & (arg(Command.WRITE, "address")
+                                                      + words_in[Command.WRITE] > size))
+                        | (is_table & ~Cat(table == t.address for t in tables).any())),
+                    index_bad.eq(latch & ~index_ok.any()),
+                    words.eq(Mux(is_table, words_in[Command.TABLE_WRITE],
+                                 words_in[Command.WRITE])),
+                    rest.eq(words_in[Command.TABLE_WRITE]),
+                    entries.eq(0),
+                    found.eq(0),
+                ]
+                for t in tables:
+                    with m.If(table == t.address):
+                        m.d.sync += [found.eq(1), used.eq(t.used_words),
+                                     shift.eq(t.entry_words.bit_length() - 1),
+                                     depth.eq(t.depth)]
+                m.next = "DIVIDE"
+            with m.State("DIVIDE"):
+                # Only a TABLE_WRITE of a known table needs it; the rest pass in one cycle.
+                with m.If(is_table & found & (rest >= used)):
+                    m.d.sync += [rest.eq(rest - used), entries.eq(entries + 1)]
+                with m.Else():
+                    m.next = "JUDGE"
+            with m.State("JUDGE"):
+                verdict = Signal.like(status)
+                table_index = arg(Command.TABLE_WRITE, "index")
+                with m.If(self.frame.payload.status != Status.OK):
+                    m.d.comb += verdict.eq(self.frame.payload.status)
+                with m.Elif(~in_sequence):
+                    m.d.comb += verdict.eq(Status.OUT_OF_SEQUENCE)
+                with m.Elif(~known):
+                    m.d.comb += verdict.eq(Status.UNKNOWN_COMMAND)
+                with m.Elif(~length_ok | (is_table & found & (rest != 0))):
+                    m.d.comb += verdict.eq(Status.BAD_LENGTH)
+                with m.Elif(malformed):
+                    m.d.comb += verdict.eq(Status.MALFORMED)
+                with m.Elif(address_bad):
+                    m.d.comb += verdict.eq(Status.ADDRESS_RANGE)
+                with m.Elif(index_bad | (is_table & (table_index + entries > depth))):
+                    m.d.comb += verdict.eq(Status.INDEX_RANGE)
+                with m.Else():
+                    m.d.comb += verdict.eq(Status.OK)
+                ok = verdict == Status.OK
+                m.d.sync += [status.eq(verdict), h.eq(0), j.eq(0), k.eq(0), skip.eq(0),
+                             fetch.eq(0), left.eq(1),
+                             reply_length.eq(Mux(ok & (kind == Command.READ),
+                                                 4 * arg(Command.READ, "count"), 4))]
+                with m.If(ok):
+                    m.d.sync += expected.eq(expected + 1)
+                m.next = "RESPOND"
+                with m.If(ok), m.Switch(kind):
+                    with m.Case(Command.READ):
+                        m.d.sync += [address.eq(arg(Command.READ, "address")),
+                                     left.eq(arg(Command.READ, "count"))]
+                    with m.Case(Command.WRITE):
+                        m.d.sync += [address.eq(arg(Command.WRITE, "address")), left.eq(words),
+                                     byte_address.eq(HEADER_SIZE + COMMANDS[Command.WRITE].fixed)]
+                        m.next = "FETCH"
+                    with m.Case(Command.TABLE_WRITE):
+                        m.d.sync += [address.eq(table + (table_index << shift)), left.eq(words),
+                                     skip.eq((Const(1, len(skip) + 1) << shift) - used),
+                                     byte_address.eq(HEADER_SIZE
+                                                     + COMMANDS[Command.TABLE_WRITE].fixed)]
+                        m.next = "FETCH"
+                    for command, register, name in ((Command.COMMIT, "commit", "swap"),
+                                                    (Command.HEARTBEAT, "heartbeat", "beat")):
+                        with m.Case(command):
+                            m.d.sync += [address.eq(reg(register).address),
+                                         word.eq(bit(register, name))]
+                            m.next = "WRITE"
+                    with m.Case(Command.SNAPSHOT):
+                        m.d.sync += [address.eq(reg("counter_control").address),
+                                     word.eq(bit("counter_control", "snapshot")
+                                             | Mux(arg(Command.SNAPSHOT, "clear")[0],
+                                                   bit("counter_control", "clear"), 0))]
+                        m.next = "WRITE"
+                    for command, action in ((Command.KILL, "set"), (Command.RELEASE, "release")):
+                        with m.Case(command):
+                            m.next = "WRITE"
+                            with m.Switch(scope):
+                                with m.Case(SCOPES.index("gateway")):
+                                    name = f"kill_gateway_{action}"
+                                    m.d.sync += [address.eq(reg(name).address),
+                                                 word.eq(bit(name, "gateway"))]
+                                for s in ("session", "symbol"):
+                                    t = regmap.table(f"kill_{s}_{action}")
+                                    offset = t.field("bits").offset
+                                    with m.Case(SCOPES.index(s)):
+                                        m.d.sync += [
+                                            address.eq(t.address + (index >> per_word)),
+                                            word.eq(Const(1 << offset, WORD_BITS)
+                                                    << index[:per_word]),
+                                        ]
+            with m.State("FETCH"):
+                # The buffer answers a cycle after its address: four reads, five cycles.
+                with m.If(fetch != 0):
+                    m.d.sync += word.eq(Cat(self.buffer.data, word[:-8]))
+                with m.If(fetch != 4):
+                    m.d.sync += [byte_address.eq(byte_address + 1), fetch.eq(fetch + 1)]
+                with m.Else():
+                    m.d.sync += fetch.eq(0)
+                    m.next = "WRITE"
+            with m.State("WRITE"):
+                m.d.comb += [bus.write_en.eq(1), bus.write_addr.eq(address),
+                             bus.write_data.eq(word)]
+                with m.If(bus.write_ready):
+                    m.d.sync += left.eq(left - 1)
+                    with m.If(k == used - 1):
+                        m.d.sync += [k.eq(0), address.eq(address + skip + 1)]
+                    with m.Else():
+                        m.d.sync += [k.eq(k + 1), address.eq(address + 1)]
+                    with m.If(left == 1):
+                        m.d.sync += left.eq(1)
+                        m.next = "RESPOND"
+                    with m.Else():
+                        m.next = "FETCH"
+            with m.State("RESPOND"):
+                m.d.comb += [self.response.valid.eq(1), lane.data.eq(header.word_select(h, 8)),
+                             lane.first.eq(h == 0)]
+                with m.If(self.response.ready):
+                    m.d.sync += h.eq(h + 1)
+                    with m.If(h == HEADER_SIZE - 1):
+                        with m.If((status == Status.OK) & (kind == Command.READ)):
+                            m.next = "READ"
+                        with m.Else():
+                            m.d.sync += word.eq(expected)
+                            m.next = "SEND"
+            with m.State("READ"):
+                m.d.comb += [bus.read_en.eq(1), bus.read_addr.eq(address)]
+                m.d.sync += address.eq(address + 1)
+                m.next = "READ_WAIT"
+            with m.State("READ_WAIT"):
+                m.d.sync += word.eq(bus.read_data)
+                m.next = "SEND"
+            with m.State("SEND"):
+                last = (j == 3) & (left == 1)
+                m.d.comb += [self.response.valid.eq(1),
+                             lane.data.eq(word.word_select(~j, 8)), lane.last.eq(last)]
+                with m.If(self.response.ready):
+                    m.d.sync += j.eq(j + 1)
+                    with m.If(last):
+                        m.next = "DONE"
+                    with m.Elif(j == 3):
+                        m.d.sync += left.eq(left - 1)
+                        m.next = "READ"
+            with m.State("DONE"):
+                m.d.comb += self.frame.ready.eq(1)
+                for name in COUNTERS:
+                    codes = [s for s in Status if s.counter == name]
+                    count_event(m, getattr(self, f"count_{name}"),
+                                Cat(status == s for s in codes).any())
+                m.next = "IDLE"
+        return m
