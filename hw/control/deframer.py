@@ -150,8 +150,11 @@ class Deframer(wiring.Component):
             f = _field(name)
             return header_field(head, f.offset, f.size)
 
+        # The size the header announces, a cycle behind the header bytes: the END that the
+        # comparison waits for comes a cycle after the last byte at the earliest, and the
+        # adder stays out of the path to the status.
         size = Signal(range(HEADER_SIZE + (1 << 16) + (1 << 8) + CRC_SIZE))
-        m.d.comb += size.eq(HEADER_SIZE + get("length") + get("mac_length") + CRC_SIZE)
+        m.d.sync += size.eq(HEADER_SIZE + get("length") + get("mac_length") + CRC_SIZE)
         status = Signal.like(self.frame.payload.status)
         checks = [
             (bad_escape | escaped, Status.FRAMING),

@@ -124,14 +124,18 @@ class Executor(wiring.Component):
         kind, length = get("kind"), get("length")
         expected = Signal(32)
 
-        # --- judgment, stage 1: every check as a register ------------------------------------
+        # --- judgment: every check as a register, at most one carry chain a cycle -----------
         in_sequence = Signal()
         known = Signal()
         length_ok = Signal()
         malformed = Signal()
-        address_bad = Signal()
         index_bad = Signal()
-        words = Signal(range(MAX_WORDS + 1))
+        words = Signal(range(1 << 14))            # (length - fixed) / 4 of a word command
+        rest = Signal.like(words)                 # words of a TABLE_WRITE not yet in entries
+        read_end = Signal(33)
+        read_bad = Signal()
+        write_end = Signal(33)
+        table_end = Signal(33)                    # index + entries of a TABLE_WRITE
         is_table = kind == Command.TABLE_WRITE
 
         tables = [t for t in regmap.tables if t.access is Access.RW]
@@ -141,13 +145,14 @@ class Executor(wiring.Component):
         shift = Signal(range(max(t.entry_words for t in tables).bit_length()))
         depth = Signal(range(max(t.depth for t in tables) + 1))
 
-        words_in = {c: (length - s.fixed)[2:] for c, s in COMMANDS.items() if s.words}
+        # Fixed parts are whole words, so the words' count is one subtraction of the length.
+        assert all(spec.fixed % 4 == 0 for spec in COMMANDS.values() if spec.words)
+        words_in = {c: length[2:] - s.fixed // 4 for c, s in COMMANDS.items() if s.words}
         length_checks = []
         for command, spec in COMMANDS.items():
             if spec.words:
-                extra = length - spec.fixed
-                good = ((length > spec.fixed) & (extra[:2] == 0)
-                        & (extra <= 4 * MAX_WORDS))
+                good = ((length > spec.fixed) & (length[:2] == 0)
+                        & (length <= spec.fixed + 4 * MAX_WORDS))
             else:
                 good = length == spec.fixed
             if command == Command.READ:
@@ -162,17 +167,15 @@ class Executor(wiring.Component):
         size = regmap.size_words
         per_word = WORD_BITS.bit_length() - 1        # bit i of bitmap word w: index 32 w + i
 
-        # --- the division of a TABLE_WRITE's words into entries ------------------------------
-        rest = Signal(range(MAX_WORDS + 1))
-        entries = Signal(range(MAX_WORDS + 1))
-
         # --- execution state -------------------------------------------------------------------
         status = Signal(max(Status).bit_length())
         address = Signal(regmap.address_bits)
         word = Signal(WORD_BITS)
         left = Signal(range(MAX_WORDS + 1))       # words still to write, or to send
         k = Signal(range(max(t.used_words for t in tables)))
-        skip = Signal(range(max(t.entry_words for t in tables)))
+        last_k = Signal.like(k)                   # used - 1: the entry's last word
+        step = Signal(range(max(t.entry_words for t in tables) + 1))   # to the next entry
+        table_address = Signal(regmap.address_bits)
         fetch = Signal(range(5))
         byte_address = Signal.like(self.buffer.addr)
         reply_length = Signal(16)
@@ -201,17 +204,12 @@ class Executor(wiring.Component):
                     malformed.eq((latch & (arg(Command.KILL, "reserved") != 0))
                                  | ((kind == Command.SNAPSHOT)
                                     & (arg(Command.SNAPSHOT, "clear") > 1))),
-                    address_bad.eq(
-                        ((kind == Command.READ) & (arg(Command.READ, "address")
-                                                   + arg(Command.READ, "count") > size))
-                        | ((kind == Command.WRITE) & (arg(Command.WRITE, "address")
-                                                      + words_in[Command.WRITE] > size))
-                        | (is_table & ~Cat(table == t.address for t in tables).any())),
+                    read_end.eq(arg(Command.READ, "address") + arg(Command.READ, "count")),
                     index_bad.eq(latch & ~index_ok.any()),
                     words.eq(Mux(is_table, words_in[Command.TABLE_WRITE],
                                  words_in[Command.WRITE])),
                     rest.eq(words_in[Command.TABLE_WRITE]),
-                    entries.eq(0),
+                    table_end.eq(arg(Command.TABLE_WRITE, "index")),
                     found.eq(0),
                 ]
                 for t in tables:
@@ -219,16 +217,24 @@ class Executor(wiring.Component):
                         m.d.sync += [found.eq(1), used.eq(t.used_words),
                                      shift.eq(t.entry_words.bit_length() - 1),
                                      depth.eq(t.depth)]
+                m.next = "CHECK"
+            with m.State("CHECK"):
+                m.d.sync += [
+                    read_bad.eq(read_end > size),
+                    write_end.eq(arg(Command.WRITE, "address") + words),
+                    table_address.eq(table + (arg(Command.TABLE_WRITE, "index") << shift)),
+                    last_k.eq(used - 1),
+                    step.eq((Const(1, len(step)) << shift) - used + 1),
+                ]
                 m.next = "DIVIDE"
             with m.State("DIVIDE"):
                 # Only a TABLE_WRITE of a known table needs it; the rest pass in one cycle.
                 with m.If(is_table & found & (rest >= used)):
-                    m.d.sync += [rest.eq(rest - used), entries.eq(entries + 1)]
+                    m.d.sync += [rest.eq(rest - used), table_end.eq(table_end + 1)]
                 with m.Else():
                     m.next = "JUDGE"
             with m.State("JUDGE"):
                 verdict = Signal.like(status)
-                table_index = arg(Command.TABLE_WRITE, "index")
                 with m.If(self.frame.payload.status != Status.OK):
                     m.d.comb += verdict.eq(self.frame.payload.status)
                 with m.Elif(~in_sequence):
@@ -239,15 +245,17 @@ class Executor(wiring.Component):
                     m.d.comb += verdict.eq(Status.BAD_LENGTH)
                 with m.Elif(malformed):
                     m.d.comb += verdict.eq(Status.MALFORMED)
-                with m.Elif(address_bad):
+                with m.Elif(((kind == Command.READ) & read_bad)
+                            | ((kind == Command.WRITE) & (write_end > size))
+                            | (is_table & ~found)):
                     m.d.comb += verdict.eq(Status.ADDRESS_RANGE)
-                with m.Elif(index_bad | (is_table & (table_index + entries > depth))):
+                with m.Elif(index_bad | (is_table & (table_end > depth))):
                     m.d.comb += verdict.eq(Status.INDEX_RANGE)
                 with m.Else():
                     m.d.comb += verdict.eq(Status.OK)
                 ok = verdict == Status.OK
-                m.d.sync += [status.eq(verdict), h.eq(0), j.eq(0), k.eq(0), skip.eq(0),
-                             fetch.eq(0), left.eq(1),
+                m.d.sync += [status.eq(verdict), h.eq(0), j.eq(0), k.eq(0), fetch.eq(0),
+                             left.eq(1),
                              reply_length.eq(Mux(ok & (kind == Command.READ),
                                                  4 * arg(Command.READ, "count"), 4))]
                 with m.If(ok):
@@ -259,11 +267,11 @@ class Executor(wiring.Component):
                                      left.eq(arg(Command.READ, "count"))]
                     with m.Case(Command.WRITE):
                         m.d.sync += [address.eq(arg(Command.WRITE, "address")), left.eq(words),
+                                     last_k.eq(0), step.eq(1),
                                      byte_address.eq(HEADER_SIZE + COMMANDS[Command.WRITE].fixed)]
                         m.next = "FETCH"
                     with m.Case(Command.TABLE_WRITE):
-                        m.d.sync += [address.eq(table + (table_index << shift)), left.eq(words),
-                                     skip.eq((Const(1, len(skip) + 1) << shift) - used),
+                        m.d.sync += [address.eq(table_address), left.eq(words),
                                      byte_address.eq(HEADER_SIZE
                                                      + COMMANDS[Command.TABLE_WRITE].fixed)]
                         m.next = "FETCH"
@@ -310,8 +318,8 @@ class Executor(wiring.Component):
                              bus.write_data.eq(word)]
                 with m.If(bus.write_ready):
                     m.d.sync += left.eq(left - 1)
-                    with m.If(k == used - 1):
-                        m.d.sync += [k.eq(0), address.eq(address + skip + 1)]
+                    with m.If(k == last_k):
+                        m.d.sync += [k.eq(0), address.eq(address + step)]
                     with m.Else():
                         m.d.sync += [k.eq(k + 1), address.eq(address + 1)]
                     with m.If(left == 1):
