@@ -150,9 +150,9 @@ class Deframer(wiring.Component):
             f = _field(name)
             return header_field(head, f.offset, f.size)
 
-        # The size the header announces, a cycle behind the header bytes: the END that the
-        # comparison waits for comes a cycle after the last byte at the earliest, and the
-        # adder stays out of the path to the status.
+        # The size the header announces, a cycle behind the header bytes (the adder stays out
+        # of the path to the status): it is current at the END of any frame long enough to
+        # be judged by it, whose header ends at least a CRC's four bytes before the END.
         size = Signal(range(HEADER_SIZE + (1 << 16) + (1 << 8) + CRC_SIZE))
         m.d.sync += size.eq(HEADER_SIZE + get("length") + get("mac_length") + CRC_SIZE)
         status = Signal.like(self.frame.payload.status)

@@ -56,7 +56,7 @@ class Executor(wiring.Component):
     of two.
 
     Execution: an accepted command advances the expected sequence number, then its words
-    are written one at a time (each fetched from the buffer in five cycles), each waiting
+    are written one at a time (each fetched from the buffer in six cycles), each waiting
     for the bus's ``write_ready``. COMMIT, HEARTBEAT, SNAPSHOT, KILL and RELEASE are one
     write each, to the register or the kill bitmap word the map gives. A READ reads a word,
     sends it, reads the next.
@@ -81,8 +81,8 @@ class Executor(wiring.Component):
 
     Latency
     -------
-    The response's first byte is offered four cycles after the frame (plus one per entry
-    of a TABLE_WRITE, plus five per word written).
+    The response's first byte is offered six cycles after the frame (plus one per entry
+    of a TABLE_WRITE, plus seven per word written).
     """
 
     def __init__(self, regmap):
@@ -136,6 +136,9 @@ class Executor(wiring.Component):
         read_bad = Signal()
         write_end = Signal(33)
         table_end = Signal(33)                    # index + entries of a TABLE_WRITE
+        write_bad = Signal()
+        table_bad = Signal()
+        whole = Signal()                          # a TABLE_WRITE's words are whole entries
         is_table = kind == Command.TABLE_WRITE
 
         tables = [t for t in regmap.tables if t.access is Access.RW]
@@ -176,12 +179,14 @@ class Executor(wiring.Component):
         last_k = Signal.like(k)                   # used - 1: the entry's last word
         step = Signal(range(max(t.entry_words for t in tables) + 1))   # to the next entry
         table_address = Signal(regmap.address_bits)
-        fetch = Signal(range(5))
+        fetch = Signal(range(6))
         byte_address = Signal.like(self.buffer.addr)
         reply_length = Signal(16)
         h = Signal(range(HEADER_SIZE))
         j = Signal(2)
         m.d.comb += self.buffer.addr.eq(byte_address)
+        data = Signal(8)
+        m.d.sync += data.eq(self.buffer.data)
 
         header = Signal(8 * HEADER_SIZE)
         m.d.comb += header.eq(_bytes(HEADER_FIELDS, {
@@ -232,7 +237,11 @@ class Executor(wiring.Component):
                 with m.If(is_table & found & (rest >= used)):
                     m.d.sync += [rest.eq(rest - used), table_end.eq(table_end + 1)]
                 with m.Else():
-                    m.next = "JUDGE"
+                    m.next = "BOUNDS"
+            with m.State("BOUNDS"):
+                m.d.sync += [write_bad.eq(write_end > size), table_bad.eq(table_end > depth),
+                             whole.eq(rest == 0)]
+                m.next = "JUDGE"
             with m.State("JUDGE"):
                 verdict = Signal.like(status)
                 with m.If(self.frame.payload.status != Status.OK):
@@ -241,21 +250,25 @@ class Executor(wiring.Component):
                     m.d.comb += verdict.eq(Status.OUT_OF_SEQUENCE)
                 with m.Elif(~known):
                     m.d.comb += verdict.eq(Status.UNKNOWN_COMMAND)
-                with m.Elif(~length_ok | (is_table & found & (rest != 0))):
+                with m.Elif(~length_ok | (is_table & found & ~whole)):
                     m.d.comb += verdict.eq(Status.BAD_LENGTH)
                 with m.Elif(malformed):
                     m.d.comb += verdict.eq(Status.MALFORMED)
                 with m.Elif(((kind == Command.READ) & read_bad)
-                            | ((kind == Command.WRITE) & (write_end > size))
+                            | ((kind == Command.WRITE) & write_bad)
                             | (is_table & ~found)):
                     m.d.comb += verdict.eq(Status.ADDRESS_RANGE)
-                with m.Elif(index_bad | (is_table & (table_end > depth))):
+                with m.Elif(index_bad | (is_table & table_bad)):
                     m.d.comb += verdict.eq(Status.INDEX_RANGE)
                 with m.Else():
                     m.d.comb += verdict.eq(Status.OK)
-                ok = verdict == Status.OK
-                m.d.sync += [status.eq(verdict), h.eq(0), j.eq(0), k.eq(0), fetch.eq(0),
-                             left.eq(1),
+                m.d.sync += status.eq(verdict)
+                m.next = "SETUP"
+            with m.State("SETUP"):
+                # Registered verdict first: its priority chain and the setup's wide muxes do
+                # not fit one cycle together.
+                ok = status == Status.OK
+                m.d.sync += [h.eq(0), j.eq(0), k.eq(0), fetch.eq(0), left.eq(1),
                              reply_length.eq(Mux(ok & (kind == Command.READ),
                                                  4 * arg(Command.READ, "count"), 4))]
                 with m.If(ok):
@@ -305,12 +318,15 @@ class Executor(wiring.Component):
                                                     << index[:per_word]),
                                         ]
             with m.State("FETCH"):
-                # The buffer answers a cycle after its address: four reads, five cycles.
-                with m.If(fetch != 0):
-                    m.d.sync += word.eq(Cat(self.buffer.data, word[:-8]))
-                with m.If(fetch != 4):
-                    m.d.sync += [byte_address.eq(byte_address + 1), fetch.eq(fetch + 1)]
-                with m.Else():
+                # A byte arrives two cycles after its address (the block RAM's output is
+                # registered here, its clock-to-output alone is most of a cycle): four reads,
+                # six cycles.
+                with m.If(fetch < 4):
+                    m.d.sync += byte_address.eq(byte_address + 1)
+                with m.If(fetch >= 2):
+                    m.d.sync += word.eq(Cat(data, word[:-8]))
+                m.d.sync += fetch.eq(fetch + 1)
+                with m.If(fetch == 5):
                     m.d.sync += fetch.eq(0)
                     m.next = "WRITE"
             with m.State("WRITE"):
