@@ -32,7 +32,8 @@ executed. A command that is refused changes nothing: no register, no table, no s
 
 MAC. ``mac_length`` is 0 on every transport that a network cannot reach (the UART, the
 simulation socket on 127.0.0.1). A gateway built with a key (for a UDP management port;
-none is today) will refuse a frame without a MAC of its length with ``MAC_REQUIRED``.
+none is today) will refuse a frame without a MAC of its length (at most 32 bytes, so that
+the longest command with its MAC fits the gateway's buffer) with ``MAC_REQUIRED``.
 A gateway built without a key refuses any frame with a MAC (``BAD_MAC``): it cannot check
 it, and a host that believes its commands are authenticated must learn that they are not.
 
@@ -72,6 +73,7 @@ __all__ = [
     "ESC_ESC",
     "HEADER_FIELDS",
     "HEADER_SIZE",
+    "MAX_MAC",
     "MAX_WORDS",
     "MIN_FRAME",
     "STATUS_MEANING",
@@ -99,8 +101,13 @@ VERSION = 1
 
 END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
 
-MAX_WORDS = 256         # words in one READ, WRITE or TABLE_WRITE
-BUFFER_BYTES = 2048     # the gateway's frame buffer: one ECP5 block RAM (2048 x 9)
+# The gateway's frame buffer is one ECP5 block RAM in its 1024 x 18 shape, used 8 bits wide:
+# 2048 bytes would need the 2048 x 9 shape, which synthesis builds from the wide one with a
+# multiplexer after the RAM's output, too slow at 125 MHz. The longest command with the
+# longest MAC fits it.
+BUFFER_BYTES = 1024
+MAX_WORDS = 240         # words in one READ, WRITE or TABLE_WRITE
+MAX_MAC = 32            # the longest MAC a keyed gateway will take (an HMAC-SHA256)
 CRC_SIZE = 4
 
 
@@ -475,7 +482,7 @@ def max_frame(mac_length: int = 0) -> int:
     return HEADER_SIZE + longest + mac_length + CRC_SIZE
 
 
-if max_frame(255) > BUFFER_BYTES:
+if max_frame(MAX_MAC) > BUFFER_BYTES:
     raise ValueError("the longest frame with the longest MAC does not fit the buffer")
 if WORD_BITS != 32:
     raise ValueError("the control stream carries 32-bit words")

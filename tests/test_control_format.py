@@ -55,8 +55,8 @@ def test_table_write_packs_used_words_of_each_entry():
 
 
 @pytest.mark.parametrize(("call", "message"), [
-    (lambda: encode_command(Command.WRITE, 0, [], address=0), "1..256 words"),
-    (lambda: encode_command(Command.WRITE, 0, [0] * 257, address=0), "1..256 words"),
+    (lambda: encode_command(Command.WRITE, 0, [], address=0), "1..240 words"),
+    (lambda: encode_command(Command.WRITE, 0, [0] * 241, address=0), "1..240 words"),
     (lambda: encode_command(Command.READ, 0, [1], address=0, count=1), "takes no words"),
     (lambda: encode_command(Command.KILL, 0, scope=256), "does not fit"),
     (lambda: encode_command(Command.COMMIT, 0, epoch=1), "no field 'epoch'"),

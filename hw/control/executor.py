@@ -139,7 +139,9 @@ class Executor(wiring.Component):
         write_bad = Signal()
         table_bad = Signal()
         whole = Signal()                          # a TABLE_WRITE's words are whole entries
-        is_table = kind == Command.TABLE_WRITE
+        # The command, one-hot and registered: every later state decodes one local bit.
+        op = {c: Signal(name=f"is_{c.name.lower()}") for c in COMMANDS}
+        is_table = op[Command.TABLE_WRITE]
 
         tables = [t for t in regmap.tables if t.access is Access.RW]
         table = arg(Command.TABLE_WRITE, "table")
@@ -179,6 +181,8 @@ class Executor(wiring.Component):
         last_k = Signal.like(k)                   # used - 1: the entry's last word
         step = Signal(range(max(t.entry_words for t in tables) + 1))   # to the next entry
         table_address = Signal(regmap.address_bits)
+        latch_address = Signal(regmap.address_bits)
+        latch_word = Signal(WORD_BITS)
         fetch = Signal(range(6))
         byte_address = Signal.like(self.buffer.addr)
         reply_length = Signal(16)
@@ -211,7 +215,8 @@ class Executor(wiring.Component):
                                     & (arg(Command.SNAPSHOT, "clear") > 1))),
                     read_end.eq(arg(Command.READ, "address") + arg(Command.READ, "count")),
                     index_bad.eq(latch & ~index_ok.any()),
-                    words.eq(Mux(is_table, words_in[Command.TABLE_WRITE],
+                    *(op[c].eq(kind == c) for c in COMMANDS),
+                    words.eq(Mux(kind == Command.TABLE_WRITE, words_in[Command.TABLE_WRITE],
                                  words_in[Command.WRITE])),
                     rest.eq(words_in[Command.TABLE_WRITE]),
                     table_end.eq(arg(Command.TABLE_WRITE, "index")),
@@ -224,6 +229,22 @@ class Executor(wiring.Component):
                                      depth.eq(t.depth)]
                 m.next = "CHECK"
             with m.State("CHECK"):
+                # The word and address of a KILL or RELEASE (the register or bitmap word).
+                for command, action in ((Command.KILL, "set"), (Command.RELEASE, "release")):
+                    with m.If(op[command]), m.Switch(scope):
+                        with m.Case(SCOPES.index("gateway")):
+                            name = f"kill_gateway_{action}"
+                            m.d.sync += [latch_address.eq(reg(name).address),
+                                         latch_word.eq(bit(name, "gateway"))]
+                        for scope_name in ("session", "symbol"):
+                            t = regmap.table(f"kill_{scope_name}_{action}")
+                            offset = t.field("bits").offset
+                            with m.Case(SCOPES.index(scope_name)):
+                                m.d.sync += [
+                                    latch_address.eq(t.address + (index >> per_word)),
+                                    latch_word.eq(Const(1 << offset, WORD_BITS)
+                                                  << index[:per_word]),
+                                ]
                 m.d.sync += [
                     read_bad.eq(read_end > size),
                     write_end.eq(arg(Command.WRITE, "address") + words),
@@ -254,8 +275,8 @@ class Executor(wiring.Component):
                     m.d.comb += verdict.eq(Status.BAD_LENGTH)
                 with m.Elif(malformed):
                     m.d.comb += verdict.eq(Status.MALFORMED)
-                with m.Elif(((kind == Command.READ) & read_bad)
-                            | ((kind == Command.WRITE) & write_bad)
+                with m.Elif((op[Command.READ] & read_bad)
+                            | (op[Command.WRITE] & write_bad)
                             | (is_table & ~found)):
                     m.d.comb += verdict.eq(Status.ADDRESS_RANGE)
                 with m.Elif(index_bad | (is_table & table_bad)):
@@ -269,54 +290,45 @@ class Executor(wiring.Component):
                 # not fit one cycle together.
                 ok = status == Status.OK
                 m.d.sync += [h.eq(0), j.eq(0), k.eq(0), fetch.eq(0), left.eq(1),
-                             reply_length.eq(Mux(ok & (kind == Command.READ),
+                             reply_length.eq(Mux(ok & op[Command.READ],
                                                  4 * arg(Command.READ, "count"), 4))]
                 with m.If(ok):
                     m.d.sync += expected.eq(expected + 1)
                 m.next = "RESPOND"
-                with m.If(ok), m.Switch(kind):
-                    with m.Case(Command.READ):
+                def case(command):
+                    pattern = "".join("1" if c == command else "-" for c in reversed(op))
+                    return m.Case(pattern)
+
+                with m.If(ok), m.Switch(Cat(op.values())):
+                    with case(Command.READ):
                         m.d.sync += [address.eq(arg(Command.READ, "address")),
                                      left.eq(arg(Command.READ, "count"))]
-                    with m.Case(Command.WRITE):
+                    with case(Command.WRITE):
                         m.d.sync += [address.eq(arg(Command.WRITE, "address")), left.eq(words),
                                      last_k.eq(0), step.eq(1),
                                      byte_address.eq(HEADER_SIZE + COMMANDS[Command.WRITE].fixed)]
                         m.next = "FETCH"
-                    with m.Case(Command.TABLE_WRITE):
+                    with case(Command.TABLE_WRITE):
                         m.d.sync += [address.eq(table_address), left.eq(words),
                                      byte_address.eq(HEADER_SIZE
                                                      + COMMANDS[Command.TABLE_WRITE].fixed)]
                         m.next = "FETCH"
                     for command, register, name in ((Command.COMMIT, "commit", "swap"),
                                                     (Command.HEARTBEAT, "heartbeat", "beat")):
-                        with m.Case(command):
+                        with case(command):
                             m.d.sync += [address.eq(reg(register).address),
                                          word.eq(bit(register, name))]
                             m.next = "WRITE"
-                    with m.Case(Command.SNAPSHOT):
+                    with case(Command.SNAPSHOT):
                         m.d.sync += [address.eq(reg("counter_control").address),
                                      word.eq(bit("counter_control", "snapshot")
                                              | Mux(arg(Command.SNAPSHOT, "clear")[0],
                                                    bit("counter_control", "clear"), 0))]
                         m.next = "WRITE"
-                    for command, action in ((Command.KILL, "set"), (Command.RELEASE, "release")):
-                        with m.Case(command):
+                    for command in (Command.KILL, Command.RELEASE):
+                        with case(command):
+                            m.d.sync += [address.eq(latch_address), word.eq(latch_word)]
                             m.next = "WRITE"
-                            with m.Switch(scope):
-                                with m.Case(SCOPES.index("gateway")):
-                                    name = f"kill_gateway_{action}"
-                                    m.d.sync += [address.eq(reg(name).address),
-                                                 word.eq(bit(name, "gateway"))]
-                                for s in ("session", "symbol"):
-                                    t = regmap.table(f"kill_{s}_{action}")
-                                    offset = t.field("bits").offset
-                                    with m.Case(SCOPES.index(s)):
-                                        m.d.sync += [
-                                            address.eq(t.address + (index >> per_word)),
-                                            word.eq(Const(1 << offset, WORD_BITS)
-                                                    << index[:per_word]),
-                                        ]
             with m.State("FETCH"):
                 # A byte arrives two cycles after its address (the block RAM's output is
                 # registered here, its clock-to-output alone is most of a cycle): four reads,
@@ -349,7 +361,7 @@ class Executor(wiring.Component):
                 with m.If(self.response.ready):
                     m.d.sync += h.eq(h + 1)
                     with m.If(h == HEADER_SIZE - 1):
-                        with m.If((status == Status.OK) & (kind == Command.READ)):
+                        with m.If((status == Status.OK) & op[Command.READ]):
                             m.next = "READ"
                         with m.Else():
                             m.d.sync += word.eq(expected)
