@@ -81,7 +81,7 @@ class Executor(wiring.Component):
 
     Latency
     -------
-    The response's first byte is offered six cycles after the frame (plus one per entry
+    The response's first byte is offered seven cycles after the frame (plus one per entry
     of a TABLE_WRITE, plus seven per word written).
     """
 
@@ -145,6 +145,7 @@ class Executor(wiring.Component):
 
         tables = [t for t in regmap.tables if t.access is Access.RW]
         table = arg(Command.TABLE_WRITE, "table")
+        match = Signal(len(tables))             # one-hot: the table a TABLE_WRITE names
         found = Signal()
         used = Signal(range(max(t.used_words for t in tables) + 1))
         shift = Signal(range(max(t.entry_words for t in tables).bit_length()))
@@ -220,13 +221,8 @@ class Executor(wiring.Component):
                                  words_in[Command.WRITE])),
                     rest.eq(words_in[Command.TABLE_WRITE]),
                     table_end.eq(arg(Command.TABLE_WRITE, "index")),
-                    found.eq(0),
+                    match.eq(Cat(table == t.address for t in tables)),
                 ]
-                for t in tables:
-                    with m.If(table == t.address):
-                        m.d.sync += [found.eq(1), used.eq(t.used_words),
-                                     shift.eq(t.entry_words.bit_length() - 1),
-                                     depth.eq(t.depth)]
                 m.next = "CHECK"
             with m.State("CHECK"):
                 # The word and address of a KILL or RELEASE (the register or bitmap word).
@@ -248,6 +244,18 @@ class Executor(wiring.Component):
                 m.d.sync += [
                     read_bad.eq(read_end > size),
                     write_end.eq(arg(Command.WRITE, "address") + words),
+                    found.eq(match.any()),
+                ]
+                with m.Switch(match):
+                    for n, t in enumerate(tables):
+                        with m.Case("".join("1" if k == n else "-"
+                                            for k in reversed(range(len(tables))))):
+                            m.d.sync += [used.eq(t.used_words),
+                                         shift.eq(t.entry_words.bit_length() - 1),
+                                         depth.eq(t.depth)]
+                m.next = "PLACE"
+            with m.State("PLACE"):
+                m.d.sync += [
                     table_address.eq(table + (arg(Command.TABLE_WRITE, "index") << shift)),
                     last_k.eq(used - 1),
                     step.eq((Const(1, len(step)) << shift) - used + 1),
