@@ -183,6 +183,8 @@ class Executor(wiring.Component):
         step = Signal(range(max(t.entry_words for t in tables) + 1))   # to the next entry
         table_address = Signal(regmap.address_bits)
         latch_address = Signal(regmap.address_bits)
+        latch_scope = Signal.like(scope)          # the frame's, copied next to their use
+        latch_index = Signal.like(index)
         latch_word = Signal(WORD_BITS)
         fetch = Signal(range(6))
         byte_address = Signal.like(self.buffer.addr)
@@ -190,7 +192,7 @@ class Executor(wiring.Component):
         h = Signal(range(HEADER_SIZE))
         j = Signal(2)
         m.d.comb += self.buffer.addr.eq(byte_address)
-        data = Signal(8)
+        data = Signal(8, reset_less=True)       # no reset: nothing between the RAM and it
         m.d.sync += data.eq(self.buffer.data)
 
         header = Signal(8 * HEADER_SIZE)
@@ -222,12 +224,14 @@ class Executor(wiring.Component):
                     rest.eq(words_in[Command.TABLE_WRITE]),
                     table_end.eq(arg(Command.TABLE_WRITE, "index")),
                     match.eq(Cat(table == t.address for t in tables)),
+                    latch_scope.eq(scope),
+                    latch_index.eq(index),
                 ]
                 m.next = "CHECK"
             with m.State("CHECK"):
                 # The word and address of a KILL or RELEASE (the register or bitmap word).
                 for command, action in ((Command.KILL, "set"), (Command.RELEASE, "release")):
-                    with m.If(op[command]), m.Switch(scope):
+                    with m.If(op[command]), m.Switch(latch_scope):
                         with m.Case(SCOPES.index("gateway")):
                             name = f"kill_gateway_{action}"
                             m.d.sync += [latch_address.eq(reg(name).address),
@@ -237,9 +241,10 @@ class Executor(wiring.Component):
                             offset = t.field("bits").offset
                             with m.Case(SCOPES.index(scope_name)):
                                 m.d.sync += [
-                                    latch_address.eq(t.address + (index >> per_word)),
+                                    # The bitmap is aligned to its size: OR, not add.
+                                    latch_address.eq(t.address | (latch_index >> per_word)),
                                     latch_word.eq(Const(1 << offset, WORD_BITS)
-                                                  << index[:per_word]),
+                                                  << latch_index[:per_word]),
                                 ]
                 m.d.sync += [
                     read_bad.eq(read_end > size),
