@@ -101,10 +101,8 @@ VERSION = 1
 
 END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
 
-# The gateway's frame buffer is one ECP5 block RAM in its 1024 x 18 shape, used 8 bits wide:
-# 2048 bytes would need the 2048 x 9 shape, which synthesis builds from the wide one with a
-# multiplexer after the RAM's output, too slow at 125 MHz. The longest command with the
-# longest MAC fits it.
+# The gateway's frame buffer: one ECP5 block RAM holds it, and the longest command with the
+# longest MAC fits it (checked below).
 BUFFER_BYTES = 1024
 MAX_WORDS = 240         # words in one READ, WRITE or TABLE_WRITE
 MAX_MAC = 32            # the longest MAC a keyed gateway will take (an HMAC-SHA256)
