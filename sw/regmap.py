@@ -64,7 +64,7 @@ WORD_BITS = 32
 _WORD_MASK = (1 << WORD_BITS) - 1
 
 MAGIC = int.from_bytes(b"WGTE", "big")   # 0x57475445: "WGTE" read as a big-endian word
-VERSION = (1, 1)                          # (major, minor) of this layout
+VERSION = (1, 2)                          # (major, minor) of this layout
 
 
 class Access(StrEnum):
@@ -416,6 +416,12 @@ _COUNTERS = (
     ("dropcopy_records", "drop-copy records sent whole to the host"),
     ("dropcopy_overflow", "drop-copy records lost: queue full (the gateway kill latch is set)"),
     ("fcs_errors", "frames received with a bad FCS (stomped on egress, never laundered)"),
+    # The control stream's (wiregate.sw.control.Status.counter): one per class of answer.
+    ("control_commands", "control frames executed (status OK)"),
+    ("control_frame_errors", "control frames refused as damaged: CRC, framing, length, "
+                             "version or MAC"),
+    ("control_command_errors", "control frames refused as wrong: sequence, malformed, "
+                               "unknown command, length for the command, or out of range"),
 )
 
 

@@ -330,9 +330,11 @@ def test_document_lists_every_item():
 
 def test_docgen_check_flags_a_stale_copy(tmp_path):
     target = tmp_path / "regmap.md"
-    assert docgen.main(["--output", str(target), "--check"]) == 1
-    assert docgen.main(["--output", str(target)]) == 0
+    # The control doc goes to tmp_path too: a test never rewrites the committed copies.
+    both = ["--control-output", str(tmp_path / "control.md")]
+    assert docgen.main(["--output", str(target), "--check", *both]) == 1
+    assert docgen.main(["--output", str(target), *both]) == 0
     assert target.read_text() == docgen.render()
-    assert docgen.main(["--output", str(target), "--check"]) == 0
+    assert docgen.main(["--output", str(target), "--check", *both]) == 0
     target.write_text(target.read_text().replace("WGTE", "WGTX", 1))
-    assert docgen.main(["--output", str(target), "--check"]) == 1
+    assert docgen.main(["--output", str(target), "--check", *both]) == 1

@@ -1,1 +1,1 @@
-"""Control: the register file onto the register map and the drop-copy queue toward the host."""
+"""Control: the framed control stream, the register file onto the register map, the drop copy."""

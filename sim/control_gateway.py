@@ -1,0 +1,114 @@
+"""A gateway for the control stream's benches: the control port and what sits behind it.
+
+The control port (:class:`~wiregate.hw.control.control_port.ControlPort`), the register file,
+the drop-copy queue, the real kill latches and heartbeat watchdog, and a few lines standing in
+for the engine's handling of control events: the bank and epoch on a commit, the latch
+writes, the watchdog's heartbeat and commit, and a CONTROL drop-copy record per event. Small
+beside the core, so the Amaranth simulator runs it fast; the core itself wires the control
+port in its own way.
+"""
+
+from amaranth.hdl import Const, Elaboratable, Module, Mux, Signal
+
+from wiregate.hw.control.control_port import ControlPort
+from wiregate.hw.control.dropcopy import DropCopy
+from wiregate.hw.control.register_file import RegisterFile
+from wiregate.hw.risk.checks.fail_closed import FailClosed
+from wiregate.hw.risk.checks.kill import Kill
+from wiregate.sw.dropcopy import Control, Kind
+from wiregate.sw.model import SCOPES
+from wiregate.sw.regmap import WORD_BITS
+
+__all__ = ["ControlGateway"]
+
+
+class ControlGateway(Elaboratable):
+    """The control port, the register file, the drop copy, Kill and FailClosed, wired.
+
+    Attributes
+    ----------
+    port : ControlPort
+        ``port.i`` and ``port.o`` are the line.
+    registers, dropcopy, kill, fail_closed
+        The blocks behind it (``dropcopy.client`` takes records from a bench).
+    epoch, bank : Signal
+        What the engine would count and swap on a commit.
+    """
+
+    def __init__(self, regmap):
+        self.regmap = regmap
+        self.port = ControlPort(regmap)
+        self.registers = RegisterFile(regmap)
+        self.dropcopy = DropCopy(1, regmap, depth=16)
+        self.kill = Kill(regmap)
+        self.fail_closed = FailClosed(regmap)
+        self.epoch = Signal(32)
+        self.bank = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.port = port = self.port
+        m.submodules.registers = registers = self.registers
+        m.submodules.dropcopy = dropcopy = self.dropcopy
+        m.submodules.kill = kill = self.kill
+        m.submodules.fail_closed = fail_closed = self.fail_closed
+        m.d.comb += [
+            registers.bus.write_en.eq(port.bus.write_en),
+            registers.bus.write_addr.eq(port.bus.write_addr),
+            registers.bus.write_data.eq(port.bus.write_data),
+            port.bus.write_ready.eq(registers.bus.write_ready),
+            registers.bus.read_en.eq(port.bus.read_en),
+            registers.bus.read_addr.eq(port.bus.read_addr),
+            port.bus.read_data.eq(registers.bus.read_data),
+            port.bus.read_valid.eq(registers.bus.read_valid),
+            port.dropcopy.valid.eq(dropcopy.o.valid),
+            port.dropcopy.payload.eq(dropcopy.o.payload),
+            dropcopy.o.ready.eq(port.dropcopy.ready),
+        ]
+        for name in ("control_commands", "control_frame_errors", "control_command_errors"):
+            m.d.comb += getattr(registers, f"count_{name}").eq(getattr(port, f"count_{name}"))
+
+        # The engine's part, as small as the checks here need.
+        event, fire = registers.control.payload, registers.control.valid
+        m.d.comb += registers.control.ready.eq(1)
+        code = event.code
+        gateway_entry = Signal.like(fail_closed.commit.gateway)
+        with m.If(registers.write_gateway_limits.en):
+            m.d.sync += gateway_entry.eq(registers.write_gateway_limits.entry)
+        commit = fire & (code == Control.COMMIT)
+        with m.If(commit):
+            m.d.sync += [self.epoch.eq(self.epoch + 1), self.bank.eq(~self.bank)]
+        latch = fire & ((code == Control.KILL) | (code == Control.RELEASE))
+        release = code == Control.RELEASE
+        m.d.comb += [
+            fail_closed.tick.eq(1),
+            fail_closed.commit.valid.eq(commit),
+            fail_closed.commit.gateway.eq(gateway_entry),
+            fail_closed.heartbeat.eq(fire & (code == Control.HEARTBEAT)),
+            fail_closed.in_sync.eq(-1),
+            kill.gateway_write.en.eq(latch & (event.scope == SCOPES.index("gateway"))),
+            kill.gateway_write.release.eq(release),
+            registers.loaded.eq(fail_closed.loaded),
+            registers.heartbeat_lost.eq(fail_closed.heartbeat_lost),
+            registers.active_bank.eq(self.bank),
+            registers.epoch.eq(self.epoch),
+            registers.kill_gateway.eq(kill.gateway),
+            registers.kill_sessions.eq(kill.sessions),
+            registers.in_sync.eq(-1),
+        ]
+        for scope in ("session", "symbol"):
+            write = getattr(kill, f"{scope}_write")
+            m.d.comb += [write.en.eq(latch & (event.scope == SCOPES.index(scope))),
+                         write.release.eq(release), write.index.eq(event.index[5:]),
+                         write.bits.eq(Const(1, WORD_BITS) << event.index[:5])]
+        record = dropcopy.exchange.payload
+        m.d.comb += [
+            dropcopy.exchange.valid.eq(fire),
+            record.kind.eq(Kind.CONTROL),
+            record.control.eq(code),
+            record.argument.eq(Mux(commit, self.epoch + 1, event.scope)),
+            record.session.eq(Mux(event.scope == SCOPES.index("session"), event.index, 0)),
+            record.symbol_index.eq(Mux(event.scope == SCOPES.index("symbol"), event.index, 0)),
+            record.symbol_known.eq(event.scope == SCOPES.index("symbol")),
+        ]
+        return m
