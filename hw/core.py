@@ -41,7 +41,6 @@ from .timebase import Timebase
 
 __all__ = ["Core", "core_holdback", "core_latencies"]
 
-INGRESS_LATENCY = 5         # Ingress: parser, lookup, tracker, framer, extractor
 # The byte after a frame's 4-tuple at the latest: Ethernet, 802.1Q, IPv4 with every option,
 # the TCP ports.
 MAX_TUPLE_END = 14 + 4 + 60 + 4
@@ -64,9 +63,9 @@ def core_latencies(width):
     """
     check_width(width)
     return {
-        "verdict_latency": INGRESS_LATENCY + Engine.latency,
+        "verdict_latency": Ingress.latency + Engine.latency,
         "decision_latency": (MAX_TUPLE_END - 1) // width + DECISION_LATENCY + 1,
-        "void_latency": INGRESS_LATENCY + 1,
+        "void_latency": Ingress.latency + 1,
     }
 
 

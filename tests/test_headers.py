@@ -94,7 +94,7 @@ def run_parser(width, frames, rng):
 
     async def testbench(ctx):
         payload = bytearray()
-        for c in range(len(cycles) + 2):
+        for c in range(len(cycles) + dut.latency + 1):
             valid, word = pack_beat(cycles[c] if c < len(cycles) else None)
             ctx.set(dut.i.valid, valid)
             ctx.set(dut.i.payload.as_value(), word)

@@ -14,7 +14,7 @@ from wiregate.sim.traffic import generate
 from wiregate.sw.regmap import RegisterMap
 
 REGMAP = RegisterMap()
-TAIL = 8   # idle cycles after the last frame: more than the ingress latency
+TAIL = Ingress.latency + 3   # idle cycles after the last frame: more than the latency
 
 
 def run(width, toward_exchange, frames, sessions, rng):

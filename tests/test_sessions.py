@@ -132,7 +132,7 @@ def run(width, toward_exchange, seed):
             for part, swapped in ((frames[:half], False), (frames[half:], True)):
                 cycles = frame_cycles([(f, False) for f in part], width, rng, idle=0.1)
                 lanes = lambda o: o.beat.beat.beat.beat.lanes  # noqa: E731
-                for out in await frame_ends(ctx, dut, cycles, lanes, 6):
+                for out in await frame_ends(ctx, dut, cycles, lanes, dut.latency + 1):
                     b = out.beat.beat.beat
                     seen.append((bool(b.hit), b.session, bool(b.drop), swapped))
                 if not swapped:

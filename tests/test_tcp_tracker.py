@@ -92,7 +92,7 @@ def run(width, frames, rng):
         ctx.set(dut.swap, 0)
         cycles = frame_cycles([(f, False) for _, f in frames], width, rng, idle=0.1)
         lanes = lambda o: o.beat.beat.beat.beat.lanes  # noqa: E731
-        for out in await frame_ends(ctx, dut, cycles, lanes, tail=6):
+        for out in await frame_ends(ctx, dut, cycles, lanes, tail=dut.latency + 1):
             tracked = out.beat.beat
             seen.append((tracked.beat.session, tracked.beat.hit, Segment(tracked.segment)))
         final.update(in_sync=ctx.get(dut.in_sync), retransmits=ctx.get(dut.count_retransmits),

@@ -14,9 +14,12 @@ from .sessions import SessionLookup
 from .soupbin import SoupBinFramer
 from .tcp_tracker import TcpTracker
 
-__all__ = ["DECISION_LATENCY", "Ingress"]
+__all__ = ["DECISION_LATENCY", "LATENCY", "Ingress"]
 
-DECISION_LATENCY = 3    # parser, lookup, and the register below
+# Parser and lookup, then the register below.
+DECISION_LATENCY = HeaderParser.latency + SessionLookup.latency + 1
+# Parser, lookup, tracker, then the framer and extractor, a cycle each.
+LATENCY = HeaderParser.latency + SessionLookup.latency + TcpTracker.latency + 2
 
 
 class Ingress(wiring.Component):
@@ -53,8 +56,11 @@ class Ingress(wiring.Component):
 
     Latency
     -------
-    Five cycles (parser, lookup, tracker, framer, extractor).
+    :data:`LATENCY` cycles: the parser's, the lookup's and the tracker's (their
+    ``latency``), then one each for the framer and extractor.
     """
+
+    latency = LATENCY
 
     def __init__(self, width, regmap, *, toward_exchange):
         self._width = check_width(width)

@@ -367,11 +367,18 @@ class OuchExtractor(wiring.Component):
         with m.If(self.i.valid):
             m.d.sync += current.eq(state)
         last, bad_fcs = frame_end(lanes)
+        # Written a cycle later, from registers: the session's next frame loads it no sooner
+        # than its first payload byte, at least 54 bytes (7 beats) after this frame's end.
+        save_1 = Signal(Save)
+        session_1 = Signal.like(tracked.beat.session)
+        carried_1 = Signal(carried_layout)
+        m.d.sync += [save_1.eq(framed.save),
+                     session_1.eq(tracked.beat.session), carried_1.eq(state.carried)]
         for k in range(n):
-            with m.If(tracked.beat.session == k):
-                with m.If(framed.save == Save.CHAIN):
-                    m.d.sync += saved[k].eq(state.carried)
-                with m.Elif(framed.save == Save.FRESH):
+            with m.If(session_1 == k):
+                with m.If(save_1 == Save.CHAIN):
+                    m.d.sync += saved[k].eq(carried_1)
+                with m.Elif(save_1 == Save.FRESH):
                     m.d.sync += saved[k].eq(0)
 
         # One event per beat: the first; any other makes the frame crowded.

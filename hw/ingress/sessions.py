@@ -59,7 +59,7 @@ class SessionLookup(wiring.Component):
     i : In(stream)
         Parser output (:func:`wiregate.hw.ingress.headers.parsed_layout`).
     o : Out(stream)
-        :func:`session_beat_layout`, one cycle later.
+        :func:`session_beat_layout`, :attr:`latency` cycles later.
     write_session, write_pass_rule : In(write port)
         Table writes (session: shadow bank; pass rules: unbanked).
     swap : In(1)
@@ -69,8 +69,10 @@ class SessionLookup(wiring.Component):
 
     Latency
     -------
-    One cycle.
+    Two cycles: the compares, then the frame's session and verdict.
     """
+
+    latency = 2
 
     def __init__(self, width, regmap, *, toward_exchange):
         self._width = check_width(width)
@@ -113,6 +115,8 @@ class SessionLookup(wiring.Component):
                 with m.If(write.en & (write.index == k) & (active != b)):
                     m.d.sync += banks[b][k].eq(write.entry)
 
+        # Stage 1: the 4-tuple against every entry of the active bank and against the pass
+        # rules, registered with the beat.
         matches = []
         for k in range(regmap.n_sessions):
             entry = Signal(session_entry, name=f"session_active_{k}")
@@ -121,11 +125,6 @@ class SessionLookup(wiring.Component):
                            (entry.client_port == local_port) &
                            (entry.exchange_ip == remote_ip) &
                            (entry.exchange_port == remote_port))
-        hit_now = Cat(matches).any()
-        index_now = Signal(range(regmap.n_sessions))
-        for k in reversed(range(regmap.n_sessions)):     # lowest index wins; limits forbid two
-            with m.If(matches[k]):
-                m.d.comb += index_now.eq(k)
 
         # Pass rules: unbanked registers.
         rule_entry = entry_layout(regmap, "pass_rule")
@@ -141,16 +140,32 @@ class SessionLookup(wiring.Component):
             ports_ok = (rule.port_mask == 0) | (has_ports & ((port ^ rule.port) & rule.port_mask
                                                              == 0))
             rule_hits.append(rule.valid & ((ip ^ rule.ip) & rule.ip_mask == 0) & ports_ok)
+
+        valid = Signal()
+        beat = Signal(parsed_layout(self._width))
+        hits = Signal(regmap.n_sessions)
+        any_rule = Signal()
+        m.d.sync += [valid.eq(self.i.valid), beat.eq(self.i.payload), any_rule.eq(
+            Cat(rule_hits).any())]
+        m.d.sync += hits.eq(Cat(matches))
+        hdr = beat.header
+
+        # Stage 2: the frame's session and what may pass.
+        hit_now = hits.any()
+        index_now = Signal(range(regmap.n_sessions))
+        for k in reversed(range(regmap.n_sessions)):     # lowest index wins; limits forbid two
+            with m.If(hits[k]):
+                m.d.comb += index_now.eq(k)
         ip_frame = (hdr.kind == FrameKind.TCP) | (hdr.kind == FrameKind.IPV4)
-        by_rule = ip_frame & Cat(rule_hits).any()
+        by_rule = ip_frame & any_rule
 
         # Per frame: the session matched when the headers completed.
         latched = Signal()
         hit = Signal()
         index = Signal(range(regmap.n_sessions))
         first = Cat(lane.keep & lane.first for lane in beat.lanes).any()
-        last = self.i.valid & Cat(lane.keep & lane.last for lane in beat.lanes).any()
-        with m.If(self.i.valid):
+        last = valid & Cat(lane.keep & lane.last for lane in beat.lanes).any()
+        with m.If(valid):
             with m.If(first):
                 m.d.sync += [latched.eq(0), hit.eq(0)]
             with m.If(hdr.done & (~latched | first)):
@@ -168,13 +183,13 @@ class SessionLookup(wiring.Component):
                                                                       hit_now)
             m.d.sync += [
                 self.o.payload.admit.eq((hdr.kind == FrameKind.ARP) | early_hit
-                                        | ((ip_frame | hdr.ports) & Cat(rule_hits).any())),
+                                        | ((ip_frame | hdr.ports) & any_rule)),
                 self.o.payload.decided.eq(hdr.ports | (hdr.kind == FrameKind.ARP) | last),
             ]
 
         o = self.o.payload
         m.d.sync += [
-            self.o.valid.eq(self.i.valid),
+            self.o.valid.eq(valid),
             o.beat.eq(beat),
             o.session.eq(frame_index),
             o.hit.eq(frame_hit),

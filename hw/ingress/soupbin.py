@@ -197,11 +197,17 @@ class SoupBinFramer(wiring.Component):
                 m.d.comb += save.eq(Save.FRESH)
             with m.Elif(tracked.segment == Segment.NEW):
                 m.d.comb += save.eq(Save.CHAIN)
+        # Written a cycle later, from registers: the session's next frame loads it no sooner
+        # than its first payload byte, at least 54 bytes (7 beats) after this frame's end.
+        save_1 = Signal(Save)
+        session_1 = Signal.like(tracked.beat.session)
+        state_1 = Signal(STATE_LAYOUT)
+        m.d.sync += [save_1.eq(save), session_1.eq(tracked.beat.session), state_1.eq(state)]
         for k in range(n):
-            with m.If(tracked.beat.session == k):
-                with m.If(save == Save.CHAIN):
-                    m.d.sync += saved[k].eq(state)
-                with m.Elif(save == Save.FRESH):
+            with m.If(session_1 == k):
+                with m.If(save_1 == Save.CHAIN):
+                    m.d.sync += saved[k].eq(state_1)
+                with m.Elif(save_1 == Save.FRESH):
                     m.d.sync += saved[k].eq(fresh)
 
         o = self.o.payload

@@ -73,7 +73,7 @@ class TcpTracker(wiring.Component):
     i : In(stream)
         :func:`wiregate.hw.ingress.sessions.session_beat_layout` beats.
     o : Out(stream)
-        :func:`tracked_beat_layout` beats, one cycle later.
+        :func:`tracked_beat_layout` beats, :attr:`latency` cycles later.
     in_sync : Out(n_sessions)
         Bit k: session k's stream is SYNCED (the host's view, and the risk core's
         fail-closed input).
@@ -82,8 +82,10 @@ class TcpTracker(wiring.Component):
 
     Latency
     -------
-    One cycle.
+    Two cycles: the session's state is read, then judged.
     """
+
+    latency = 2
 
     def __init__(self, width, regmap):
         self._width = check_width(width)
@@ -108,19 +110,31 @@ class TcpTracker(wiring.Component):
         nexts = [Signal(32, name=f"next_{k}") for k in range(n)]
         m.d.comb += self.in_sync.eq(Cat(s == StreamState.SYNCED for s in states))
 
+        # Stage 1: the session's state and the segment's end, registered with the beat. The
+        # state read here is the one before the frame: the previous frame's commit (a cycle
+        # after stage 2 of its last beat) lands long before this frame's ``header.done``,
+        # the first beat whose state is used, at least 54 bytes (7 beats) into the frame.
+        valid = Signal()
         state = Signal(StreamState)
         expected = Signal(32)
-        m.d.comb += [
+        seq_end = Signal(32)
+        m.d.sync += [
+            valid.eq(self.i.valid),
             state.eq(Cat(states).word_select(beat.session, 2)),
             expected.eq(Cat(nexts).word_select(beat.session, 32)),
+            seq_end.eq(hdr.seq + hdr.payload_len),
         ]
+        delayed = Signal(session_beat_layout(self._width, self._regmap), name="beat_1")
+        m.d.sync += delayed.eq(beat)
+        beat = delayed
+        hdr = beat.beat.header
+        lanes = beat.beat.lanes
 
+        # Stage 2.
         session_frame = beat.hit & (hdr.kind == FrameKind.TCP) & hdr.done
         syn, fin, rst = (hdr.flags & TCP_SYN) != 0, (hdr.flags & TCP_FIN) != 0, \
             (hdr.flags & TCP_RST) != 0
         length = hdr.payload_len
-        seq_end = Signal(32)
-        m.d.comb += seq_end.eq(hdr.seq + length)
 
         # The frame's verdict on its payload, from the state before the frame.
         segment = Signal(Segment)
@@ -155,15 +169,22 @@ class TcpTracker(wiring.Component):
             m.d.comb += new_state.eq(StreamState.IDLE)
 
         ends, bad_fcs = frame_end(lanes)
-        last = self.i.valid & ends
+        last = valid & ends
         clean = (beat.beat.errors == 0) & ~bad_fcs
-        commit = last & session_frame & clean
+        # Written a cycle later, from registers (the next frame reads it no sooner than its
+        # ``header.done``, as above).
+        commit = Signal()
+        session = Signal.like(beat.session)
+        commit_state = Signal(StreamState)
+        commit_next = Signal(32)
+        m.d.sync += [commit.eq(last & session_frame & clean), session.eq(beat.session),
+                     commit_state.eq(new_state), commit_next.eq(new_next)]
         for k in range(n):
-            with m.If(commit & (beat.session == k)):
-                m.d.sync += [states[k].eq(new_state), nexts[k].eq(new_next)]
+            with m.If(commit & (session == k)):
+                m.d.sync += [states[k].eq(commit_state), nexts[k].eq(commit_next)]
 
         m.d.sync += [
-            self.o.valid.eq(self.i.valid),
+            self.o.valid.eq(valid),
             self.o.payload.beat.eq(beat),
             self.o.payload.segment.eq(segment),
         ]

@@ -12,6 +12,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
+from wiregate.hw.ingress.ingress import Ingress
 from wiregate.hw.tables import entry_layout
 from wiregate.sim.beats import frame_cycles, pack_beat
 from wiregate.sim.ingress.scoreboard import IngressScoreboard
@@ -20,7 +21,7 @@ from wiregate.sim.traffic import generate
 from wiregate.sw.regmap import RegisterMap
 
 PERIOD_NS = 8
-TAIL = 8          # idle cycles after the last frame: more than the ingress latency
+TAIL = Ingress.latency + 3   # idle cycles after the last frame: more than the latency
 
 
 class TB:

@@ -1,0 +1,100 @@
+"""nextpnr-ecp5 place and route out of context, checked on a small holdback: its flip-flops
+follow from its contract, the wrapper's from its port widths, and the report must agree
+with Yosys' count and with nextpnr's own placement."""
+
+from amaranth.sim import Simulator
+
+from wiregate.hw.egress.holdback import Holdback
+from wiregate.sim.pnr import (
+    IN_PINS,
+    XOR_FANIN,
+    OutOfContext,
+    main,
+    place_and_route,
+    port_bits,
+    summarize,
+)
+from wiregate.sim.synth import lut4_equivalents
+
+from .test_synth import register_bits
+
+
+def port_widths(component):
+    """Input and output bits of ``component``, constants left out."""
+    inputs, outputs = port_bits(component)
+    return sum(len(v) for v in inputs), sum(len(v) for v in outputs)
+
+
+def xor_tree_flops(bits):
+    flops = 0
+    while bits > 1:
+        bits = -(-bits // XOR_FANIN)
+        flops += bits
+    return flops
+
+
+def test_holdback_places_and_meets_timing(tmp_path):
+    width, delay = 1, 3
+    block = Holdback(width, delay)
+    n_in, n_out = port_widths(block)
+    result = place_and_route(block, "holdback", tmp_path, freq=125)
+    summary = summarize(result, "25k", 125)
+
+    # Flip-flops: the delay line's, one per input bit in the chains, the XOR tree's.
+    expected_ff = register_bits(width, delay) + n_in + xor_tree_flops(n_out)
+    assert summary["cells"]["FF"] == expected_ff, summary["cells"]
+    # nextpnr placed what Yosys counted: a comb cell per LUT4 (two per CCU2C), and at
+    # most one more that drives a constant.
+    placed = result["report"]["utilization"]
+    assert placed["TRELLIS_FF"]["used"] == expected_ff
+    assert 0 <= placed["TRELLIS_COMB"]["used"] - lut4_equivalents(result["stat"]) <= 1
+    assert summary["cells"]["LUT4-equivalents"] == lut4_equivalents(result["stat"])
+    # Three pins: two chain inputs and the XOR output (and the clock and reset).
+    assert placed["TRELLIS_IO"]["used"] == IN_PINS + 1 + 2
+    assert summary["utilisation"]["FF"]["of"] == 24288
+
+    # A delay line with flag gating: one clock, far above 125 MHz, every path from a
+    # register to a register.
+    (clock,) = summary["clocks"].values()
+    assert clock["constraint_mhz"] == 125
+    assert clock["fmax_mhz"] > 125 and clock["met"] and summary["met"]
+    internal = [path for path in summary["critical_paths"]
+                if path["from_clock"] and path["to_clock"]
+                and "async" not in path["from_clock"] + path["to_clock"]]
+    assert internal
+    assert internal[0]["delay_ns"] <= 1000 / clock["fmax_mhz"] + 0.01
+    assert internal[0]["from_cell"] and internal[0]["to_cell"]
+
+
+def test_command_fails_when_timing_fails(capsys):
+    # 2 GHz is beyond any ECP5 path: the command reports it and exits 1.
+    assert main(["holdback", "--width", "1", "--delay", "3", "--freq", "2000"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "Fmax" in out
+
+
+def test_wrapper_folds_every_output_into_the_pin():
+    # The pin is the XOR of every output bit of the block, a fixed number of cycles later.
+    block = Holdback(1, 0)
+    dut = OutOfContext(block)
+    _, outputs = port_bits(block)
+    depth, bits = 0, sum(len(value) for value in outputs)
+    while bits > 1:
+        bits = -(-bits // XOR_FANIN)
+        depth += 1
+    parities, pins = [], []
+
+    async def testbench(ctx):
+        for cycle in range(80):
+            ctx.set(dut.din, cycle * 7 % 4)
+            parities.append(sum(bin(ctx.get(value)).count("1") for value in outputs) & 1)
+            pins.append(ctx.get(dut.dout))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(8e-9)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert depth >= 2
+    assert parities[:-depth] == pins[depth:]
+    assert 0 < sum(parities) < len(parities)
