@@ -16,10 +16,10 @@ def regmap_for(width: int) -> RegisterMap:
     """The register map of the core under test at ``width`` bytes per beat."""
     return RegisterMap(n_sessions=SIZES.n_sessions, n_symbols=SIZES.n_symbols,
                        symbol_slots=SYMBOL_SLOTS, n_orders=SIZES.n_orders, beat_bytes=width,
-                       holdback=core_holdback(width))
+                       holdback=core_holdback(width), n_executions=SIZES.n_executions,
+                       dropcopy_depth=DROPCOPY_DEPTH)
 
 
 def core_for(width: int) -> Core:
     """The core under test at ``width`` bytes per beat."""
-    return Core(width, regmap_for(width), n_executions=SIZES.n_executions,
-                dropcopy_depth=DROPCOPY_DEPTH)
+    return Core(width, regmap_for(width))
