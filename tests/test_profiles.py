@@ -68,7 +68,7 @@ def test_names_and_ids_unique():
     assert len(set(names)) == len(names) and len(set(ids)) == len(ids)
     assert 0 not in ids
     twin = dataclasses.replace(PROFILES["full"], name="other")
-    with pytest.raises(ValueError, match="'other' .id 3.: name or id declared twice"):
+    with pytest.raises(ValueError, match=r"'other' \(id 3\): name or id declared twice"):
         profiles._index([PROFILES["full"], twin])
 
 
