@@ -34,9 +34,13 @@ sim: $(STAMP)
 # Longer runs and the figures: the ingress bench over 200,000 messages per width and
 # direction (its log gives the event latency), the core bench over 1,000,000 client
 # messages per width (its log gives the forwarding delay; hours at W = 1), and Yosys
-# synth_ecp5 resource counts of the ingress and of the core (about 25 minutes each).
+# synth_ecp5 resource counts of the ingress and of the core for every build profile
+# (sw/profiles.py) and each width it is built for, against the profile's part (about 25
+# minutes each); the core's with the fit verdict. The counts also go to SYNTH_RESULTS, one
+# JSON report a line.
 BENCH_MESSAGES ?= 200000
 CORE_MESSAGES ?= 1000000
+SYNTH_RESULTS ?= build/bench/synth.jsonl
 bench: $(STAMP)
 	rm -f build/sim/ingress-*/latency.txt build/sim/core-*/latency.txt
 	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(BENCH_MESSAGES) $(BIN)/pytest -n auto -m verilator \
@@ -44,9 +48,11 @@ bench: $(STAMP)
 	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(CORE_MESSAGES) $(BIN)/pytest -n auto -m verilator \
 		tests/test_core_verilator.py $(PYTEST_ARGS)
 	cat build/sim/ingress-*/latency.txt build/sim/core-*/latency.txt
-	for w in 1 8; do for d in client exchange; do \
-		$(BIN)/python -m wiregate.sim.synth ingress --width $$w --direction $$d; done; done
-	for w in 1 8; do $(BIN)/python -m wiregate.sim.synth core --width $$w --noabc9; done
+	mkdir -p $(dir $(SYNTH_RESULTS)) && rm -f $(SYNTH_RESULTS)
+	for d in client exchange; do nice -n 10 $(BIN)/python -m wiregate.sim.synth ingress \
+		--direction $$d --every-profile --results $(SYNTH_RESULTS); done
+	nice -n 10 $(BIN)/python -m wiregate.sim.synth core --every-profile \
+		--results $(SYNTH_RESULTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
