@@ -212,9 +212,9 @@ def format_table(counts: dict[str, int], chosen: Profile, fit: bool = False) -> 
     if fit:
         verdict = chosen.fit(counts)
         lut = verdict.rows[0]
-        lines.append(f"fit rule: core + {lut[2] - lut[1]:,} LUT4 shell = {lut[2]:,} of "
-                     f"{lut[3]:,} LUT4-eq (85 % of the part); DP16KD, MULT18X18D, FF "
-                     f"within the part")
+        lines.append(f"fit rule: core + {lut[2] - lut[1]:,} LUT4 shell = {lut[2]:,} LUT4-eq, "
+                     f"at most {lut[3]:,} (85 % of the part); DP16KD, MULT18X18D and FF at "
+                     f"most the part's")
         lines.append("fits" if verdict.fits else
                      f"does not fit: over in {', '.join(verdict.over())}")
     return "\n".join(lines)
