@@ -33,9 +33,9 @@ sim: $(STAMP)
 
 # Longer runs and the figures: the ingress bench over 200,000 messages per width and
 # direction (its log gives the event latency), the core bench over 1,000,000 client
-# messages per width (its log gives the forwarding delay; hours at W = 1), and Yosys
-# synth_ecp5 resource counts of the ingress and of the core for every build profile
-# (sw/profiles.py) and each width it is built for, against the profile's part (about 25
+# messages for every build profile (sw/profiles.py) and each width it is built for (its log
+# gives the forwarding delay; hours at W = 1), and Yosys synth_ecp5 resource counts of the
+# ingress and of the core for every profile and width, against the profile's part (about 25
 # minutes each); the core's with the fit verdict. The counts also go to SYNTH_RESULTS, one
 # JSON report a line.
 BENCH_MESSAGES ?= 200000
@@ -45,8 +45,8 @@ bench: $(STAMP)
 	rm -f build/sim/ingress-*/latency.txt build/sim/core-*/latency.txt
 	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(BENCH_MESSAGES) $(BIN)/pytest -n auto -m verilator \
 		tests/test_ingress_verilator.py $(PYTEST_ARGS)
-	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(CORE_MESSAGES) $(BIN)/pytest -n auto -m verilator \
-		tests/test_core_verilator.py $(PYTEST_ARGS)
+	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(CORE_MESSAGES) WG_BENCH_PROFILES=all \
+		$(BIN)/pytest -n auto -m verilator tests/test_core_verilator.py $(PYTEST_ARGS)
 	cat build/sim/ingress-*/latency.txt build/sim/core-*/latency.txt
 	mkdir -p $(dir $(SYNTH_RESULTS)) && rm -f $(SYNTH_RESULTS)
 	for d in client exchange; do nice -n 10 $(BIN)/python -m wiregate.sim.synth ingress \

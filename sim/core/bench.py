@@ -48,7 +48,7 @@ from wiregate.sw.model import (
 from wiregate.sw.proto.frames import Peer
 from wiregate.sw.timebase import CLOCK_HZ, US_PER_S, timebase_us
 
-from . import SIZES, core_for, regmap_for
+from . import core_for, regmap_for, sizes_for
 from .frames import (
     IFG_BYTES,
     Stream,
@@ -115,7 +115,8 @@ class TB:
         self.regmap = regmap_for(width)
         self.clock_hz = CLOCK_HZ[width]
         self.period = 10**12 // self.clock_hz      # picoseconds
-        self.board = Scoreboard(width, SIZES.gate())
+        self.sizes = sizes_for(width)       # the build profile's (WG_PROFILE)
+        self.board = Scoreboard(width, self.sizes.gate())
         self.gate = self.board.replay.gate
         self.min_gap = -(-IFG_BYTES // width)
         # Cycles from a frame's last beat until its last event is judged, plus the host
@@ -673,7 +674,7 @@ class TB:
     async def compare_state(self):
         """Every read-back member, exposure word and order-table entry against the model."""
         dut, core, gate = self.dut, self.core, self.gate
-        n = SIZES.n_sessions
+        n = self.sizes.n_sessions
         # Tokens refill with time, and the rate block sees the timebase a few cycles late:
         # read them well inside one microsecond.
         while self.now_us(self.now() - 16) != self.now_us(self.now() + 16):
@@ -708,13 +709,13 @@ class TB:
         exposure = core.peek_exposure.data.shape()
         order = core.peek_order.data.shape()
         for s in range(n):
-            for y in range(SIZES.n_symbols):
+            for y in range(self.sizes.n_symbols):
                 word = await self.peek("exposure", exposure, session=s, symbol=y)
                 e = gate.exposure(s, y)
                 assert word == {"position": e.position, "working_buy": e.working_buy,
                                 "working_sell": e.working_sell}, \
                     f"seed {self.seed}: exposure ({s}, {y}): core {word}, model {e}"
-            for slot in range(SIZES.n_orders):
+            for slot in range(self.sizes.n_orders):
                 entry = await self.peek("order", order, session=s, slot=slot)
                 entry["valid"] = int(dut.peek_order__valid.value)
                 model = st[s].orders[slot]
