@@ -33,20 +33,26 @@ sim: $(STAMP)
 
 # Longer runs and the figures: the ingress bench over 200,000 messages per width and
 # direction (its log gives the event latency), the core bench over 1,000,000 client
-# messages per width (its log gives the forwarding delay; hours at W = 1), and Yosys
-# synth_ecp5 resource counts of the ingress and of the core (about 25 minutes each).
+# messages for every build profile (sw/profiles.py) and each width it is built for (its log
+# gives the forwarding delay; hours at W = 1), and Yosys synth_ecp5 resource counts of the
+# ingress and of the core for every profile and width, against the profile's part (about 25
+# minutes each); the core's with the fit verdict. The counts also go to SYNTH_RESULTS, one
+# JSON report a line.
 BENCH_MESSAGES ?= 200000
 CORE_MESSAGES ?= 1000000
+SYNTH_RESULTS ?= build/bench/synth.jsonl
 bench: $(STAMP) bench-fast
 	rm -f build/sim/ingress-*/latency.txt build/sim/core-*/latency.txt
 	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(BENCH_MESSAGES) $(BIN)/pytest -n auto -m verilator \
 		tests/test_ingress_verilator.py $(PYTEST_ARGS)
-	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(CORE_MESSAGES) $(BIN)/pytest -n auto -m verilator \
-		tests/test_core_verilator.py $(PYTEST_ARGS)
+	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(CORE_MESSAGES) WG_BENCH_PROFILES=all \
+		$(BIN)/pytest -n auto -m verilator tests/test_core_verilator.py $(PYTEST_ARGS)
 	cat build/sim/ingress-*/latency.txt build/sim/core-*/latency.txt
-	for w in 1 8; do for d in client exchange; do \
-		$(BIN)/python -m wiregate.sim.synth ingress --width $$w --direction $$d; done; done
-	for w in 1 8; do $(BIN)/python -m wiregate.sim.synth core --width $$w --noabc9; done
+	mkdir -p $(dir $(SYNTH_RESULTS)) && rm -f $(SYNTH_RESULTS)
+	for d in client exchange; do $(BIN)/python -m wiregate.sim.synth ingress \
+		--direction $$d --every-profile --results $(SYNTH_RESULTS); done
+	$(BIN)/python -m wiregate.sim.synth core --every-profile \
+		--results $(SYNTH_RESULTS)
 
 # The core bench's random day through the compiled harness (sim/fast), each width, checked
 # against the model: orders per second and where the time goes, in build/sim/fast-rates.txt.

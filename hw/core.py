@@ -82,12 +82,9 @@ class Core(wiring.Component):
     width : int
         Bytes per beat (1: 1 GbE at 125 MHz, 8: 10 GbE at 156.25 MHz).
     regmap : RegisterMap
-        Table sizes and the register map; its ``beat_bytes`` and ``holdback`` must be
-        ``width`` and :attr:`holdback` (the ID block reports them).
-    n_executions : int
-        Remembered executions per session.
-    dropcopy_depth : int
-        Drop-copy queue rows.
+        Table sizes (among them ``n_executions`` and ``dropcopy_depth``) and the register
+        map, usually a build profile's (:mod:`wiregate.sw.profiles`); its ``beat_bytes`` and
+        ``holdback`` must be ``width`` and :attr:`holdback` (the ID block reports them all).
 
     Attributes
     ----------
@@ -103,16 +100,15 @@ class Core(wiring.Component):
         The engine's read-back (:data:`READBACK`, see :class:`~wiregate.hw.risk.engine.Engine`).
     """
 
-    def __init__(self, width, regmap, *, n_executions=256, dropcopy_depth=512):
+    def __init__(self, width, regmap):
         self._width = check_width(width)
         self._regmap = regmap
-        self._dropcopy_depth = dropcopy_depth
         self._holdback = core_holdback(width)
         if regmap.beat_bytes != width or regmap.holdback != self._holdback:
             raise ValueError(f"regmap is built for W={regmap.beat_bytes}, H={regmap.holdback}; "
                              f"this core is W={width}, H={self._holdback}")
         self._register_file = RegisterFile(regmap)
-        self._engine = Engine(regmap, n_executions=n_executions,
+        self._engine = Engine(regmap, n_executions=regmap.n_executions,
                               frame_bits=tag_bits(width, self._holdback, FRAME_SLOT))
         readback = {name: self._engine.signature.members[name] for name in READBACK}
         super().__init__({
@@ -151,7 +147,7 @@ class Core(wiring.Component):
         m.submodules.rewrite = rewrite = Rewrite(
             width, tag_bits=tags, reject_depth=reject_depth(width, holdback))
         m.submodules.event_hold = hold = EventHold(width, regmap)
-        m.submodules.dropcopy = dropcopy = DropCopy(width, regmap, depth=self._dropcopy_depth)
+        m.submodules.dropcopy = dropcopy = DropCopy(width, regmap, depth=regmap.dropcopy_depth)
 
         # Toward the exchange: the MAC feeds the ingress and the holdback; the holdback
         # feeds the rewrite, the rewrite the MAC.

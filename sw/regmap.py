@@ -1,4 +1,4 @@
-# Ref: wiregate register map 1.0 (this module is the specification; docs/regmap.md is generated)
+# Ref: wiregate register map 1.2 (this module is the specification; docs/regmap.md is generated)
 """The register map: the one declaration of every register and table of the gateway.
 
 The gateware builds its register file and tables from a :class:`RegisterMap`, the host
@@ -473,6 +473,14 @@ class RegisterMap:
         Egress holdback H in bytes (0..65535).
     n_pass_rules : int
         Host pass rules for non-session traffic toward the exchange (1..64).
+    n_executions : int
+        Remembered executions per session, for Broken Trade and Correction: a power of two,
+        2..65536 (the model's ``n_executions``).
+    dropcopy_depth : int
+        Rows of the drop-copy queue: a power of two, 1..65536.
+    profile : int
+        Id of the build profile the sizes come from (:mod:`wiregate.sw.profiles`); 0 when
+        they were given by hand.
 
     Attributes
     ----------
@@ -492,7 +500,8 @@ class RegisterMap:
 
     def __init__(self, n_sessions: int = 8, n_symbols: int = 1024, symbol_slots: int = 2048,
                  n_orders: int = 256, beat_bytes: int = 1, holdback: int = 32,
-                 n_pass_rules: int = 4):
+                 n_pass_rules: int = 4, n_executions: int = 256, dropcopy_depth: int = 512,
+                 profile: int = 0):
         _check_int("n_sessions", n_sessions, 1, 1024)
         _check_int("n_symbols", n_symbols, 1, 1 << 16)
         self.symbol_hash = SymbolHash(symbol_slots)  # validates symbol_slots
@@ -503,6 +512,9 @@ class RegisterMap:
         _check_int("beat_bytes", beat_bytes, 1, 64, power_of_two=True)
         _check_int("holdback", holdback, 0, 0xFFFF)
         _check_int("n_pass_rules", n_pass_rules, 1, 64)
+        _check_int("n_executions", n_executions, 2, 1 << 16, power_of_two=True)
+        _check_int("dropcopy_depth", dropcopy_depth, 1, 1 << 16, power_of_two=True)
+        _check_int("profile", profile, 0, 0xFFFF)
         self.n_sessions = n_sessions
         self.n_symbols = n_symbols
         self.symbol_slots = symbol_slots
@@ -510,10 +522,14 @@ class RegisterMap:
         self.beat_bytes = beat_bytes
         self.holdback = holdback
         self.n_pass_rules = n_pass_rules
+        self.n_executions = n_executions
+        self.dropcopy_depth = dropcopy_depth
+        self.profile = profile
         self.parameters = {
             "n_sessions": n_sessions, "n_symbols": n_symbols, "symbol_slots": symbol_slots,
             "n_orders": n_orders, "beat_bytes": beat_bytes, "holdback": holdback,
-            "n_pass_rules": n_pass_rules,
+            "n_pass_rules": n_pass_rules, "n_executions": n_executions,
+            "dropcopy_depth": dropcopy_depth, "profile": profile,
         }
         self.symbol_index_bits = max(1, (n_symbols - 1).bit_length())
 
@@ -557,6 +573,13 @@ class RegisterMap:
                 _Reg("symbol_hash_id", 32, ro, "CRC-32 of the symbol hash matrices in use",
                      reset=self.symbol_hash.fingerprint),
                 _Reg("layout_crc", 32, ro, "CRC-32 of this register layout"),
+                _Reg("param_executions", 32, ro,
+                     "build parameter n_executions (remembered executions per session)",
+                     reset=self.n_executions),
+                _Reg("param_dropcopy_depth", 32, ro, "build parameter dropcopy_depth "
+                     "(drop-copy queue rows)", reset=self.dropcopy_depth),
+                _Reg("param_profile", 32, ro, "build profile id (wiregate.sw.profiles); "
+                     "0: sizes given by hand", reset=self.profile),
             ]),
             ("control", [
                 _Reg("commit", 32, Access.WO,
@@ -834,7 +857,8 @@ class RegisterMap:
                 ("n_sessions", "sessions"), ("n_symbols", "symbols"),
                 ("symbol_slots", "symbol_slots"), ("n_orders", "orders"),
                 ("beat_bytes", "beat_bytes"), ("holdback", "holdback"),
-                ("n_pass_rules", "pass_rules"))})
+                ("n_pass_rules", "pass_rules"), ("n_executions", "executions"),
+                ("dropcopy_depth", "dropcopy_depth"), ("profile", "profile"))})
         except KeyError as missing:
             raise RegmapMismatch(f"ID block read lacks {missing}", []) from None
         regmap.check_id(observed)

@@ -4,6 +4,8 @@ Expected integers are computed by hand in the comments (1 dollar = 10,000 price 
 durations in microseconds, IPv4 addresses as 32-bit integers), never by the code under test.
 """
 
+import argparse
+import dataclasses
 import re
 import subprocess
 import sys
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from wiregate.sw import limits_cmd
 from wiregate.sw.cli import main
 from wiregate.sw.limits import (
     OUCH_MAX_PRICE,
@@ -30,6 +33,7 @@ from wiregate.sw.limits import (
     parse_limits,
     schema_paths,
 )
+from wiregate.sw.profiles import PROFILES
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = ROOT / "limits" / "default.yaml"
@@ -616,3 +620,66 @@ def test_cli_checks_against_the_default_gateway_tables(tmp_path, capsys):
     path.write_text(text.replace("sessions:\n", "sessions:\n" + sessions, 1))
     assert main(["limits", "check", str(path)]) == 1
     assert f"table holds {RegisterMap().n_sessions}" in capsys.readouterr().err
+
+
+# -- against a build profile -----------------------------------------------------------------
+
+SIX_DESKS_FILE = ROOT / "tests" / "data" / "limits" / "six-desks.yaml"
+
+
+@pytest.mark.parametrize(("name", "part", "sizes"), [
+    ("colorlight-5a75b", "LFE5U-25F", "4 sessions, 256 symbols in 512 hash slots"),
+    ("versa-ecp5", "LFE5UM5G-45F", "8 sessions, 512 symbols in 1024 hash slots"),
+    ("full", "LFE5UM5G-85F", "8 sessions, 1024 symbols in 2048 hash slots")])
+def test_cli_default_file_fits_every_profile(capsys, name, part, sizes):
+    # 4 sessions and 21 symbols: within even the 25F build.
+    assert main(["limits", "check", "--profile", name, str(DEFAULT_FILE)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.endswith(f"\n  checked against: profile {name} ({part}): {sizes}\n")
+
+
+def test_cli_file_too_large_for_a_profile_names_the_ones_it_fits(capsys):
+    name = str(SIX_DESKS_FILE)
+    text = SIX_DESKS_FILE.read_text()
+    assert main(["limits", "check", "--profile", "colorlight-5a75b", name]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [
+        f"{name}:{line_of(text, 'sessions:')}: sessions: 6 sessions, but the gateway's "
+        "session table holds 4",
+        f"{name}:{line_of(text, 'symbols:')}: symbols: 300 symbols, but the gateway's symbol "
+        "table holds 256",
+        f"{name}: 2 problems; nothing may be pushed",
+        f"{name}: 6 sessions and 300 symbols do not fit profile colorlight-5a75b (4 sessions, "
+        "256 symbols); they fit versa-ecp5, full",
+    ]
+    assert main(["limits", "check", "--profile", "versa-ecp5", name]) == 0
+    assert "sessions: 6\n  symbols: 300 (0 restricted)\n" in capsys.readouterr().out
+
+
+def test_cli_symbol_hash_table_of_the_profile(capsys):
+    # A build whose hash table has fewer slots than the file has symbols cannot place them:
+    # the first symbol left over is named by its field.
+    tiny = dataclasses.replace(PROFILES["colorlight-5a75b"], name="tiny", symbol_slots=16)
+    args = argparse.Namespace(file=str(DEFAULT_FILE), profile=tiny, max_sessions=None,
+                              max_symbols=None)
+    assert limits_cmd.check_command(args) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(rf"{re.escape(str(DEFAULT_FILE))}: symbols\[(\d+)\]\.symbol: symbol "
+                        r"table full: cannot place '\S+' \(symbol \d+ of 21\) in 16 slots .*",
+                        err[0]), err[0]
+    assert err[1:] == [f"{DEFAULT_FILE}: 1 problem; nothing may be pushed",
+                       f"{DEFAULT_FILE}: 4 sessions and 21 symbols do not fit profile tiny (4 "
+                       "sessions, 256 symbols); they fit colorlight-5a75b, versa-ecp5, full"]
+
+
+def test_cli_profile_usage_errors(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["limits", "check", "--profile", "colorlight", str(DEFAULT_FILE)])
+    assert info.value.code == 2
+    assert ("unknown profile 'colorlight'; known profiles: colorlight-5a75b, versa-ecp5, full"
+            in capsys.readouterr().err)
+    assert main(["limits", "check", "--profile", "full", "--max-sessions", "3",
+                 str(DEFAULT_FILE)]) == 2
+    assert "--profile gives the table sizes" in capsys.readouterr().err

@@ -24,8 +24,10 @@ from wiregate.sw.model import SCOPES
 from wiregate.sw.regmap import WORD_BITS, Access, RegisterMap
 
 DEFAULT = {}
-# Depths that are not powers of two, two session bitmap words with a partial last one.
-ODD = {"n_sessions": 37, "n_symbols": 40, "symbol_slots": 64, "n_pass_rules": 3}
+# Depths that are not powers of two, two session bitmap words with a partial last one; ID
+# values other than the defaults.
+ODD = {"n_sessions": 37, "n_symbols": 40, "symbol_slots": 64, "n_pass_rules": 3,
+       "n_executions": 32, "dropcopy_depth": 8, "profile": 7}
 
 
 def entry_write(regmap, table, index, fields):

@@ -19,9 +19,11 @@ from wiregate.sw.regmap import (
 
 PARAMETER_SETS = [
     {},
-    {"n_sessions": 1, "n_symbols": 1, "symbol_slots": 8, "n_orders": 1, "n_pass_rules": 1},
+    {"n_sessions": 1, "n_symbols": 1, "symbol_slots": 8, "n_orders": 1, "n_pass_rules": 1,
+     "n_executions": 2, "dropcopy_depth": 1},
     {"n_sessions": 40, "n_symbols": 5000, "symbol_slots": 8192, "beat_bytes": 8,
-     "holdback": 64, "n_pass_rules": 7},
+     "holdback": 64, "n_pass_rules": 7, "n_executions": 1024, "dropcopy_depth": 64,
+     "profile": 9},
 ]
 
 
@@ -107,6 +109,9 @@ def test_build_parameters_reported():
     assert expected["param_beat_bytes"] == 8
     assert expected["param_holdback"] == 64
     assert expected["param_pass_rules"] == 7
+    assert expected["param_executions"] == 1024
+    assert expected["param_dropcopy_depth"] == 64
+    assert expected["param_profile"] == 9
     assert expected["symbol_hash_id"] == regmap.symbol_hash.fingerprint
 
 
@@ -251,6 +256,11 @@ def test_reference_update_triggers_last():
     ({"beat_bytes": 3}, "beat_bytes must be a power of two in 1..64, got 3"),
     ({"holdback": -1}, "holdback"),
     ({"n_pass_rules": 0}, "n_pass_rules"),
+    ({"n_executions": 1}, "n_executions must be a power of two in 2..65536, got 1"),
+    ({"n_executions": 96}, "n_executions must be a power of two"),
+    ({"dropcopy_depth": 0}, "dropcopy_depth must be a power of two in 1..65536, got 0"),
+    ({"dropcopy_depth": 100}, "dropcopy_depth must be a power of two"),
+    ({"profile": -1}, "profile must be an integer in 0..65535, got -1"),
 ])
 def test_parameters_validated(params, message):
     with pytest.raises(ValueError, match=message):
@@ -312,6 +322,8 @@ def test_id_mismatches_are_reported():
         RegisterMap.from_id({k: v for k, v in good.items() if k != "param_holdback"})
     with pytest.raises(RegmapMismatch, match="param_holdback 0x21"):
         regmap.check_id({**good, "param_holdback": 33})
+    with pytest.raises(RegmapMismatch, match="param_executions"):
+        RegisterMap.from_id({k: v for k, v in good.items() if k != "param_executions"})
 
 
 def test_committed_document_is_up_to_date():

@@ -6,11 +6,22 @@ import json
 import warnings
 
 import pytest
-from amaranth.hdl import UnusedElaboratable
+from amaranth.hdl import Module, UnusedElaboratable
 from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from wiregate.hw.egress.holdback import Holdback
-from wiregate.sim.synth import BLOCKS, CELLS, lut4_equivalents, main, synthesize
+from wiregate.hw.stream import beat_signature
+from wiregate.sim.synth import (
+    BLOCKS,
+    CELLS,
+    format_table,
+    lut4_equivalents,
+    main,
+    synthesize,
+    synthesize_modules,
+)
+from wiregate.sw.profiles import PROFILES
 
 # A byte slot on the line: 8 data bits and the keep, first, last and error flags.
 SLOT_BITS = 8 + 4
@@ -65,9 +76,65 @@ def test_lut4_equivalents():
     assert lut4_equivalents(counts) == 10 + 2 * 3 + 6 * 2
 
 
+class _TwoLines(wiring.Component):
+    """Two holdbacks in series (3 then 5 byte times at W = 1): a design with submodules."""
+
+    def __init__(self):
+        super().__init__({"i": In(beat_signature(1)), "o": Out(beat_signature(1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.first = first = Holdback(1, 3)
+        m.submodules.second = second = Holdback(1, 5)
+        wiring.connect(m, wiring.flipped(self.i), first.i)
+        wiring.connect(m, first.o, second.i)
+        wiring.connect(m, second.o, wiring.flipped(self.o))
+        return m
+
+
+def test_classic_abc_and_per_module_counts(tmp_path):
+    # The classic ABC mapping keeps the flip-flops the contract sets.
+    counts = synthesize(Holdback(8, 11), "holdback", tmp_path / "abc", abc9=False)
+    assert counts["TRELLIS_FF"] == register_bits(8, 11)
+    assert not [cell for cell in counts if cell.startswith("$")]
+    # Without flattening: each line's own flip-flops, the top has none, the totals add up.
+    totals, modules = synthesize_modules(_TwoLines(), "two", tmp_path / "modules")
+    assert set(modules) == {"two", "two.first", "two.second"}
+    assert modules["two.first"]["TRELLIS_FF"] == register_bits(1, 3)
+    assert modules["two.second"]["TRELLIS_FF"] == register_bits(1, 5)
+    assert modules["two"]["TRELLIS_FF"] == 0
+    for cell in CELLS:
+        assert totals[cell] == sum(m[cell] for m in modules.values()), cell
+
+
+def test_format_table_against_the_profile():
+    colorlight = PROFILES["colorlight-5a75b"]
+    counts = dict.fromkeys(CELLS, 0) | {"LUT4": 15_000, "CCU2C": 2_297, "TRELLIS_FF": 100,
+                                        "DP16KD": 56}
+    text = format_table(counts, colorlight, fit=True)
+    assert "profile colorlight-5a75b on LFE5U-25F (CABGA256, -6)" in text
+    assert "LUT4-eq             19594   80.7 % of the part" in text
+    assert "core + 1,050 LUT4 shell = 20,644 LUT4-eq, at most 20,644 (85 % of the part)" in text
+    assert text.endswith("\nfits")
+    text = format_table(counts | {"DP16KD": 60, "LUT4": 16_000}, colorlight, fit=True)
+    assert text.endswith("\ndoes not fit: over in LUT4-eq, DP16KD")
+    assert "fit" not in format_table(counts, colorlight)
+
+
+def test_unknown_profile_refused(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["core", "--width", "1", "--profile", "nope"])
+    assert info.value.code == 2
+    assert ("unknown profile 'nope'; known profiles: colorlight-5a75b, versa-ecp5, full"
+            in capsys.readouterr().err)
+    with pytest.raises(SystemExit):
+        main(["core", "--width", "8", "--profile", "versa-ecp5"])
+    assert "profile versa-ecp5 is built for W = 1, not 8" in capsys.readouterr().err
+
+
 def test_blocks_build_components():
     # Every registered block builds from the options it declares, with the CLI's defaults.
-    defaults = {"width": 8, "direction": "exchange", "delay": 27}
+    defaults = {"width": 8, "direction": "exchange", "delay": 27, "profile": PROFILES["full"]}
     for name, (factory, options) in BLOCKS.items():
         component = factory(**{option: defaults[option] for option in options})
         assert isinstance(component, wiring.Component), name
@@ -85,3 +152,15 @@ def test_command_line_json(capsys):
     assert report["block"] == "holdback"
     assert (report["width"], report["delay"]) == (1, 3)
     assert report["cells"]["TRELLIS_FF"] == register_bits(1, 3)
+
+
+def test_every_profile_appends_one_report_per_build(tmp_path, capsys):
+    results = tmp_path / "results.jsonl"
+    main(["holdback", "--delay", "3", "--every-profile", "--json", "--results", str(results)])
+    lines = results.read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    reports = [json.loads(line) for line in lines]
+    assert [(r["profile"], r["width"], r["part"]["name"]) for r in reports] == [
+        (p.name, w, p.part.name) for p in PROFILES.values() for w in p.widths]
+    assert all(r["cells"]["TRELLIS_FF"] == register_bits(r["width"], 3) for r in reports)

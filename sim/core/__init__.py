@@ -1,25 +1,39 @@
 """The system bench of the whole core (:class:`wiregate.hw.core.Core`) under Verilator."""
 
+import os
+
 from wiregate.hw.core import Core, core_holdback
 from wiregate.sim.trading import Sizes
+from wiregate.sw.profiles import PROFILES, Profile, profile
 from wiregate.sw.regmap import RegisterMap
 
-__all__ = ["DROPCOPY_DEPTH", "SIZES", "SYMBOL_SLOTS", "core_for", "regmap_for"]
+__all__ = ["bench_profile", "core_for", "regmap_for", "sizes_for"]
 
-# The table sizes of the trading day (sim.trading) and of the core under test.
-SIZES = Sizes()
-SYMBOL_SLOTS = 64
-DROPCOPY_DEPTH = 64
+
+def bench_profile(width: int) -> Profile:
+    """The build profile of the core under test at ``width`` bytes per beat.
+
+    ``WG_PROFILE`` names it (the runner passes it to the bench); otherwise the profile of the
+    smallest part built for ``width``.
+    """
+    name = os.environ.get("WG_PROFILE")
+    if name:
+        return profile(name)
+    return min((p for p in PROFILES.values() if width in p.widths), key=lambda p: p.part.lut4)
+
+
+def sizes_for(width: int) -> Sizes:
+    """The table sizes of the trading day and of the model, the core under test's."""
+    p = bench_profile(width)
+    return Sizes(n_sessions=p.n_sessions, n_symbols=p.n_symbols, n_orders=p.n_orders,
+                 n_executions=p.n_executions)
 
 
 def regmap_for(width: int) -> RegisterMap:
     """The register map of the core under test at ``width`` bytes per beat."""
-    return RegisterMap(n_sessions=SIZES.n_sessions, n_symbols=SIZES.n_symbols,
-                       symbol_slots=SYMBOL_SLOTS, n_orders=SIZES.n_orders, beat_bytes=width,
-                       holdback=core_holdback(width))
+    return bench_profile(width).regmap(width, core_holdback(width))
 
 
 def core_for(width: int) -> Core:
     """The core under test at ``width`` bytes per beat."""
-    return Core(width, regmap_for(width), n_executions=SIZES.n_executions,
-                dropcopy_depth=DROPCOPY_DEPTH)
+    return Core(width, regmap_for(width))

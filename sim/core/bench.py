@@ -40,7 +40,7 @@ from wiregate.sw.model import (
 )
 from wiregate.sw.timebase import CLOCK_HZ, US_PER_S, timebase_us
 
-from . import SIZES, core_for, regmap_for
+from . import core_for, regmap_for
 from .frames import (
     frame_beats,
 )
@@ -541,7 +541,7 @@ class TB(Plan):
     async def compare_state(self):
         """Every read-back member, exposure word and order-table entry against the model."""
         dut, core = self.dut, self.core
-        n = SIZES.n_sessions
+        n = self.sizes.n_sessions
         # Tokens refill with time, and the rate block sees the timebase a few cycles late:
         # read them well inside one microsecond.
         while self.now_us(self.now() - 16) != self.now_us(self.now() + 16):
@@ -556,10 +556,10 @@ class TB(Plan):
         exposure = core.peek_exposure.data.shape()
         order = core.peek_order.data.shape()
         for s in range(n):
-            for y in range(SIZES.n_symbols):
+            for y in range(self.sizes.n_symbols):
                 self.check_exposure(s, y, await self.peek("exposure", exposure, session=s,
                                                           symbol=y))
-            for slot in range(SIZES.n_orders):
+            for slot in range(self.sizes.n_orders):
                 entry = await self.peek("order", order, session=s, slot=slot)
                 entry["valid"] = int(dut.peek_order__valid.value)
                 self.check_order(s, slot, entry)

@@ -20,7 +20,7 @@ from wiregate.sw.limits import Endpoint, Limits
 from wiregate.sw.model import Commit, FrameVoid, Malformed, SessionSync, Tick
 from wiregate.sw.proto.frames import Peer
 
-from . import SIZES
+from . import sizes_for
 from .frames import (
     IFG_BYTES,
     Stream,
@@ -117,7 +117,8 @@ class Plan:
         self.rng = random.Random(seed)
         self._gap_rng = {port: random.Random(f"{seed}-{port}") for port in ("client",
                                                                            "exchange")}
-        self.board = Scoreboard(width, SIZES.gate())
+        self.sizes = sizes_for(width)       # the build profile's (WG_PROFILE)
+        self.board = Scoreboard(width, self.sizes.gate())
         self.gate = self.board.replay.gate
         self.min_gap = -(-IFG_BYTES // width)
         # Cycles from a frame's last beat until its last event is judged, plus the host
@@ -305,7 +306,7 @@ class Plan:
         gate = self.gate
         gate.apply(Tick(max(gate.now, us)))
         st = gate.sessions
-        n = SIZES.n_sessions
+        n = self.sizes.n_sessions
         expected = {
             "credit_used": [x.credit_used for x in st],
             "last_user_ref_num": [x.last_user_ref_num for x in st],

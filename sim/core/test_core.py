@@ -1,10 +1,11 @@
 """cocotb bench: the whole gateway core under Verilator against the model.
 
 Parameters arrive as environment variables set by :func:`wiregate.sim.runner.run_bench`:
-``WG_WIDTH``, ``WG_MESSAGES`` (client OUCH messages of the random day), and optionally
-``WG_SEED`` and ``WG_TIME_SCALE`` (core microseconds per microsecond of the day; default
-:data:`TIME_SCALE`). What the bench does and checks: :mod:`wiregate.sim.core.bench` and
-:mod:`wiregate.sim.core.scoreboard`.
+``WG_WIDTH``, ``WG_PROFILE`` (the build profile whose sizes the core and the model take,
+:func:`wiregate.sim.core.bench_profile`), ``WG_MESSAGES`` (client OUCH messages of the
+random day), and optionally ``WG_SEED`` and ``WG_TIME_SCALE`` (core microseconds per
+microsecond of the day; default :data:`TIME_SCALE`). What the bench does and checks:
+:mod:`wiregate.sim.core.bench` and :mod:`wiregate.sim.core.scoreboard`.
 
 A test leaves block RAM (order tables, exposures) as it was; a reset does not clear it. Run
 one test per simulator process (``COCOTB_TEST_FILTER``), as the pytest runner does.
@@ -31,7 +32,6 @@ from wiregate.sw.model import (
 from wiregate.sw.proto import ouch
 from wiregate.sw.reasons import Reason
 
-from . import SIZES
 from .bench import TB
 from .frames import IFG_BYTES
 from .plan import DROPCOPY_READY, STRETCH, TIME_SCALE
@@ -60,7 +60,7 @@ async def random_day(dut):
     """A seeded trading day: every record replayed, every frame and the final state checked."""
     tb = _tb(dut)
     await tb.start()
-    trading = Trading(tb.seed, SIZES)
+    trading = Trading(tb.seed, tb.sizes)
     items = trading.generate(_messages())
     await tb.run(tb.play(items, stretch=STRETCH))
     await tb.run(tb.finish("random_day"))
@@ -137,9 +137,11 @@ async def every_reason_fires(dut):
     script.at(7).client(0, ouch.ReplaceOrder(
         orig_user_ref_num=99, user_ref_num=11, quantity=10, price=P100, time_in_force="0",
         display="Y", intermarket_sweep="N", clordid="C11"))             # UNKNOWN_ORDER
-    script.at(8).client(0, enter(26))              # the slot of UserRefNum 10: CAPACITY
-    script.at(9).client(0, enter(30, name="TINY", quantity=50, price=10 * 10_000),
-                        enter(31, name="TINY", quantity=50, price=10 * 10_000))  # POSITION
+    # UserRefNum 10's slot: CAPACITY; the session's later orders number on from there.
+    n = tb.sizes.n_orders
+    script.at(8).client(0, enter(n + 10))
+    script.at(9).client(0, enter(n + 20, name="TINY", quantity=50, price=10 * 10_000),
+                        enter(n + 21, name="TINY", quantity=50, price=10 * 10_000))  # POSITION
     script.at(10).client(1, enter(1), enter(2), enter(3, quantity=10),
                          enter(4, quantity=10))    # CREDIT_SESSION, then RATE
     script.at(11).client(2, enter(1))              # CREDIT_GATEWAY
@@ -153,7 +155,9 @@ async def every_reason_fires(dut):
     script.at(22).exchange(0, ouch.OrderExecuted(timestamp=1, user_ref_num=10, quantity=100,
                                                  price=P100, liquidity_flag="A",
                                                  match_number=5))
-    script.at(100).client(0, enter(40)).at(101).control(Heartbeat)       # HEARTBEAT
+    # HEARTBEAT: the host silent past the 60 us timeout. The Heartbeat at 2 waits for the
+    # first image to be written, a word a cycle or slower (17,508 words at the full sizes).
+    script.at(500).client(0, enter(n + 30)).at(501).control(Heartbeat)
     await tb.run(tb.play(script.items))
     await tb.run(_not_loaded(tb))
     await tb.run(tb.finish("every_reason_fires"))

@@ -18,7 +18,6 @@ the rate.
 
 import time
 
-from wiregate.sim.core import SIZES
 from wiregate.sim.core.plan import DROPCOPY_READY, STRETCH, TIME_SCALE
 from wiregate.sim.trading import Trading
 
@@ -41,7 +40,7 @@ def random_day(width: int, messages: int, seed: int):
     bench = FastBench(width, seed, scale=TIME_SCALE[width],
                       dropcopy_ready=DROPCOPY_READY[width])
     begin = time.process_time()
-    trading = Trading(seed, SIZES)
+    trading = Trading(seed, bench.sizes)
     items = trading.generate(messages)
     generated, wall = time.process_time(), time.perf_counter()
     bench.start()

@@ -20,7 +20,7 @@ import time
 
 from wiregate.hw.core import core_holdback
 from wiregate.hw.egress.rewrite import latency as rewrite_latency
-from wiregate.sim.core import SIZES, core_for, regmap_for
+from wiregate.sim.core import bench_profile, core_for, regmap_for
 from wiregate.sim.core.plan import (
     READBACK_BITS,
     READBACK_FIELDS,
@@ -77,7 +77,8 @@ class FastBench(Plan):
     def __init__(self, width: int, seed: int, *, scale: float = 1.0,
                  dropcopy_ready: float = 0.9):
         super().__init__(width, seed, scale)
-        library, ports = build_harness(core_for(width), "core", {"width": width},
+        library, ports = build_harness(core_for(width), "core",
+                                        {"width": width, "profile": bench_profile(width).name},
                                         split_vars=SPLIT_VARS)
         self.sim = sim = Harness(library, ports, width)
         self.core = core_for(width)
@@ -336,7 +337,7 @@ class FastBench(Plan):
 
     def compare_state(self) -> None:
         """``TB.compare_state``: the read-back ports, exposures and order table."""
-        sim, core, n = self.sim, self.core, SIZES.n_sessions
+        sim, core, n = self.sim, self.core, self.sizes.n_sessions
         while self.now_us(self.t - 16) != self.now_us(self.t + 16):
             self.until(self.t + 16)
         us = self.now_us(self.t)
@@ -349,9 +350,9 @@ class FastBench(Plan):
         exposure = core.peek_exposure.data.shape()
         order = core.peek_order.data.shape()
         for s in range(n):
-            for y in range(SIZES.n_symbols):
+            for y in range(self.sizes.n_symbols):
                 self.check_exposure(s, y, self.peek("exposure", exposure, session=s, symbol=y))
-            for slot in range(SIZES.n_orders):
+            for slot in range(self.sizes.n_orders):
                 entry = self.peek("order", order, session=s, slot=slot)
                 entry["valid"] = sim.peek("peek_order__valid")
                 self.check_order(s, slot, entry)
