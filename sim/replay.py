@@ -6,7 +6,11 @@ events the ingress will extract (:class:`wiregate.sw.extract.Event`, from
 events that will reach the engine, and the host's control events in the order their writes
 were taken. Each record (:class:`wiregate.sw.dropcopy.Record`, in sequence order) then names
 the next of one of those, and the replay applies it to the model at the record's
-``time_us`` and compares the record with the model, field by field:
+``time_us`` and compares the record with the model, field by field. Before each record the
+model learns the host's reading position at that moment (:class:`~wiregate.sw.model.HostRead`,
+rule 11: what BACKLOG is decided from): the one the bench observed, when it passes it, which
+the record's ``sequence - queued`` must equal; else the record's own.
+
 
 - VERDICT: the next client event; the model's verdict (accept, reasons, primary, symbol,
   UserRefNum) and the event's extracted fields;
@@ -32,6 +36,7 @@ from wiregate.sw.model import (
     ExchangeMessage,
     FrameVoid,
     Heartbeat,
+    HostRead,
     Kill,
     Release,
     Revoke,
@@ -178,9 +183,19 @@ class Replay:
 
     # --- Records ------------------------------------------------------------------------
 
-    def apply(self, rec) -> None:
-        """Apply one record to the model and compare (raises :class:`Mismatch`)."""
+    def apply(self, rec, read: int | None = None) -> None:
+        """Apply one record to the model and compare (raises :class:`Mismatch`).
+
+        ``read``: how many records the host had read whole when ``rec`` took effect, as the
+        caller observed it (a bench is the reader); None takes the record's word for it
+        (``sequence - queued``), which is all a host behind a transport can know.
+        """
         self._history.append(rec)
+        position = rec.sequence - rec.queued
+        if read is not None and read != position:
+            self._fail(f"queued {rec.queued}: the host had read {read} records, the record "
+                       f"says {position}", rec, {"queued": rec.sequence - read})
+        self._apply(rec, HostRead(rec.time_us, position))
         if rec.kind == Kind.VERDICT:
             self.kinds["VERDICT"] += 1
             self._verdict(rec)
