@@ -88,7 +88,12 @@ class Core(wiring.Component):
     n_executions : int
         Remembered executions per session.
     dropcopy_depth : int
-        Drop-copy queue rows.
+        Drop-copy queue rows (one record each: the core feeds one input of the queue).
+    backlog_high, backlog_low : int or None
+        The drop-copy marks of model rule 11, in records: BACKLOG from ``backlog_high``
+        until the fill is below ``backlog_low``. None: three quarters and a quarter of
+        ``dropcopy_depth``, leaving a quarter of the queue as headroom for the records that
+        keep coming while new orders are refused (``docs/risk-core.md``).
 
     Attributes
     ----------
@@ -104,17 +109,27 @@ class Core(wiring.Component):
         The engine's read-back (:data:`READBACK`, see :class:`~wiregate.hw.risk.engine.Engine`).
     """
 
-    def __init__(self, width, regmap, *, n_executions=256, dropcopy_depth=512):
+    def __init__(self, width, regmap, *, n_executions=256, dropcopy_depth=512,
+                 backlog_high=None, backlog_low=None):
         self._width = check_width(width)
         self._regmap = regmap
         self._dropcopy_depth = dropcopy_depth
+        if backlog_high is None:
+            backlog_high = dropcopy_depth - dropcopy_depth // 4
+        if backlog_low is None:
+            backlog_low = max(1, dropcopy_depth // 4)
+        if backlog_high > dropcopy_depth:
+            raise ValueError(f"backlog_high {backlog_high} is above the queue's "
+                             f"{dropcopy_depth} records")
+        self.backlog_high, self.backlog_low = backlog_high, backlog_low
         self._holdback = core_holdback(width)
         if regmap.beat_bytes != width or regmap.holdback != self._holdback:
             raise ValueError(f"regmap is built for W={regmap.beat_bytes}, H={regmap.holdback}; "
                              f"this core is W={width}, H={self._holdback}")
         self._register_file = RegisterFile(regmap)
         self._engine = Engine(regmap, n_executions=n_executions,
-                              frame_bits=tag_bits(width, self._holdback, FRAME_SLOT))
+                              frame_bits=tag_bits(width, self._holdback, FRAME_SLOT),
+                              backlog_high=backlog_high, backlog_low=backlog_low)
         readback = {name: self._engine.signature.members[name] for name in READBACK}
         super().__init__({
             **readback,
@@ -241,8 +256,9 @@ class Core(wiring.Component):
             m.d.comb += [port.en.eq(rules.en), port.index.eq(rules.index),
                          port.entry.eq(rules.entry)]
 
-        # Control events: the gateway kill on a drop-copy overflow first (the host can no
-        # longer follow), then session sync changes, then the host's.
+        # Control events: session sync changes first, then the host's. (A drop-copy overflow
+        # sets no latch: BACKLOG keeps the queue from filling, and a loss is counted and
+        # shows as a sequence gap.)
         n = regmap.n_sessions
         overflowed = Signal(n)      # a session whose exchange events were lost, until resync
         exchange_in_sync = exchange.in_sync
@@ -260,16 +276,8 @@ class Core(wiring.Component):
         for s in reversed(range(n)):
             with m.If(differs[s]):
                 m.d.comb += lowest.eq(s)
-        kill_wanted = Signal()
-        with m.If(dropcopy.overflow):
-            m.d.sync += kill_wanted.eq(1)
         control = engine.control
-        with m.If(kill_wanted):
-            m.d.comb += [control.valid.eq(1), control.payload.code.eq(Control.KILL),
-                         control.payload.scope.eq(0)]
-            with m.If(control.ready):
-                m.d.sync += kill_wanted.eq(0)
-        with m.Elif(differs.any()):
+        with m.If(differs.any()):
             m.d.comb += [control.valid.eq(1), control.payload.code.eq(Control.SESSION_SYNC),
                          control.payload.index.eq(lowest),
                          control.payload.in_sync.eq(in_sync.bit_select(lowest, 1))]
@@ -285,7 +293,7 @@ class Core(wiring.Component):
 
         # The drop copy: the engine's records, one stream (the engine orders them all).
         wiring.connect(m, engine=engine.record, dropcopy=dropcopy.client)
-        m.d.comb += dropcopy.exchange.valid.eq(0)
+        m.d.comb += [dropcopy.exchange.valid.eq(0), engine.queued.eq(dropcopy.queued)]
         wiring.connect(m, dropcopy=dropcopy.o, host=wiring.flipped(self.dropcopy))
 
         for name in READBACK:

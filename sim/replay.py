@@ -16,7 +16,7 @@ the record's ``sequence - queued`` must equal; else the record's own.
   UserRefNum) and the event's extracted fields;
 - EXCHANGE: the next exchange event, its fields;
 - CONTROL: COMMIT, KILL, RELEASE, HEARTBEAT, SET_REFERENCE the next host event (a KILL the
-  host did not send is the gateway's own, after a drop-copy overflow: a failure here);
+  host did not send is a failure here: the gateway never kills by itself);
   SESSION_SYNC is the gateway's own and drives the model as it comes; VOID_UNDO the next
   void frame (:class:`~wiregate.sw.model.FrameVoid`), whose accepted Enter and Replace
   orders then come back as REVOKE records (:class:`~wiregate.sw.model.Revoke`), in order.
@@ -280,9 +280,8 @@ class Replay:
             self._compare("REVOKE record", rec, {"session": session, "user_ref_num": ref})
         else:
             if not self._control or _CODES[type(self._control[0])] != code:
-                what = "a KILL the host did not send (a drop-copy overflow?)" \
-                    if code == Control.KILL else "a control record the host did not cause"
-                self._fail(what, rec, self._control[0] if self._control else None)
+                self._fail("a control record the host did not cause", rec,
+                           self._control[0] if self._control else None)
             event = self._control.popleft()
             self._apply(rec, replace(event, t=t))
             self._compare(f"CONTROL record of {event!r}", rec, self._control_fields(event, t))

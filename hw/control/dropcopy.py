@@ -4,6 +4,8 @@ The record format is :mod:`wiregate.sw.dropcopy`'s (``RECORD_FIELDS``); the layo
 are built from that table, nothing is retyped. The core hands over up to two records a
 cycle and cannot wait, the host drains them at its own pace: a queue in block RAM sits
 between the two, and when it is full a record is lost rather than the order path stalled.
+The queue's fill goes back to the engine, which refuses new orders with BACKLOG well
+before that (model rule 11).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
@@ -16,9 +18,10 @@ from wiregate.sw.dropcopy import RECORD_FIELDS, RECORD_SIZE
 from ..counters import count_amount, count_event
 from ..stream import beat_signature, check_width
 
-__all__ = ["DropCopy", "record_layout"]
+__all__ = ["QUEUED_BITS", "DropCopy", "record_layout"]
 
 _SEQUENCE = next(f for f in RECORD_FIELDS if f.name == "sequence")   # filled in here
+QUEUED_BITS = next(f for f in RECORD_FIELDS if f.name == "queued").bits
 
 
 def record_layout() -> data.StructLayout:
@@ -65,11 +68,16 @@ class DropCopy(wiring.Component):
     sequence number and a valid bit (636 bits with drop copy 1.0): on ECP5 each memory
     takes ``ceil(636 / 36) = 18`` EBR blocks for up to 512 rows, so 36 in all.
 
+    Fill. ``queued`` is the number of records in the queue, the one being sent included:
+    records taken in earlier cycles less those whose last beat left in earlier cycles. The
+    engine stamps it on the next record (the record's ``queued``) and decides BACKLOG from
+    it (model rule 11).
+
     Overflow. The queue holds ``depth`` rows besides the one being sent. The records of a
     cycle that finds it full (one or two) are lost: their numbers are skipped, so the host
-    sees the gap, ``count_overflow`` counts them and ``overflow`` pulses. The core must fail
-    closed on that pulse (it sets the gateway kill latch): the host can no longer replay
-    the gate's state exactly, and risk it cannot see must not keep trading.
+    sees the gap, and ``count_overflow`` counts them. Nothing else happens: the gate keeps
+    trading (BACKLOG, set well below the top, is what keeps the queue from filling), and
+    the host, which sees the gap, decides.
 
     Parameters
     ----------
@@ -91,8 +99,8 @@ class DropCopy(wiring.Component):
         The records' wire bytes, :data:`~wiregate.sw.dropcopy.RECORD_SIZE` / ``width``
         beats per record, every lane kept; ``first`` on lane 0 of a record's first beat,
         ``last`` on the final lane of its last beat, ``error`` never. Honours ``o.ready``.
-    overflow : Out(1)
-        High for one cycle after a cycle in which a record was lost.
+    queued : Out(QUEUED_BITS)
+        Records in the queue (see Fill).
     count_records : Out(counter)
         Records sent whole on ``o`` (saturating).
     count_overflow : Out(counter)
@@ -111,13 +119,15 @@ class DropCopy(wiring.Component):
             raise TypeError(f"Depth must be an integer number of rows, not {depth!r}")
         if depth < 1 or depth & (depth - 1):
             raise ValueError(f"Depth must be a power of two, not {depth}")
+        if 2 * depth + 1 >= 1 << QUEUED_BITS:
+            raise ValueError(f"Depth {depth}: its fill does not fit the record's queued field")
         self._depth = depth
         counter = regmap.register("dropcopy_records").width
         super().__init__({
             "client": In(stream.Signature(record_layout(), always_ready=True)),
             "exchange": In(stream.Signature(record_layout(), always_ready=True)),
             "o": Out(beat_signature(width, always_ready=False)),
-            "overflow": Out(1),
+            "queued": Out(QUEUED_BITS),
             "count_records": Out(counter),
             "count_overflow": Out(counter),
         })
@@ -218,8 +228,8 @@ class DropCopy(wiring.Component):
                 self.o.payload[lane].last.eq(last_beat & (lane == width - 1)),
             ]
 
-        lost = arrived & ~take
-        m.d.sync += self.overflow.eq(lost)
-        count_amount(m, self.count_overflow, Mux(lost, client.valid + exchange.valid, 0))
+        records = client.valid + exchange.valid
+        m.d.sync += self.queued.eq(self.queued + Mux(take, records, 0) - sent)
+        count_amount(m, self.count_overflow, Mux(arrived & ~take, records, 0))
         count_event(m, self.count_records, sent)
         return m

@@ -19,6 +19,7 @@ queued, from the state of their session's stream then.
 
 import dataclasses
 import random
+from bisect import bisect_left
 from collections import deque
 
 import cocotb
@@ -137,6 +138,7 @@ class TB:
         self.client_starts = {}     # client frame index -> cycle of its first beat
         self.egress_starts = []     # cycle of each frame's first byte on exchange_tx
         self.records = 0
+        self.read_cycles = []       # bench cycle in which each record's last beat was taken
         self.gap_extra = True       # random idle time after the inter-frame gap
         self.junk = 0               # varies the bytes of malformed packets
 
@@ -481,8 +483,14 @@ class TB:
                     sink.append((bytes(current), bool(bits >> _ERROR & 1)))
                     current = None
 
+    def host_read(self, record) -> int:
+        """Records the bench had taken whole before ``record`` took effect (its ``cycle``):
+        the host's reading position the model decides BACKLOG from (rule 11)."""
+        return bisect_left(self.read_cycles, record.cycle - self.offset)
+
     async def dropcopy(self):
-        """Take the drop copy with random backpressure; replay each record as it ends."""
+        """Take the drop copy with random backpressure; replay each record as it ends, with
+        the reading position the bench observed."""
         dut = self.dut
         valid, payload, ready = dut.dropcopy__valid, dut.dropcopy__payload, dut.dropcopy__ready
         buffer = bytearray()
@@ -507,7 +515,8 @@ class TB:
                 (record,) = read_records(bytes(buffer[:RECORD_SIZE]), self.records)
                 del buffer[:RECORD_SIZE]
                 self.records += 1
-                self.board.replay.apply(record)
+                self.read_cycles.append(self.now())
+                self.board.replay.apply(record, self.host_read(record))
                 if record.control.name in _HOST_CODES:
                     self.control_seen.set()
 

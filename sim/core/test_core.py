@@ -41,7 +41,7 @@ from .frames import IFG_BYTES
 # times (heartbeat timeout, refill interval, reference age) are scaled alike.
 TIME_SCALE = {1: 1.0, 8: 0.15}
 # Chance the host takes a drop-copy beat in a cycle: at W = 1 the day needs most of the
-# stream, and a slower host would overflow the queue (a gateway kill, a failure here).
+# stream; a slower host would have the gate refuse orders with BACKLOG more often.
 DROPCOPY_READY = {1: 0.95, 8: 0.8}
 # The jobs of the random day sent at line rate: where (a fraction of the day), how many. The
 # drop copy's host keeps up with one port at line rate, not with both for long.
@@ -166,7 +166,8 @@ async def every_reason_fires(dut):
     await tb.run(_not_loaded(tb))
     await tb.run(tb.finish("every_reason_fires"))
     fired = tb.board.replay.reasons
-    missing = [r.name for r in Reason if not fired[r]]
+    # BACKLOG needs the host to fall behind: the burst test does that on purpose.
+    missing = [r.name for r in Reason if not fired[r] and r is not Reason.BACKLOG]
     assert not missing, f"seed {tb.seed}: reasons that never fired: {missing}"
 
 
