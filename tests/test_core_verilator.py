@@ -14,7 +14,7 @@ from wiregate.sim.runner import run_bench
 # Client OUCH messages of the random day: 20,000 per width in `make test`; `make bench` sets
 # WG_BENCH_MESSAGES for a longer run.
 MESSAGES = int(os.environ.get("WG_BENCH_MESSAGES", "20000"))
-TESTS = ("random_day", "line_rate", "every_reason_fires")
+TESTS = ("random_day", "line_rate", "every_reason_fires", "burst")
 
 
 @pytest.mark.verilator

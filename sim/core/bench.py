@@ -139,6 +139,7 @@ class TB:
         self.egress_starts = []     # cycle of each frame's first byte on exchange_tx
         self.records = 0
         self.read_cycles = []       # bench cycle in which each record's last beat was taken
+        self.most_queued = 0        # the largest fill a record reported
         self.gap_extra = True       # random idle time after the inter-frame gap
         self.junk = 0               # varies the bytes of malformed packets
 
@@ -516,6 +517,7 @@ class TB:
                 del buffer[:RECORD_SIZE]
                 self.records += 1
                 self.read_cycles.append(self.now())
+                self.most_queued = max(self.most_queued, record.queued)
                 self.board.replay.apply(record, self.host_read(record))
                 if record.control.name in _HOST_CODES:
                     self.control_seen.set()
