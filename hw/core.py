@@ -88,7 +88,7 @@ class Core(wiring.Component):
     n_executions : int
         Remembered executions per session.
     dropcopy_depth : int
-        Drop-copy queue rows (one record each: the core feeds one input of the queue).
+        Drop-copy queue depth, in records.
     backlog_high, backlog_low : int or None
         The drop-copy marks of model rule 11, in records: BACKLOG from ``backlog_high``
         until the fill is below ``backlog_low``. None: three quarters and a quarter of
@@ -291,9 +291,9 @@ class Core(wiring.Component):
         swap = control.valid & control.ready & (control.payload.code == Control.COMMIT)
         m.d.comb += [client.swap.eq(swap), exchange.swap.eq(swap)]
 
-        # The drop copy: the engine's records, one stream (the engine orders them all).
-        wiring.connect(m, engine=engine.record, dropcopy=dropcopy.client)
-        m.d.comb += [dropcopy.exchange.valid.eq(0), engine.queued.eq(dropcopy.queued)]
+        # The drop copy: the engine's records (the engine orders them all).
+        wiring.connect(m, engine=engine.record, dropcopy=dropcopy.i)
+        m.d.comb += engine.queued.eq(dropcopy.queued)
         wiring.connect(m, dropcopy=dropcopy.o, host=wiring.flipped(self.dropcopy))
 
         for name in READBACK:

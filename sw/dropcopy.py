@@ -8,8 +8,8 @@ carries a 64-bit sequence number, gap-free from 0 after reset, and the clock cyc
 timebase microsecond at which it took effect. The microsecond is the model's ``t``: the
 cycle alone would not give it (at 156.25 MHz a microsecond is not a whole number of
 cycles). Replaying the records in sequence order through :class:`wiregate.sw.model.Gate`
-repeats what the gateware did; two records that took effect in the same cycle are ordered
-client side first.
+repeats what the gateware did (its engine makes one record a cycle at most, in the order
+it applied the events).
 
 Layout
 ------
