@@ -24,6 +24,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.dropcopy import Control, Kind
+from wiregate.sw.model import backlog_marks
 from wiregate.sw.reasons import Reason
 from wiregate.sw.timebase import CLOCK_HZ
 
@@ -85,6 +86,10 @@ class Core(wiring.Component):
         Table sizes (among them ``n_executions`` and ``dropcopy_depth``) and the register
         map, usually a build profile's (:mod:`wiregate.sw.profiles`); its ``beat_bytes`` and
         ``holdback`` must be ``width`` and :attr:`holdback` (the ID block reports them all).
+    backlog_high, backlog_low : int or None
+        The drop-copy marks of model rule 11, in records: BACKLOG from ``backlog_high``
+        until the fill is below ``backlog_low``. None:
+        :func:`wiregate.sw.model.backlog_marks` of the queue's depth (``docs/risk-core.md``).
 
     Attributes
     ----------
@@ -100,16 +105,24 @@ class Core(wiring.Component):
         The engine's read-back (:data:`READBACK`, see :class:`~wiregate.hw.risk.engine.Engine`).
     """
 
-    def __init__(self, width, regmap):
+    def __init__(self, width, regmap, *, backlog_high=None, backlog_low=None):
         self._width = check_width(width)
         self._regmap = regmap
+        depth = regmap.dropcopy_depth
+        if backlog_high is None and backlog_low is None:
+            backlog_high, backlog_low = backlog_marks(depth)
+        if backlog_high is None or backlog_low is None or backlog_high > depth:
+            raise ValueError(f"backlog marks {backlog_high}, {backlog_low}: give both, the "
+                             f"high one at most the queue's {depth} records")
+        self.backlog_high, self.backlog_low = backlog_high, backlog_low
         self._holdback = core_holdback(width)
         if regmap.beat_bytes != width or regmap.holdback != self._holdback:
             raise ValueError(f"regmap is built for W={regmap.beat_bytes}, H={regmap.holdback}; "
                              f"this core is W={width}, H={self._holdback}")
         self._register_file = RegisterFile(regmap)
         self._engine = Engine(regmap, n_executions=regmap.n_executions,
-                              frame_bits=tag_bits(width, self._holdback, FRAME_SLOT))
+                              frame_bits=tag_bits(width, self._holdback, FRAME_SLOT),
+                              backlog_high=backlog_high, backlog_low=backlog_low)
         readback = {name: self._engine.signature.members[name] for name in READBACK}
         super().__init__({
             **readback,
@@ -236,8 +249,9 @@ class Core(wiring.Component):
             m.d.comb += [port.en.eq(rules.en), port.index.eq(rules.index),
                          port.entry.eq(rules.entry)]
 
-        # Control events: the gateway kill on a drop-copy overflow first (the host can no
-        # longer follow), then session sync changes, then the host's.
+        # Control events: session sync changes first, then the host's. (A drop-copy overflow
+        # sets no latch: BACKLOG keeps the queue from filling, and a loss is counted and
+        # shows as a sequence gap.)
         n = regmap.n_sessions
         overflowed = Signal(n)      # a session whose exchange events were lost, until resync
         exchange_in_sync = exchange.in_sync
@@ -255,16 +269,8 @@ class Core(wiring.Component):
         for s in reversed(range(n)):
             with m.If(differs[s]):
                 m.d.comb += lowest.eq(s)
-        kill_wanted = Signal()
-        with m.If(dropcopy.overflow):
-            m.d.sync += kill_wanted.eq(1)
         control = engine.control
-        with m.If(kill_wanted):
-            m.d.comb += [control.valid.eq(1), control.payload.code.eq(Control.KILL),
-                         control.payload.scope.eq(0)]
-            with m.If(control.ready):
-                m.d.sync += kill_wanted.eq(0)
-        with m.Elif(differs.any()):
+        with m.If(differs.any()):
             m.d.comb += [control.valid.eq(1), control.payload.code.eq(Control.SESSION_SYNC),
                          control.payload.index.eq(lowest),
                          control.payload.in_sync.eq(in_sync.bit_select(lowest, 1))]
@@ -278,9 +284,9 @@ class Core(wiring.Component):
         swap = control.valid & control.ready & (control.payload.code == Control.COMMIT)
         m.d.comb += [client.swap.eq(swap), exchange.swap.eq(swap)]
 
-        # The drop copy: the engine's records, one stream (the engine orders them all).
-        wiring.connect(m, engine=engine.record, dropcopy=dropcopy.client)
-        m.d.comb += dropcopy.exchange.valid.eq(0)
+        # The drop copy: the engine's records (the engine orders them all).
+        wiring.connect(m, engine=engine.record, dropcopy=dropcopy.i)
+        m.d.comb += engine.queued.eq(dropcopy.queued)
         wiring.connect(m, dropcopy=dropcopy.o, host=wiring.flipped(self.dropcopy))
 
         for name in READBACK:

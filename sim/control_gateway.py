@@ -9,9 +9,10 @@ port in its own way.
 """
 
 from amaranth.hdl import Const, Elaboratable, Module, Mux, Signal
+from amaranth.lib import stream
 
 from wiregate.hw.control.control_port import ControlPort
-from wiregate.hw.control.dropcopy import DropCopy
+from wiregate.hw.control.dropcopy import DropCopy, record_layout
 from wiregate.hw.control.register_file import RegisterFile
 from wiregate.hw.risk.checks.fail_closed import FailClosed
 from wiregate.hw.risk.checks.kill import Kill
@@ -30,7 +31,10 @@ class ControlGateway(Elaboratable):
     port : ControlPort
         ``port.i`` and ``port.o`` are the line.
     registers, dropcopy, kill, fail_closed
-        The blocks behind it (``dropcopy.client`` takes records from a bench).
+        The blocks behind it.
+    records : stream
+        Drop-copy records from a bench, taken in the cycles no control event takes the queue's
+        one input.
     epoch, bank : Signal
         What the engine would count and swap on a commit.
     """
@@ -40,6 +44,7 @@ class ControlGateway(Elaboratable):
         self.port = ControlPort(regmap)
         self.registers = RegisterFile(regmap)
         self.dropcopy = DropCopy(1, regmap, depth=16)
+        self.records = stream.Signature(record_layout()).flip().create()
         self.kill = Kill(regmap)
         self.fail_closed = FailClosed(regmap)
         self.epoch = Signal(32)
@@ -101,9 +106,19 @@ class ControlGateway(Elaboratable):
             m.d.comb += [write.en.eq(latch & (event.scope == SCOPES.index(scope))),
                          write.release.eq(release), write.index.eq(event.index[5:]),
                          write.bits.eq(Const(1, WORD_BITS) << event.index[:5])]
-        record = dropcopy.exchange.payload
-        m.d.comb += [
-            dropcopy.exchange.valid.eq(fire),
+        # The queue has one input, as in the core: a control event's record first, the
+        # bench's when there is none.
+        record = dropcopy.i.payload
+        m.d.comb += [self.records.ready.eq(~fire),
+                     dropcopy.i.valid.eq(fire | self.records.valid)]
+        with m.If(fire):
+            m.d.comb += self._control_record(record, code, commit, event)
+        with m.Else():
+            m.d.comb += record.eq(self.records.payload)
+        return m
+
+    def _control_record(self, record, code, commit, event):
+        return [
             record.kind.eq(Kind.CONTROL),
             record.control.eq(code),
             record.argument.eq(Mux(commit, self.epoch + 1, event.scope)),
@@ -111,4 +126,3 @@ class ControlGateway(Elaboratable):
             record.symbol_index.eq(Mux(event.scope == SCOPES.index("symbol"), event.index, 0)),
             record.symbol_known.eq(event.scope == SCOPES.index("symbol")),
         ]
-        return m

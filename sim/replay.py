@@ -6,13 +6,17 @@ events the ingress will extract (:class:`wiregate.sw.extract.Event`, from
 events that will reach the engine, and the host's control events in the order their writes
 were taken. Each record (:class:`wiregate.sw.dropcopy.Record`, in sequence order) then names
 the next of one of those, and the replay applies it to the model at the record's
-``time_us`` and compares the record with the model, field by field:
+``time_us`` and compares the record with the model, field by field. Before each record the
+model learns the host's reading position at that moment (:class:`~wiregate.sw.model.HostRead`,
+rule 11: what BACKLOG is decided from): the one the bench observed, when it passes it, which
+the record's ``sequence - queued`` must equal; else the record's own.
+
 
 - VERDICT: the next client event; the model's verdict (accept, reasons, primary, symbol,
   UserRefNum) and the event's extracted fields;
 - EXCHANGE: the next exchange event, its fields;
 - CONTROL: COMMIT, KILL, RELEASE, HEARTBEAT, SET_REFERENCE the next host event (a KILL the
-  host did not send is the gateway's own, after a drop-copy overflow: a failure here);
+  host did not send is a failure here: the gateway never kills by itself);
   SESSION_SYNC is the gateway's own and drives the model as it comes; VOID_UNDO the next
   void frame (:class:`~wiregate.sw.model.FrameVoid`), whose accepted Enter and Replace
   orders then come back as REVOKE records (:class:`~wiregate.sw.model.Revoke`), in order.
@@ -32,6 +36,7 @@ from wiregate.sw.model import (
     ExchangeMessage,
     FrameVoid,
     Heartbeat,
+    HostRead,
     Kill,
     Release,
     Revoke,
@@ -178,9 +183,19 @@ class Replay:
 
     # --- Records ------------------------------------------------------------------------
 
-    def apply(self, rec) -> None:
-        """Apply one record to the model and compare (raises :class:`Mismatch`)."""
+    def apply(self, rec, read: int | None = None) -> None:
+        """Apply one record to the model and compare (raises :class:`Mismatch`).
+
+        ``read``: how many records the host had read whole when ``rec`` took effect, as the
+        caller observed it (a bench is the reader); None takes the record's word for it
+        (``sequence - queued``), which is all a host behind a transport can know.
+        """
         self._history.append(rec)
+        position = rec.sequence - rec.queued
+        if read is not None and read != position:
+            self._fail(f"queued {rec.queued}: the host had read {read} records, the record "
+                       f"says {position}", rec, {"queued": rec.sequence - read})
+        self._apply(rec, HostRead(rec.time_us, position))
         if rec.kind == Kind.VERDICT:
             self.kinds["VERDICT"] += 1
             self._verdict(rec)
@@ -265,9 +280,8 @@ class Replay:
             self._compare("REVOKE record", rec, {"session": session, "user_ref_num": ref})
         else:
             if not self._control or _CODES[type(self._control[0])] != code:
-                what = "a KILL the host did not send (a drop-copy overflow?)" \
-                    if code == Control.KILL else "a control record the host did not cause"
-                self._fail(what, rec, self._control[0] if self._control else None)
+                self._fail("a control record the host did not cause", rec,
+                           self._control[0] if self._control else None)
             event = self._control.popleft()
             self._apply(rec, replace(event, t=t))
             self._compare(f"CONTROL record of {event!r}", rec, self._control_fields(event, t))

@@ -118,11 +118,14 @@ class Sizes:
     n_symbols: int = 32
     n_orders: int = 16
     n_executions: int = 16
+    backlog_high: int | None = None     # the drop-copy marks (model rule 11)
+    backlog_low: int | None = None
 
     def gate(self) -> Gate:
         """A model gate of these sizes (verdict memories as deep as the order table)."""
         return Gate(self.n_sessions, self.n_symbols, self.n_orders, self.n_executions,
-                    n_verdicts=self.n_orders)
+                    n_verdicts=self.n_orders, backlog_high=self.backlog_high,
+                    backlog_low=self.backlog_low)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ carries a 64-bit sequence number, gap-free from 0 after reset, and the clock cyc
 timebase microsecond at which it took effect. The microsecond is the model's ``t``: the
 cycle alone would not give it (at 156.25 MHz a microsecond is not a whole number of
 cycles). Replaying the records in sequence order through :class:`wiregate.sw.model.Gate`
-repeats what the gateware did; two records that took effect in the same cycle are ordered
-client side first.
+repeats what the gateware did (its engine makes one record a cycle at most, in the order
+it applied the events).
 
 Layout
 ------
@@ -19,6 +19,13 @@ whole W = 8 beats. Integers are big-endian unsigned. ``bits`` is the width the g
 carries; the bytes above it are zero on the wire, and the codec refuses a value that needs
 more (so nothing the host decodes can have been truncated by the gateware).
 :mod:`wiregate.hw.control.dropcopy` builds its Amaranth layout from the same table.
+
+Every record carries ``queued``: the records numbered below it that were still in the
+gateway's queue, not yet read whole by the host, when it took effect. ``sequence - queued``
+is thus the host's reading position at that moment, the model's
+:class:`~wiregate.sw.model.HostRead` (rule 11, the BACKLOG check): the replay applies it
+before the record's event, and the model decides BACKLOG from it. Records lost to a full
+queue count as read (they left the queue).
 
 What each kind fills (every other field is 0; ``primary`` is :data:`NO_PRIMARY`):
 
@@ -40,8 +47,9 @@ What each kind fills (every other field is 0; ``primary`` is :data:`NO_PRIMARY`)
   ``session`` and ``user_ref_num`` of an order the void frame got accepted, withdrawn
   (model :class:`~wiregate.sw.model.Revoke`), with ``symbol_index`` as for EXCHANGE.
 
-A gap in the sequence means records were lost, in the gateware (its queue was full; it then
-fails closed) or on the way to the host. The host's replay is no longer exact after a gap.
+A gap in the sequence means records were lost, in the gateware (its queue was full, which
+BACKLOG is there to prevent; the loss is counted, and the gateware keeps trading) or on the
+way to the host. The host's replay is no longer exact after a gap.
 """
 
 import struct
@@ -159,7 +167,8 @@ RECORD_FIELDS = (
     Field("accept", 30, 1, 1),
     Field("retransmit", 31, 1, 1),
     Field("symbol_known", 32, 1, 1),    # symbol_index names a symbol
-    Field("reserved", 33, 3, 0),
+    Field("queued", 33, 2, 16),         # records ahead of it the host had not read (below)
+    Field("reserved", 35, 1, 0),
     Field("session", 36, 2, 16),
     Field("symbol_index", 38, 2, 16),
     Field("reasons", 40, 4, REASON_BITS),
@@ -229,6 +238,7 @@ class Record:
     accept: int = 0
     retransmit: int = 0
     symbol_known: int = 0
+    queued: int = 0
     session: int = 0
     symbol_index: int = 0
     reasons: int = 0

@@ -21,8 +21,9 @@ Events
 :class:`ClientMessage` (client to exchange, gets a :class:`Verdict`), :class:`ExchangeMessage`
 (exchange to client, updates state, no verdict), and the control events :class:`Commit`,
 :class:`Kill`, :class:`Release`, :class:`Heartbeat`, :class:`SetReference`,
-:class:`SessionSync` and :class:`Tick`, and the undo of a void client frame
-(:class:`FrameVoid`, :class:`Revoke`, rule 10).
+:class:`SessionSync` and :class:`Tick`, the undo of a void client frame
+(:class:`FrameVoid`, :class:`Revoke`, rule 10), and the host's progress through the drop
+copy (:class:`HostRead`, rule 11).
 
 Rules for client messages
 -------------------------
@@ -90,6 +91,7 @@ Rules for client messages
      ``working_sell + dq - position > max_short`` (per session and symbol).
    - CREDIT_SESSION / CREDIT_GATEWAY: with ``dn`` the notional increase, fires when
      ``dn > 0`` and ``credit_used + dn > credit`` for the session / the whole gateway.
+   - BACKLOG: the drop copy is backlogged (rule 11).
 
    An increase of zero never fires POSITION or CREDIT: a Replace that adds no exposure is
    not blocked because exposure is already over a limit (say after the limits tightened).
@@ -136,6 +138,28 @@ Rules for client messages
    latch the frame tripped stays set (only a host Release clears a latch), and the
    verdict memories keep what the frame wrote (the client resends the bytes as new data,
    which overwrites them).
+
+11. *Drop-copy backlog.* Every event but :class:`Tick` and :class:`HostRead` makes one
+   drop-copy record, numbered from 0 in event order (the record's ``sequence``).
+   ``HostRead(t, sequence)`` says the host has read every record numbered below
+   ``sequence`` (never fewer than before, never more than were made). The *fill* an event
+   sees is the records made before it that the host has not read. A gate built with marks
+   ``backlog_high`` and ``backlog_low`` keeps a *backlogged* flag, updated by every
+   record-making event before it is judged: set when ``fill >= backlog_high``, cleared when
+   ``fill < backlog_low``, kept otherwise (hysteresis, so trading does not flicker at the
+   mark). While it is set, an Enter or Replace judged by rule 5 fires BACKLOG, a rule 5
+   check like the others (so it takes no token, and DUPLICATE_REF's update of
+   ``last_user_ref_num`` still happens). Nothing else is refused: Cancel, Query, Modify
+   (rule 4), retransmissions (rule 9: the remembered verdict), exchange and control events
+   pass as before, and no latch is set: trading resumes by itself once the host has read
+   enough. Without marks (the default) the rule never fires.
+
+   Worked example, marks 3 and 1: records 0 to 2 are made (a Commit, two Enters) and the
+   host reads nothing; the next Enter sees fill 3 and is rejected with BACKLOG (record 3).
+   The host reads up to 2: a Cancel sees fill 2 and passes, the flag stays set; an Enter
+   (record 5) sees 3 again, BACKLOG. The host reads up to 5: the next Enter sees fill 1,
+   not below the low mark, BACKLOG; the host reads up to 7, the next Enter sees fill 0 and
+   is judged as usual.
 
 Rules for exchange messages (no verdict)
 ----------------------------------------
@@ -192,6 +216,7 @@ Control events
 - :class:`Heartbeat`: records the host's heartbeat time.
 - :class:`SessionSync`: sets or clears a session's in-sync flag.
 - :class:`Tick`: time passes; nothing else.
+- :class:`HostRead`: the host's drop-copy reading position (rule 11); makes no record.
 """
 
 import logging
@@ -219,6 +244,7 @@ __all__ = [
     "FrameVoid",
     "Gate",
     "Heartbeat",
+    "HostRead",
     "Kill",
     "Malformed",
     "OrderEntry",
@@ -368,6 +394,14 @@ class Tick:
     """Time passing, nothing else."""
 
     t: int
+
+
+@dataclass(frozen=True)
+class HostRead:
+    """The host has read every drop-copy record numbered below ``sequence`` (rule 11)."""
+
+    t: int
+    sequence: int
 
 
 # --- Results and state -----------------------------------------------------------------------
@@ -616,6 +650,16 @@ class _Frame:
     taken: int = 0
 
 
+def backlog_marks(depth: int) -> tuple[int, int]:
+    """The default marks of rule 11 for a drop-copy queue of ``depth`` records.
+
+    (high, low): three quarters and a quarter of the queue, leaving a quarter as headroom
+    for the records that keep coming while new orders are refused (every verdict, exchange
+    and control event still makes one).
+    """
+    return depth - depth // 4, max(1, depth // 4)
+
+
 class Gate:
     """The whole gate's state and the rules that change it (see the module docstring).
 
@@ -632,6 +676,9 @@ class Gate:
     n_verdicts : int
         Remembered verdicts per session and memory (direct-mapped by UserRefNum), for
         retransmissions; defaults to ``n_orders``.
+    backlog_high, backlog_low : int or None
+        The drop-copy marks of rule 11, in records (``0 < backlog_low <= backlog_high``);
+        None (both): no backlog rule.
 
     Attributes
     ----------
@@ -646,12 +693,28 @@ class Gate:
     last_heartbeat : int or None
     now : int
         Time of the latest event.
+    records : int
+        Drop-copy records made so far: the sequence number of the next one (rule 11).
+    host_read : int
+        Records the host has read (the latest :class:`HostRead`).
+    backlogged : bool
+        Rule 11's flag as the latest record-making event left it.
     """
 
     def __init__(self, n_sessions: int = 8, n_symbols: int = 1024, n_orders: int = 256,
-                 n_executions: int = 256, n_verdicts: int | None = None):
+                 n_executions: int = 256, n_verdicts: int | None = None,
+                 backlog_high: int | None = None, backlog_low: int | None = None):
         if n_verdicts is None:
             n_verdicts = n_orders
+        if (backlog_high is None) != (backlog_low is None):
+            raise ValueError("give both backlog marks or neither")
+        if backlog_high is not None and not (
+                isinstance(backlog_high, int) and isinstance(backlog_low, int)
+                and 0 < backlog_low <= backlog_high):
+            raise ValueError(f"backlog marks must be integers with 0 < low <= high, not "
+                             f"high {backlog_high!r}, low {backlog_low!r}")
+        self.backlog_high = backlog_high
+        self.backlog_low = backlog_low
         for name, value in (("n_sessions", n_sessions), ("n_symbols", n_symbols),
                             ("n_orders", n_orders), ("n_executions", n_executions),
                             ("n_verdicts", n_verdicts)):
@@ -664,6 +727,9 @@ class Gate:
         self.n_verdicts = n_verdicts
 
         self.now = 0
+        self.records = 0
+        self.host_read = 0
+        self.backlogged = False
         self.limits: Limits | None = None
         self.last_heartbeat: int | None = None
         self.kill_gateway = False
@@ -794,6 +860,12 @@ class Gate:
         if event.t < self.now:
             raise ValueError(f"event at t={event.t} is earlier than the last one (t={self.now})")
         self.now = event.t
+        if isinstance(event, HostRead):
+            self._host_read(event.sequence)
+            return None
+        if not isinstance(event, Tick):
+            self._backlog_update()
+            self.records += 1       # this event's record (rule 11)
         match event:
             case ClientMessage():
                 self._check_session(event.session)
@@ -826,6 +898,20 @@ class Gate:
             case _:
                 raise TypeError(f"not a gate event: {event!r}")
         return None
+
+    def _host_read(self, sequence: int) -> None:
+        if not self.host_read <= sequence <= self.records:
+            raise ValueError(f"the host cannot have read up to record {sequence}: it had read "
+                             f"up to {self.host_read} and {self.records} were made")
+        self.host_read = sequence
+
+    def _backlog_update(self) -> None:
+        """Rule 11's hysteresis, at a record-making event, before it is judged."""
+        if self.backlog_high is None:
+            return
+        fill = self.records - self.host_read
+        self.backlogged = fill >= self.backlog_high or (
+            self.backlogged and fill >= self.backlog_low)
 
     def _check_session(self, session: int) -> None:
         if not 0 <= session < self.n_sessions:
@@ -1086,6 +1172,7 @@ class Gate:
         fire(Reason.CREDIT_GATEWAY, credit_fires(
             add_notional, self.gateway_credit_used,
             gateway.credit if gateway is not None else None))
+        fire(Reason.BACKLOG, self.backlogged)
 
         if ref > st.last_user_ref_num:
             st.last_user_ref_num = ref

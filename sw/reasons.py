@@ -11,6 +11,13 @@ limits, host silent), then the operator's kill switches, then what the order ref
 accumulated exposure limits. A risk officer reading a drop copy thus sees the most
 fundamental cause first.
 
+BACKLOG comes last, on purpose: it is the one reason that says nothing about the order, its
+session or its risk; it only says the host is behind on the drop copy, and it clears by
+itself when the host catches up. Every other reason is more useful to the client and to the
+risk officer, so BACKLOG as the *primary* reason means exactly "this order passed every
+risk check and was refused only because the drop copy is behind: send it again later".
+Appending it also keeps every older bit number (and reason word) as it was.
+
 ``ouch`` is the OUCH 5.0 Rejected reason code (u16) the closest exchange-side rejection
 would carry, so reports can be read alongside exchange rejects; 0 means no equivalent.
 """
@@ -42,6 +49,7 @@ class Reason(IntEnum):
     POSITION = 16         # projected long or short (working orders included) above the limit
     CREDIT_SESSION = 17   # session gross notional (working + executed) would exceed its cap
     CREDIT_GATEWAY = 18   # gateway-wide gross notional would exceed its cap
+    BACKLOG = 19          # the drop copy is backlogged: the host has not read enough records
 
 
 REASON_BITS = len(Reason)

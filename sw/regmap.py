@@ -414,7 +414,7 @@ _COUNTERS = (
     ("retransmissions", "TCP segments below the next expected sequence number (re-judged)"),
     ("out_of_sync", "times a session entered the fail-closed out-of-sync state"),
     ("dropcopy_records", "drop-copy records sent whole to the host"),
-    ("dropcopy_overflow", "drop-copy records lost: queue full (the gateway kill latch is set)"),
+    ("dropcopy_overflow", "drop-copy records lost: queue full (a sequence gap; no latch)"),
     ("fcs_errors", "frames received with a bad FCS (stomped on egress, never laundered)"),
     # The control stream's (wiregate.sw.control.Status.counter): one per class of answer.
     ("control_commands", "control frames executed (status OK)"),

@@ -15,7 +15,7 @@ from wiregate.sw.profiles import PROFILES
 # Client OUCH messages of the random day: 20,000 per width in `make test`; `make bench` sets
 # WG_BENCH_MESSAGES for a longer run.
 MESSAGES = int(os.environ.get("WG_BENCH_MESSAGES", "20000"))
-TESTS = ("random_day", "line_rate", "every_reason_fires")
+TESTS = ("random_day", "line_rate", "every_reason_fires", "burst")
 # The builds under test: at each width the smallest profile built for it in `make test`;
 # every profile at each of its widths when WG_BENCH_PROFILES=all (`make bench`).
 BUILDS = ([(p.name, w) for p in PROFILES.values() for w in p.widths]

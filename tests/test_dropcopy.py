@@ -1,11 +1,10 @@
-"""DropCopy under the Amaranth simulator: records in on both inputs, wire bytes out.
+"""DropCopy under the Amaranth simulator: records in, wire bytes out.
 
 The bytes are reassembled with the framing flags (:func:`wiregate.sim.beats.frames_from_cycles`)
 and decoded with :mod:`wiregate.sw.dropcopy`, whose codec tests/test_dropcopy_format.py checks
-against ``struct``. Sequence numbers are the test's own (one per valid input, client first);
-which records are lost follows from the documented capacity (``depth`` rows, each the records
-of one input cycle, besides the row being sent) and what the test sees on ``o``, cycle by
-cycle.
+against ``struct``. Sequence numbers are the test's own (one per valid input); which records
+are lost follows from the documented capacity (``depth`` records besides the one being sent)
+and what the test sees on ``o``, cycle by cycle.
 """
 
 import gc
@@ -37,16 +36,16 @@ REGMAP = RegisterMap()
 
 
 def phases(record_time):
-    """Traffic phases: (weight, chance of a client record per cycle, of an exchange record,
-    of o.ready, shortest and longest phase in cycles), for a drain of one record per
-    ``record_time`` cycles. Mostly about the drain rate, so that ``o`` is busy most of the
-    time and bursts and stalls find the queue part full."""
+    """Traffic phases: (weight, chance of a record per cycle, of o.ready, shortest and
+    longest phase in cycles), for a drain of one record per ``record_time`` cycles. Mostly
+    about the drain rate, so that ``o`` is busy most of the time and bursts and stalls find
+    the queue part full."""
     t = record_time
     return (
-        (4, 0.45 / t, 0.45 / t, 0.95, 10 * t, 60 * t),   # about the drain rate
-        (1, 0.3 / t, 0.3 / t, 1.0, 3 * t, 10 * t),       # below it: the queue drains
-        (1, 0.5, 0.5, 0.7, 4, 32),                       # a burst, often two in a cycle
-        (1, 0.5 / t, 0.5 / t, 0.0, 2 * t, 6 * t),        # the host stalls
+        (4, 0.9 / t, 0.95, 10 * t, 60 * t),     # about the drain rate
+        (1, 0.6 / t, 1.0, 3 * t, 10 * t),       # below it: the queue drains
+        (1, 0.7, 0.7, 4, 32),                   # a burst
+        (1, 1.0 / t, 0.0, 2 * t, 6 * t),        # the host stalls
     )
 
 
@@ -83,7 +82,6 @@ class Outcome:
 
     sent: dict = field(default_factory=dict)      # sequence -> (record, input cycle)
     lost: list = field(default_factory=list)      # sequences the capacity rule loses
-    overflow_cycles: list = field(default_factory=list)   # cycles `overflow` was high
     beats: list = field(default_factory=list)     # beats transferred on `o`
     beat_cycles: list = field(default_factory=list)       # and their cycles
     counters: dict = field(default_factory=dict)
@@ -92,63 +90,54 @@ class Outcome:
 
 
 def run(width, depth, schedule, seed, regmap):
-    """Drive ``schedule`` (per cycle: a client record or None, an exchange record or None,
-    ``o.ready``), then drain with ``o.ready`` high."""
+    """Drive ``schedule`` (per cycle: a record or None, ``o.ready``), then drain with
+    ``o.ready`` high."""
     dut = DropCopy(width, regmap, depth=depth)
     top = (1 << len(dut.count_records)) - 1   # the counters saturate there
     out = Outcome()
     # More than the drain of a full queue takes.
-    drain = [(None, None, True)] * ((2 * depth + 3) * RECORD_SIZE // width)
+    drain = [(None, True)] * ((depth + 3) * RECORD_SIZE // width)
 
     # Signals looked up once and set only when they change: the bench runs ~100k cycles.
-    ports = [(dut.client.valid, dut.client.payload.as_value()),
-             (dut.exchange.valid, dut.exchange.payload.as_value())]
+    i_valid, i_payload = dut.i.valid, dut.i.payload.as_value()
     o_valid, o_ready, o_payload = dut.o.valid, dut.o.ready, dut.o.payload.as_value()
-    overflow = dut.overflow
 
     async def testbench(ctx):
         done = 0
-        kept_rows = []   # the queue row of each record kept, in order
-        driven = [False, False, False]   # client valid, exchange valid, o.ready
-        for cycle, (client, exchange, ready) in enumerate([*schedule, *drain]):
-            records = [r for r in (client, exchange) if r is not None]
-            for k, record in enumerate((client, exchange)):
-                if driven[k] != (record is not None):
-                    driven[k] = record is not None
-                    ctx.set(ports[k][0], driven[k])
-                if record is not None:
-                    ctx.set(ports[k][1], port_value(record))
-            if driven[2] != ready:
-                driven[2] = ready
+        kept = 0
+        driven = [False, False]   # i.valid, o.ready
+        for cycle, (record, ready) in enumerate([*schedule, *drain]):
+            if driven[0] != (record is not None):
+                driven[0] = record is not None
+                ctx.set(i_valid, driven[0])
+            if record is not None:
+                ctx.set(i_payload, port_value(record))
+            if driven[1] != ready:
+                driven[1] = ready
                 ctx.set(o_ready, ready)
             # This cycle's outputs, sampled at its closing edge.
-            _, _, shown, strobe, word, records_out, overflows = await ctx.tick().sample(
-                o_valid, overflow, o_payload, dut.count_records, dut.count_overflow)
-            # The counters count what happened before this cycle.
+            _, _, shown, word, records_out, overflows, queued = await ctx.tick().sample(
+                o_valid, o_payload, dut.count_records, dut.count_overflow, dut.queued)
+            # The counters and the fill count what happened before this cycle.
             assert (records_out, overflows) == (min(done, top), min(len(out.lost), top)), \
                 f"seed {seed}: counters at cycle {cycle}"
-            # The queue holds `depth` rows (a cycle's records) besides the one being sent,
-            # which is the row of the record on `o`, or of the last one sent.
-            rows = kept_rows[-1] + 1 if kept_rows else 0
-            started = done + shown
-            level = rows - (kept_rows[started - 1] + 1 if started else 0)
-            for record in records:
+            assert queued == kept - done, f"seed {seed}: queued at cycle {cycle}"
+            # The queue holds `depth` records besides the one being sent, which is the one
+            # on `o`, or the last one sent.
+            if record is not None:
                 out.sent[len(out.sent)] = (record, cycle)
-                if level < depth:
-                    kept_rows.append(rows)
+                if kept - (done + shown) < depth:
+                    kept += 1
                 else:
                     out.lost.append(len(out.sent) - 1)
-            if strobe:
-                out.overflow_cycles.append(cycle)
             if shown and ready:
                 beat = unpack_beat(1, word, width)
                 out.beats.append(beat)
                 out.beat_cycles.append(cycle)
                 done += beat[-1].last
-            if cycle >= len(schedule) and len(kept_rows) == done:
-                break   # drained, and the strobe of the last input cycle was seen
-        assert len(kept_rows) == done, \
-            f"seed {seed}: {len(kept_rows) - done} records never came out"
+            if cycle >= len(schedule) and kept == done:
+                break   # drained
+        assert kept == done, f"seed {seed}: {kept - done} records never came out"
         out.counters = {"records": ctx.get(dut.count_records),
                         "overflow": ctx.get(dut.count_overflow), "top": top}
 
@@ -172,8 +161,6 @@ def check(width, depth, schedule, seed, regmap=REGMAP):
     for r in out.records:
         assert r == replace(out.sent[r.sequence][0], sequence=r.sequence), \
             f"seed {seed}: record {r.sequence} changed on the way"
-    assert out.overflow_cycles == sorted({out.sent[s][1] + 1 for s in out.lost}), \
-        f"seed {seed}: overflow strobe"
     top = out.counters["top"]
     assert out.counters == {"records": min(len(out.records), top),
                             "overflow": min(len(out.lost), top), "top": top}, f"seed {seed}"
@@ -186,13 +173,12 @@ def random_schedule(rng, width, n_records, load):
     schedule = []
     offered = 0
     while offered < n_records:
-        _, p_client, p_exchange, p_ready, shortest, longest = rng.choices(
+        _, p_record, p_ready, shortest, longest = rng.choices(
             choices, weights=[phase[0] for phase in choices])[0]
         for _ in range(rng.randint(shortest, longest)):
-            client = random_record(rng) if rng.random() < p_client * load else None
-            exchange = random_record(rng) if rng.random() < p_exchange * load else None
-            schedule.append((client, exchange, rng.random() < p_ready))
-            offered += (client is not None) + (exchange is not None)
+            record = random_record(rng) if rng.random() < min(1.0, p_record * load) else None
+            schedule.append((record, rng.random() < p_ready))
+            offered += record is not None
     return schedule
 
 
@@ -212,16 +198,15 @@ def test_random_traffic(width, load, offered, least_out):
 
 @pytest.mark.parametrize("width", [1, 8])
 def test_below_capacity_nothing_is_lost(width):
-    # At most two records per record time (either input alone, or both in one cycle), the
-    # default depth: the stream the host reads is gap-free from 0.
+    # At most two records per record time (one, or two in back-to-back cycles), the default
+    # depth: the stream the host reads is gap-free from 0.
     seed, rng = seeded()
     record_time = RECORD_SIZE // width
     schedule = []
     for _ in range(100 if width == 1 else 250):
-        pair = rng.choice(((random_record(rng), None), (None, random_record(rng)),
-                           (random_record(rng), random_record(rng))))
-        schedule.append((*pair, rng.random() < 0.9))
-        schedule.extend((None, None, rng.random() < 0.9) for _ in range(record_time))
+        for _ in range(rng.choice((1, 2))):
+            schedule.append((random_record(rng), rng.random() < 0.9))
+        schedule.extend((None, rng.random() < 0.9) for _ in range(record_time))
     out = check(width, 512, schedule, seed)
     assert not out.lost
     assert read_records(out.stream, next_sequence=0) == out.records
@@ -229,16 +214,16 @@ def test_below_capacity_nothing_is_lost(width):
 
 @pytest.mark.parametrize("width", [1, 8])
 def test_overflow_while_the_host_stalls(width):
-    # Both inputs every cycle while `o` is stalled: `depth` rows of two wait and one is on
-    # `o`, every later record is lost; once the host drains, numbering goes on and the host
-    # sees the gap.
+    # A record every cycle while `o` is stalled: `depth` wait and one is on `o`, every
+    # later record is lost; once the host drains, numbering goes on and the host sees the
+    # gap.
     seed, rng = seeded()
-    depth, stalled_cycles = 8, 12
-    stalled = [(random_record(rng), random_record(rng), False) for _ in range(stalled_cycles)]
-    drain = [(None, None, True)] * (2 * (depth + 1) * RECORD_SIZE // width)
-    after = [(random_record(rng), random_record(rng), True)]
+    depth, stalled_cycles = 8, 24
+    stalled = [(random_record(rng), False) for _ in range(stalled_cycles)]
+    drain = [(None, True)] * ((depth + 1) * RECORD_SIZE // width)
+    after = [(random_record(rng), True), (random_record(rng), True)]
     out = check(width, depth, stalled + drain + after, seed)
-    kept, first_after = 2 * (depth + 1), 2 * stalled_cycles
+    kept, first_after = depth + 1, stalled_cycles
     assert [r.sequence for r in out.records] == [*range(kept), first_after, first_after + 1]
     assert out.lost == list(range(kept, first_after))
     with pytest.raises(SequenceGap) as gap:
@@ -255,13 +240,13 @@ def test_counters_saturate():
             return SimpleNamespace(width=3)
 
     rng = random.Random(3)
-    stalled = [(random_record(rng), random_record(rng), False) for _ in range(12)]
-    spaced = [(None, None, True)] * (6 * RECORD_SIZE // 8)   # the six kept drain first
-    for _ in range(4):
-        spaced.append((random_record(rng), random_record(rng), True))
-        spaced.extend([(None, None, True)] * (2 * RECORD_SIZE // 8))
+    stalled = [(random_record(rng), False) for _ in range(24)]
+    spaced = [(None, True)] * (3 * RECORD_SIZE // 8)   # the three kept drain first
+    for _ in range(8):
+        spaced.append((random_record(rng), True))
+        spaced.extend([(None, True)] * (RECORD_SIZE // 8))
     out = check(8, 2, stalled + spaced, seed=None, regmap=NarrowCounters())
-    assert (len(out.records), len(out.lost)) == (6 + 8, 18)
+    assert (len(out.records), len(out.lost)) == (3 + 8, 21)
     assert out.counters == {"records": 7, "overflow": 7, "top": 7}
 
 
@@ -277,8 +262,8 @@ def test_back_to_back(width):
     # Records queued while `o` is busy leave without a gap between them, and the first
     # record is on `o` two cycles after it entered an idle drop copy.
     rng = random.Random(width)
-    pairs = [(random_record(rng), random_record(rng), True) for _ in range(3)]
-    out = check(width, 8, pairs, seed=None)
+    records = [(random_record(rng), True) for _ in range(6)]
+    out = check(width, 8, records, seed=None)
     first = 2
     assert out.beat_cycles == list(range(first, first + 6 * RECORD_SIZE // width))
 

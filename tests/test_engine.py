@@ -26,6 +26,11 @@ How the bench drives the ports (what the engine's contract lets it choose):
   written again while ``commit_pending``; references of symbols the model holds written as
   the model holds them, of symbols it loads anew as ``REFERENCE_AT_COMMIT``.
 
+- the drop-copy fill (``queued``): a simulated reader of the queue the records go to; each
+  cycle it takes one record whole, if one is queued, when the bench's ``reader`` says so.
+  Before each record the model learns the reader's position (``HostRead``, rule 11) and
+  decides BACKLOG; the record must carry the fill the bench drove.
+
 A mismatch names the cycle, the engine's and the model's values and the records before it.
 ``WIREGATE_SEED`` replays the trading day of a failed run.
 """
@@ -78,6 +83,7 @@ from wiregate.sw.model import (
     ExchangeMessage,
     FrameVoid,
     Heartbeat,
+    HostRead,
     Kill,
     Malformed,
     Release,
@@ -91,7 +97,8 @@ from wiregate.sw.reasons import NO_PRIMARY, Reason
 from wiregate.sw.regmap import RegisterMap
 from wiregate.sw.tables import compile_limits
 
-SIZES = Sizes(n_sessions=4, n_symbols=32, n_orders=16, n_executions=16)
+SIZES = Sizes(n_sessions=4, n_symbols=32, n_orders=16, n_executions=16, backlog_high=8,
+              backlog_low=3)
 REGMAP = RegisterMap(n_sessions=SIZES.n_sessions, n_symbols=SIZES.n_symbols, symbol_slots=64,
                      n_orders=SIZES.n_orders)
 FRAME_BITS = 4
@@ -218,6 +225,7 @@ def harness(dut):
     inputs = data.StructLayout({
         "client": _layout(dut.client), "frame_end": _layout(dut.frame_end),
         "exchange": _layout(dut.exchange), "control": _layout(dut.control), "tick": 1,
+        "queued": len(dut.queued),
         **{f"write_{t}": _layout(getattr(dut, f"write_{t}")) for t in BANKED},
         "peek_exposure": data.StructLayout({"session": _shape(dut.peek_exposure.session),
                                             "symbol": _shape(dut.peek_exposure.symbol)}),
@@ -233,7 +241,8 @@ def harness(dut):
     drive, observe = Signal(inputs), Signal(outputs)
     cycle, now = Signal(64), Signal(64)
     m.d.sync += [cycle.eq(cycle + 1), now.eq(dut.now_us)]
-    m.d.comb += [dut.cycle.eq(cycle), dut.now_us.eq(now + drive.tick), dut.tick.eq(drive.tick)]
+    m.d.comb += [dut.cycle.eq(cycle), dut.now_us.eq(now + drive.tick), dut.tick.eq(drive.tick),
+                 dut.queued.eq(drive.queued)]
     for name in ("client", "frame_end", "exchange", "control", *(f"write_{t}" for t in BANKED)):
         port = getattr(dut, name)
         for member in _members(port):
@@ -269,10 +278,13 @@ class Bench:
         it). False: wire spacing only, as the ingress would deliver at W = 8.
     same_order : int
         The engine's documented distance between two client messages naming one order.
+    reader : callable
+        ``reader(cycle)``: the drop copy's host takes a queued record whole in that cycle.
+        The default reads at once, so the fill stays below the marks.
     """
 
     def __init__(self, items, rng, *, dense=0.5, contract=True, same_order=EXEC - KEY + 1,
-                 sizes=SIZES):
+                 sizes=SIZES, reader=lambda cycle: True):
         self.items = deque(items)
         self.order = {id(item): k for k, item in enumerate(items)}
         self.rng = rng
@@ -280,7 +292,10 @@ class Bench:
         self.contract = contract
         self.same_order = same_order
         self.sizes = sizes
-        self.dut = Engine(REGMAP, n_executions=sizes.n_executions, frame_bits=FRAME_BITS)
+        self.dut = Engine(REGMAP, n_executions=sizes.n_executions, frame_bits=FRAME_BITS,
+                          backlog_high=sizes.backlog_high, backlog_low=sizes.backlog_low)
+        self.reader = reader
+        self.queued = 0                    # the drop-copy fill driven this cycle
         self.top, self.drive, self.observe = harness(self.dut)
         self.inputs = self.drive.shape()
         self.outputs = self.observe.shape()
@@ -466,6 +481,9 @@ class Bench:
         kind = rec["kind"]
         if rec["cycle"] != self.cycle:
             self.fail("record cycle", rec["cycle"], self.cycle)
+        if rec["queued"] != self.queued:
+            self.fail("record queued", rec["queued"], self.queued)
+        self.apply(HostRead(t, len(self.out.records) - 1 - self.queued))
         if kind == Kind.VERDICT:
             self.replay_verdict(rec, t, verdict_port)
             return
@@ -631,7 +649,7 @@ class Bench:
                 tick = self.decide_tick()
                 self.now += tick
                 self.release(self.now)
-                inputs = {"tick": int(tick)}
+                inputs = {"tick": int(tick), "queued": self.queued}
                 self.drive_client(inputs)
                 x_valid = self.drive_exchange(inputs)
                 c_valid = self.drive_control(inputs, before["commit_pending"])
@@ -655,6 +673,8 @@ class Bench:
                     self.replay(seen["record"], seen["verdict"])
                 elif seen["verdict"]["valid"]:
                     self.fail("verdict without a record", seen["verdict"], None)
+                read = self.queued > 0 and self.reader(self.cycle)
+                self.queued += record - read
                 idle = 0 if record or self.busy() else idle + 1
                 await ctx.tick()
                 self.cycle += 1
@@ -975,6 +995,26 @@ def test_wire_spacing_without_the_engine_assumptions():
     check_engine(script.items, dense=0.0, contract=False)
 
 
+def test_backlog_rejects_new_orders_until_the_host_reads():
+    """A host that takes a record every third cycle behind a burst of Enter orders: BACKLOG
+    from the high mark (8) until the fill is below the low mark (3), the cancel passes, and
+    the spaced orders after it are accepted; no latch. The run covers both marks: an Enter
+    that sees exactly 8, and one that sees exactly 3 while backlogged (if the engine's
+    timing changes, the spacing here may need tuning to keep that coverage)."""
+    script = Script(limits())
+    script.at(1).client(0, *(enter(ref, quantity=1) for ref in range(1, 13)), cancel(1))
+    for k in range(14):
+        script.at(20 + 5 * k).client(1, enter(k + 1, quantity=1))
+    out = check_engine(script.items, dense=1.0, reader=lambda cycle: cycle % 3 == 0)
+    seen = [(rec["session"], rec["queued"], rec["reasons"] >> R.BACKLOG & 1)
+            for rec in out.records if rec["kind"] == Kind.VERDICT and rec["msg_type"] == ord("O")]
+    assert (0, 8, 1) in seen and (1, 3, 1) in seen, seen
+    assert fired(out, R.BACKLOG) == 2, seen
+    assert all(v.accept for v in out.verdicts if v.msg_type == b"X"), seen
+    assert all(v.accept for v in out.verdicts[-12:]), seen
+    assert not out.gate.kill_gateway and not any(out.gate.kill_session)
+
+
 # --- The trading day ---------------------------------------------------------------------------
 
 
@@ -982,6 +1022,11 @@ def test_trading_day():
     seed = seeded()
     trading = Trading(seed, SIZES)
     items = trading.generate(2_500)
-    out = check_engine(items, seed=seed)
-    print(f"{len(items)} items, {len(out.records)} records, {out.cycles} cycles")
+    pace = random.Random(seed)
+    # The host reads at once but in one stretch of 500 cycles out of four, when it is slow.
+    out = check_engine(items, seed=seed,
+                       reader=lambda cycle: cycle // 500 % 4 != 0 or pace.random() < 0.1)
+    print(f"{len(items)} items, {len(out.records)} records, {out.cycles} cycles, "
+          f"{fired(out, R.BACKLOG)} BACKLOG")
     assert len(out.verdicts) == trading.messages
+    assert fired(out, R.BACKLOG) > 0

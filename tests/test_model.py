@@ -40,6 +40,7 @@ from wiregate.sw.model import (
     FrameVoid,
     Gate,
     Heartbeat,
+    HostRead,
     Kill,
     Malformed,
     Release,
@@ -614,6 +615,107 @@ def test_bad_kill_scope_is_refused():
     b = Bench()
     with pytest.raises(ValueError, match="scope"):
         b.ctl(Kill, "desk", 0)
+
+
+# --- drop-copy backlog (rule 11) --------------------------------------------------------------
+
+
+def backlog_bench(high=3, low=1):
+    return Bench(Gate(n_sessions=4, n_symbols=8, n_orders=16, backlog_high=high,
+                      backlog_low=low))
+
+
+def test_backlog_worked_example_of_the_rule():
+    b = backlog_bench()                         # record 0: the Commit
+    assert_accept(b.c(enter(1)))                # record 1, fill 1
+    assert_accept(b.c(enter(2)))                # record 2, fill 2
+    assert_reject(b.c(enter(3)), R.BACKLOG)     # record 3, fill 3: the high mark
+    b.ctl(HostRead, 2)
+    assert_accept(b.c(cancel(1)))               # record 4, fill 2: cancels pass
+    assert_reject(b.c(enter(4)), R.BACKLOG)     # record 5, fill 3
+    b.ctl(HostRead, 5)
+    assert_reject(b.c(enter(5)), R.BACKLOG)     # record 6, fill 1: not below the low mark
+    b.ctl(HostRead, 7)
+    assert_accept(b.c(enter(6)))                # record 7, fill 0: drained, judged as usual
+    assert b.gate.records == 8 and b.gate.host_read == 7 and not b.gate.backlogged
+    assert b.gate.snapshot()["kill"] == {"gateway": False, "session": (), "symbol": ()}
+
+
+def test_backlog_refuses_new_risk_only_and_sets_no_latch():
+    b = backlog_bench(high=3, low=3)
+    assert_accept(b.c(enter(1, "B", 100)))      # record 1, fill 1
+    assert_accept(b.c(enter(9, "B", 100)))      # record 2, fill 2
+    assert_reject(b.c(replace_order(1, 10, 200, P100)), R.BACKLOG)     # fill 3
+    assert b.gate.backlogged
+    assert_accept(b.c(modify(1, "B", 50)))
+    assert_accept(b.c(cancel(1)))
+    assert_accept(b.c(ouch.AccountQuery()))
+    b.x(canceled(9, 100))                       # exchange events change state as usual
+    assert b.exp() == Exposure(0, 100, 0)
+    # A retransmission gets the verdict remembered from the first copy, accept included.
+    assert_accept(b.c(enter(9, "B", 100), retransmit=True))
+    # BACKLOG is a rule 5 check: every other one that fires is reported with it, the
+    # primary reason is the other one, last_user_ref_num still moves, no token is taken.
+    assert_reject(b.c(enter(11, name="BANNED")), R.RESTRICTED, R.BACKLOG)
+    assert b.state().last_user_ref_num == 11
+    tokens = b.gate.tokens(0)
+    assert_reject(b.c(enter(12)), R.BACKLOG)
+    assert b.gate.tokens(0) == tokens
+    assert not b.gate.kill_gateway and not any(b.gate.kill_session)
+    b.ctl(HostRead, b.gate.records)             # all read: fill 0
+    assert_accept(b.c(enter(13)))
+
+
+def test_backlog_hysteresis_needs_the_fill_below_the_low_mark():
+    b = backlog_bench(high=4, low=2)
+    for ref in range(1, 4):
+        assert_accept(b.c(enter(ref, quantity=1)))      # records 1..3
+    assert_reject(b.c(enter(4, quantity=1)), R.BACKLOG)  # fill 4
+    b.ctl(HostRead, 3)
+    assert_reject(b.c(enter(5, quantity=1)), R.BACKLOG)  # fill 5 - 3 = 2: kept
+    b.ctl(HostRead, 5)
+    assert_accept(b.c(enter(6, quantity=1)))             # fill 6 - 5 = 1: cleared
+    assert_accept(b.c(enter(7, quantity=1)))             # fill 2, not yet high again
+    assert_accept(b.c(enter(8, quantity=1)))             # fill 3
+    assert_reject(b.c(enter(9, quantity=1)), R.BACKLOG)  # fill 4
+
+
+def test_backlog_counts_a_record_for_every_event_but_tick_and_host_read():
+    b = backlog_bench(high=100, low=1)
+    assert b.gate.records == 1                  # the Commit
+    for event in (Heartbeat, Tick):
+        b.ctl(event)
+    b.ctl(SetReference, AAPL, P100)
+    b.ctl(Kill, "session", 2)
+    b.ctl(Release, "session", 2)
+    b.ctl(SessionSync, 1, True)
+    b.c(enter(1))
+    b.x(accepted(1))
+    b.ctl(HostRead, 3)
+    assert (b.gate.records, b.gate.host_read) == (8, 3)
+
+
+def test_host_read_cannot_go_back_or_past_the_records_made():
+    b = backlog_bench()
+    b.c(enter(1))
+    b.ctl(HostRead, 2)
+    with pytest.raises(ValueError, match="cannot have read"):
+        b.ctl(HostRead, 1)
+    with pytest.raises(ValueError, match="cannot have read"):
+        b.ctl(HostRead, 3)
+
+
+@pytest.mark.parametrize(("high", "low"), [(None, 1), (3, None), (3, 4), (3, 0), (0, 0)])
+def test_backlog_marks_are_validated(high, low):
+    with pytest.raises(ValueError, match="backlog marks"):
+        Gate(backlog_high=high, backlog_low=low)
+
+
+def test_no_marks_no_backlog_rule():
+    b = Bench()
+    for ref in range(1, 16):        # as many as the order table holds
+        assert_accept(b.c(enter(ref, quantity=1)))
+    assert b.gate.records == 16 and not b.gate.backlogged
 
 
 # --- retransmission and multiple reasons ------------------------------------------------------

@@ -2,7 +2,7 @@
 
 The day is replayed through a fresh :class:`wiregate.sw.model.Gate` in list order (with a
 Revoke for each order a void frame had accepted, as the gateway does); that must end where
-the generator's shadow gate ended, every reject reason must fire, and the exchange must
+the generator's shadow gate ended, every reject reason but BACKLOG must fire, and the exchange must
 never act on an order the gate did not pass from a frame that ended clean.
 """
 
@@ -47,7 +47,9 @@ def test_every_reason_fires_in_a_day(seed):
     word = 0
     for _, verdict in verdicts:
         word |= verdict.reasons
-    assert [r.name for r in Reason if not word >> r & 1] == []
+    # BACKLOG needs a host that falls behind on the drop copy: a day holds no host reads (a
+    # bench's reader makes them); the core's burst bench fires it.
+    assert [r.name for r in Reason if not word >> r & 1] == ["BACKLOG"]
     accepted = sum(v.accept for _, v in verdicts)
     assert 0.3 < accepted / len(verdicts) < 0.8, accepted
 

@@ -1,24 +1,28 @@
 """Drop copy: number the gate's records, queue them, and send them to the host as bytes.
 
 The record format is :mod:`wiregate.sw.dropcopy`'s (``RECORD_FIELDS``); the layouts here
-are built from that table, nothing is retyped. The core hands over up to two records a
-cycle and cannot wait, the host drains them at its own pace: a queue in block RAM sits
+are built from that table, nothing is retyped. The engine hands over a record a cycle at
+most (it orders every record itself) and cannot wait, the host drains them at its own
+pace: a queue in block RAM sits
 between the two, and when it is full a record is lost rather than the order path stalled.
+The queue's fill goes back to the engine, which refuses new orders with BACKLOG well
+before that (model rule 11).
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.dropcopy import RECORD_FIELDS, RECORD_SIZE
 
-from ..counters import count_amount, count_event
+from ..counters import count_event
 from ..stream import beat_signature, check_width
 
-__all__ = ["DropCopy", "record_layout"]
+__all__ = ["QUEUED_BITS", "DropCopy", "record_layout"]
 
 _SEQUENCE = next(f for f in RECORD_FIELDS if f.name == "sequence")   # filled in here
+QUEUED_BITS = next(f for f in RECORD_FIELDS if f.name == "queued").bits
 
 
 def record_layout() -> data.StructLayout:
@@ -32,9 +36,8 @@ def record_layout() -> data.StructLayout:
 
 
 def _slot_layout() -> data.StructLayout:
-    """Half a queue row: a record, the sequence number it was given, and whether it is one."""
-    return data.StructLayout({"valid": 1, "sequence": _SEQUENCE.bits,
-                              "record": record_layout()})
+    """A queue row: a record and the sequence number it was given."""
+    return data.StructLayout({"sequence": _SEQUENCE.bits, "record": record_layout()})
 
 
 def _wire(slot):
@@ -53,23 +56,24 @@ def _wire(slot):
 class DropCopy(wiring.Component):
     """Give every record its sequence number, queue it, and stream it out as bytes.
 
-    Sequence numbers count from 0 after reset, one per valid input record, in input order;
-    when both inputs hold a record in the same cycle the client's comes first. A record
-    gets its number even when it is lost. The 64-bit number does not wrap in practice (two
-    records a cycle at 156.25 MHz would take 1,800 years).
+    Sequence numbers count from 0 after reset, one per input record, in input order. A
+    record gets its number even when it is lost. The 64-bit number does not wrap in
+    practice (a record a cycle at 156.25 MHz would take 3,700 years).
 
-    The queue has a row per input cycle that brought a record: the client's record (or
-    none) in one memory, the exchange side's (or none) in another, at the same address. So
-    both inputs are written in the same cycle without a crossbar, and the client's record
-    leaves first by construction. Each half row is a record's carried bits, its 64-bit
-    sequence number and a valid bit (636 bits with drop copy 1.0): on ECP5 each memory
-    takes ``ceil(636 / 36) = 18`` EBR blocks for up to 512 rows, so 36 in all.
+    The queue is one memory, a row per record: its carried bits and its 64-bit sequence
+    number (653 bits with drop copy 1.0), ``ceil(653 / 36) = 19`` EBR on ECP5 for up to 512
+    rows (the two-input queue before it took twice that, one input tied off in the core).
 
-    Overflow. The queue holds ``depth`` rows besides the one being sent. The records of a
-    cycle that finds it full (one or two) are lost: their numbers are skipped, so the host
-    sees the gap, ``count_overflow`` counts them and ``overflow`` pulses. The core must fail
-    closed on that pulse (it sets the gateway kill latch): the host can no longer replay
-    the gate's state exactly, and risk it cannot see must not keep trading.
+    Fill. ``queued`` is the number of records in the queue, the one being sent included:
+    records taken in earlier cycles less those whose last beat left in earlier cycles. The
+    engine stamps it on the next record (the record's ``queued``) and decides BACKLOG from
+    it (model rule 11).
+
+    Overflow. The queue holds ``depth`` records besides the one being sent. A record that
+    finds it full is lost: its number is skipped, so the host
+    sees the gap, and ``count_overflow`` counts them. Nothing else happens: the gate keeps
+    trading (BACKLOG, set well below the top, is what keeps the queue from filling), and
+    the host, which sees the gap, decides.
 
     Parameters
     ----------
@@ -78,21 +82,18 @@ class DropCopy(wiring.Component):
     regmap : RegisterMap
         Gives the counter width (that of ``dropcopy_records``).
     depth : int
-        Input cycles the queue holds (``depth`` to ``2 * depth`` records), a power of two.
+        Records the queue holds, a power of two.
 
     Attributes
     ----------
-    client : In(stream)
-        :func:`record_layout` records from the client side (verdicts). Always ready.
-    exchange : In(stream)
-        :func:`record_layout` records from the exchange side and the control plane.
-        Always ready.
+    i : In(stream)
+        :func:`record_layout` records. Always ready.
     o : Out(stream)
         The records' wire bytes, :data:`~wiregate.sw.dropcopy.RECORD_SIZE` / ``width``
         beats per record, every lane kept; ``first`` on lane 0 of a record's first beat,
         ``last`` on the final lane of its last beat, ``error`` never. Honours ``o.ready``.
-    overflow : Out(1)
-        High for one cycle after a cycle in which a record was lost.
+    queued : Out(QUEUED_BITS)
+        Records in the queue (see Fill).
     count_records : Out(counter)
         Records sent whole on ``o`` (saturating).
     count_overflow : Out(counter)
@@ -111,13 +112,14 @@ class DropCopy(wiring.Component):
             raise TypeError(f"Depth must be an integer number of rows, not {depth!r}")
         if depth < 1 or depth & (depth - 1):
             raise ValueError(f"Depth must be a power of two, not {depth}")
+        if depth + 1 >= 1 << QUEUED_BITS:
+            raise ValueError(f"Depth {depth}: its fill does not fit the record's queued field")
         self._depth = depth
         counter = regmap.register("dropcopy_records").width
         super().__init__({
-            "client": In(stream.Signature(record_layout(), always_ready=True)),
-            "exchange": In(stream.Signature(record_layout(), always_ready=True)),
+            "i": In(stream.Signature(record_layout(), always_ready=True)),
             "o": Out(beat_signature(width, always_ready=False)),
-            "overflow": Out(1),
+            "queued": Out(QUEUED_BITS),
             "count_records": Out(counter),
             "count_overflow": Out(counter),
         })
@@ -142,60 +144,36 @@ class DropCopy(wiring.Component):
         m.d.comb += level.eq(write_row - read_row)
         address_bits = (depth - 1).bit_length()
 
-        client, exchange = self.client, self.exchange
+        i = self.i
         sequence = Signal(_SEQUENCE.bits)
-        arrived = client.valid | exchange.valid
-        take = arrived & (level < depth)
-        m.d.sync += [
-            sequence.eq(sequence + client.valid + exchange.valid),
-            write_row.eq(write_row + take),
-        ]
+        take = i.valid & (level < depth)
+        m.d.sync += [sequence.eq(sequence + i.valid), write_row.eq(write_row + take)]
 
-        # The row being sent stays in the memories' read registers (a read port with its
-        # enable low holds its data), so the next row is fetched on the last beat of this
+        # The record being sent stays in the memory's read register (a read port with its
+        # enable low holds its data), so the next one is fetched on the last beat of this
         # one and records leave without a gap.
         loaded = Signal()
-        second = Signal()   # the client's record of the row has been sent
         beat = Signal(range(beats))
         last_beat = beat == beats - 1
         moved = self.o.valid & self.o.ready
         sent = moved & last_beat
         fetch = Signal()
 
-        halves = []
-        for name, port, number in (("client", client, sequence),
-                                   ("exchange", exchange, sequence + client.valid)):
-            m.submodules[name] = memory = Memory(shape=_slot_layout(), depth=depth, init=[])
-            write, read = memory.write_port(), memory.read_port()
-            slot = Signal(_slot_layout(), name=f"{name}_slot")
-            m.d.comb += [
-                slot.valid.eq(port.valid),
-                slot.sequence.eq(number),
-                slot.record.eq(port.payload),
-                write.en.eq(take),
-                write.addr.eq(write_row[:address_bits]),
-                write.data.eq(slot),
-                read.en.eq(fetch),
-                read.addr.eq(read_row[:address_bits]),
-            ]
-            halves.append(read.data)
-
-        # The exchange side's record is on `o` once the client's is sent, or when the row
-        # has none; the row is sent with its last record.
-        exchange_half = second | ~halves[0].valid
-        row_sent = sent & (exchange_half | ~halves[1].valid)
-        m.d.comb += fetch.eq((level != 0) & (~loaded | row_sent))
+        m.submodules.memory = memory = Memory(shape=_slot_layout(), depth=depth, init=[])
+        write, read = memory.write_port(), memory.read_port()
+        m.d.comb += [
+            write.en.eq(take),
+            write.addr.eq(write_row[:address_bits]),
+            write.data.sequence.eq(sequence),
+            write.data.record.eq(i.payload),
+            fetch.eq((level != 0) & (~loaded | sent)),
+            read.en.eq(fetch),
+            read.addr.eq(read_row[:address_bits]),
+        ]
         with m.If(fetch):
-            m.d.sync += [
-                read_row.eq(read_row + 1),
-                loaded.eq(1),
-                second.eq(0),
-                beat.eq(0),
-            ]
-        with m.Elif(row_sent):
-            m.d.sync += loaded.eq(0)
+            m.d.sync += [read_row.eq(read_row + 1), loaded.eq(1), beat.eq(0)]
         with m.Elif(sent):
-            m.d.sync += [second.eq(1), beat.eq(0)]
+            m.d.sync += loaded.eq(0)
         with m.Elif(moved):
             m.d.sync += beat.eq(beat + 1)
 
@@ -205,7 +183,7 @@ class DropCopy(wiring.Component):
         wire = Signal(8 * RECORD_SIZE)
         lanes = Signal(8 * width)
         m.d.comb += [
-            current.eq(Mux(exchange_half, halves[1].as_value(), halves[0].as_value())),
+            current.eq(read.data),
             wire.eq(_wire(current)),
             lanes.eq(wire.word_select(beat, 8 * width)),
         ]
@@ -218,8 +196,7 @@ class DropCopy(wiring.Component):
                 self.o.payload[lane].last.eq(last_beat & (lane == width - 1)),
             ]
 
-        lost = arrived & ~take
-        m.d.sync += self.overflow.eq(lost)
-        count_amount(m, self.count_overflow, Mux(lost, client.valid + exchange.valid, 0))
+        m.d.sync += self.queued.eq(self.queued + take - sent)
+        count_event(m, self.count_overflow, i.valid & ~take)
         count_event(m, self.count_records, sent)
         return m

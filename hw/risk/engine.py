@@ -77,7 +77,7 @@ from wiregate.sw.reasons import NO_PRIMARY, REASON_BITS, Reason
 from wiregate.sw.regmap import WORD_BITS, RegisterMap
 from wiregate.sw.tables import REFERENCE_AT_COMMIT
 
-from ..control.dropcopy import record_layout
+from ..control.dropcopy import QUEUED_BITS, record_layout
 from ..control.register_file import control_layout
 from ..ingress.ouch_extract import OFFSET_BITS, PRICE_BITS, event_layout
 from ..multiply import Multiplier
@@ -133,6 +133,8 @@ class Engine(wiring.Component):
         Remembered executions per session (power of two), for Broken Trade and Correction.
     frame_bits : int
         Width of the client frame tag carried to ``verdict`` (the rewrite's).
+    backlog_high, backlog_low : int or None
+        The drop-copy marks of model rule 11, in records; None (both): BACKLOG never fires.
 
     Attributes
     ----------
@@ -149,6 +151,10 @@ class Engine(wiring.Component):
         Host writes into the shadow bank of the session, limit and symbol hash tables.
     tick, now_us, cycle : In
         The timebase (``tick``: ``now_us`` stepped this cycle) and the cycle counter.
+    queued : In(QUEUED_BITS)
+        The drop-copy queue's fill (:class:`~wiregate.hw.control.dropcopy.DropCopy`), with
+        every record this engine emitted before this cycle counted: stamped on the record
+        emitted this cycle, and what BACKLOG is decided from (model rule 11).
     verdict : Out(valid, accept, type_offset, frame)
         The verdict of the client event that entered ``EXEC`` cycles earlier.
     record : Out(stream)
@@ -170,9 +176,16 @@ class Engine(wiring.Component):
 
     latency = EXEC
 
-    def __init__(self, regmap, *, n_executions=256, frame_bits=4):
+    def __init__(self, regmap, *, n_executions=256, frame_bits=4, backlog_high=None,
+                 backlog_low=None):
         if not isinstance(regmap, RegisterMap):
             raise TypeError(f"regmap must be a RegisterMap, not {regmap!r}")
+        if (backlog_high is None) != (backlog_low is None):
+            raise ValueError("give both backlog marks or neither")
+        if backlog_high is not None and not 0 < backlog_low <= backlog_high < 1 << QUEUED_BITS:
+            raise ValueError(f"backlog marks must be 0 < low <= high < {1 << QUEUED_BITS}, "
+                             f"not high {backlog_high}, low {backlog_low}")
+        self._backlog = (backlog_high, backlog_low)
         for name, value in (("n_orders", regmap.n_orders), ("n_executions", n_executions)):
             if value < 2 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two, at least 2, not {value}")
@@ -211,6 +224,7 @@ class Engine(wiring.Component):
             "tick": In(1),
             "now_us": In(TIME_BITS),
             "cycle": In(64),
+            "queued": In(QUEUED_BITS),
             "verdict": Out(wiring.Signature({
                 "valid": Out(1), "accept": Out(1), "type_offset": Out(OFFSET_BITS),
                 "frame": Out(frame_bits)})),
@@ -680,6 +694,12 @@ class Engine(wiring.Component):
             credit_gateway.add_notional.eq(add_n), credit_gateway.used.eq(gateway_credit),
             credit_gateway.limit.eq(x_gateway.credit), credit_gateway.limit_loaded.eq(x_loaded_any),
         ]
+        # Rule 11: the backlog flag as this event updates it (every event with a record does).
+        backlogged = Signal()
+        backlog = Signal()
+        high, low = self._backlog
+        if high is not None:
+            m.d.comb += backlog.eq((self.queued >= high) | (backlogged & (self.queued >= low)))
         rule5 = Signal(REASON_BITS)
         unknown_symbol = Mux(is_enter, x_loaded_any & ~symbol_of_msg,
                              b_live_x & x_loaded_any & ~x_symbol_known)
@@ -699,7 +719,8 @@ class Engine(wiring.Component):
             | ((yl_known & x_collar_fire) << Reason.COLLAR)
             | ((yl_known & position.fire) << Reason.POSITION)
             | (credit_session.fire << Reason.CREDIT_SESSION)
-            | (credit_gateway.fire << Reason.CREDIT_GATEWAY))
+            | (credit_gateway.fire << Reason.CREDIT_GATEWAY)
+            | (backlog << Reason.BACKLOG))
         m.d.comb += [rate.judge.valid.eq(orders_risk), rate.judge.session.eq(s),
                      rate.judge.others_fired.eq(rule5 != 0),
                      kill.trip.valid.eq(rate.judge.trip), kill.trip.session.eq(s)]
@@ -983,9 +1004,11 @@ class Engine(wiring.Component):
         ]
         rec = self.record.payload
         emits = sx.valid & (~frame_end | void)
+        with m.If(emits):
+            m.d.sync += backlogged.eq(backlog)
         m.d.comb += [
             self.record.valid.eq(emits),
-            rec.cycle.eq(self.cycle), rec.time_us.eq(x_time),
+            rec.cycle.eq(self.cycle), rec.time_us.eq(x_time), rec.queued.eq(self.queued),
             rec.primary.eq(NO_PRIMARY),
             rec.session.eq(s),
         ]

@@ -18,6 +18,7 @@ queued, from the state of their session's stream then.
 """
 
 import pickle
+from bisect import bisect_left
 from collections import deque
 
 import cocotb
@@ -114,6 +115,8 @@ class TB(Plan):
         self.egress_starts = []     # cycle of each frame's first byte on exchange_tx
         self.records = 0
         self.record_log = []        # every drop-copy record, in order
+        self.read_cycles = []       # bench cycle in which each record's last beat was taken
+        self.most_queued = 0        # the largest fill a record reported
         self.play_start = 0         # the cycle :meth:`play` started in
 
     @property
@@ -345,8 +348,14 @@ class TB(Plan):
                     sink.append((bytes(current), bool(bits >> _ERROR & 1)))
                     current = None
 
+    def host_read(self, record) -> int:
+        """Records the bench had taken whole before ``record`` took effect (its ``cycle``):
+        the host's reading position the model decides BACKLOG from (rule 11)."""
+        return bisect_left(self.read_cycles, record.cycle - self.offset)
+
     async def dropcopy(self):
-        """Take the drop copy with random backpressure; replay each record as it ends."""
+        """Take the drop copy with random backpressure; replay each record as it ends, with
+        the reading position the bench observed."""
         dut = self.dut
         valid, payload, ready = dut.dropcopy__valid, dut.dropcopy__payload, dut.dropcopy__ready
         buffer = bytearray()
@@ -372,7 +381,9 @@ class TB(Plan):
                 self.record_log.append(record)
                 del buffer[:RECORD_SIZE]
                 self.records += 1
-                self.board.replay.apply(record)
+                self.read_cycles.append(self.now())
+                self.most_queued = max(self.most_queued, record.queued)
+                self.board.replay.apply(record, self.host_read(record))
                 if record.control.name in _HOST_CODES:
                     self.control_seen.set()
 
