@@ -6,10 +6,18 @@ for the engine's handling of control events: the bank and epoch on a commit, the
 writes, the watchdog's heartbeat and commit, and a CONTROL drop-copy record per event. Small
 beside the core, so the Amaranth simulator runs it fast; the core itself wires the control
 port in its own way.
+
+It also keeps a copy of what the host writes into each bank of every banked table and
+answers reads of the shadow bank from it, as the register map promises ("the host writes
+and reads the shadow bank", docs/regmap.md), so the host's push can be verified by read-back.
+The core does not answer those reads yet: its register file reads the banked tables as 0
+(hw/control/register_file.py), and a push verified by read-back fails closed against it.
 """
 
-from amaranth.hdl import Const, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import stream
+from amaranth.lib.memory import Memory
+from amaranth.utils import ceil_log2
 
 from wiregate.hw.control.control_port import ControlPort
 from wiregate.hw.control.dropcopy import DropCopy, record_layout
@@ -64,12 +72,12 @@ class ControlGateway(Elaboratable):
             port.bus.write_ready.eq(registers.bus.write_ready),
             registers.bus.read_en.eq(port.bus.read_en),
             registers.bus.read_addr.eq(port.bus.read_addr),
-            port.bus.read_data.eq(registers.bus.read_data),
             port.bus.read_valid.eq(registers.bus.read_valid),
             port.dropcopy.valid.eq(dropcopy.o.valid),
             port.dropcopy.payload.eq(dropcopy.o.payload),
             dropcopy.o.ready.eq(port.dropcopy.ready),
         ]
+        self._shadow_reads(m)
         for name in ("control_commands", "control_frame_errors", "control_command_errors"):
             m.d.comb += getattr(registers, f"count_{name}").eq(getattr(port, f"count_{name}"))
 
@@ -116,6 +124,39 @@ class ControlGateway(Elaboratable):
         with m.Else():
             m.d.comb += record.eq(self.records.payload)
         return m
+
+    def _shadow_reads(self, m):
+        """Answer reads of a banked table from the copy of the shadow bank; the rest from the
+        register file. Each table's copy holds both banks, the bank bit on top."""
+        bus, registers = self.port.bus, self.registers
+        data = registers.bus.read_data
+        for t in self.regmap.tables:
+            if not t.banked:
+                continue
+            bits = ceil_log2(t.depth)
+            words = t.used_words * WORD_BITS
+            m.submodules[f"shadow_{t.name}"] = copy = Memory(shape=words, depth=2 << bits,
+                                                              init=[])
+            written = getattr(registers, f"write_{t.name}")
+            entry = Signal(words, name=f"{t.name}_entry")
+            for f in t.fields:
+                m.d.comb += entry[f.offset:f.offset + f.width].eq(written.entry[f.name])
+            write = copy.write_port()
+            m.d.comb += [write.en.eq(written.en), write.data.eq(entry),
+                         write.addr.eq(Cat(written.index, Const(0, bits - len(written.index)),
+                                           ~self.bank))]
+            # The table's span is aligned to its size: the entry and word are address bits.
+            word_bits = ceil_log2(t.entry_words)
+            offset = bus.read_addr - t.address
+            hit, word = Signal(name=f"{t.name}_hit"), Signal(word_bits, name=f"{t.name}_word")
+            read = copy.read_port()
+            m.d.comb += read.addr.eq(Cat(offset[word_bits:word_bits + bits], ~self.bank))
+            m.d.sync += [hit.eq(bus.read_en & (bus.read_addr >= t.address)
+                                & (offset < t.depth << word_bits)),
+                         word.eq(offset[:word_bits])]
+            data = Mux(hit, Mux(word < t.used_words, read.data.word_select(word, WORD_BITS), 0),
+                       data)
+        m.d.comb += bus.read_data.eq(data)
 
     def _control_record(self, record, code, commit, event):
         return [

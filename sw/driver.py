@@ -3,14 +3,19 @@
 :class:`Driver` encodes commands with :mod:`wiregate.sw.control`, keeps the sequence number,
 matches each response to its command, and sets drop-copy frames aside for
 :meth:`Driver.records`. The transport only moves bytes (:class:`Transport`):
-:class:`SocketTransport` for ``wiregate sim`` (TCP on 127.0.0.1); a serial or UDP transport
-plugs in beside it without touching the driver.
+:class:`SocketTransport` for ``wiregate sim`` (TCP on 127.0.0.1), the serial transport and
+the ``--target`` URLs in :mod:`wiregate.sw.transports`; a UDP transport plugs in beside them
+without touching the driver.
+
+:meth:`Driver.push` loads a compiled limit file: every banked table into the shadow bank,
+verified by read-back, committed, the new epoch confirmed.
 """
 
 import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from wiregate.sw.control import (
     MAX_WORDS,
@@ -28,8 +33,10 @@ from wiregate.sw.control import (
 from wiregate.sw.dropcopy import Record, SequenceGap
 from wiregate.sw.proto.errors import ProtocolError
 from wiregate.sw.regmap import RegisterMap
+from wiregate.sw.tables import Reference, TableImage, keep_references
 
-__all__ = ["CommandRefused", "Driver", "GatewayTimeout", "SocketTransport", "Transport"]
+__all__ = ["CommandRefused", "Difference", "Driver", "GatewayTimeout", "PushRefused",
+           "SocketTransport", "Transport"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +104,42 @@ class GatewayTimeout(TimeoutError):
     """No response in time."""
 
 
+class PushRefused(Exception):
+    """A push stopped before its commit: the active limits are unchanged.
+
+    Attributes
+    ----------
+    differences : list[Difference]
+        What the read-back found, when that was the reason.
+    """
+
+    def __init__(self, message: str, differences: Sequence["Difference"] = ()):
+        self.differences = list(differences)
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One field of one table entry that differs between the gateway and an image.
+
+    Attributes
+    ----------
+    table, index, field : str, int, str
+    gateway, image : int
+        The value read back, and the image's.
+    """
+
+    table: str
+    index: int
+    field: str
+    gateway: int
+    image: int
+
+    def __str__(self) -> str:
+        return (f"{self.table}[{self.index}].{self.field}: gateway {self.gateway:#x}, "
+                f"file {self.image:#x}")
+
+
 class Driver:
     """Commands to one gateway and its drop copy, over ``transport``.
 
@@ -125,6 +168,8 @@ class Driver:
         self._records: asyncio.Queue[Record] = asyncio.Queue()
         self._sequence: int | None = None          # None until the gateway tells us
         self._next_record: int | None = None
+        self._receiving: asyncio.Future[bytes] | None = None
+        self._one_command = asyncio.Lock()          # one command outstanding (docs/control.md)
 
     # -- the stream -----------------------------------------------------------------------
 
@@ -143,15 +188,26 @@ class Driver:
             except ProtocolError as error:      # a lost record shows as a sequence gap
                 log.warning("control stream: %s", error)
 
-    async def _pump(self, done) -> None:
-        """Read bytes until ``done()``."""
+    async def _pump(self, done: Callable[[], bool]) -> None:
+        """Read bytes until ``done()``.
+
+        One read of the transport is outstanding at a time, shared by every waiter (a
+        command's response and the drop copy may be awaited at once); it survives a waiter
+        that gives up (a timeout), and the next waiter takes its bytes.
+        """
         while not done():
-            self._take(await self._transport.receive())
+            if self._receiving is None:
+                self._receiving = asyncio.ensure_future(self._transport.receive())
+            receiving = self._receiving
+            await asyncio.wait({receiving})
+            if self._receiving is receiving:
+                self._receiving = None
+                self._take(receiving.result())
 
     async def _exchange(self, frame: bytes) -> Response:
         await self._transport.send(stuff(frame))
         try:
-            await asyncio.wait_for(self._pump(lambda: self._responses), self._timeout)
+            await asyncio.wait_for(self._pump(lambda: bool(self._responses)), self._timeout)
         except TimeoutError:
             raise GatewayTimeout(f"no answer from the gateway in {self._timeout} s: is the "
                                  "target right, and the gateway running?") from None
@@ -168,6 +224,11 @@ class Driver:
         first answer (OUT_OF_SEQUENCE carries it) and sends the command again.
         """
         words = list(words)
+        async with self._one_command:
+            return await self._command(command, words, build, **fields)
+
+    async def _command(self, command: Command, words: list[int],
+                       build: Callable[[int], bytes] | None, **fields: int) -> Response:
         for _ in range(2):
             sequence = self._sequence or 0
             data = build(sequence) if build else encode_command(command, sequence, words,
@@ -242,6 +303,134 @@ class Driver:
             await self.command(Command.TABLE_WRITE, build=lambda seq, s=start, c=chunk: (
                 table_write(regmap, seq, name, index + s, c)))
 
+    async def read_table(self, name: str, index: int = 0,
+                         count: int | None = None) -> list[dict[str, int]]:
+        """Entries ``index`` on (``count`` of them, or to the end) of table ``name``; a
+        banked table's shadow bank."""
+        table = self._map().table(name)
+        count = table.depth - index if count is None else count
+        if count <= 0:
+            return []
+        table.entry_address(index + count - 1)              # validates the range
+        words = await self.read(table.entry_address(index), count * table.entry_words)
+        stride, used = table.entry_words, table.used_words
+        return [table.decode_entry(words[k * stride:k * stride + used]) for k in range(count)]
+
+    async def status(self) -> dict[str, int]:
+        """The status block: flags, ``epoch``, ``timebase_us``, and the readable latches."""
+        regmap = self._map()
+        state = await self.read_register("status")
+        state["epoch"] = (await self.read_register("epoch"))["value"]
+        state["timebase_us"] = (await self.read_register("timebase_us"))["value"]
+        state["kill_gateway"] = (await self.read_register("kill_gateway_set"))["gateway"]
+        for name, key in (("kill_session_set", "kill_sessions"), ("session_sync", "in_sync")):
+            bits = 0
+            for k, entry in enumerate(await self.read_table(name)):
+                bits |= entry["bits"] << (32 * k)
+            state[key] = bits & ((1 << regmap.n_sessions) - 1)
+        return state
+
+    # -- limits ---------------------------------------------------------------------------
+
+    async def load(self, image: TableImage,
+                   progress: Callable[[int, int], None] | None = None) -> None:
+        """Write every table of ``image`` into the shadow bank, whole.
+
+        ``progress(done, total)`` is called with entries written after each frame.
+        """
+        if image.regmap.layout_crc != self._map().layout_crc \
+                or image.regmap.parameters != self._map().parameters:
+            raise ValueError("the image was compiled for another register map than the "
+                             "gateway's")
+        total = sum(len(rows) for rows in image.entries.values())
+        done = 0
+        for name in sorted(image.entries, key=lambda n: image.regmap.table(n).address):
+            rows = image.entries[name]
+            per_frame = max(1, MAX_WORDS // image.regmap.table(name).used_words)
+            for start in range(0, len(rows), per_frame):
+                chunk = rows[start:start + per_frame]
+                await self.write_table(name, start, chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+
+    async def differences(self, image: TableImage) -> list[Difference]:
+        """Read the shadow bank back; every field that differs from ``image``."""
+        out = []
+        for name, rows in image.entries.items():
+            for index, (read, wanted) in enumerate(zip(await self.read_table(name), rows,
+                                                       strict=True)):
+                out += [Difference(name, index, field, read[field], value)
+                        for field, value in wanted.items() if read[field] != value]
+        return out
+
+    async def push(self, image: TableImage, *, held: Mapping[int, Reference] | None = None,
+                   verify: bool = True, mirror: bool = True,
+                   progress: Callable[[int, int], None] | None = None) -> int:
+        """Load ``image``, verify it by read-back, commit it; return the new epoch.
+
+        Parameters
+        ----------
+        image : TableImage
+            The compiled limit file (:func:`~wiregate.sw.tables.compile_limits`).
+        held : Mapping[int, Reference] or None
+            The reference of every symbol index the gateway holds now. Required once limits
+            are loaded: a symbol the push keeps keeps its reference and stamp (the model's
+            rule, :func:`~wiregate.sw.tables.keep_references`), and the gateway cannot
+            report them.
+        verify : bool
+            Read the shadow bank back and refuse to commit on any difference.
+        mirror : bool
+            After the commit, load the image into the new shadow bank too, so the shadow
+            bank reads as the active one (what ``limits diff`` compares with).
+        progress : callable or None
+            ``progress(done, total)`` in entries, across the loads.
+
+        Raises
+        ------
+        PushRefused
+            Before the commit, with nothing committed: a commit already pending, limits
+            loaded and no ``held``, or a read-back that differs.
+        """
+        state = await self.status()
+        if state["commit_pending"]:
+            raise PushRefused("a commit is already pending on the gateway; try again when "
+                              "`wiregate status` shows none")
+        if state["limits_loaded"]:
+            if held is None:
+                raise PushRefused(
+                    f"the gateway holds limits (epoch {state['epoch']}): a re-commit must "
+                    "write the current reference price and stamp of every symbol it keeps "
+                    "(docs/limits.md), and the gateway cannot report them; give them "
+                    "(`--references FILE`)")
+            image = keep_references(image, held)
+        total = sum(len(rows) for rows in image.entries.values()) * (1 + mirror)
+        offset = 0
+
+        def step(done: int, _: int) -> None:
+            if progress is not None:
+                progress(offset + done, total)
+
+        await self.load(image, step)
+        if verify:
+            found = await self.differences(image)
+            if found:
+                zeros = all(d.gateway == 0 for d in found)
+                raise PushRefused(
+                    f"read-back of the shadow bank differs in {len(found)} fields, first "
+                    f"{found[0]}; nothing committed" + (
+                        " (every one read 0: this gateway cannot read its banked tables "
+                        "back; push without verification only if you accept that)"
+                        if zeros else ""), found)
+        epoch = await self.commit()
+        if epoch != state["epoch"] + 1:
+            raise ProtocolError(f"epoch went from {state['epoch']} to {epoch} on one commit: "
+                                "another host is committing", 0)
+        if mirror:
+            offset = total // 2
+            await self.load(image, step)
+        return epoch
+
     # -- commands -------------------------------------------------------------------------
 
     async def commit(self) -> int:
@@ -274,29 +463,26 @@ class Driver:
 
     # -- drop copy --------------------------------------------------------------------------
 
-    async def records(self) -> AsyncIterator[Record]:
-        """Drop-copy records as they arrive; raise :class:`SequenceGap` at a gap."""
+    async def records(self, on_gap: Callable[[SequenceGap], None] | None = None
+                      ) -> AsyncIterator[Record]:
+        """Drop-copy records as they arrive.
+
+        At a sequence gap, raise :class:`SequenceGap`, or with ``on_gap`` call it and go on.
+        """
         index = 0
         while True:
             await self._pump(lambda: not self._records.empty())
             record = self._records.get_nowait()
-            if self._next_record is not None and record.sequence != self._next_record:
-                raise SequenceGap(self._next_record, record.sequence, index)
-            self._next_record = record.sequence + 1
+            expected, self._next_record = self._next_record, record.sequence + 1
+            if expected is not None and record.sequence != expected:
+                gap = SequenceGap(expected, record.sequence, index)
+                if on_gap is None:
+                    raise gap
+                on_gap(gap)
             index += 1
             yield record
 
-    async def _pump_records(self) -> None:
-        while self._records.empty():
-            data = await self._transport.receive()
-            for frame, clean in self._reader.feed(data):
-                if clean:
-                    decoded = decode_frame(frame)
-                    if decoded.kind == Kind.DROP_COPY:
-                        self._records.put_nowait(Record.decode(decoded.payload))
-                    else:
-                        self._responses.append(Response.from_frame(decoded))
-
     async def close(self) -> None:
+        if self._receiving is not None:
+            self._receiving.cancel()
         await self._transport.close()
-

@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from wiregate.sw import push_cmd
 from wiregate.sw.limits import (
     Limits,
     LimitsError,
@@ -34,7 +35,7 @@ def _profile(name: str) -> Profile:
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add the ``limits`` command and its actions to the ``wiregate`` parser."""
-    limits = commands.add_parser("limits", help="check limit files",
+    limits = commands.add_parser("limits", help="check, push and diff limit files",
                                  description="Work with YAML limit files (docs/limits.md).")
     actions = limits.add_subparsers(dest="limits_action", metavar="ACTION", required=True)
     default = PROFILES["full"]
@@ -55,6 +56,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help=f"symbol table size of the target gateway, instead of a "
                             f"profile (default: full's {default.n_symbols})")
     check.set_defaults(handler=check_command)
+    push_cmd.register(actions)
 
 
 def _placement_problem(limits: Limits, target: Profile, path: str) -> Problem | None:

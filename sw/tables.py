@@ -38,6 +38,7 @@ import logging
 import zlib
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wiregate.sw.limits import Limits
@@ -55,11 +56,13 @@ __all__ = [
     "REFERENCE_AT_COMMIT",
     "SYMBOL_BYTES",
     "WAYS",
+    "Reference",
     "SymbolHash",
     "SymbolTableFull",
     "TableImage",
     "compile_limits",
     "h3",
+    "keep_references",
     "place_symbols",
     "probe",
     "symbol_text",
@@ -453,3 +456,38 @@ def compile_limits(limits: Limits, regmap: "RegisterMap", *,
         "gateway_limits": gateway,
         "symbol_hash": symbol_hash,
     })
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference price a symbol index holds on a gateway, and when it was set.
+
+    Attributes
+    ----------
+    symbol : str
+        The symbol the index names now.
+    price : int
+        Price units.
+    stamp_us : int
+        Gateway timebase (microseconds) when it was set.
+    """
+
+    symbol: str
+    price: int
+    stamp_us: int
+
+
+def keep_references(image: TableImage, held: Mapping[int, Reference]) -> TableImage:
+    """``image`` for a re-commit: every symbol index that keeps its symbol keeps its reference.
+
+    The model's rule (:class:`~wiregate.sw.model.Commit`): a symbol already loaded keeps its
+    reference and stamp; a new one, or an index that now names another symbol, takes the
+    image's. ``held`` maps the symbol indices loaded now to what they hold.
+    """
+    names = {e["index"]: e["symbol"] for e in image.entries["symbol_hash"] if e["valid"]}
+    entries = {name: [dict(e) for e in rows] for name, rows in image.entries.items()}
+    for index, reference in held.items():
+        if names.get(index) == symbol_word(reference.symbol):
+            entries["symbol_limits"][index].update(reference_price=reference.price,
+                                                   reference_stamp_us=reference.stamp_us)
+    return TableImage(image.regmap, entries)

@@ -1,91 +1,25 @@
 """The host driver (sw/driver.py) against the control port in the Amaranth simulator.
 
 The transport under test is the real :class:`SocketTransport` on 127.0.0.1, bridged by a
-small asyncio server to the simulated gateway (:class:`ControlGateway`), which a transport
-class here steps forward while the driver waits. What the driver reports is checked against
-the gateway itself: table writes on the register file's write ports, latches in the Kill
-block, records against the records fed into the drop copy.
+small asyncio server to the simulated gateway (:class:`ControlGateway`, stepped by
+:class:`~wiregate.sim.control_server.SimulatedGateway` while the driver waits). What the
+driver reports is checked against the gateway itself: table writes on the register file's
+write ports, latches in the Kill block, records against the records fed into the drop copy.
 """
 
 import asyncio
-import contextlib
 import random
 
 import pytest
-from amaranth.sim import Simulator
 
-from wiregate.sim.control_gateway import ControlGateway
+from wiregate.sim.control_server import SimulatedGateway
 from wiregate.sw.control import Kind, Status, encode_frame, stuff
 from wiregate.sw.driver import CommandRefused, Driver, GatewayTimeout, SocketTransport, Transport
 from wiregate.sw.dropcopy import Control, Record, SequenceGap
-from wiregate.sw.regmap import Access, RegisterMap, RegmapMismatch
+from wiregate.sw.regmap import RegisterMap, RegmapMismatch
 
 PARAMETERS = {"n_sessions": 5, "n_symbols": 40, "symbol_slots": 64, "n_orders": 16,
               "n_pass_rules": 2}
-CLOCK = 1e-8
-
-
-class SimulatedGateway:
-    """The gateway under the simulator: bytes in, bytes out, stepped on demand."""
-
-    def __init__(self, regmap):
-        self.gateway = ControlGateway(regmap)
-        self.inbound = bytearray()
-        self.outbound = bytearray()
-        self.table_writes = []
-        self.cycles = 0
-        port = self.gateway.port
-        tables = [t for t in regmap.tables if t.access is Access.RW]
-
-        async def feed(ctx):
-            while True:
-                if not self.inbound:
-                    await ctx.tick()
-                    continue
-                ctx.set(port.i.valid, 1)
-                ctx.set(port.i.payload, self.inbound[0])
-                *_, ready = await ctx.tick().sample(port.i.ready)
-                ctx.set(port.i.valid, 0)
-                if ready:
-                    del self.inbound[0]
-
-        async def collect(ctx):
-            ctx.set(port.o.ready, 1)
-            ports = [getattr(self.gateway.registers, f"write_{t.name}") for t in tables]
-            while True:
-                _, _, valid, byte, *writes = await ctx.tick().sample(
-                    port.o.valid, port.o.payload,
-                    *(s for p in ports for s in (p.en, p.index, p.entry)))
-                if valid:
-                    self.outbound.append(byte)
-                for k, t in enumerate(tables):
-                    en, index, entry = writes[3 * k:3 * k + 3]
-                    if en:
-                        self.table_writes.append(
-                            (t.name, index, {f.name: entry[f.name] for f in t.fields}))
-
-        self.sim = Simulator(self.gateway)
-        self.sim.add_clock(CLOCK)
-        self.sim.add_testbench(feed, background=True)
-        self.sim.add_testbench(collect, background=True)
-
-    def step(self, cycles=400) -> bytes:
-        """Run ``cycles`` clock cycles; return what the gateway sent meanwhile."""
-        self.cycles += cycles
-        self.sim.run_until(self.cycles * CLOCK)
-        data, self.outbound = bytes(self.outbound), bytearray()
-        return data
-
-    async def serve(self, reader, writer):
-        """Bridge one TCP connection to the simulated gateway."""
-        while not reader.at_eof():
-            with contextlib.suppress(TimeoutError):
-                self.inbound += await asyncio.wait_for(reader.read(4096), 0.001)
-            data = self.step()
-            if data:
-                writer.write(data)
-                await writer.drain()
-        writer.close()
 
 
 def run(body, records=()):
