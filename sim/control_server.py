@@ -4,11 +4,15 @@ under the Amaranth simulator, served on a real TCP socket on 127.0.0.1.
 :class:`SimulatedGateway` steps the simulation while bytes come in and sends back what the
 gateway sends; :func:`serve_in_thread` runs it on its own event loop in a thread, so a host
 that runs its own loop (the ``wiregate`` command line, :func:`asyncio.run`) can talk to it.
+``python -m wiregate.sim.control_server [--port N] [--profile NAME]`` serves one until
+stopped, for trying the ``wiregate`` commands (docs/cli.md) before ``wiregate sim``.
+
 It records every entry the register file writes into a table (``table_writes``), the
 gateway's own account of what reached the shadow bank, and feeds the drop copy the records
 a bench gives it (``feed_records``) as the engine would.
 """
 
+import argparse
 import asyncio
 import contextlib
 import threading
@@ -17,13 +21,18 @@ from collections.abc import Iterator
 from amaranth.sim import Simulator
 
 from wiregate.hw.control.dropcopy import record_layout
+from wiregate.hw.core import core_holdback
 from wiregate.sim.control_gateway import ControlGateway
 from wiregate.sw.dropcopy import Record
+from wiregate.sw.profiles import PROFILES
 from wiregate.sw.regmap import Access, RegisterMap
 
-__all__ = ["CLOCK", "SimulatedGateway", "serve_in_thread"]
+__all__ = ["CLOCK", "SMALL", "SimulatedGateway", "serve_in_thread"]
 
 CLOCK = 1e-8
+# Sizes that hold limits/default.yaml and keep the simulator quick.
+SMALL = {"n_sessions": 5, "n_symbols": 40, "symbol_slots": 64, "n_orders": 16,
+         "n_pass_rules": 2}
 
 
 class SimulatedGateway:
@@ -164,3 +173,30 @@ def serve_in_thread(regmap: RegisterMap) -> Iterator[tuple[int, SimulatedGateway
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description="Serve the control stream's test gateway (Amaranth simulator) on "
+                    "127.0.0.1 until stopped.")
+    parser.add_argument("--port", type=int, default=0, help="TCP port (default: any free)")
+    parser.add_argument("--profile", choices=list(PROFILES),
+                        help="a build profile's sizes at W = 1 (default: small sizes that "
+                             "hold limits/default.yaml)")
+    args = parser.parse_args(argv)
+    regmap = PROFILES[args.profile].regmap(1, core_holdback(1)) if args.profile \
+        else RegisterMap(**SMALL)
+    gateway = SimulatedGateway(regmap)
+
+    async def serve():
+        server = await asyncio.start_server(gateway.serve, "127.0.0.1", args.port)
+        print(f"control stream's test gateway on sim://127.0.0.1:"
+              f"{server.sockets[0].getsockname()[1]} (Ctrl-C stops it)", flush=True)
+        await server.serve_forever()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()

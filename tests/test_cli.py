@@ -9,6 +9,7 @@ compiled limit file (``sw/tables.py``), the model's re-commit rule (``sw/model.p
 ``sim/replay.commit_image``), the records the bench fed the drop copy.
 """
 
+import asyncio
 import json
 import os
 import select
@@ -20,26 +21,32 @@ from pathlib import Path
 
 import pytest
 
-from wiregate.sim.control_server import serve_in_thread
+from wiregate.sim.control_server import SMALL, serve_in_thread
 from wiregate.sim.replay import commit_image
 from wiregate.sw import gateway_cmd
 from wiregate.sw.cli import main
-from wiregate.sw.control import Command, encode_command, stuff
+from wiregate.sw.control import (
+    Command,
+    FrameReader,
+    decode_frame,
+    encode_command,
+    encode_frame,
+    stuff,
+)
+from wiregate.sw.driver import Driver, PushRefused, SocketTransport
 from wiregate.sw.dropcopy import Kind, Record
 from wiregate.sw.limits import load_limits
 from wiregate.sw.model import Commit, Gate, SetReference
 from wiregate.sw.regmap import RegisterMap
 from wiregate.sw.tables import compile_limits
 
-PARAMETERS = {"n_sessions": 5, "n_symbols": 40, "symbol_slots": 64, "n_orders": 16,
-              "n_pass_rules": 2}
 DEFAULT = "limits/default.yaml"
 DEFAULT_TEXT = Path(DEFAULT).read_text()
 
 
 @pytest.fixture
 def gateway():
-    regmap = RegisterMap(**PARAMETERS)
+    regmap = RegisterMap(**SMALL)
     with serve_in_thread(regmap) as (port, sim):
         yield regmap, f"sim://127.0.0.1:{port}", sim
 
@@ -134,6 +141,47 @@ def test_recommit_keeps_the_references_the_model_keeps(capsys, gateway, tmp_path
     assert code == 0, err
     assert sim.table_writes[len(writes):] == loads(commit_image(gate, second, regmap)) * 2
     assert status(capsys, target)["epoch"] == 2
+
+
+class OneBitOff(SocketTransport):
+    """A line that flips the lowest bit of the first word of the first TABLE_WRITE, and
+    gives the frame a CRC that matches: the gateway takes it and writes the wrong word."""
+
+    flipped = False
+
+    async def send(self, data):
+        (frame, _), = FrameReader().feed(data)
+        decoded = decode_frame(frame)
+        if decoded.kind == Command.TABLE_WRITE and not self.flipped:
+            self.flipped = True
+            payload = bytearray(decoded.payload)
+            payload[11] ^= 1        # after table and index: word 0, least significant byte
+            data = stuff(encode_frame(decoded.kind, decoded.sequence, bytes(payload)))
+        await super().send(data)
+
+
+def test_push_refuses_to_commit_what_does_not_read_back(capsys, gateway):
+    regmap, target, sim = gateway
+    image = compile_limits(load_limits(DEFAULT), regmap)
+    port = int(target.rsplit(":", 1)[1])
+
+    async def push():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        driver = Driver(OneBitOff(reader, writer), timeout=60)
+        await driver.identify()
+        with pytest.raises(PushRefused, match="nothing committed") as refused:
+            await driver.push(image)
+        await driver.close()
+        return refused.value.differences
+
+    differences = asyncio.run(push())
+    first = loads(image)[0]
+    wrong = regmap.table(first[0]).decode_entry(
+        [w ^ (k == 0) for k, w in enumerate(regmap.table(first[0]).encode_entry(first[2]))])
+    assert [(d.table, d.index, d.field, d.gateway, d.image) for d in differences] == [
+        (first[0], 0, f, wrong[f], first[2][f]) for f in first[2] if wrong[f] != first[2][f]]
+    assert sim.table_writes == [(first[0], 0, wrong), *loads(image)[1:]]
+    assert status(capsys, target)["epoch"] == 0
 
 
 def test_kill_and_release_need_confirm(capsys, gateway):
