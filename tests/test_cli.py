@@ -24,6 +24,7 @@ import pytest
 from wiregate.sim.control_server import SMALL, serve_in_thread
 from wiregate.sim.replay import commit_image
 from wiregate.sw import gateway_cmd
+from wiregate.sw import regmap as regmap_module
 from wiregate.sw.cli import main
 from wiregate.sw.control import (
     Command,
@@ -320,3 +321,14 @@ def test_serial_transport_over_a_pty(capsys, gateway):
         assert code == gateway_cmd.USAGE and "baud" in err
     code, _, err = wiregate(capsys, "status", "--target", "serial:///dev/nonexistent-tty")
     assert code == gateway_cmd.UNREACHABLE and "/dev/nonexistent-tty" in err
+
+
+def test_a_gateway_of_another_version_is_refused(capsys, gateway, monkeypatch):
+    target = gateway[1]
+    # The gateway was built by this wiregate; the host now speaks a later layout version.
+    monkeypatch.setattr(regmap_module, "VERSION", (regmap_module.VERSION[0] + 1, 0))
+    code, out, err = wiregate(capsys, "limits", "push", DEFAULT, "--target", target)
+    assert code == gateway_cmd.MISMATCH and out == ""
+    assert "version" in err and "wiregate release the gateware was built from" in err
+    monkeypatch.undo()
+    assert status(capsys, target)["epoch"] == 0
