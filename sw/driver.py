@@ -151,6 +151,9 @@ class Driver:
         None, adopts the map the gateway's ID block describes).
     timeout : float
         Seconds to wait for a response.
+    keep_records : bool
+        Keep drop-copy records for :meth:`records`; a host that never reads them (a
+        heartbeat all day long) drops them as they arrive instead of piling them up.
 
     Attributes
     ----------
@@ -159,10 +162,11 @@ class Driver:
     """
 
     def __init__(self, transport: Transport, regmap: RegisterMap | None = None,
-                 timeout: float = 2.0):
+                 timeout: float = 2.0, keep_records: bool = True):
         self._transport = transport
         self.regmap = regmap
         self._timeout = timeout
+        self._keep_records = keep_records
         self._reader = FrameReader()
         self._responses: list[Response] = []
         self._records: asyncio.Queue[Record] = asyncio.Queue()
@@ -182,7 +186,8 @@ class Driver:
             try:
                 decoded = decode_frame(frame)
                 if decoded.kind == Kind.DROP_COPY:
-                    self._records.put_nowait(Record.decode(decoded.payload))
+                    if self._keep_records:
+                        self._records.put_nowait(Record.decode(decoded.payload))
                 else:
                     self._responses.append(Response.from_frame(decoded))
             except ProtocolError as error:      # a lost record shows as a sequence gap

@@ -51,14 +51,17 @@ def _fail(message: str, status: int) -> int:
     return status
 
 
-def run(args: argparse.Namespace, body: Callable[[Driver], Awaitable[int]]) -> int:
+def run(args: argparse.Namespace, body: Callable[[Driver], Awaitable[int]],
+        records: bool = False) -> int:
     """Connect to ``args.target``, identify the gateway, run ``body(driver)``; map every
-    failure to its exit status and a message on stderr."""
+    failure to its exit status and a message on stderr. Only with ``records`` does the
+    driver keep the drop copy."""
     if not args.target:
         return _fail(f"no target: give --target ({TARGET_FORMS}) or set ${TARGET_ENV}", USAGE)
 
     async def session() -> int:
-        driver = Driver(await open_target(args.target), timeout=args.timeout)
+        driver = Driver(await open_target(args.target), timeout=args.timeout,
+                        keep_records=records)
         try:
             await driver.identify()
             return await body(driver)
@@ -235,7 +238,7 @@ def watch_command(args: argparse.Namespace) -> int:
         return GAP if gaps else OK
 
     try:
-        return run(args, body)
+        return run(args, body, records=True)
     except KeyboardInterrupt:
         return GAP if gaps else OK
 
