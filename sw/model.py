@@ -220,7 +220,8 @@ Control events
 """
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
+from operator import attrgetter
 
 from wiregate.sw.limits import (
     OUCH_MAX_PRICE,
@@ -536,15 +537,54 @@ def _bit(reason: Reason) -> int:
     return 1 << reason
 
 
+# Every reason's bit, computed once: the checks below run for every order.
+_MALFORMED = _bit(Reason.MALFORMED)
+_OUT_OF_SYNC = _bit(Reason.OUT_OF_SYNC)
+_NOT_LOADED = _bit(Reason.NOT_LOADED)
+_HEARTBEAT = _bit(Reason.HEARTBEAT)
+_KILL_GATEWAY = _bit(Reason.KILL_GATEWAY)
+_KILL_SESSION = _bit(Reason.KILL_SESSION)
+_KILL_SYMBOL = _bit(Reason.KILL_SYMBOL)
+_UNKNOWN_SYMBOL = _bit(Reason.UNKNOWN_SYMBOL)
+_RESTRICTED = _bit(Reason.RESTRICTED)
+_UNKNOWN_ORDER = _bit(Reason.UNKNOWN_ORDER)
+_DUPLICATE_REF = _bit(Reason.DUPLICATE_REF)
+_CAPACITY = _bit(Reason.CAPACITY)
+_QUANTITY = _bit(Reason.QUANTITY)
+_NOTIONAL = _bit(Reason.NOTIONAL)
+_COLLAR = _bit(Reason.COLLAR)
+_POSITION = _bit(Reason.POSITION)
+_CREDIT_SESSION = _bit(Reason.CREDIT_SESSION)
+_CREDIT_GATEWAY = _bit(Reason.CREDIT_GATEWAY)
+_BACKLOG = _bit(Reason.BACKLOG)
+_RATE = _bit(Reason.RATE)
+
+
 def _is_buy(side: str) -> bool:
     return side == BUY
 
 
+_FIXED_FIELDS: dict = {}     # message class -> getter of every field but the appendage
+
+
 def _fixed_part(msg):
-    """``msg`` without its appendage: what rule 9 compares."""
-    if msg.LAYOUT.appendage_length_field is None:
-        return msg
-    return replace(msg, appendage=())
+    """What rule 9 compares: ``msg``'s class and every field of it but the appendage (equal
+    exactly when the messages without their appendages are equal; no copy is made)."""
+    cls = type(msg)
+    getter = _FIXED_FIELDS.get(cls)
+    if getter is None:
+        getter = _FIXED_FIELDS[cls] = attrgetter(
+            *(f.name for f in fields(cls) if f.name != "appendage"))
+    return cls, getter(msg)
+
+
+def _with_quantity(entry: "OrderEntry", quantity: int, side: str | None = None) -> "OrderEntry":
+    """``entry`` with another open quantity (and side): ``dataclasses.replace`` without its
+    cost, for the exchange events that run for every execution and cancel."""
+    return OrderEntry(entry.user_ref_num, entry.symbol_index,
+                      entry.side if side is None else side, quantity, entry.price,
+                      entry.pending, entry.orig_user_ref_num, entry.reserved_quantity,
+                      entry.reserved_notional)
 
 
 def tokens_at(tokens: int, mark: int, rate: RateLimit, t: int) -> tuple[int, int]:
@@ -860,6 +900,17 @@ class Gate:
         if event.t < self.now:
             raise ValueError(f"event at t={event.t} is earlier than the last one (t={self.now})")
         self.now = event.t
+        cls = type(event)
+        if cls is ClientMessage or cls is ExchangeMessage:     # most events: the short way
+            self._backlog_update()
+            self.records += 1       # this event's record (rule 11)
+            session = event.session
+            if not 0 <= session < self.n_sessions:
+                self._check_session(session)
+            if cls is ClientMessage:
+                return self._client(event)
+            self._exchange(session, event.msg)
+            return None
         if isinstance(event, HostRead):
             self._host_read(event.sequence)
             return None
@@ -1016,9 +1067,9 @@ class Gate:
         ref = self._named_ref(msg)
         word = 0
         if malformed:
-            word |= _bit(Reason.MALFORMED)
+            word |= _MALFORMED
         if not st.in_sync:
-            word |= _bit(Reason.OUT_OF_SYNC)
+            word |= _OUT_OF_SYNC
         if word:
             symbol_index = None if malformed else self._symbol_of(s, msg)
             return self._verdict(word, s, ref, symbol_index, msg_type)
@@ -1039,7 +1090,7 @@ class Gate:
             remembered = memory[slot]
             if remembered is not None and remembered[0] == fixed:
                 return remembered[1]
-            return self._verdict(_bit(Reason.OUT_OF_SYNC), s, ref, None, msg_type)
+            return self._verdict(_OUT_OF_SYNC, s, ref, None, msg_type)
         verdict = judge(event.t, s, msg)
         memory[slot] = (fixed, verdict)
         return verdict
@@ -1073,8 +1124,7 @@ class Gate:
 
     def _verdict(self, word: int, session: int, ref: int | None, symbol_index: int | None,
                  msg_type: bytes | None) -> Verdict:
-        return Verdict(accept=word == 0, reasons=word, primary=primary(word), session=session,
-                       user_ref_num=ref, symbol_index=symbol_index, msg_type=msg_type)
+        return Verdict(word == 0, word, primary(word), session, ref, symbol_index, msg_type)
 
     def _modify(self, t: int, s: int, msg) -> Verdict:
         """Rule 4 (``t`` unused: no check on a Modify depends on time)."""
@@ -1139,46 +1189,57 @@ class Gate:
         session_limits = self._session_limits[s]
         gateway: GatewayLimits | None = self.limits.gateway if self.limits else None
         yl = self._symbol_limits[symbol_index] if symbol_index is not None else None
+        # The hot path of the shadow check: each check adds its bit in place (no closure).
         word = 0
-
-        def fire(reason: Reason, condition: bool) -> None:
-            nonlocal word
-            if condition:
-                word |= _bit(reason)
-
-        fire(Reason.NOT_LOADED, session_limits is None)
-        fire(Reason.HEARTBEAT, heartbeat_fires(t, self.last_heartbeat, gateway))
-        fire(Reason.KILL_GATEWAY, self.kill_gateway)
-        fire(Reason.KILL_SESSION, self.kill_session[s])
-        fire(Reason.KILL_SYMBOL, symbol_index is not None and self.kill_symbol[symbol_index])
-        fire(Reason.UNKNOWN_SYMBOL, unknown_symbol)
-        fire(Reason.RESTRICTED, yl is not None and yl.restricted)
-        fire(Reason.UNKNOWN_ORDER, unknown_order)
-        fire(Reason.DUPLICATE_REF, ref <= st.last_user_ref_num)
+        if session_limits is None:
+            word |= _NOT_LOADED
+        if heartbeat_fires(t, self.last_heartbeat, gateway):
+            word |= _HEARTBEAT
+        if self.kill_gateway:
+            word |= _KILL_GATEWAY
+        if self.kill_session[s]:
+            word |= _KILL_SESSION
+        if symbol_index is not None and self.kill_symbol[symbol_index]:
+            word |= _KILL_SYMBOL
+        if unknown_symbol:
+            word |= _UNKNOWN_SYMBOL
+        if yl is not None and yl.restricted:
+            word |= _RESTRICTED
+        if unknown_order:
+            word |= _UNKNOWN_ORDER
+        if ref <= st.last_user_ref_num:
+            word |= _DUPLICATE_REF
         slot = st.orders[ref % self.n_orders]
-        fire(Reason.CAPACITY, slot is not None and slot.user_ref_num != ref)
-        fire(Reason.QUANTITY, quantity_fires(quantity, yl, session_limits))
-        fire(Reason.NOTIONAL, notional_fires(quantity, price, yl, session_limits))
+        if slot is not None and slot.user_ref_num != ref:
+            word |= _CAPACITY
+        if quantity_fires(quantity, yl, session_limits):
+            word |= _QUANTITY
+        if notional_fires(quantity, price, yl, session_limits):
+            word |= _NOTIONAL
         if yl is not None:
-            fire(Reason.COLLAR, collar_fires(
-                price, self._reference[yl.index], t - self._reference_time[yl.index],
-                gateway.reference_max_age_us, yl.collar))
-            if side is not None:
-                fire(Reason.POSITION, position_fires(
-                    side, add_quantity, self.exposure(s, yl.index), yl.max_long, yl.max_short))
-        fire(Reason.CREDIT_SESSION, credit_fires(
-            add_notional, st.credit_used,
-            session_limits.credit if session_limits is not None else None))
-        fire(Reason.CREDIT_GATEWAY, credit_fires(
-            add_notional, self.gateway_credit_used,
-            gateway.credit if gateway is not None else None))
-        fire(Reason.BACKLOG, self.backlogged)
+            if collar_fires(price, self._reference[yl.index],
+                            t - self._reference_time[yl.index], gateway.reference_max_age_us,
+                            yl.collar):
+                word |= _COLLAR
+            if side is not None and position_fires(side, add_quantity,
+                                                   self.exposure(s, yl.index), yl.max_long,
+                                                   yl.max_short):
+                word |= _POSITION
+        if credit_fires(add_notional, st.credit_used,
+                        session_limits.credit if session_limits is not None else None):
+            word |= _CREDIT_SESSION
+        if credit_fires(add_notional, self.gateway_credit_used,
+                        gateway.credit if gateway is not None else None):
+            word |= _CREDIT_GATEWAY
+        if self.backlogged:
+            word |= _BACKLOG
 
         if ref > st.last_user_ref_num:
             st.last_user_ref_num = ref
         if session_limits is not None:
             fires, trip = rate_take(st, session_limits.rate, t, word != 0)
-            fire(Reason.RATE, fires)
+            if fires:
+                word |= _RATE
             if word == 0 and self._frame is not None and self._frame.session == s:
                 self._frame.taken += 1
             if trip:
@@ -1231,7 +1292,7 @@ class Gate:
             return
         decrement = min(msg.quantity, entry.quantity)
         self._store(s, msg.user_ref_num % self.n_orders,
-                    replace(entry, quantity=entry.quantity - decrement))
+                    _with_quantity(entry, entry.quantity - decrement))
 
     def _modified(self, s: int, msg) -> None:
         entry = self._live(s, msg.user_ref_num)
@@ -1239,7 +1300,7 @@ class Gate:
             self._unmatched(s, msg)
             return
         self._store(s, msg.user_ref_num % self.n_orders,
-                    replace(entry, quantity=min(msg.quantity, entry.quantity), side=msg.side))
+                    _with_quantity(entry, min(msg.quantity, entry.quantity), msg.side))
 
     def _executed(self, s: int, msg) -> None:
         entry = self._live(s, msg.user_ref_num)
@@ -1248,7 +1309,7 @@ class Gate:
             return
         q, px = msg.quantity, msg.price
         self._store(s, msg.user_ref_num % self.n_orders,
-                    replace(entry, quantity=entry.quantity - min(q, entry.quantity)))
+                    _with_quantity(entry, entry.quantity - min(q, entry.quantity)))
         self._book_execution(s, entry.symbol_index, entry.side, q, px, 1)
         self.sessions[s].executions[msg.match_number % self.n_executions] = Execution(
             msg.match_number, msg.user_ref_num, entry.symbol_index, entry.side, q, px)
@@ -1289,5 +1350,5 @@ class Gate:
         if x is not None:
             self._book_execution(s, x.symbol_index, x.side, x.quantity, x.price, -1)
             self._book_execution(s, x.symbol_index, x.side, msg.quantity, msg.price, 1)
-            self.sessions[s].executions[msg.match_number % self.n_executions] = replace(
-                x, quantity=msg.quantity, price=msg.price)
+            self.sessions[s].executions[msg.match_number % self.n_executions] = Execution(
+                x.match_number, x.user_ref_num, x.symbol_index, x.side, msg.quantity, msg.price)

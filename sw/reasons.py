@@ -56,6 +56,7 @@ REASON_BITS = len(Reason)
 # The primary reason recorded for an accept (primary() is None): a value no reason has, so the
 # field alone tells an accept from a MALFORMED reject, and it fits the same bits as a reason.
 NO_PRIMARY = REASON_BITS
+_BY_BIT = tuple(Reason(bit) for bit in range(REASON_BITS))   # primary() is on the hot path
 
 # Closest OUCH 5.0 Rejected reason for each of ours (see PROTOCOLS.md); 0 = none.
 OUCH_EQUIVALENT = {
@@ -81,7 +82,8 @@ def primary(word: int) -> Reason | None:
     """The highest-priority reason in ``word``, or None for an accept (word 0)."""
     if word == 0:
         return None
-    return Reason((word & -word).bit_length() - 1)
+    bit = (word & -word).bit_length() - 1
+    return _BY_BIT[bit] if bit < REASON_BITS else Reason(bit)   # Reason() raises for others
 
 
 def describe(word: int) -> list[str]:
