@@ -11,6 +11,7 @@ the day's events and of the shadow check on its records (one core, this process)
 """
 
 import argparse
+import gc
 import time
 
 from wiregate.sim.trading import Sizes, Trading
@@ -23,6 +24,7 @@ from wiregate.sw.model import (
     HostRead,
     Revoke,
 )
+from wiregate.sw.profiles import PROFILES
 from wiregate.sw.shadow import ShadowCheck, control_fields, verdict_fields
 
 __all__ = ["Day", "model_records"]
@@ -116,23 +118,28 @@ def model_records(day: Day, *, batch: int = 16, gate=None) -> list[Record]:
     return records
 
 
-def bench(n_messages: int, seed: int = 1) -> dict:
+def bench(n_messages: int, seed: int = 1, profile: str = "colorlight-5a75b") -> dict:
     """Events per second of the model alone and of the shadow check, on one trading day of
-    the bench's sizes with ``n_messages`` client messages; in this process's CPU time (the
-    machine's other load left out)."""
-    day = Day(seed, Sizes(), n_messages)
+    ``n_messages`` client messages at a build profile's sizes; in this process's CPU time
+    (the machine's other load left out)."""
+    day = Day(seed, Sizes.of(PROFILES[profile]), n_messages)
     records = model_records(day)
+    # The day and its records, made ahead for the bench, are kept out of the collector's
+    # passes (a daemon holds only the model and the records in flight).
+    gc.collect()
+    gc.freeze()
     gate = day.sizes.gate()
     start = time.process_time()
     for event in day.events:
         gate.apply(event)
     model_s = time.process_time() - start
-    check = ShadowCheck(day.sizes.gate(), day.commits)
+    check = ShadowCheck.for_profile(PROFILES[profile], day.commits)
     start = time.process_time()
     mismatch = check.run(records)
     shadow_s = time.process_time() - start
     if mismatch is not None:
         raise AssertionError(f"the model's own drop copy disagrees with it: {mismatch}")
+    gc.unfreeze()
     return {"events": len(day.events), "records": len(records),
             "model_events_per_s": len(day.events) / model_s,
             "shadow_records_per_s": len(records) / shadow_s}
@@ -144,10 +151,13 @@ def main(argv=None) -> int:
     parser.add_argument("--events", type=int, default=100_000,
                         help="client messages in the trading day (more events in all)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile", default="colorlight-5a75b", choices=sorted(PROFILES),
+                        help="the build profile whose table sizes the model has")
     parser.add_argument("--out", help="append the result line to this file")
     args = parser.parse_args(argv)
-    result = bench(args.events, args.seed)
-    line = (f"shadow check: {result['events']} model events, {result['records']} records; "
+    result = bench(args.events, args.seed, args.profile)
+    line = (f"shadow check, {args.profile}: {result['events']} model events, "
+            f"{result['records']} records; "
             f"model {result['model_events_per_s']:,.0f} events/s, shadow check "
             f"{result['shadow_records_per_s']:,.0f} records/s (one core, CPU time, "
             f"{time.strftime('%Y-%m-%d %H:%M')})")

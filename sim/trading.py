@@ -68,6 +68,7 @@ from wiregate.sw.model import (
     Revoke,
     SessionSync,
     SetReference,
+    backlog_marks,
 )
 from wiregate.sw.proto import ouch
 
@@ -120,6 +121,14 @@ class Sizes:
     n_executions: int = 16
     backlog_high: int | None = None     # the drop-copy marks (model rule 11)
     backlog_low: int | None = None
+
+    @classmethod
+    def of(cls, profile) -> "Sizes":
+        """The sizes and drop-copy marks of a build profile (:mod:`wiregate.sw.profiles`)."""
+        high, low = backlog_marks(profile.dropcopy_depth)
+        return cls(n_sessions=profile.n_sessions, n_symbols=profile.n_symbols,
+                   n_orders=profile.n_orders, n_executions=profile.n_executions,
+                   backlog_high=high, backlog_low=low)
 
     def gate(self) -> Gate:
         """A model gate of these sizes (verdict memories as deep as the order table)."""

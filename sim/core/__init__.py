@@ -4,7 +4,6 @@ import os
 
 from wiregate.hw.core import Core, core_holdback
 from wiregate.sim.trading import Sizes
-from wiregate.sw.model import backlog_marks
 from wiregate.sw.profiles import PROFILES, Profile, profile
 from wiregate.sw.regmap import RegisterMap
 
@@ -25,10 +24,7 @@ def bench_profile(width: int) -> Profile:
 
 def sizes_for(width: int) -> Sizes:
     """The table sizes of the trading day and of the model, the core under test's."""
-    p = bench_profile(width)
-    high, low = backlog_marks(p.dropcopy_depth)
-    return Sizes(n_sessions=p.n_sessions, n_symbols=p.n_symbols, n_orders=p.n_orders,
-                 n_executions=p.n_executions, backlog_high=high, backlog_low=low)
+    return Sizes.of(bench_profile(width))
 
 
 def regmap_for(width: int) -> RegisterMap:
