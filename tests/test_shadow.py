@@ -129,3 +129,11 @@ def test_the_bench_reports_both_rates():
     result = bench(300)
     assert result["records"] >= result["events"] > 300
     assert result["model_events_per_s"] > 0 and result["shadow_records_per_s"] > 0
+
+
+def test_a_record_earlier_than_the_one_before_is_caught(day, records):
+    k = first(records, lambda r: r.sequence > 0 and r.time_us > records[r.sequence - 1].time_us)
+    early = records[k - 1].time_us - 1
+    mismatch = check_of(day).run(altered(records, k, time_us=early))
+    assert (mismatch.sequence, mismatch.field, mismatch.gateway, mismatch.model) == (
+        records[k].sequence, "time_us", early, records[k - 1].time_us)
