@@ -34,7 +34,7 @@ import sys
 import time
 from collections import Counter
 
-from wiregate.sw.extract import TCP_SYN, IngressModel
+from wiregate.sw.extract import TCP_SYN, IngressModel, is_arp
 from wiregate.sw.limits import Limits
 from wiregate.sw.model import (
     ClientMessage,
@@ -52,12 +52,12 @@ from wiregate.sw.proto.frames import build_frame, ip_to_int, parse_frame
 from wiregate.sw.reasons import Reason
 from wiregate.sw.rewrite import reject_in_place
 
-__all__ = ["CaptureError", "Midstream", "ModelGateway", "Outcome", "VerdictEntry",
-           "find_midstream", "port_of", "read_capture", "replay_model"]
+__all__ = ["Arrival", "CaptureError", "Midstream", "ModelGateway", "Outcome", "Progress",
+           "VerdictEntry", "assumed_starts", "find_midstream", "port_of", "read_capture",
+           "replay_model", "session_states", "timeline"]
 
 logger = logging.getLogger(__name__)
 
-ETHERTYPE_ARP = 0x0806
 _NEW_ORDERS = (b"O", b"U")     # Enter and Replace: what a void frame's undo revokes
 
 
@@ -80,15 +80,6 @@ def read_capture(path) -> list[pcap.PcapRecord]:
     return records
 
 
-def _ethertype(data: bytes) -> int | None:
-    if len(data) < 14:
-        return None
-    kind = int.from_bytes(data[12:14], "big")
-    if kind == 0x8100 and len(data) >= 18:
-        kind = int.from_bytes(data[16:18], "big")
-    return kind
-
-
 def _arp_sender(data: bytes) -> int | None:
     base = 18 if data[12:14] == b"\x81\x00" else 14
     if len(data) < base + 18:
@@ -101,7 +92,7 @@ def port_of(data: bytes, limits: Limits) -> str:
     exchange endpoint of the limit file's sessions (IPv4/TCP: its source address and port;
     ARP: its sender address is an exchange's), else ``"client"``."""
     endpoints = {(s.exchange.ip, s.exchange.port) for s in limits.sessions}
-    if _ethertype(data) == ETHERTYPE_ARP:
+    if is_arp(data):
         sender = _arp_sender(data)
         return "exchange" if sender in {ip for ip, _ in endpoints} else "client"
     try:
@@ -213,6 +204,16 @@ class VerdictEntry:
     type_offset: int
     frame_void: bool
 
+    @classmethod
+    def of(cls, index, t, event, verdict, void) -> "VerdictEntry":
+        """The entry of extracted ``event`` judged ``verdict`` in frame ``index`` at ``t``."""
+        v = verdict
+        return cls(index, t, event.session, v.msg_type.decode() if v.msg_type else None,
+                   v.user_ref_num, "accept" if v.accept else "reject",
+                   tuple(r.name for r in Reason if v.reasons >> r & 1),
+                   v.primary.name if v.primary is not None else None, event.retransmit,
+                   event.malformed, event.type_offset, void)
+
     def as_json(self) -> dict:
         return dataclasses.asdict(self) | {"reasons": list(self.reasons)}
 
@@ -234,10 +235,6 @@ class ModelGateway:
     gate : Gate
     ingress : dict
         ``"client"``, ``"exchange"``: the IngressModel of each port.
-    reasons : Counter
-        Reason name -> rejected messages with that bit set.
-    verdicts : Counter
-        ``"accept"``, ``"reject"`` -> messages.
     counters : Counter
         What the gateway's frame counters would read (``frames_exchange_tx``, ...), and
         ``stomped`` (session frames that ended void: they leave with a bad FCS).
@@ -254,8 +251,6 @@ class ModelGateway:
         self._reported = [True] * sizes.n_sessions      # the engine's view (core.py)
         self._interval = max(1, limits.gateway.heartbeat_timeout_us // 2)
         self._heartbeat = 0
-        self.reasons = Counter()
-        self.verdicts = Counter()
         self.counters = Counter()
 
     def start(self) -> None:
@@ -298,21 +293,14 @@ class ModelGateway:
             judged.append((event, v))
             if v.accept and not event.retransmit and v.msg_type in _NEW_ORDERS:
                 accepted.append(v.user_ref_num)
-            names = tuple(r.name for r in Reason if v.reasons >> r & 1)
-            self.verdicts["accept" if v.accept else "reject"] += 1
-            self.reasons.update(names)
-            entries.append(VerdictEntry(
-                index, t, event.session, v.msg_type.decode() if v.msg_type else None,
-                v.user_ref_num, "accept" if v.accept else "reject", names,
-                v.primary.name if v.primary is not None else None, event.retransmit,
-                event.malformed, event.type_offset, result.void))
+            entries.append(VerdictEntry.of(index, t, event, v, result.void))
         if result.void and result.events:
             session = result.events[0].session
             gate.apply(FrameVoid(t, session))
             for ref in accepted:
                 gate.apply(Revoke(t, session, ref))
         if result.session is None:
-            if _ethertype(data) == ETHERTYPE_ARP:
+            if is_arp(data):
                 self.counters["frames_exchange_tx"] += 1
                 return data, entries
             self.counters["dropped_no_session"] += 1
@@ -341,56 +329,63 @@ class ModelGateway:
 # --- A whole capture -------------------------------------------------------------------------
 
 
+def session_states(gate, limits: Limits) -> list[dict]:
+    """Each session's state at the end of a replay, as the summary shows it."""
+    return [{"index": s.index, "name": s.name, "in_sync": gate.sessions[s.index].in_sync,
+             "killed": gate.kill_session[s.index],
+             "last_user_ref_num": gate.sessions[s.index].last_user_ref_num,
+             "credit_used": gate.sessions[s.index].credit_used} for s in limits.sessions]
+
+
 @dataclasses.dataclass
 class Outcome:
-    """What a replay made: the verdict log, each port's output (pcap records), the
-    warnings, the model's state and figures."""
+    """What a replay made (either engine): the verdict log, each port's output (pcap
+    records), the warnings and the figures.
+
+    Attributes
+    ----------
+    counters : dict
+        The gateway's frame and order counters (the model's count, or the gateware's).
+    state : dict
+        ``ingress_counters`` (the ingress references'), ``sessions``
+        (:func:`session_states`), ``kill_gateway``.
+    mismatches : list of str
+        Where the gateware and the model disagree (empty for the model engine).
+    """
 
     entries: list
     to_exchange: list
     to_client: list
     midstream: list
     warnings: list
-    gateway: ModelGateway
     frames: int
     seconds: float
+    counters: dict
+    state: dict
+    mismatches: list = dataclasses.field(default_factory=list)
 
     def summary(self) -> dict:
         """The counts ``summary.txt`` and ``--json`` show (docs/replay.md)."""
-        gw = self.gateway
-        gate = gw.gate
+        verdicts = Counter(e.verdict for e in self.entries)
+        reasons = Counter(name for e in self.entries for name in e.reasons)
         return {
             "frames": self.frames,
             "client_messages": len(self.entries),
-            "verdicts": {"accept": gw.verdicts["accept"], "reject": gw.verdicts["reject"]},
-            "reasons": dict(sorted(gw.reasons.items(), key=lambda kv: Reason[kv[0]])),
+            "verdicts": {"accept": verdicts["accept"], "reject": verdicts["reject"]},
+            "reasons": {r.name: reasons[r.name] for r in Reason if reasons[r.name]},
             "frames_out": {"to_exchange": len(self.to_exchange),
                            "to_client": len(self.to_client)},
-            "gateway_counters": {
-                "orders_accepted": gw.verdicts["accept"],
-                "orders_rejected": gw.verdicts["reject"],
-                "frames_exchange_tx": gw.counters["frames_exchange_tx"],
-                "frames_client_tx": gw.counters["frames_client_tx"],
-                "dropped_no_session": gw.counters["dropped_no_session"],
-                "stomped": gw.counters["stomped"],
-            },
-            "ingress_counters": {port: dict(m.counters) for port, m in gw.ingress.items()},
-            "sessions": [{"index": s.index, "name": s.name,
-                          "in_sync": gate.sessions[s.index].in_sync,
-                          "killed": gate.kill_session[s.index],
-                          "last_user_ref_num": gate.sessions[s.index].last_user_ref_num,
-                          "credit_used": gate.sessions[s.index].credit_used}
-                         for s in gw.limits.sessions],
-            "kill_gateway": gate.kill_gateway,
+            "gateway_counters": dict(self.counters),
+            **self.state,
             "midstream": [dataclasses.asdict(m) for m in self.midstream],
             "warnings": list(self.warnings),
-            "mismatches": [],
+            "mismatches": list(self.mismatches),
             "seconds": round(self.seconds, 3),
             "orders_per_s": round(len(self.entries) / self.seconds) if self.seconds else None,
         }
 
 
-class _Progress:
+class Progress:
     """A one-line progress bar on stderr, only when stderr is a terminal."""
 
     def __init__(self, total: int, stream=None):
@@ -412,10 +407,26 @@ class _Progress:
         self.stream.flush()
 
 
-def replay_model(records, limits: Limits, sizes, width: int, *,
-                 assume_start: bool = False, progress: bool = True) -> Outcome:
-    """Replay captured ``records`` through the model gateway (see the module docstring)."""
-    begin = time.process_time()
+@dataclasses.dataclass(frozen=True)
+class Arrival:
+    """One frame on a gateway port: ``index`` its position in the capture (None: a SYN
+    ``assume_start`` put there), ``t_us`` the replay's time, ``timestamp_ns`` the capture's."""
+
+    index: int | None
+    port: str
+    data: bytes
+    t_us: int
+    timestamp_ns: int
+
+
+def timeline(records, limits: Limits, *, assume_start: bool = False,
+             max_gap_us: int | None = None) -> tuple[list, list, list]:
+    """The arrivals both engines play, the mid-stream streams and the warnings.
+
+    Time 0 is the first frame's timestamp; a timestamp before the previous frame's is taken
+    at the previous frame's time; ``max_gap_us`` shortens longer idle gaps to itself (the
+    gateware engine's cycles cost real time).
+    """
     midstream = find_midstream(records, limits)
     warnings = []
     for m in midstream:
@@ -427,30 +438,55 @@ def replay_model(records, limits: Limits, sizes, width: int, *,
                                "the gateway voids its frames until a new connection; "
                                "--assume-start takes its first segment as the start"))
     starts = assumed_starts(records, midstream) if assume_start else {}
+    arrivals, t, previous, backwards, shortened = [], 0, None, 0, 0
+    for index, record in enumerate(records):
+        if previous is not None:
+            gap = (record.timestamp_ns - previous) // 1000
+            backwards += gap < 0
+            if max_gap_us is not None and gap > max_gap_us:
+                gap, shortened = max_gap_us, shortened + 1
+            t += max(0, gap)
+        previous = record.timestamp_ns
+        for port, syn in starts.get(index, ()):
+            arrivals.append(Arrival(None, port, syn, t, record.timestamp_ns))
+        arrivals.append(Arrival(index, port_of(record.data, limits), record.data, t,
+                                record.timestamp_ns))
+    if backwards:
+        warnings.append(f"{backwards} frames have a timestamp before the previous frame's; "
+                        "each is taken at the previous frame's time")
+    if shortened:
+        warnings.append(f"{shortened} idle gaps longer than {max_gap_us} us were shortened "
+                        "to that")
+    return arrivals, midstream, warnings
+
+
+def replay_model(records, limits: Limits, sizes, width: int, *, assume_start: bool = False,
+                 max_gap_us: int | None = None, progress: bool = True) -> Outcome:
+    """Replay captured ``records`` through the model gateway (see the module docstring)."""
+    begin = time.process_time()
+    arrivals, midstream, warnings = timeline(records, limits, assume_start=assume_start,
+                                             max_gap_us=max_gap_us)
     gateway = ModelGateway(limits, sizes, width)
     gateway.start()
     entries, out = [], {"client": [], "exchange": []}
-    t0 = records[0].timestamp_ns if records else 0
-    t = 0
-    bar = _Progress(len(records)) if progress else None
-    for index, record in enumerate(records):
-        t_frame = max(0, (record.timestamp_ns - t0) // 1000)
-        if t_frame < t:
-            warnings.append(f"frame {index}: timestamp before the previous frame's; taken "
-                            "at the previous frame's time")
-        t = max(t, t_frame)
-        for port, syn in starts.get(index, ()):
-            gateway.frame(port, syn, t)
-        port = port_of(record.data, limits)
-        left, judged = gateway.frame(port, record.data, t, index)
+    bar = Progress(len(arrivals)) if progress else None
+    for k, arrival in enumerate(arrivals):
+        left, judged = gateway.frame(arrival.port, arrival.data, arrival.t_us, arrival.index)
         entries.extend(judged)
-        if left is not None:
+        if left is not None and arrival.index is not None:
             # Out on the other port: toward the exchange for a client frame.
-            side = "exchange" if port == "client" else "client"
-            out[side].append(pcap.PcapRecord(record.timestamp_ns, left))
-        if bar is not None and index % 256 == 255:
-            bar.update(index + 1)
+            side = "exchange" if arrival.port == "client" else "client"
+            out[side].append(pcap.PcapRecord(arrival.timestamp_ns, left))
+        if bar is not None and k % 256 == 255:
+            bar.update(k + 1)
     if bar is not None:
-        bar.update(len(records))
-    return Outcome(entries, out["exchange"], out["client"], midstream, warnings, gateway,
-                   len(records), time.process_time() - begin)
+        bar.update(len(arrivals))
+    verdicts = Counter(e.verdict for e in entries)
+    counters = {"orders_accepted": verdicts["accept"], "orders_rejected": verdicts["reject"],
+                **{name: gateway.counters[name] for name in (
+                    "frames_exchange_tx", "frames_client_tx", "dropped_no_session", "stomped")}}
+    state = {"ingress_counters": {p: dict(m.counters) for p, m in gateway.ingress.items()},
+             "sessions": session_states(gateway.gate, limits),
+             "kill_gateway": gateway.gate.kill_gateway}
+    return Outcome(entries, out["exchange"], out["client"], midstream, warnings, len(records),
+                   time.process_time() - begin, counters, state)

@@ -7,6 +7,7 @@ and the capture, and writes the results (docs/replay.md).
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from wiregate.sw.limits import LimitsError, load_limits
@@ -15,6 +16,7 @@ from wiregate.sw.profiles import PROFILES
 
 # Exit statuses, as the help text states them.
 OK, MISMATCH, BAD_INPUT = 0, 1, 2
+GATEWARE_MAX_GAP_US = 1000
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -38,6 +40,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     replay.add_argument("--engine", choices=("model", "gateware"), default="model",
                         help="model: the reference model alone; gateware: the Verilator "
                              "model of the core, checked against the model")
+    replay.add_argument("--max-gap-us", type=int, metavar="US",
+                        help="shorten idle gaps between frames longer than this (default: "
+                             "none for the model, 1000 for the gateware, whose cycles cost "
+                             "real time)")
     replay.add_argument("--assume-start", action="store_true",
                         help="a session that starts mid-stream (no SYN): take its first "
                              "segment as the stream's start (a replay convenience; the live "
@@ -59,8 +65,11 @@ def replay_command(args: argparse.Namespace) -> int:
     if args.width not in target.widths:
         return _fail(f"profile {target.name} is built for W = "
                      f"{' or '.join(map(str, target.widths))}, not {args.width}")
-    if args.engine == "gateware":
-        return _fail("--engine gateware is not built yet (docs/replay.md)")
+    max_gap = args.max_gap_us
+    if max_gap is None and args.engine == "gateware":
+        max_gap = GATEWARE_MAX_GAP_US
+    if max_gap is not None and max_gap < 0:
+        return _fail(f"--max-gap-us must not be negative, got {max_gap}")
     try:
         limits = load_limits(args.limits, max_sessions=target.n_sessions,
                              max_symbols=target.n_symbols)
@@ -68,10 +77,22 @@ def replay_command(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return _fail(f"{args.limits}: {len(exc.problems)} problem(s) in the limit file")
+    latency = None
     try:
         records = read_capture(args.pcap)
-        outcome = replay_model(records, limits, target, args.width,
-                               assume_start=args.assume_start)
+        if args.engine == "model":
+            outcome = replay_model(records, limits, target, args.width,
+                                   assume_start=args.assume_start, max_gap_us=max_gap)
+        else:
+            from amaranth.hdl import UnusedElaboratable
+
+            from wiregate.sim.fast.capture import replay_gateware
+
+            # The harness keeps the core it was built from, and never elaborates it.
+            warnings.filterwarnings("ignore", category=UnusedElaboratable)
+            outcome, latency = replay_gateware(records, limits, target, args.width,
+                                               assume_start=args.assume_start,
+                                               max_gap_us=max_gap)
     except CaptureError as exc:
         return _fail(str(exc))
     for warning in outcome.warnings:
@@ -79,7 +100,9 @@ def replay_command(args: argparse.Namespace) -> int:
     summary = outcome.summary() | {"pcap": args.pcap, "limits": args.limits,
                                    "engine": args.engine, "width": args.width,
                                    "profile": target.name}
-    write_results(Path(args.out), outcome, summary)
+    if latency is not None:
+        summary["latency"] = latency["first_byte"]
+    write_results(Path(args.out), outcome, summary, latency)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -89,8 +112,9 @@ def replay_command(args: argparse.Namespace) -> int:
     return MISMATCH if summary["mismatches"] else OK
 
 
-def write_results(out: Path, outcome, summary: dict) -> None:
-    """``verdicts.jsonl``, ``to_exchange.pcap``, ``to_client.pcap`` and ``summary.txt``."""
+def write_results(out: Path, outcome, summary: dict, latency: dict | None = None) -> None:
+    """``verdicts.jsonl``, ``to_exchange.pcap``, ``to_client.pcap``, ``summary.txt`` and,
+    with ``latency``, ``latency.json`` and ``latency.png``."""
     from wiregate.sw.proto.pcap import write_pcap
 
     out.mkdir(parents=True, exist_ok=True)
@@ -100,6 +124,34 @@ def write_results(out: Path, outcome, summary: dict) -> None:
     write_pcap(out / "to_exchange.pcap", outcome.to_exchange)
     write_pcap(out / "to_client.pcap", outcome.to_client)
     (out / "summary.txt").write_text(summary_text(summary))
+    if latency is not None:
+        figures = {"first_byte": latency["first_byte"], "definition": latency["definition"]}
+        (out / "latency.json").write_text(json.dumps(figures, indent=2) + "\n")
+        plot_latency(out / "latency.png", latency)
+
+
+def plot_latency(path: Path, latency: dict) -> None:
+    """A histogram of the first-byte delays, in ns, with the percentiles marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    first = latency["first_byte"]
+    ns = [c * 1e9 / first["clock_hz"] for c in latency["cycles"]]
+    figure, axes = pyplot.subplots(figsize=(7, 4))
+    axes.hist(ns, bins=50, color="tab:blue")
+    for name in ("p50", "p99", "p99.9"):
+        if name in first["ns"]:
+            axes.axvline(first["ns"][name], linestyle="--", color="tab:red")
+            axes.annotate(name, (first["ns"][name], 0), rotation=90, va="bottom")
+    axes.set_xlabel("first byte in to first byte out (ns)")
+    axes.set_ylabel("client frames")
+    axes.set_title(f"wiregate forwarding delay, {first['frames']} frames, "
+                   f"{first['clock_hz'] / 1e6:g} MHz")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    pyplot.close(figure)
 
 
 def summary_text(summary: dict) -> str:
@@ -127,6 +179,11 @@ def summary_text(summary: dict) -> str:
         summary["warnings"] else []
     lines += ["", f"mismatches with the model: {len(summary['mismatches'])}"]
     lines += [f"  {m}" for m in summary["mismatches"]]
+    if "latency" in summary:
+        lat = summary["latency"]
+        lines += [f"first byte in to first byte out ({lat['frames']} frames): " + ", ".join(
+            f"{name} {lat['cycles'][name]} cycles ({lat['ns'][name]} ns)"
+            for name in lat["cycles"])]
     lines += [f"replayed in {summary['seconds']} s of processor time "
               f"({summary['orders_per_s']} client messages/s)"]
     return "\n".join(lines) + "\n"

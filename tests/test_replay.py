@@ -48,22 +48,25 @@ def soup(kind, body):
 
 
 class Capture:
-    """One session's two directions as scapy packets with timestamps."""
+    """One session's two directions as scapy packets with timestamps (``packets``: shared
+    with another Capture's, to interleave sessions)."""
 
-    def __init__(self):
-        self.packets = []
+    def __init__(self, client=CLIENT, packets=None):
+        self.client_end = client
+        self.packets = [] if packets is None else packets
         self.seq = {"c": ISN_C, "e": ISN_E}
-        self.t = 1_700_000_000.0
+        self.t = 1_700_000_000.0 + 0.000001 * len(self.packets)
 
     def _send(self, side, flags, payload=b"", advance=True):
-        src, dst = (CLIENT, EXCHANGE) if side == "c" else (EXCHANGE, CLIENT)
+        client = self.client_end
+        src, dst = (client, EXCHANGE) if side == "c" else (EXCHANGE, client)
         other = "e" if side == "c" else "c"
         pkt = (Ether(src=src[0], dst=dst[0]) / IP(src=src[1], dst=dst[1])
                / TCP(sport=src[2], dport=dst[2], seq=self.seq[side], ack=self.seq[other],
                      flags=flags))
         if payload:
             pkt = pkt / Raw(payload)
-        self.t += 0.00001
+        self.t = max(self.t, max((p.time for p in self.packets), default=0)) + 0.00001
         pkt.time = self.t
         self.packets.append(pkt)
         if advance:
@@ -83,13 +86,21 @@ class Capture:
     def exchange(self, *messages):
         return self._send("e", "PA", b"".join(soup(b"S", m) for m in messages))
 
+    def resend(self, k):
+        """Packet ``k`` again (a TCP retransmission)."""
+        pkt = self.packets[k].copy()
+        self.t += 0.00001
+        pkt.time = self.t
+        self.packets.append(pkt)
+        return len(self.packets) - 1
+
     def write(self, path):
         wrpcap(str(path), self.packets)
         return str(path)
 
 
-def replay(tmp_path, capture_path, *extra):
-    out = tmp_path / "out"
+def replay(tmp_path, capture_path, *extra, out="out"):
+    out = tmp_path / out
     status = main(["replay", capture_path, "--limits", LIMITS, "--out", str(out), "--json",
                    *extra])
     return status, out
@@ -260,3 +271,60 @@ def test_widths_agree_on_simple_traffic(tmp_path, capsys, width):
     status, out = replay(tmp_path, cap.write(tmp_path / "in.pcap"), "--width", str(width))
     capsys.readouterr()
     assert status == 0 and [v["verdict"] for v in verdicts(out)] == ["accept"]
+
+
+def executed(ref, qty, price, match):
+    """An OUCH 5.0 Order Executed (36 bytes)."""
+    return struct.pack(">cQIIQcQH", b"E", 2, ref, qty, price, b"A", match, 0)
+
+
+def cancel(ref, qty=0):
+    return struct.pack(">cII", b"X", ref, qty)
+
+
+def mixed_capture(path):
+    """Two sessions, interleaved: accepts, rejects of several reasons, a retransmission,
+    the exchange's answers, a cancel, ARP and a frame of no session."""
+    one = Capture()
+    two = Capture(("02:00:00:00:01:02", "10.1.0.2", 40001), one.packets)
+    one.handshake()
+    two.handshake()
+    first = one.client(enter(1, 100, b"AAPL", 2_285_000), enter(2, 60_000, b"AAPL", 2_285_000))
+    two.client(enter(5, 200, b"NVDA", 1_354_000))
+    one.exchange(accepted(1, 100, b"AAPL", 2_285_000))
+    one.resend(first)
+    two.client(enter(6, 10, b"ZZZZ", 1_000_000), enter(7, 10, b"MSFT", 9_000_000))
+    one.exchange(executed(1, 40, 2_285_000, 901))
+    one.client(cancel(1), enter(3, 5_000, b"TSLA", 2_456_000, b"S"))
+    two.client(enter(7, 10, b"NVDA", 1_354_000))       # UserRefNum 7 again
+    arp = Ether(src=CLIENT[0], dst="ff:ff:ff:ff:ff:ff") / ARP(psrc=CLIENT[1], pdst=EXCHANGE[1])
+    arp.time = one.t + 0.00001
+    one.packets.append(arp)
+    return one.write(path)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("width, profile", [(1, "colorlight-5a75b"), (8, "full")])
+def test_gateware_agrees_with_model(tmp_path, capsys, width, profile):
+    path = mixed_capture(tmp_path / "in.pcap")
+    options = ("--width", str(width), "--profile", profile)
+    status, model = replay(tmp_path, path, *options, out="model")
+    assert status == 0
+    capsys.readouterr()
+    status, gateware = replay(tmp_path, path, *options, "--engine", "gateware", out="gw")
+    summary = json.loads(capsys.readouterr().out)
+    assert status == 0, summary["mismatches"]
+    fields = ("frame_index", "session", "msg_type", "user_ref_num", "verdict", "reasons",
+              "retransmit")
+    got = [{k: v[k] for k in fields} for v in verdicts(gateware)]
+    assert got == [{k: v[k] for k in fields} for v in verdicts(model)]
+    assert {v["verdict"] for v in got} == {"accept", "reject"}
+    assert any(v["retransmit"] for v in got)
+    for name in ("to_exchange.pcap", "to_client.pcap"):
+        assert [bytes(p) for p in rdpcap(str(gateware / name))] == \
+            [bytes(p) for p in rdpcap(str(model / name))]
+    latency = json.loads((gateware / "latency.json").read_text())["first_byte"]
+    assert latency["frames"] == summary["gateway_counters"]["frames_exchange_tx"]
+    assert latency["cycles"]["min"] <= latency["cycles"]["p50"] <= latency["cycles"]["max"]
+    assert latency["ns"]["max"] == round(latency["cycles"]["max"] * 1e9 / latency["clock_hz"], 1)
+    assert (gateware / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
