@@ -101,11 +101,13 @@ def replay_command(args: argparse.Namespace) -> int:
                                    "engine": args.engine, "width": args.width,
                                    "profile": target.name}
     if latency is not None:
-        summary["latency"] = latency["first_byte"]
+        summary["latency"] = {name: latency[name] for name in ("first_byte", "verdict")}
     write_results(Path(args.out), outcome, summary, latency)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
+        for mismatch in summary["mismatches"]:
+            print(f"mismatch: {mismatch.splitlines()[0]}", file=sys.stderr)
         print(f"{summary['client_messages']} client messages: "
               f"{summary['verdicts']['accept']} accepted, {summary['verdicts']['reject']} "
               f"rejected; results in {args.out}")
@@ -125,30 +127,35 @@ def write_results(out: Path, outcome, summary: dict, latency: dict | None = None
     write_pcap(out / "to_client.pcap", outcome.to_client)
     (out / "summary.txt").write_text(summary_text(summary))
     if latency is not None:
-        figures = {"first_byte": latency["first_byte"], "definition": latency["definition"]}
+        figures = {name: latency[name] for name in ("first_byte", "verdict", "definition")}
         (out / "latency.json").write_text(json.dumps(figures, indent=2) + "\n")
         plot_latency(out / "latency.png", latency)
 
 
 def plot_latency(path: Path, latency: dict) -> None:
-    """A histogram of the first-byte delays, in ns, with the percentiles marked."""
+    """Histograms of both delays, in ns, the percentiles marked and listed."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    first = latency["first_byte"]
-    ns = [c * 1e9 / first["clock_hz"] for c in latency["cycles"]]
-    figure, axes = pyplot.subplots(figsize=(7, 4))
-    axes.hist(ns, bins=50, color="tab:blue")
-    for name in ("p50", "p99", "p99.9"):
-        if name in first["ns"]:
-            axes.axvline(first["ns"][name], linestyle="--", color="tab:red")
-            axes.annotate(name, (first["ns"][name], 0), rotation=90, va="bottom")
-    axes.set_xlabel("first byte in to first byte out (ns)")
-    axes.set_ylabel("client frames")
-    axes.set_title(f"wiregate forwarding delay, {first['frames']} frames, "
-                   f"{first['clock_hz'] / 1e6:g} MHz")
+    figure, panels = pyplot.subplots(1, 2, figsize=(10, 4))
+    for axes, key, what, unit in ((panels[0], "first_byte", "first byte in to first byte out",
+                                   "client frames"),
+                                  (panels[1], "verdict", "last needed byte to verdict",
+                                   "client messages")):
+        figures = latency[key]
+        ns = [c * 1e9 / figures["clock_hz"] for c in latency["samples"][key]]
+        axes.hist(ns, bins=50, color="tab:blue")
+        for name in ("p50", "p99", "p99.9"):
+            if name in figures["ns"]:
+                axes.axvline(figures["ns"][name], linestyle="--", color="tab:red")
+        axes.text(0.97, 0.95, "\n".join(f"{name} {value} ns" for name, value
+                                         in figures["ns"].items()),
+                  transform=axes.transAxes, ha="right", va="top", family="monospace")
+        axes.set_xlabel(f"{what} (ns)")
+        axes.set_ylabel(unit)
+        axes.set_title(f"{figures['count']} {unit}, {figures['clock_hz'] / 1e6:g} MHz")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
@@ -179,11 +186,13 @@ def summary_text(summary: dict) -> str:
         summary["warnings"] else []
     lines += ["", f"mismatches with the model: {len(summary['mismatches'])}"]
     lines += [f"  {m}" for m in summary["mismatches"]]
-    if "latency" in summary:
-        lat = summary["latency"]
-        lines += [f"first byte in to first byte out ({lat['frames']} frames): " + ", ".join(
-            f"{name} {lat['cycles'][name]} cycles ({lat['ns'][name]} ns)"
-            for name in lat["cycles"])]
+    for key, what in (("first_byte", "first byte in to first byte out"),
+                      ("verdict", "last needed byte to verdict")):
+        lat = summary.get("latency", {}).get(key)
+        if lat:
+            lines += [f"{what} ({lat['count']}): " + ", ".join(
+                f"{name} {lat['cycles'][name]} cycles ({lat['ns'][name]} ns)"
+                for name in lat["cycles"])]
     lines += [f"replayed in {summary['seconds']} s of processor time "
               f"({summary['orders_per_s']} client messages/s)"]
     return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ meant to send (not through the replay's ingress), and against reasons known by
 construction; the output pcaps are read back with scapy, checksums recomputed by scapy.
 """
 
+import io
 import json
 import random
 import struct
@@ -17,6 +18,7 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 from scapy.utils import rdpcap, wrpcap
 
+from wiregate.sim.capture import Progress
 from wiregate.sw.cli import main
 from wiregate.sw.limits import load_limits
 from wiregate.sw.model import ClientMessage, Commit, Gate, Heartbeat
@@ -323,8 +325,27 @@ def test_gateware_agrees_with_model(tmp_path, capsys, width, profile):
     for name in ("to_exchange.pcap", "to_client.pcap"):
         assert [bytes(p) for p in rdpcap(str(gateware / name))] == \
             [bytes(p) for p in rdpcap(str(model / name))]
-    latency = json.loads((gateware / "latency.json").read_text())["first_byte"]
-    assert latency["frames"] == summary["gateway_counters"]["frames_exchange_tx"]
+    figures = json.loads((gateware / "latency.json").read_text())
+    latency = figures["first_byte"]
+    assert latency["count"] == summary["gateway_counters"]["frames_exchange_tx"]
     assert latency["cycles"]["min"] <= latency["cycles"]["p50"] <= latency["cycles"]["max"]
     assert latency["ns"]["max"] == round(latency["cycles"]["max"] * 1e9 / latency["clock_hz"], 1)
+    assert figures["verdict"]["count"] == len(got)
+    # The holdback is sized so that every verdict exists before its type byte leaves.
+    assert figures["verdict"]["cycles"]["max"] < latency["cycles"]["min"]
     assert (gateware / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_only_on_a_terminal():
+    quiet, shown = io.StringIO(), _Terminal()
+    for stream in (quiet, shown):
+        bar = Progress(1000, stream)
+        for done in (256, 512, 1000):
+            bar.update(done)
+    assert quiet.getvalue() == ""
+    assert shown.getvalue().endswith("1000/1000 frames\n") and "\r" in shown.getvalue()
