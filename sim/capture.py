@@ -34,7 +34,7 @@ import sys
 import time
 from collections import Counter
 
-from wiregate.sw.extract import TCP_SYN, IngressModel, is_arp
+from wiregate.sw.extract import TCP_SYN, IngressModel, is_arp, marked_for_drop
 from wiregate.sw.limits import Limits
 from wiregate.sw.model import (
     ClientMessage,
@@ -130,25 +130,31 @@ def _session_of(frame, limits: Limits) -> tuple[int, str] | None:
     return None
 
 
-def find_midstream(records, limits: Limits) -> list[Midstream]:
-    """The session directions of ``records`` whose first segment with payload has no SYN
-    before it in the capture, in capture order."""
-    seen, found = set(), []
+def _first_frames(records, limits: Limits) -> dict:
+    """(session, direction) -> (index, parsed frame) of its first SYN or segment with
+    payload in ``records``."""
+    first = {}
     for index, record in enumerate(records):
         try:
             frame = parse_frame(record.data)
         except ProtocolError:
             continue
         key = _session_of(frame, limits)
-        if key is None or key in seen:
-            continue
-        if frame.tcp.flags & TCP_SYN:
-            seen.add(key)
-        elif frame.payload:
-            seen.add(key)
+        if key is not None and key not in first and (frame.tcp.flags & TCP_SYN
+                                                     or frame.payload):
+            first[key] = (index, frame)
+    return first
+
+
+def find_midstream(records, limits: Limits) -> list[Midstream]:
+    """The session directions of ``records`` whose first segment with payload has no SYN
+    before it in the capture, in capture order."""
+    found = []
+    for key, (index, frame) in _first_frames(records, limits).items():
+        if not frame.tcp.flags & TCP_SYN:
             ack = frame.tcp.ack if frame.tcp.flags & 0x10 else None
             found.append(Midstream(*key, index, frame.tcp.seq, ack))
-    return found
+    return sorted(found, key=lambda m: m.index)
 
 
 def _syn(data: bytes, seq: int, reverse: bool) -> bytes:
@@ -163,24 +169,20 @@ def _syn(data: bytes, seq: int, reverse: bool) -> bytes:
                        flags="S", vlan=eth.vlan)
 
 
-def assumed_starts(records, midstream: list[Midstream]) -> dict[int, list[tuple[str, bytes]]]:
+def assumed_starts(records, limits: Limits) -> dict[int, list[tuple[str, bytes]]]:
     """The SYNs ``assume_start`` puts before captured frames: frame index -> [(port,
-    frame)]. A direction that has no segment of its own before its opposite's first one
-    gets its SYN there too, from that segment's acknowledgement number."""
+    frame)]. Each direction that starts mid-stream gets one before its first segment; the
+    opposite direction, when it has not started by then, gets one there too, from that
+    segment's acknowledgement number (so the session is in sync from that segment on)."""
+    first = _first_frames(records, limits)
     starts: dict[int, list] = {}
-    primed = set()
-    for m in midstream:
+    for m in find_midstream(records, limits):
         data = records[m.index].data
-        if (m.session, m.direction) not in primed:
-            starts.setdefault(m.index, []).append((m.direction, _syn(data, m.seq, False)))
-            primed.add((m.session, m.direction))
+        starts.setdefault(m.index, []).append((m.direction, _syn(data, m.seq, False)))
         other = "exchange" if m.direction == "client" else "client"
-        if m.ack is not None and (m.session, other) not in primed:
-            later = any(o.session == m.session and o.direction == other and o.index < m.index
-                        for o in midstream)
-            if not later:
-                starts[m.index].append((other, _syn(data, m.ack, True)))
-                primed.add((m.session, other))
+        begun = first.get((m.session, other))
+        if m.ack is not None and (begun is None or begun[0] > m.index):
+            starts[m.index].append((other, _syn(data, m.ack, True)))
     return starts
 
 
@@ -299,13 +301,12 @@ class ModelGateway:
             gate.apply(FrameVoid(t, session))
             for ref in accepted:
                 gate.apply(Revoke(t, session, ref))
-        if result.session is None:
-            if is_arp(data):
-                self.counters["frames_exchange_tx"] += 1
-                return data, entries
-            self.counters["dropped_no_session"] += 1
+        self.counters["dropped_no_session"] += marked_for_drop(data, result.session)
+        if result.session is None and not is_arp(data):
             return None, entries
         self.counters["frames_exchange_tx"] += 1
+        if result.session is None:
+            return data, entries
         if result.void:
             self.counters["stomped"] += 1
             return None, entries
@@ -437,7 +438,7 @@ def timeline(records, limits: Limits, *, assume_start: bool = False,
                                "(--assume-start, a replay convenience)" if assume_start else
                                "the gateway voids its frames until a new connection; "
                                "--assume-start takes its first segment as the start"))
-    starts = assumed_starts(records, midstream) if assume_start else {}
+    starts = assumed_starts(records, limits) if assume_start else {}
     arrivals, t, previous, backwards, shortened = [], 0, None, 0, 0
     for index, record in enumerate(records):
         if previous is not None:

@@ -87,6 +87,7 @@ __all__ = [
     "digest_extra",
     "field_value",
     "is_arp",
+    "marked_for_drop",
 ]
 
 MALFORMED = ("unknown_type", "bad_length", "bad_field", "split")
@@ -116,6 +117,16 @@ def is_arp(frame: bytes) -> bool:
     (hw/ingress/sessions.py)."""
     kind = frame[16:18] if frame[12:14] == b"\x81\x00" else frame[12:14]
     return int.from_bytes(kind, "big") == ETHERTYPE_ARP
+
+
+def marked_for_drop(frame: bytes, session: int | None) -> bool:
+    """Whether the gateway marks a frame toward the exchange for drop (and counts it in
+    ``dropped_no_session``; hw/ingress/sessions.py): any frame but ARP and a session frame
+    whose headers are clean (complete, both checksums good; the FCS does not count). A
+    session frame marked so still has its messages judged: it ends void and is stomped."""
+    if is_arp(frame):
+        return False
+    return session is None or not _parse(frame).clean
 
 
 # --- The retransmission digest (model rule 9) ----------------------------------------------

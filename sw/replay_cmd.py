@@ -95,6 +95,8 @@ def replay_command(args: argparse.Namespace) -> int:
                                                max_gap_us=max_gap)
     except CaptureError as exc:
         return _fail(str(exc))
+    except RuntimeError as exc:     # the gateware engine's model cannot be built
+        return _fail(f"--engine gateware: {exc}")
     for warning in outcome.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     summary = outcome.summary() | {"pcap": args.pcap, "limits": args.limits,

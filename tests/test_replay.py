@@ -59,13 +59,13 @@ class Capture:
         self.seq = {"c": ISN_C, "e": ISN_E}
         self.t = 1_700_000_000.0 + 0.000001 * len(self.packets)
 
-    def _send(self, side, flags, payload=b"", advance=True):
+    def _send(self, side, flags, payload=b"", advance=True, checksum=None):
         client = self.client_end
         src, dst = (client, EXCHANGE) if side == "c" else (EXCHANGE, client)
         other = "e" if side == "c" else "c"
         pkt = (Ether(src=src[0], dst=dst[0]) / IP(src=src[1], dst=dst[1])
                / TCP(sport=src[2], dport=dst[2], seq=self.seq[side], ack=self.seq[other],
-                     flags=flags))
+                     flags=flags, chksum=checksum))
         if payload:
             pkt = pkt / Raw(payload)
         self.t = max(self.t, max((p.time for p in self.packets), default=0)) + 0.00001
@@ -87,6 +87,14 @@ class Capture:
 
     def exchange(self, *messages):
         return self._send("e", "PA", b"".join(soup(b"S", m) for m in messages))
+
+    def damaged(self, *messages):
+        """A client segment whose TCP checksum is wrong: the receiver drops it, the sender
+        sends the bytes again (the stream does not move)."""
+        good = Ether(bytes(self.packets[self._send("c", "PA", b"".join(
+            soup(b"U", m) for m in messages), advance=False)]))
+        self.packets[-1][TCP].chksum = good[TCP].chksum ^ 0x5A5A
+        return len(self.packets) - 1
 
     def resend(self, k):
         """Packet ``k`` again (a TCP retransmission)."""
@@ -285,8 +293,10 @@ def cancel(ref, qty=0):
 
 
 def mixed_capture(path):
-    """Two sessions, interleaved: accepts, rejects of several reasons, a retransmission,
-    the exchange's answers, a cancel, ARP and a frame of no session."""
+    """Three sessions, interleaved: accepts, rejects of several reasons, a retransmission,
+    the exchange's answers, a cancel, a frame with a bad TCP checksum (then sent again), a
+    session that starts mid-stream, and ARP. Returns the path, the bad frame's index and the
+    index of the frame that sends its bytes again."""
     one = Capture()
     two = Capture(("02:00:00:00:01:02", "10.1.0.2", 40001), one.packets)
     one.handshake()
@@ -299,17 +309,41 @@ def mixed_capture(path):
     one.exchange(executed(1, 40, 2_285_000, 901))
     one.client(cancel(1), enter(3, 5_000, b"TSLA", 2_456_000, b"S"))
     two.client(enter(7, 10, b"NVDA", 1_354_000))       # UserRefNum 7 again
+    broken = two.damaged(enter(8, 10, b"NVDA", 1_354_000))
+    again = two.client(enter(8, 10, b"NVDA", 1_354_000))
+    three = Capture(("02:00:00:00:01:03", "10.1.0.3", 40001), one.packets)  # no handshake
+    three.client(enter(1, 100, b"AAPL", 2_285_000))
+    three.exchange(accepted(1, 100, b"AAPL", 2_285_000))
     arp = Ether(src=CLIENT[0], dst="ff:ff:ff:ff:ff:ff") / ARP(psrc=CLIENT[1], pdst=EXCHANGE[1])
     arp.time = one.t + 0.00001
     one.packets.append(arp)
-    return one.write(path)
+    return one.write(path), broken, again
+
+
+def test_void_frame_is_undone(tmp_path, capsys):
+    """A frame with a bad checksum is judged (its verdict is due before its end), then
+    voided: stomped, and its accepted order withdrawn, so the same bytes sent again are
+    accepted, not a DUPLICATE_REF."""
+    path, broken, again = mixed_capture(tmp_path / "in.pcap")
+    status, out = replay(tmp_path, path, "--assume-start")
+    summary = json.loads(capsys.readouterr().out)
+    assert status == 0
+    # Its bad checksum marks it for drop (counted), though its message was judged.
+    assert summary["gateway_counters"]["dropped_no_session"] == 1
+    got = {v["frame_index"]: v for v in verdicts(out)}
+    assert got[broken]["verdict"] == "accept" and got[broken]["frame_void"]
+    assert got[again]["verdict"] == "accept" and not got[again]["frame_void"]
+    assert got[again]["user_ref_num"] == got[broken]["user_ref_num"] == 8
+    sent = rdpcap(path)
+    left = [bytes(p) for p in rdpcap(str(out / "to_exchange.pcap"))]
+    assert bytes(sent[broken]) not in left and bytes(sent[again]) in left
 
 
 @pytest.mark.verilator
 @pytest.mark.parametrize("width, profile", [(1, "colorlight-5a75b"), (8, "full")])
 def test_gateware_agrees_with_model(tmp_path, capsys, width, profile):
-    path = mixed_capture(tmp_path / "in.pcap")
-    options = ("--width", str(width), "--profile", profile)
+    path, _, _ = mixed_capture(tmp_path / "in.pcap")
+    options = ("--width", str(width), "--profile", profile, "--assume-start")
     status, model = replay(tmp_path, path, *options, out="model")
     assert status == 0
     capsys.readouterr()
@@ -317,17 +351,21 @@ def test_gateware_agrees_with_model(tmp_path, capsys, width, profile):
     summary = json.loads(capsys.readouterr().out)
     assert status == 0, summary["mismatches"]
     fields = ("frame_index", "session", "msg_type", "user_ref_num", "verdict", "reasons",
-              "retransmit")
+              "retransmit", "malformed", "frame_void")
     got = [{k: v[k] for k in fields} for v in verdicts(gateware)]
     assert got == [{k: v[k] for k in fields} for v in verdicts(model)]
     assert {v["verdict"] for v in got} == {"accept", "reject"}
-    assert any(v["retransmit"] for v in got)
+    assert any(v["retransmit"] for v in got) and any(v["frame_void"] for v in got)
+    assert any(v["session"] == 2 for v in got)
     for name in ("to_exchange.pcap", "to_client.pcap"):
-        assert [bytes(p) for p in rdpcap(str(gateware / name))] == \
-            [bytes(p) for p in rdpcap(str(model / name))]
+        assert [(bytes(p), p.time) for p in rdpcap(str(gateware / name))] == \
+            [(bytes(p), p.time) for p in rdpcap(str(model / name))]
     figures = json.loads((gateware / "latency.json").read_text())
     latency = figures["first_byte"]
-    assert latency["count"] == summary["gateway_counters"]["frames_exchange_tx"]
+    # Every captured client frame that left: those in the pcap and the stomped one; the
+    # core's counter has the SYN --assume-start put before session 2's first segment too.
+    assert latency["count"] == len(rdpcap(str(gateware / "to_exchange.pcap"))) + 1
+    assert summary["gateway_counters"]["frames_exchange_tx"] == latency["count"] + 1
     assert latency["cycles"]["min"] <= latency["cycles"]["p50"] <= latency["cycles"]["max"]
     assert latency["ns"]["max"] == round(latency["cycles"]["max"] * 1e9 / latency["clock_hz"], 1)
     assert figures["verdict"]["count"] == len(got)

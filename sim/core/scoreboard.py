@@ -12,8 +12,9 @@ At the end (:meth:`Scoreboard.check`):
 - each client frame leaves toward the exchange unless it belongs to no session (ARP passes
   unchanged); it leaves with each ``U`` packet the model rejected rewritten by
   :func:`wiregate.sw.rewrite.reject_in_place`, and with ``error`` on its last byte when it
-  came with a bad FCS or ends void; its TCP checksum is still right (the host decoder
-  checks), and no Enter or Replace the model did not accept leaves as a ``U`` packet;
+  came with a bad FCS or ends void; unless stomped so, its TCP checksum is still right
+  (the host decoder checks), and no Enter or Replace the model did not accept leaves as a
+  ``U`` packet;
 - the frames toward the clients are the exchange's, unchanged, errors kept.
 """
 
@@ -134,7 +135,8 @@ class Scoreboard:
             if is_arp(data):
                 continue
             problems.extend(self._unchanged_orders(index, got))
-            if not parse_frame(got).tcp.checksum_ok:
+            # A stomped frame is discarded whatever its checksum (it may have come bad).
+            if not error and not parse_frame(got).tcp.checksum_ok:
                 problems.append(f"client frame {index} left with a bad TCP checksum")
         if self.client_tx != self.exchange_sent:
             first = next((k for k, (a, b) in enumerate(zip(self.client_tx, self.exchange_sent,

@@ -11,8 +11,8 @@ a mismatch.
 
 The verdict log is the model's verdict of each VERDICT record (they agree, or there is a
 mismatch), stamped with the record's time. The output pcaps hold the frames the core sent,
-stamped with the capture's first timestamp plus their first byte's cycle from the start of
-play. The drop-copy host reads every beat the core offers. The replay rate (``seconds`` of
+stamped with the capture timestamps of the frames they came from (as the model engine
+stamps them). The drop-copy host reads every beat the core offers. The replay rate (``seconds`` of
 the summary) is the processor time from the commit to the last frame's end, records and
 frames checked batch by batch; the final checks of the counters and of every table entry
 (:meth:`FastBench.finish`) come after it.
@@ -108,7 +108,8 @@ def replay_gateware(records, limits: Limits, profile, width: int, *,
     start = bench.play_start = bench.play_t
     per_us = bench.clock_hz / US_PER_S
     heartbeat = bench.now_us(bench.t)
-    client_index, exchange_kept = {}, []    # board.sent index -> capture index; kept flags
+    # board.sent index -> the arrival; each exchange frame's arrival, in order
+    client_arrival, exchange_arrivals = {}, []
     bar = Progress(len(arrivals)) if progress else None
     mismatches, gap = [], False
     try:
@@ -124,14 +125,14 @@ def replay_gateware(records, limits: Limits, profile, width: int, *,
                     raise CaptureError(f"frame {arrival.index}: the gateware engine cannot "
                                        f"score it: {str(exc).splitlines()[0]}") from None
                 index = len(board.sent) - 1
-                client_index[index] = arrival.index
+                client_arrival[index] = arrival
                 bench.release("client", arrival.data, False, index)
             else:
                 try:
                     board.exchange_frame(arrival.data, False)
                 except AssertionError as exc:
                     raise CaptureError(f"frame {arrival.index}: {exc}") from None
-                exchange_kept.append(arrival.index is not None)
+                exchange_arrivals.append(arrival)
                 bench.release("exchange", arrival.data, False)
             if k % BATCH_FRAMES == BATCH_FRAMES - 1:
                 bench.until(bench.play_t)
@@ -154,20 +155,19 @@ def replay_gateware(records, limits: Limits, profile, width: int, *,
                           f"drop copy at W = {width}; a larger --max-gap-us spaces it out")
         seconds = time.process_time() - begin
 
-    entries, verdict_cycles = _entries(bench, client_index)
+    entries, verdict_cycles = _entries(bench, client_arrival)
     expected = board.expected_egress()
     to_exchange, cycles = [], []
-    t0 = records[0].timestamp_ns if records else 0
-    ns = 1e9 / bench.clock_hz
     for (index, _, _), (frame, error), out in zip(expected, board.egress, bench.egress_starts,
                                                    strict=False):
-        if client_index.get(index) is None:
+        if client_arrival[index].index is None:
             continue        # an assumed SYN
         cycles.append(out - bench.client_starts[index])
         if not error:
-            to_exchange.append(pcap.PcapRecord(t0 + round((out - start) * ns), frame))
-    to_client = [pcap.PcapRecord(t0, frame) for (frame, error), kept
-                 in zip(board.client_tx, exchange_kept, strict=False) if kept and not error]
+            to_exchange.append(pcap.PcapRecord(client_arrival[index].timestamp_ns, frame))
+    to_client = [pcap.PcapRecord(arrival.timestamp_ns, frame) for (frame, error), arrival
+                 in zip(board.client_tx, exchange_arrivals, strict=False)
+                 if arrival.index is not None and not error]
     counters = {}
     if not gap:     # past a gap, every later run of the harness would raise it again
         bench.write(bench.regmap.encode_write("counter_control", snapshot=1))
@@ -184,7 +184,7 @@ def replay_gateware(records, limits: Limits, profile, width: int, *,
     return outcome, latency
 
 
-def _entries(bench, client_index) -> tuple[list, list]:
+def _entries(bench, client_arrival) -> tuple[list, list]:
     """The verdict log from the replay's verdicts, each at its VERDICT record's time, and
     each verdict's cycle from its message's last needed byte (:data:`VERDICT`)."""
     records = iter(r for r in bench.record_log if r.kind == Kind.VERDICT)
@@ -193,7 +193,7 @@ def _entries(bench, client_index) -> tuple[list, list]:
         result = bench.board.sent[index][2]
         for event, verdict in bench.board.replay.verdicts[index]:
             record = next(records)
-            entries.append(VerdictEntry.of(client_index.get(index), record.time_us, event,
+            entries.append(VerdictEntry.of(client_arrival[index].index, record.time_us, event,
                                            verdict, result.void))
             # The record's cycle counts from the core's reset; bench.offset maps the
             # harness's cycles onto it (FastBench.start).
