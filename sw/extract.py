@@ -86,6 +86,8 @@ __all__ = [
     "digest",
     "digest_extra",
     "field_value",
+    "is_arp",
+    "marked_for_drop",
 ]
 
 MALFORMED = ("unknown_type", "bad_length", "bad_field", "split")
@@ -95,6 +97,7 @@ COUNTERS = ("events", *MALFORMED, "crowded", "unrewritable", "void")
 DATA_TYPES = {"client": "U", "exchange": "S"}          # SoupBin types that carry OUCH
 PASS_TYPES = {"client": "LRO+", "exchange": "AJHZ+"}  # SoupBin types passed without an event
 TCP_FIN, TCP_SYN, TCP_RST = 0x01, 0x02, 0x04
+ETHERTYPE_ARP = 0x0806
 _GOOD, _PASS = "good", "pass"   # the verdicts of rules 2-4 besides the malformed reasons
 
 
@@ -106,6 +109,24 @@ def field_value(field, value) -> int:
     if field.kind == "a":
         return int.from_bytes(value.encode("ascii").ljust(field.size, b" "), "big")
     return value
+
+
+def is_arp(frame: bytes) -> bool:
+    """An ARP frame (802.1Q tagged or not): toward the exchange it passes unchanged, the one
+    kind of frame besides a session's (and a host pass rule's) that does
+    (hw/ingress/sessions.py)."""
+    kind = frame[16:18] if frame[12:14] == b"\x81\x00" else frame[12:14]
+    return int.from_bytes(kind, "big") == ETHERTYPE_ARP
+
+
+def marked_for_drop(frame: bytes, session: int | None) -> bool:
+    """Whether the gateway marks a frame toward the exchange for drop (and counts it in
+    ``dropped_no_session``; hw/ingress/sessions.py): any frame but ARP and a session frame
+    whose headers are clean (complete, both checksums good; the FCS does not count). A
+    session frame marked so still has its messages judged: it ends void and is stomped."""
+    if is_arp(frame):
+        return False
+    return session is None or not _parse(frame).clean
 
 
 # --- The retransmission digest (model rule 9) ----------------------------------------------

@@ -16,6 +16,7 @@ import random
 from wiregate.hw.core import core_latencies
 from wiregate.sim.replay import order_entry
 from wiregate.sim.trading import Port
+from wiregate.sw.extract import marked_for_drop
 from wiregate.sw.limits import Endpoint, Limits
 from wiregate.sw.model import Commit, FrameVoid, Malformed, SessionSync, Tick
 from wiregate.sw.proto.frames import Peer
@@ -350,7 +351,7 @@ class Plan:
             "dropcopy_overflow": 0,
             "frames_exchange_tx": len(board.egress),
             "frames_client_tx": len(board.client_tx),
-            "dropped_no_session": sum(1 for _, _, r in board.sent if r.session is None),
+            "dropped_no_session": sum(marked_for_drop(f, r.session) for f, _, r in board.sent),
             "fcs_errors": sum(error for _, error, _ in board.sent)
             + sum(error for _, error in board.exchange_sent),
         }

@@ -9,15 +9,16 @@ checks every drop-copy record against the model.
 
 At the end (:meth:`Scoreboard.check`):
 
-- each client frame leaves toward the exchange unless it belongs to no session; it leaves
-  with each ``U`` packet the model rejected rewritten by
+- each client frame leaves toward the exchange unless it belongs to no session (ARP passes
+  unchanged); it leaves with each ``U`` packet the model rejected rewritten by
   :func:`wiregate.sw.rewrite.reject_in_place`, and with ``error`` on its last byte when it
-  came with a bad FCS or ends void; its TCP checksum is still right (the host decoder
-  checks), and no Enter or Replace the model did not accept leaves as a ``U`` packet;
+  came with a bad FCS or ends void; unless stomped so, its TCP checksum is still right
+  (the host decoder checks), and no Enter or Replace the model did not accept leaves as a
+  ``U`` packet;
 - the frames toward the clients are the exchange's, unchanged, errors kept.
 """
 
-from wiregate.sw.extract import IngressModel, Segment
+from wiregate.sw.extract import IngressModel, Segment, is_arp
 from wiregate.sw.proto.frames import parse_frame
 from wiregate.sw.rewrite import DATA_TYPE, reject_in_place
 
@@ -105,6 +106,8 @@ class Scoreboard:
         out = []
         for index, (frame, error, result) in enumerate(self.sent):
             if result.session is None:
+                if is_arp(frame):
+                    out.append((index, frame, error))
                 continue
             data = frame
             for event, verdict in self.replay.verdicts.get(index, ()):
@@ -129,8 +132,11 @@ class Scoreboard:
                 differs = True      # the first difference; later frames may all be shifted
                 problems.append(f"client frame {index} left as ({got.hex()}, error={got_error})"
                                 f", expected ({data.hex()}, error={error})")
+            if is_arp(data):
+                continue
             problems.extend(self._unchanged_orders(index, got))
-            if not parse_frame(got).tcp.checksum_ok:
+            # A stomped frame is discarded whatever its checksum (it may have come bad).
+            if not error and not parse_frame(got).tcp.checksum_ok:
                 problems.append(f"client frame {index} left with a bad TCP checksum")
         if self.client_tx != self.exchange_sent:
             first = next((k for k, (a, b) in enumerate(zip(self.client_tx, self.exchange_sent,

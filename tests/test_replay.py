@@ -1,0 +1,389 @@
+"""``wiregate replay --engine model`` on captures built here with scapy and ``struct``.
+
+The captures are made without the project's frame or OUCH code: Ethernet, IPv4 and TCP are
+scapy's, SoupBinTCP and OUCH bytes are packed with ``struct`` from PROTOCOLS.md's tables.
+The verdicts are checked against the model driven directly with the messages the test
+meant to send (not through the replay's ingress), and against reasons known by
+construction; the output pcaps are read back with scapy, checksums recomputed by scapy.
+"""
+
+import io
+import json
+import random
+import struct
+
+import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import ARP, Ether
+from scapy.packet import Raw
+from scapy.utils import rdpcap, wrpcap
+
+from wiregate.sim.capture import Progress
+from wiregate.sw.cli import main
+from wiregate.sw.limits import load_limits
+from wiregate.sw.model import ClientMessage, Commit, Gate, Heartbeat
+from wiregate.sw.profiles import PROFILES
+from wiregate.sw.proto import ouch
+from wiregate.sw.reasons import Reason
+
+LIMITS = "limits/default.yaml"
+CLIENT = ("02:00:00:00:01:01", "10.1.0.1", 40001)     # session 0 of limits/default.yaml
+EXCHANGE = ("02:00:00:00:00:fe", "10.2.0.1", 15000)
+ISN_C, ISN_E = 1_000, 5_000_000
+
+
+def enter(ref, qty, symbol, price, side=b"B"):
+    """An OUCH 5.0 Enter Order (47 bytes), packed from PROTOCOLS.md's layout."""
+    return struct.pack(">cIcI8sQccccc14sH", b"O", ref, side, qty, symbol.ljust(8),
+                       price, b"0", b"Y", b"A", b"N", b"N", f"C{ref}".encode().ljust(14), 0)
+
+
+def accepted(ref, qty, symbol, price):
+    """An OUCH 5.0 Order Accepted (64 bytes)."""
+    return struct.pack(">cQIcI8sQccQcccc14sH", b"A", 1, ref, b"B", qty, symbol.ljust(8),
+                       price, b"0", b"Y", 77 + ref, b"A", b"N", b"N", b"L",
+                       f"C{ref}".encode().ljust(14), 0)
+
+
+def soup(kind, body):
+    return struct.pack(">H", 1 + len(body)) + kind + body
+
+
+class Capture:
+    """One session's two directions as scapy packets with timestamps (``packets``: shared
+    with another Capture's, to interleave sessions)."""
+
+    def __init__(self, client=CLIENT, packets=None):
+        self.client_end = client
+        self.packets = [] if packets is None else packets
+        self.seq = {"c": ISN_C, "e": ISN_E}
+        self.t = 1_700_000_000.0 + 0.000001 * len(self.packets)
+
+    def _send(self, side, flags, payload=b"", advance=True, checksum=None):
+        client = self.client_end
+        src, dst = (client, EXCHANGE) if side == "c" else (EXCHANGE, client)
+        other = "e" if side == "c" else "c"
+        pkt = (Ether(src=src[0], dst=dst[0]) / IP(src=src[1], dst=dst[1])
+               / TCP(sport=src[2], dport=dst[2], seq=self.seq[side], ack=self.seq[other],
+                     flags=flags, chksum=checksum))
+        if payload:
+            pkt = pkt / Raw(payload)
+        self.t = max(self.t, max((p.time for p in self.packets), default=0)) + 0.00001
+        pkt.time = self.t
+        self.packets.append(pkt)
+        if advance:
+            self.seq[side] = (self.seq[side] + len(payload) + ("S" in flags)) % 2**32
+        return len(self.packets) - 1
+
+    def handshake(self):
+        self.seq["c"] -= 1
+        self.seq["e"] -= 1
+        self._send("c", "S")
+        self._send("e", "SA")
+        self._send("c", "A")
+
+    def client(self, *messages):
+        return self._send("c", "PA", b"".join(soup(b"U", m) for m in messages))
+
+    def exchange(self, *messages):
+        return self._send("e", "PA", b"".join(soup(b"S", m) for m in messages))
+
+    def damaged(self, *messages):
+        """A client segment whose TCP checksum is wrong: the receiver drops it, the sender
+        sends the bytes again (the stream does not move)."""
+        good = Ether(bytes(self.packets[self._send("c", "PA", b"".join(
+            soup(b"U", m) for m in messages), advance=False)]))
+        self.packets[-1][TCP].chksum = good[TCP].chksum ^ 0x5A5A
+        return len(self.packets) - 1
+
+    def resend(self, k):
+        """Packet ``k`` again (a TCP retransmission)."""
+        pkt = self.packets[k].copy()
+        self.t += 0.00001
+        pkt.time = self.t
+        self.packets.append(pkt)
+        return len(self.packets) - 1
+
+    def write(self, path):
+        wrpcap(str(path), self.packets)
+        return str(path)
+
+
+def replay(tmp_path, capture_path, *extra, out="out"):
+    out = tmp_path / out
+    status = main(["replay", capture_path, "--limits", LIMITS, "--out", str(out), "--json",
+                   *extra])
+    return status, out
+
+
+def verdicts(out):
+    return [json.loads(line) for line in (out / "verdicts.jsonl").read_text().splitlines()]
+
+
+def _checksums_ok(pkt) -> bool:
+    fresh = Ether(bytes(pkt))
+    del fresh[IP].chksum
+    del fresh[TCP].chksum
+    again = Ether(bytes(fresh))
+    return again[IP].chksum == pkt[IP].chksum and again[TCP].chksum == pkt[TCP].chksum
+
+
+def test_known_verdicts_and_output(tmp_path, capsys):
+    cap = Capture()
+    cap.handshake()
+    ok = enter(1, 100, b"AAPL", 2_285_000)
+    fat = enter(2, 60_000, b"AAPL", 2_285_000)          # above the session's 50,000
+    unknown = enter(3, 100, b"ZZZZ", 1_000_000)
+    far = enter(4, 100, b"MSFT", 5_000_000)             # $500 against $415.30 +- 3 %
+    both = cap.client(ok, fat)
+    single = [cap.client(m) for m in (unknown, far)]
+    ack = cap.exchange(accepted(1, 100, b"AAPL", 2_285_000))
+    status, out = replay(tmp_path, cap.write(tmp_path / "in.pcap"))
+    assert status == 0
+    summary = json.loads(capsys.readouterr().out)
+    got = verdicts(out)
+    assert [(v["frame_index"], v["user_ref_num"], v["verdict"]) for v in got] == [
+        (both, 1, "accept"), (both, 2, "reject"), (single[0], 3, "reject"),
+        (single[1], 4, "reject")]
+    assert "QUANTITY" in got[1]["reasons"] and got[2]["reasons"] == ["UNKNOWN_SYMBOL"]
+    assert got[3]["reasons"] == ["COLLAR"] and got[0]["reasons"] == []
+    assert all(v["session"] == 0 and v["msg_type"] == "O" and not v["retransmit"]
+               for v in got)
+    assert summary["verdicts"] == {"accept": 1, "reject": 3}
+    assert summary["reasons"]["COLLAR"] == 1 and summary["mismatches"] == []
+
+    sent = rdpcap(str(tmp_path / "in.pcap"))
+    to_exchange = rdpcap(str(out / "to_exchange.pcap"))
+    to_client = rdpcap(str(out / "to_client.pcap"))
+    client_frames = [k for k, p in enumerate(sent) if p[TCP].sport == CLIENT[2]]
+    assert len(to_exchange) == len(client_frames)
+    assert [bytes(p) for p in to_client] == [bytes(sent[k]) for k in range(len(sent))
+                                             if sent[k][TCP].sport == EXCHANGE[2]]
+    assert bytes(to_client[-1]) == bytes(sent[ack])
+    for k, pkt in zip(client_frames, to_exchange, strict=True):
+        assert _checksums_ok(pkt), f"frame {k}"
+        original = bytes(sent[k][Raw].load) if Raw in sent[k] else b""
+        payload = bytes(pkt[Raw].load) if Raw in pkt else b""
+        assert len(payload) == len(original)
+        if k == both:   # the first packet passes untouched, the second is + of its length
+            n = len(soup(b"U", ok))
+            assert payload[:n] == original[:n]
+            assert payload[n + 2:n + 3] == b"+" and payload[n:n + 2] == original[n:n + 2]
+            assert payload[n + 5:] == original[n + 5:]
+        elif k in single:
+            assert payload[2:3] == b"+" and payload[5:] == original[5:]
+        else:
+            assert bytes(pkt) == bytes(sent[k])
+
+
+def test_random_orders_match_the_model(tmp_path, capsys):
+    """Random Enter Orders, one frame each: the verdict log is the model's, messages
+    given to it straight from what the test packed."""
+    rng = random.Random(15)
+    limits = load_limits(LIMITS)
+    symbols = [s.symbol.encode() for s in limits.symbols] + [b"NOPE"]
+    cap = Capture()
+    cap.handshake()
+    full = PROFILES["full"]
+    gate = Gate(full.n_sessions, full.n_symbols, full.n_orders, full.n_executions)
+    gate.apply(Commit(0, limits))
+    gate.apply(Heartbeat(0))
+    expected, ref = [], 0
+    for _ in range(300):
+        ref += rng.choice((1, 1, 1, 0))             # a repeat now and then: DUPLICATE_REF
+        body = enter(ref, rng.choice((0, 100, 5_000, 60_000)), rng.choice(symbols),
+                     rng.randint(1, 8_000_000), rng.choice((b"B", b"S")))
+        index = cap.client(body)
+        verdict = gate.apply(ClientMessage(0, 0, ouch.decode_client(body)))
+        expected.append((index, ref, "accept" if verdict.accept else "reject",
+                         [r.name for r in Reason if verdict.reasons >> r & 1]))
+    status, out = replay(tmp_path, cap.write(tmp_path / "in.pcap"))
+    assert status == 0
+    got = [(v["frame_index"], v["user_ref_num"], v["verdict"], v["reasons"])
+           for v in verdicts(out)]
+    assert got == expected
+    assert any(v == "accept" for _, _, v, _ in got) and any(v == "reject" for _, _, v, _ in got)
+    sent = rdpcap(str(tmp_path / "in.pcap"))
+    rejected = {index for index, _, v, _ in expected if v == "reject"}
+    for pkt, k in zip(rdpcap(str(out / "to_exchange.pcap")),
+                      [k for k, p in enumerate(sent) if p[TCP].sport == CLIENT[2]], strict=True):
+        assert _checksums_ok(pkt)
+        if k in rejected:
+            assert len(pkt) == len(sent[k]) and bytes(pkt[Raw].load)[2:3] == b"+"
+        else:
+            assert bytes(pkt) == bytes(sent[k])
+    capsys.readouterr()
+
+
+def test_midstream_warns_and_assume_start(tmp_path, capsys):
+    cap = Capture()         # no handshake: the capture starts in the middle
+    cap.exchange(accepted(9, 1, b"AAPL", 2_285_000))
+    cap.client(enter(10, 100, b"AAPL", 2_285_000))
+    path = cap.write(tmp_path / "in.pcap")
+    status, out = replay(tmp_path, path)
+    captured = capsys.readouterr()
+    assert status == 0
+    assert "starts mid-stream at frame 0" in captured.err and "--assume-start" in captured.err
+    assert verdicts(out) == []                      # the gateway voided every frame
+    assert len(rdpcap(str(out / "to_exchange.pcap"))) == 0
+    assert json.loads(captured.out)["gateway_counters"]["stomped"] == 2
+
+    status, out = replay(tmp_path, path, "--assume-start")
+    captured = capsys.readouterr()
+    assert status == 0 and "replay convenience" in captured.err
+    got = verdicts(out)
+    assert [(v["frame_index"], v["verdict"]) for v in got] == [(1, "accept")]
+    assert [bytes(p) for p in rdpcap(str(out / "to_exchange.pcap"))] == \
+        [bytes(cap.packets[1])]        # the assumed SYNs are not output
+
+
+def test_arp_passes_and_strangers_drop(tmp_path, capsys):
+    cap = Capture()
+    cap.handshake()
+    arp = Ether(src=CLIENT[0], dst="ff:ff:ff:ff:ff:ff") / ARP(psrc=CLIENT[1], pdst=EXCHANGE[1])
+    stranger = (Ether(src=CLIENT[0], dst=EXCHANGE[0]) / IP(src="10.9.9.9", dst=EXCHANGE[1])
+                / TCP(sport=1234, dport=EXCHANGE[2], flags="PA") / Raw(b"hello"))
+    arp.time = stranger.time = cap.t + 1
+    cap.packets += [arp, stranger]
+    status, out = replay(tmp_path, cap.write(tmp_path / "in.pcap"))
+    summary = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert summary["gateway_counters"]["dropped_no_session"] == 1
+    left = [bytes(p) for p in rdpcap(str(out / "to_exchange.pcap"))]
+    assert bytes(arp) in left and bytes(stranger) not in left
+
+
+def test_bad_inputs(tmp_path, capsys):
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"this is not a capture at all")
+    status, _ = replay(tmp_path, str(junk))
+    assert status == 2 and "junk.pcap" in capsys.readouterr().err
+    status, _ = replay(tmp_path, str(tmp_path / "missing.pcap"))
+    assert status == 2 and "no such file" in capsys.readouterr().err
+    cap = Capture()
+    cap.handshake()
+    path = cap.write(tmp_path / "in.pcap")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gateway:\n  credit: lots\n")
+    status = main(["replay", path, "--limits", str(bad), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert status == 2 and "bad.yaml:2" in err and "problem" in err
+    status = main(["replay", path, "--limits", LIMITS, "--out", str(tmp_path / "o"),
+                   "--profile", "colorlight-5a75b", "--width", "8"])
+    assert status == 2 and "W = 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("width", [1, 8])
+def test_widths_agree_on_simple_traffic(tmp_path, capsys, width):
+    cap = Capture()
+    cap.handshake()
+    cap.client(enter(1, 100, b"AAPL", 2_285_000))
+    status, out = replay(tmp_path, cap.write(tmp_path / "in.pcap"), "--width", str(width))
+    capsys.readouterr()
+    assert status == 0 and [v["verdict"] for v in verdicts(out)] == ["accept"]
+
+
+def executed(ref, qty, price, match):
+    """An OUCH 5.0 Order Executed (36 bytes)."""
+    return struct.pack(">cQIIQcQH", b"E", 2, ref, qty, price, b"A", match, 0)
+
+
+def cancel(ref, qty=0):
+    return struct.pack(">cII", b"X", ref, qty)
+
+
+def mixed_capture(path):
+    """Three sessions, interleaved: accepts, rejects of several reasons, a retransmission,
+    the exchange's answers, a cancel, a frame with a bad TCP checksum (then sent again), a
+    session that starts mid-stream, and ARP. Returns the path, the bad frame's index and the
+    index of the frame that sends its bytes again."""
+    one = Capture()
+    two = Capture(("02:00:00:00:01:02", "10.1.0.2", 40001), one.packets)
+    one.handshake()
+    two.handshake()
+    first = one.client(enter(1, 100, b"AAPL", 2_285_000), enter(2, 60_000, b"AAPL", 2_285_000))
+    two.client(enter(5, 200, b"NVDA", 1_354_000))
+    one.exchange(accepted(1, 100, b"AAPL", 2_285_000))
+    one.resend(first)
+    two.client(enter(6, 10, b"ZZZZ", 1_000_000), enter(7, 10, b"MSFT", 9_000_000))
+    one.exchange(executed(1, 40, 2_285_000, 901))
+    one.client(cancel(1), enter(3, 5_000, b"TSLA", 2_456_000, b"S"))
+    two.client(enter(7, 10, b"NVDA", 1_354_000))       # UserRefNum 7 again
+    broken = two.damaged(enter(8, 10, b"NVDA", 1_354_000))
+    again = two.client(enter(8, 10, b"NVDA", 1_354_000))
+    three = Capture(("02:00:00:00:01:03", "10.1.0.3", 40001), one.packets)  # no handshake
+    three.client(enter(1, 100, b"AAPL", 2_285_000))
+    three.exchange(accepted(1, 100, b"AAPL", 2_285_000))
+    arp = Ether(src=CLIENT[0], dst="ff:ff:ff:ff:ff:ff") / ARP(psrc=CLIENT[1], pdst=EXCHANGE[1])
+    arp.time = one.t + 0.00001
+    one.packets.append(arp)
+    return one.write(path), broken, again
+
+
+def test_void_frame_is_undone(tmp_path, capsys):
+    """A frame with a bad checksum is judged (its verdict is due before its end), then
+    voided: stomped, and its accepted order withdrawn, so the same bytes sent again are
+    accepted, not a DUPLICATE_REF."""
+    path, broken, again = mixed_capture(tmp_path / "in.pcap")
+    status, out = replay(tmp_path, path, "--assume-start")
+    summary = json.loads(capsys.readouterr().out)
+    assert status == 0
+    # Its bad checksum marks it for drop (counted), though its message was judged.
+    assert summary["gateway_counters"]["dropped_no_session"] == 1
+    got = {v["frame_index"]: v for v in verdicts(out)}
+    assert got[broken]["verdict"] == "accept" and got[broken]["frame_void"]
+    assert got[again]["verdict"] == "accept" and not got[again]["frame_void"]
+    assert got[again]["user_ref_num"] == got[broken]["user_ref_num"] == 8
+    sent = rdpcap(path)
+    left = [bytes(p) for p in rdpcap(str(out / "to_exchange.pcap"))]
+    assert bytes(sent[broken]) not in left and bytes(sent[again]) in left
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("width, profile", [(1, "colorlight-5a75b"), (8, "full")])
+def test_gateware_agrees_with_model(tmp_path, capsys, width, profile):
+    path, _, _ = mixed_capture(tmp_path / "in.pcap")
+    options = ("--width", str(width), "--profile", profile, "--assume-start")
+    status, model = replay(tmp_path, path, *options, out="model")
+    assert status == 0
+    capsys.readouterr()
+    status, gateware = replay(tmp_path, path, *options, "--engine", "gateware", out="gw")
+    summary = json.loads(capsys.readouterr().out)
+    assert status == 0, summary["mismatches"]
+    fields = ("frame_index", "session", "msg_type", "user_ref_num", "verdict", "reasons",
+              "retransmit", "malformed", "frame_void")
+    got = [{k: v[k] for k in fields} for v in verdicts(gateware)]
+    assert got == [{k: v[k] for k in fields} for v in verdicts(model)]
+    assert {v["verdict"] for v in got} == {"accept", "reject"}
+    assert any(v["retransmit"] for v in got) and any(v["frame_void"] for v in got)
+    assert any(v["session"] == 2 for v in got)
+    for name in ("to_exchange.pcap", "to_client.pcap"):
+        assert [(bytes(p), p.time) for p in rdpcap(str(gateware / name))] == \
+            [(bytes(p), p.time) for p in rdpcap(str(model / name))]
+    figures = json.loads((gateware / "latency.json").read_text())
+    latency = figures["first_byte"]
+    # Every captured client frame that left: those in the pcap and the stomped one; the
+    # core's counter has the SYN --assume-start put before session 2's first segment too.
+    assert latency["count"] == len(rdpcap(str(gateware / "to_exchange.pcap"))) + 1
+    assert summary["gateway_counters"]["frames_exchange_tx"] == latency["count"] + 1
+    assert latency["cycles"]["min"] <= latency["cycles"]["p50"] <= latency["cycles"]["max"]
+    assert latency["ns"]["max"] == round(latency["cycles"]["max"] * 1e9 / latency["clock_hz"], 1)
+    assert figures["verdict"]["count"] == len(got)
+    # The holdback is sized so that every verdict exists before its type byte leaves.
+    assert figures["verdict"]["cycles"]["max"] < latency["cycles"]["min"]
+    assert (gateware / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_only_on_a_terminal():
+    quiet, shown = io.StringIO(), _Terminal()
+    for stream in (quiet, shown):
+        bar = Progress(1000, stream)
+        for done in (256, 512, 1000):
+            bar.update(done)
+    assert quiet.getvalue() == ""
+    assert shown.getvalue().endswith("1000/1000 frames\n") and "\r" in shown.getvalue()
