@@ -3,12 +3,43 @@
 import random
 
 import pytest
+from amaranth.hdl import Shape
 from amaranth.sim import Simulator
 
+from wiregate.hw.ingress.ouch_extract import event_layout
 from wiregate.hw.risk.event_hold import EventHold
+from wiregate.sw.extract import MALFORMED
+from wiregate.sw.proto.ouch import SERVER_LAYOUTS
 from wiregate.sw.regmap import RegisterMap
 
 REGMAP = RegisterMap()
+FIELD_BITS = {name: Shape.cast(shape).width
+              for name, shape in event_layout(REGMAP).members["fields"].members.items()}
+# What an exchange event carries that no check reads: the hold may drop it.
+FRAMING = {"sb_type": 8, "length": 16, "continued": 1, "room": 1, "type_offset": 16,
+           "last_offset": 16, "type_seq": 32}
+
+
+def random_event(rng, session):
+    """An exchange event as the extractor settles it: the fields its type's layout has
+    (none when malformed), random framing, and flags the hold must keep or drop."""
+    msg_type = rng.choice(list(SERVER_LAYOUTS))
+    malformed = rng.choice(range(len(MALFORMED))) if rng.random() < 0.1 else None
+    names = () if malformed is not None else \
+        [f.name for f in SERVER_LAYOUTS[msg_type].fields if f.name in FIELD_BITS]
+    return {"session": session, "msg_type": msg_type[0],
+            "malformed": 0 if malformed is None else 1 << malformed,
+            "fields": {name: rng.randrange(1 << FIELD_BITS[name]) for name in names},
+            "framing": {name: rng.randrange(1 << bits) for name, bits in FRAMING.items()},
+            "retransmit": int(rng.random() < 0.15)}
+
+
+def released(event):
+    """What the hold releases for ``event``: its meaning, the framing zero."""
+    return {"session": event["session"], "msg_type": event["msg_type"],
+            "malformed": event["malformed"], "valid": 1, "from_client": 0, "retransmit": 0,
+            "digest": 0, "fields": {name: event["fields"].get(name, 0) for name in FIELD_BITS},
+            "framing": dict.fromkeys(FRAMING, 0)}
 
 
 def random_frame(rng, width):
@@ -19,11 +50,7 @@ def random_frame(rng, width):
     for k in range(n_beats):
         event = None
         if rng.random() < 0.4:
-            event = {"session": session,
-                     "msg_type": rng.choice(b"AUCEJBM"),
-                     "user_ref_num": rng.randrange(1 << 32),
-                     "quantity": rng.randrange(1 << 32),
-                     "retransmit": int(rng.random() < 0.15)}
+            event = random_event(rng, session)
         beats.append((k == n_beats - 1, event))
     return beats, rng.random() < 0.25, session
 
@@ -32,7 +59,7 @@ def expected_events(frames):
     out = []
     for beats, void, _ in frames:
         if not void:
-            out += [e for _, e in beats if e is not None and not e["retransmit"]]
+            out += [released(e) for _, e in beats if e is not None and not e["retransmit"]]
     return out
 
 
@@ -64,19 +91,23 @@ def run(width, frames, seed, *, depth=256, ready_p=0.7, idle_p=0.3):
                 ctx.set(payload.void, void and last)
                 if event is not None:
                     ctx.set(payload.event.valid, 1)
-                    for name in ("session", "msg_type", "retransmit"):
+                    for name in ("session", "msg_type", "malformed", "retransmit"):
                         ctx.set(getattr(payload.event, name), event[name])
-                    ctx.set(payload.event.fields.user_ref_num, event["user_ref_num"])
-                    ctx.set(payload.event.fields.quantity, event["quantity"])
+                    for name, value in {**event["fields"], **event["framing"]}.items():
+                        member = getattr(payload.event, name, None)
+                        ctx.set(payload.event.fields[name] if member is None else member,
+                                value)
             ready = rng.random() < ready_p
             ctx.set(dut.o.ready, ready)
             if ctx.get(dut.overflow):
                 overflows.append(ctx.get(dut.overflow_session))
             if ctx.get(dut.o.valid) and ready:
                 e = ctx.get(dut.o.payload)
-                got.append({"session": e.session, "msg_type": e.msg_type,
-                            "user_ref_num": e.fields.user_ref_num,
-                            "quantity": e.fields.quantity, "retransmit": e.retransmit})
+                got.append({**{name: getattr(e, name) for name in (
+                    "session", "msg_type", "malformed", "valid", "from_client", "retransmit",
+                    "digest")},
+                    "fields": {name: e.fields[name] for name in FIELD_BITS},
+                    "framing": {name: getattr(e, name) for name in FRAMING}})
             await ctx.tick()
         for name in ("held", "discarded", "overflow"):
             counts[name] = ctx.get(getattr(dut, f"count_{name}"))
@@ -106,12 +137,13 @@ def test_only_good_frames_are_released_in_order(width):
 
 def test_a_frame_that_overflows_is_taken_back_and_names_its_session():
     # Depth 8, a reader that never reads during the big frame: its ninth event finds no room.
-    event = {"session": 3, "msg_type": ord("E"), "user_ref_num": 1, "quantity": 1,
-             "retransmit": 0}
-    small = ([(False, dict(event, user_ref_num=k)) for k in range(3)] + [(True, None)], False, 3)
-    big = ([(False, dict(event, user_ref_num=10 + k)) for k in range(9)] + [(True, None)],
-           False, 3)
-    after = ([(True, dict(event, user_ref_num=99, session=1))], False, 1)
+    def event(ref, session=3):
+        return {"session": session, "msg_type": ord("E"), "malformed": 0,
+                "fields": {"user_ref_num": ref, "quantity": 1}, "framing": {}, "retransmit": 0}
+
+    small = ([(False, event(k)) for k in range(3)] + [(True, None)], False, 3)
+    big = ([(False, event(10 + k)) for k in range(9)] + [(True, None)], False, 3)
+    after = ([(True, event(99, session=1))], False, 1)
     got, overflows, counts = run(1, [small, big, after], seed=1, depth=8, ready_p=0.0)
     assert got == [] and overflows == [3]
     assert counts == {"held": 4, "discarded": 9, "overflow": 1}

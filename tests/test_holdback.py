@@ -5,7 +5,7 @@ import random
 import warnings
 
 import pytest
-from amaranth.hdl import UnusedElaboratable
+from amaranth.hdl import ResetInserter, Signal, UnusedElaboratable
 from amaranth.sim import Simulator
 
 from wiregate.hw.egress.holdback import Holdback
@@ -19,6 +19,14 @@ from wiregate.sim.beats import (
 )
 
 
+def step(ctx, dut, beat):
+    """Present ``beat`` (None: idle) and return the output beat of this cycle."""
+    valid, word = pack_beat(beat)
+    ctx.set(dut.i.valid, valid)
+    ctx.set(dut.i.payload.as_value(), word)
+    return unpack_beat(ctx.get(dut.o.valid), ctx.get(dut.o.payload.as_value()), dut.width)
+
+
 def check_holdback(width, delay, seed, n_frames=12, max_len=1600, idle=0.2):
     rng = random.Random(seed)
     frames = random_frames(rng, n_frames, max_len=max_len)
@@ -30,10 +38,7 @@ def check_holdback(width, delay, seed, n_frames=12, max_len=1600, idle=0.2):
 
     async def testbench(ctx):
         for c in range(total):
-            valid, word = pack_beat(cycles[c] if c < len(cycles) else None)
-            ctx.set(dut.i.valid, valid)
-            ctx.set(dut.i.payload.as_value(), word)
-            out = unpack_beat(ctx.get(dut.o.valid), ctx.get(dut.o.payload.as_value()), width)
+            out = step(ctx, dut, cycles[c] if c < len(cycles) else None)
             assert out == expected[c], f"seed {seed}: cycle {c}: {out} != {expected[c]}"
             seen.append(out)
             # H = 0 is a plain wire with no clock domain: step time instead of edges.
@@ -70,6 +75,37 @@ def test_one_byte_frames(width):
 def test_continuous_input_is_delayed_exactly():
     # A continuous W=1 stream: output byte k equals input byte k - H, cycle for cycle.
     check_holdback(1, 5, seed=3, n_frames=3, max_len=64, idle=0.0)
+
+
+@pytest.mark.parametrize(("width", "delay"), [(1, 90), (8, 175), (8, 27)])
+def test_reset_forgets_the_line(width, delay):
+    # Bytes in the line when reset comes never leave: after it the output is what the delay
+    # model gives for the input since the reset alone (the line restarts empty).
+    rng = random.Random(5)
+    before = frame_cycles(random_frames(rng, 8, max_len=200), width, rng, idle=0.0)
+    after = frame_cycles(random_frames(rng, 4, max_len=200), width, rng, idle=0.3)
+    total = len(after) + delay // width + 2
+    expected = delay_cycles(after, width, delay, total)
+    dut = Holdback(width, delay)
+    reset = Signal()
+
+    async def testbench(ctx):
+        for beat in before:
+            step(ctx, dut, beat)
+            await ctx.tick()
+        ctx.set(reset, 1)
+        ctx.set(dut.i.valid, 0)
+        await ctx.tick()
+        ctx.set(reset, 0)
+        for c in range(total):
+            out = step(ctx, dut, after[c] if c < len(after) else None)
+            assert out == expected[c], f"cycle {c} after reset: {out} != {expected[c]}"
+            await ctx.tick()
+
+    sim = Simulator(ResetInserter(reset)(dut))
+    sim.add_clock(8e-9)
+    sim.add_testbench(testbench)
+    sim.run()
 
 
 @pytest.mark.parametrize(("args", "error", "message"), [

@@ -34,7 +34,7 @@ def xor_tree_flops(bits):
 
 
 def test_holdback_places_and_meets_timing(tmp_path):
-    width, delay = 1, 3
+    width, delay = 1, 1
     block = Holdback(width, delay)
     n_in, n_out = port_widths(block)
     result = place_and_route(block, "holdback", tmp_path, freq=125)

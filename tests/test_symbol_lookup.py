@@ -39,6 +39,36 @@ def near_misses(name):
     yield (name[:-1] + "Z" if name[-1] != "Z" else name[:-1] + "Y").encode().ljust(8, b" ")
 
 
+def run_lookups(dut, writes, queries):
+    """Write ``(bank, slot, entry)`` in order, then look ``(bank, symbol)`` up, one a cycle:
+    the index found for each, or None."""
+    answers = []
+
+    async def testbench(ctx):
+        for bank, slot, entry in writes:
+            ctx.set(dut.write_bank, bank)
+            ctx.set(dut.write.en, 1)
+            ctx.set(dut.write.index, slot)
+            ctx.set(dut.write.entry, entry)
+            await ctx.tick()
+        ctx.set(dut.write.en, 0)
+        for k in range(len(queries) + 2):
+            if k < len(queries):
+                bank, symbol = queries[k]
+                ctx.set(dut.i, {"valid": 1, "bank": bank, "symbol": symbol})
+            else:
+                ctx.set(dut.i.valid, 0)
+            if ctx.get(dut.o.valid):
+                answers.append(ctx.get(dut.o.index) if ctx.get(dut.o.found) else None)
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(8e-9)
+    sim.add_testbench(testbench)
+    sim.run()
+    return answers
+
+
 def check_lookup(regmap, seed, n_symbols, n_lookups=1500):
     rng = random.Random(seed)
     banks = []
@@ -66,32 +96,10 @@ def check_lookup(regmap, seed, n_symbols, n_lookups=1500):
         assert image.lookup(wire) == expected      # the host's mirror agrees with the file
         queries.append((bank, wire, expected))
 
-    dut = SymbolLookup(regmap)
-    answers = []
-
-    async def testbench(ctx):
-        for bank, (image, _) in enumerate(banks):
-            ctx.set(dut.write_bank, bank)
-            for slot, entry in enumerate(image.entries["symbol_hash"]):
-                ctx.set(dut.write.en, 1)
-                ctx.set(dut.write.index, slot)
-                ctx.set(dut.write.entry, entry)
-                await ctx.tick()
-        ctx.set(dut.write.en, 0)
-        for k in range(len(queries) + 2):
-            if k < len(queries):
-                bank, wire, _ = queries[k]
-                ctx.set(dut.i, {"valid": 1, "bank": bank, "symbol": int.from_bytes(wire, "big")})
-            else:
-                ctx.set(dut.i.valid, 0)
-            if ctx.get(dut.o.valid):
-                answers.append(ctx.get(dut.o.index) if ctx.get(dut.o.found) else None)
-            await ctx.tick()
-
-    sim = Simulator(dut)
-    sim.add_clock(8e-9)
-    sim.add_testbench(testbench)
-    sim.run()
+    writes = [(bank, slot, entry) for bank, (image, _) in enumerate(banks)
+              for slot, entry in enumerate(image.entries["symbol_hash"])]
+    answers = run_lookups(SymbolLookup(regmap), writes,
+                          [(bank, int.from_bytes(wire, "big")) for bank, wire, _ in queries])
     expected = [e for _, _, e in queries]
     assert answers == expected, f"seed {seed}"
     assert any(e is None for e in expected) and any(e is not None for e in expected)
@@ -103,3 +111,34 @@ def test_lookups_match_the_configured_symbols(slots, n_symbols):
     print(f"seed={seed}")
     regmap = RegisterMap(n_symbols=n_symbols * 2, symbol_slots=max(slots, n_symbols * 2))
     check_lookup(regmap, seed, n_symbols)
+
+
+def h3(masks, word):
+    return sum(bin(word & mask).count("1") % 2 << j for j, mask in enumerate(masks))
+
+
+def test_a_symbol_written_outside_its_buckets_never_matches():
+    # A slot keeps only the symbol bits its bucket does not tell, so a symbol stored in
+    # another bucket would share its tag with some symbol that hashes there. Find that
+    # symbol from the hash alone (flip pivot bits: the first columns, from bit 0 up, outside
+    # the span of those before) and check neither it nor the misplaced symbol is found.
+    regmap = RegisterMap(n_symbols=12, symbol_slots=16)
+    geometry = regmap.symbol_hash
+    masks = geometry.matrices[0]              # memories 0 and 1 are addressed by hash 0
+    span, pivot_bits = {0}, []
+    for bit in range(64):
+        column = h3(masks, 1 << bit)
+        if column not in span:
+            span |= {v ^ column for v in span}
+            pivot_bits.append(bit)
+    stored = symbol_word("ABC")
+    home = h3(masks, stored)
+    away = (home + 1) % geometry.bank_slots
+    flips = [sum(1 << b for k, b in enumerate(pivot_bits) if subset >> k & 1)
+             for subset in range(1 << len(pivot_bits))]
+    twin = next(stored ^ f for f in flips if h3(masks, stored ^ f) == away)
+    writes = [(0, away, {"symbol": stored, "index": 5, "valid": 1}),  # memory 0, elsewhere
+              (0, geometry.bank_slots + home,                    # memory 1, its own bucket
+               {"symbol": stored, "index": 7, "valid": 1})]
+    answers = run_lookups(SymbolLookup(regmap), writes, [(0, twin), (0, stored)])
+    assert answers == [None, 7]

@@ -28,7 +28,8 @@ SLOT_BITS = 8 + 4
 
 
 def register_bits(width, delay):
-    """Flip-flops a delay line of ``delay`` bytes needs at ``width`` bytes per beat.
+    """Flip-flops a delay line of ``delay`` bytes needs at ``width`` bytes per beat, when no
+    slot waits more than two cycles (``delay < 2 * width``: no ring in LUT RAM).
 
     From the contract, not the code: output lane ``l`` carries the slot that entered at
     byte time ``l - delay`` relative to the current beat's lane 0. A slot from ``k`` beats
@@ -55,7 +56,7 @@ def test_register_bits_by_hand(width, delay, flops):
 def test_holdback_cells(tmp_path):
     # One test, not parametrized: on a fresh machine the first Yosys run compiles the
     # WebAssembly (about 35 s); under xdist two workers would both compile it.
-    for width, delay in [(1, 0), (1, 3), (8, 11), (8, 27)]:
+    for width, delay in [(1, 0), (1, 1), (8, 11), (8, 15)]:
         counts = synthesize(Holdback(width, delay), "holdback", tmp_path / f"w{width}-h{delay}")
         where = f"Holdback({width}, {delay}): {counts}"
         assert counts["TRELLIS_FF"] == register_bits(width, delay), where
@@ -70,6 +71,22 @@ def test_holdback_cells(tmp_path):
         assert lut4_equivalents(counts) == counts["LUT4"], where
 
 
+def test_holdback_ring_cells(tmp_path):
+    # A longer line is a ring in LUT RAM (16 slots x 4 bits a DPR16X4) holding the beat
+    # that goes back furthest but one, read through a register; the furthest, if a lane needs
+    # it, is that register's copy. Flip-flops: the ring's slot counter and its two
+    # post-reset flags, the read register, the copy's used lanes.
+    # (1, 90): 89 slots of 12 bits: 6 x 3 RAMs; 7 + 2 + 12 flip-flops.
+    # (8, 27): lanes 3..7 read 3 beats back (2 slots of 96 bits: 24 RAMs), lanes 0..2 read
+    # lanes 5..7 of the beat 4 back: 1 + 2 + 96 + 3 x 12 flip-flops.
+    for width, delay, rams, flops in [(1, 90, 18, 21), (8, 27, 24, 135)]:
+        counts = synthesize(Holdback(width, delay), "holdback", tmp_path / f"w{width}-h{delay}")
+        where = f"Holdback({width}, {delay}): {counts}"
+        assert counts["TRELLIS_DPR16X4"] == rams, where
+        assert counts["TRELLIS_FF"] == flops, where
+        assert counts["DP16KD"] == 0 and counts["MULT18X18D"] == 0, where
+
+
 def test_lut4_equivalents():
     counts = dict.fromkeys(CELLS, 0) | {"LUT4": 10, "CCU2C": 3, "TRELLIS_DPR16X4": 2,
                                         "PFUMX": 7, "L6MUX21": 5, "TRELLIS_FF": 99}
@@ -77,15 +94,15 @@ def test_lut4_equivalents():
 
 
 class _TwoLines(wiring.Component):
-    """Two holdbacks in series (3 then 5 byte times at W = 1): a design with submodules."""
+    """Two holdbacks in series (3 then 5 byte times at W = 8): a design with submodules."""
 
     def __init__(self):
-        super().__init__({"i": In(beat_signature(1)), "o": Out(beat_signature(1))})
+        super().__init__({"i": In(beat_signature(8)), "o": Out(beat_signature(8))})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.first = first = Holdback(1, 3)
-        m.submodules.second = second = Holdback(1, 5)
+        m.submodules.first = first = Holdback(8, 3)
+        m.submodules.second = second = Holdback(8, 5)
         wiring.connect(m, wiring.flipped(self.i), first.i)
         wiring.connect(m, first.o, second.i)
         wiring.connect(m, second.o, wiring.flipped(self.o))
@@ -100,8 +117,8 @@ def test_classic_abc_and_per_module_counts(tmp_path):
     # Without flattening: each line's own flip-flops, the top has none, the totals add up.
     totals, modules = synthesize_modules(_TwoLines(), "two", tmp_path / "modules")
     assert set(modules) == {"two", "two.first", "two.second"}
-    assert modules["two.first"]["TRELLIS_FF"] == register_bits(1, 3)
-    assert modules["two.second"]["TRELLIS_FF"] == register_bits(1, 5)
+    assert modules["two.first"]["TRELLIS_FF"] == register_bits(8, 3)
+    assert modules["two.second"]["TRELLIS_FF"] == register_bits(8, 5)
     assert modules["two"]["TRELLIS_FF"] == 0
     for cell in CELLS:
         assert totals[cell] == sum(m[cell] for m in modules.values()), cell

@@ -27,10 +27,19 @@ latches, W1S and W1C alike (the map's access meaning: both "read the state"), ex
 symbol latches, which are not readable yet: they live in the kill block's memory, which has
 no host read port, so ``kill_symbol_*`` read 0. The banked and pass-rule tables and the
 write-only registers read 0.
+
+Counters. The snapshot and the base of each counter live in LUT RAM, not flip-flops. A
+``counter_control`` write that asks for a snapshot or a clear copies every live counter at
+once into a capture register as it is taken; then a sweep, one counter a cycle, writes
+``capture - base`` into the snapshot memory and (for a clear) ``capture`` into the base
+memory, with ``write_ready`` low until it is done. A read of a counter the sweep has not
+reached yet has that counter swept in its own cycle and answered with the new value, so
+every read after the write sees the copy made at one instant, as the map says.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.dropcopy import Control
@@ -122,14 +131,15 @@ class RegisterFile(wiring.Component):
     count_<counter> : In(64)
         Every register of the ``counters`` block: the live count, as wide as the register.
         A narrower counter is zero-extended by its ``eq``, and synthesis then drops the
-        constant high halves of its base and snapshot. Reads return ``live - base`` as of
+        constant high half of its capture register. Reads return ``live - base`` as of
         the last ``counter_control.snapshot``; ``counter_control.clear`` sets
         ``base = live``.
 
     Latency
     -------
     Reads: one cycle. A table write port pulses and a control event becomes valid one cycle
-    after the write that causes it is taken.
+    after the write that causes it is taken. After a ``counter_control`` write with a bit set,
+    ``write_ready`` is low for one cycle per counter (the sweep).
     """
 
     def __init__(self, regmap):
@@ -180,7 +190,6 @@ class RegisterFile(wiring.Component):
             self.control.valid.eq(pending.any()),
             self.control.payload.eq(event),
             self.control.payload.index.eq(event.index + lowest),
-            bus.write_ready.eq(~pending.any()),
         ]
         with m.If(self.control.valid & self.control.ready):
             m.d.sync += pending.eq(pending & (pending - 1))
@@ -199,17 +208,62 @@ class RegisterFile(wiring.Component):
         staged = {r.name: Signal(r.width - WORD_BITS, name=f"{r.name}_staged")
                   for r in rw if r.words > 1}
 
-        # --- counters: live - base, copied at a snapshot -----------------------------------
-        snapshot, clear = Signal(), Signal()
-        counters = {}
-        for r in regmap.group("counters"):
-            live = getattr(self, f"count_{r.name}")
-            base = Signal(r.width, name=f"{r.name}_base")
-            counters[r.name] = Signal(r.width, name=f"{r.name}_snapshot")
-            with m.If(snapshot):
-                m.d.sync += counters[r.name].eq(live - base)
-            with m.If(clear):       # after the snapshot if both: the snapshot used the old base
-                m.d.sync += base.eq(live)
+        # --- counters: captured at once, then swept into LUT RAM (see the module docstring) -
+        group = regmap.group("counters")
+        n = len(group)
+        first = group[0].address
+        width = max(r.width for r in group)
+        if any(r.addresses != tuple(range(first + 2 * k, first + 2 * k + 2))
+               for k, r in enumerate(group)) or width != 2 * WORD_BITS:
+            raise ValueError("the counters must be 64-bit registers at consecutive addresses")
+        capture = [Signal(r.width, name=f"{r.name}_capture") for r in group]
+        lut_ram = {"ram_style": "distributed"}
+        m.submodules.counter_base = base = Memory(shape=width, depth=n, init=[], attrs=lut_ram)
+        m.submodules.counter_snapshot = snapshots = Memory(shape=width, depth=n, init=[],
+                                                           attrs=lut_ram)
+        base_read, base_write = base.read_port(domain="comb"), base.write_port()
+        snapshot_write = snapshots.write_port()
+        # A read sees the sweep's write of its own cycle: the counter it asks for is swept then.
+        snapshot_read = snapshots.read_port(transparent_for=(snapshot_write,))
+        snapshot, clear = Signal(), Signal()     # what the sweep does, from the write's bits
+        unswept = Signal(n)                      # counters whose new values are not in yet
+        offset = bus.read_addr - first
+        asked = Signal(range(n))                 # the counter a read asks for
+        reads_counter = Signal()
+        lowest_unswept = Signal(range(n))
+        for k in reversed(range(n)):             # the last assignment, the lowest bit, wins
+            with m.If(unswept[k]):
+                m.d.comb += lowest_unswept.eq(k)
+        now = Signal(range(n))                   # the counter swept in this cycle
+        captured = Signal(width)
+        sweeping = unswept.any()
+        m.d.comb += [
+            asked.eq(offset[1:]),
+            reads_counter.eq((bus.read_addr >= first) & (offset < 2 * n)),
+            now.eq(Mux(bus.read_en & reads_counter & unswept.bit_select(asked, 1),
+                       asked, lowest_unswept)),
+            captured.eq(Array(capture)[now]),
+            base_read.addr.eq(now),
+            base_write.addr.eq(now),
+            base_write.data.eq(captured),
+            base_write.en.eq(sweeping & clear),
+            snapshot_write.addr.eq(now),
+            # After the clear if both: the snapshot uses the old base.
+            snapshot_write.data.eq(captured - base_read.data),
+            snapshot_write.en.eq(sweeping & snapshot),
+            snapshot_read.addr.eq(asked),
+        ]
+        with m.If(sweeping):
+            m.d.sync += unswept.bit_select(now, 1).eq(0)
+        with m.If(write & (bus.write_addr == reg("counter_control").address)
+                  & (field("counter_control", "snapshot") | field("counter_control", "clear"))):
+            m.d.sync += [*(c.eq(getattr(self, f"count_{r.name}"))
+                           for c, r in zip(capture, group, strict=True)),
+                         snapshot.eq(field("counter_control", "snapshot")),
+                         clear.eq(field("counter_control", "clear")),
+                         unswept.eq((1 << n) - 1)]
+        # The next counter_control write must not capture before this sweep is done.
+        m.d.comb += bus.write_ready.eq(~pending.any() & ~sweeping)
 
         # --- tables: per-table staging, the last used word writes the entry ----------------
         # The port's entry is the staging register itself, not a registered copy of it: the
@@ -238,9 +292,6 @@ class RegisterFile(wiring.Component):
                 m.d.sync += queue(Control.COMMIT)
             with m.Case(reg("heartbeat").address), m.If(field("heartbeat", "beat")):
                 m.d.sync += queue(Control.HEARTBEAT)
-            with m.Case(reg("counter_control").address):
-                m.d.comb += [snapshot.eq(field("counter_control", "snapshot")),
-                             clear.eq(field("counter_control", "clear"))]
             for action, code in (("set", Control.KILL), ("release", Control.RELEASE)):
                 name = f"kill_gateway_{action}"
                 with m.Case(reg(name).address), m.If(field(name, "gateway")):
@@ -300,8 +351,6 @@ class RegisterFile(wiring.Component):
         for action in ("set", "release"):
             readable[reg(f"kill_gateway_{action}").address] = place(
                 f"kill_gateway_{action}", {"gateway": self.kill_gateway})
-        for r in regmap.group("counters"):
-            readable.update(zip(r.addresses, _words(counters[r.name]), strict=True))
         for name, bitmap in (("session_sync", self.in_sync),
                              ("kill_session_set", self.kill_sessions),
                              ("kill_session_release", self.kill_sessions)):
@@ -320,11 +369,20 @@ class RegisterFile(wiring.Component):
                 readable[r.address] = source[:WORD_BITS]
                 readable.update(zip(r.addresses[1:], _words(latched[r.address][0]), strict=True))
 
-        m.d.sync += [bus.read_valid.eq(bus.read_en), bus.read_data.eq(0)]
+        # A counter's word comes from the snapshot memory's read register: the other
+        # registers' answer is registered beside it and the two are chosen after.
+        counter_word = Signal()
+        high_word = Signal()
+        answer = Signal(WORD_BITS)
+        m.d.comb += bus.read_data.eq(Mux(counter_word,
+                                         snapshot_read.data.word_select(high_word, WORD_BITS),
+                                         answer))
+        m.d.sync += [counter_word.eq(reads_counter), high_word.eq(offset[0])]
+        m.d.sync += [bus.read_valid.eq(bus.read_en), answer.eq(0)]
         with m.If(bus.read_en), m.Switch(bus.read_addr):
             for address, word in readable.items():
                 with m.Case(address):
-                    m.d.sync += bus.read_data.eq(word)
+                    m.d.sync += answer.eq(word)
                     if address in latched:
                         high, source = latched[address]
                         m.d.sync += high.eq(source)

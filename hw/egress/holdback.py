@@ -5,8 +5,9 @@ exists before the order's SoupBin type byte leaves (the rewrite stage then turns
 ``U`` packet into ``+`` in flight). Accepted traffic thus sees one constant latency.
 """
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..stream import beat_layout, beat_signature, check_width
@@ -45,7 +46,8 @@ class Holdback(wiring.Component):
     -------
     ``delay`` byte times: ``delay // width`` cycles for lane-aligned data. Lanes whose
     source is the current input beat (only when ``delay < width``) are combinational from
-    ``i``; all others come straight from registers.
+    ``i``; all others come from registers (the ring's read register through one AND gate,
+    the mask that keeps the ring's contents from before a reset off the wire).
     """
 
     def __init__(self, width, delay):
@@ -85,11 +87,22 @@ class Holdback(wiring.Component):
                 current[lane].error.eq(present & self.i.payload[lane].error),
             ]
 
-        # history[k] is the beat that entered k + 1 cycles ago.
-        depth = -(-delay // width)
-        history = [Signal(beat_layout(width), name=f"history{k}") for k in range(depth)]
-        for k, beat in enumerate(history):
-            m.d.sync += beat.eq(current if k == 0 else history[k - 1])
+        # history[k] is the beat that entered k + 1 cycles ago. The lanes read at most two
+        # of them, adjacent: the older comes from the younger through one register, and the
+        # younger, once more than one cycle back, from a ring in LUT RAM (one write and one
+        # read per cycle at the same slot) rather than a chain of flip-flop stages.
+        backs = [-((lane - delay) // width) - 1 for lane in range(width) if lane < delay]
+        history = {}
+        if backs:
+            young, old = min(backs), max(backs)
+            history[young] = Signal(beat_layout(width), name=f"history{young}")
+            if young == 0:
+                m.d.sync += history[young].eq(current)
+            else:
+                m.d.comb += history[young].eq(self._ring(m, current, young))
+            if old != young:
+                history[old] = Signal(beat_layout(width), name=f"history{old}")
+                m.d.sync += history[old].eq(history[young])
 
         # Output lane l takes the slot at byte time (l - delay) relative to the current
         # beat: a pure selection of wires, no logic on the data path.
@@ -106,3 +119,25 @@ class Holdback(wiring.Component):
         m.d.comb += self.o.valid.eq(Cat(*any_byte).any())
 
         return m
+
+    def _ring(self, m, current, n):
+        """``current`` as it was ``n + 1`` cycles ago: an ``n``-slot ring in LUT RAM, each
+        slot read (its old contents) in the cycle it is rewritten, answered a cycle later."""
+        layout = beat_layout(self._width)
+        m.submodules.ring = ring = Memory(shape=layout, depth=n, init=[],
+                                          attrs={"ram_style": "distributed"})
+        write, read = ring.write_port(), ring.read_port()
+        slot = Signal(range(n))
+        m.d.sync += slot.eq(Mux(slot == n - 1, 0, slot + 1))
+        # A slot holds a beat of this run only once the ring has gone round since reset;
+        # before that its contents are stale (from before a reset) and must not leave.
+        round_done = Signal()
+        primed = Signal()
+        with m.If(slot == n - 1):
+            m.d.sync += round_done.eq(1)
+        m.d.sync += primed.eq(round_done)
+        m.d.comb += [write.addr.eq(slot), write.data.eq(current), write.en.eq(1),
+                     read.addr.eq(slot)]
+        older = Signal(layout)
+        m.d.comb += older.eq(Mux(primed, read.data, 0))
+        return older

@@ -13,18 +13,50 @@ The writer is the order path and can never wait. When the FIFO has no room for a
 event is lost, so the frame's remaining events cannot be applied in order either: the whole
 frame is taken back at its end and ``overflow`` names the session, whose state the gate no
 longer knows (the core puts it out of sync, failing closed).
+
+The FIFO stores what an exchange event means to the risk core, not the whole event: its
+session, OUCH type, malformed reason and fields. What every held event carries the same is
+rebuilt as a constant (valid; not from a client; not a retransmission; no digest, which only
+client messages have), and the framing a client rewrite needs (SoupBin type, length,
+offsets, sequence number, room, continued) comes out zero: nothing reads it of an exchange
+event. Fields that no exchange message type carries together share storage (the symbol and
+the match number, for one), and the OUCH type tells which one a slot holds, since an event's
+fields are zero unless its type's layout has them.
 """
 
-from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import stream, wiring
+import operator
+from functools import reduce
+
+from amaranth.hdl import Cat, Module, Mux, Shape, Signal
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from wiregate.sw.proto.ouch import SERVER_LAYOUTS
 
 from ..counters import count_amount, count_event
 from ..ingress.ouch_extract import event_layout, message_beat_layout
 from ..stream import check_width, frame_end
 
 __all__ = ["EventHold"]
+
+# The event members an exchange event is stored by; the others are rebuilt (module docstring).
+STORED = ("session", "msg_type", "malformed")
+
+
+def _field_slots(widths: dict[str, int]) -> list[list[str]]:
+    """The event fields (name to bits) grouped into storage slots: no exchange message type
+    has two fields of one slot (first fit, widest field first)."""
+    carried = [{f.name for f in layout.fields} for layout in SERVER_LAYOUTS.values()]
+    slots = []
+    for name in sorted(widths, key=lambda name: -widths[name]):
+        for slot in slots:
+            if not any(name in fields and fields & set(slot) for fields in carried):
+                slot.append(name)
+                break
+        else:
+            slots.append([name])
+    return slots
 
 
 class EventHold(wiring.Component):
@@ -80,8 +112,18 @@ class EventHold(wiring.Component):
         m = Module()
         depth = self._depth
         bits = depth.bit_length()          # one more than the address: tells full from empty
-        m.submodules.memory = memory = Memory(shape=event_layout(self._regmap), depth=depth,
-                                              init=[])
+        layout = event_layout(self._regmap)
+        widths = {name: Shape.cast(shape).width
+                  for name, shape in layout.members["fields"].members.items()}
+        slots = _field_slots(widths)
+        stored = data.StructLayout({
+            **{name: layout.members[name] for name in STORED},
+            **{f"slot{k}": max(widths[name] for name in slot) for k, slot in enumerate(slots)}})
+        # The reader only reads committed slots and the writer never writes a full FIFO, so
+        # a read and a write never meet at one slot: no_rw_check spares Yosys from building
+        # the block RAM's read-old-data behaviour in flip-flops (two per stored bit).
+        m.submodules.memory = memory = Memory(shape=stored, depth=depth, init=[],
+                                              attrs={"no_rw_check": 1})
         write = memory.write_port()
         read = memory.read_port()
 
@@ -102,7 +144,10 @@ class EventHold(wiring.Component):
         wr_next = Signal(bits)
         m.d.comb += [
             write.addr.eq(wr),
-            write.data.eq(event),
+            *(write.data[name].eq(event[name]) for name in STORED),
+            # At most one field of a slot is not zero: the OR is the one the type has.
+            *(write.data[f"slot{k}"].eq(reduce(operator.or_, (event.fields[n] for n in slot)))
+              for k, slot in enumerate(slots)),
             write.en.eq(store),
             wr_next.eq(wr + store),
         ]
@@ -121,8 +166,18 @@ class EventHold(wiring.Component):
         m.d.comb += [
             read.addr.eq(rd),
             read.en.eq(fetch),
-            self.o.payload.eq(read.data),
+            self.o.payload.valid.eq(1),
+            *(self.o.payload[name].eq(read.data[name]) for name in STORED),
         ]
+        msg_type = read.data.msg_type
+        for k, slot in enumerate(slots):
+            for name in slot:
+                value = read.data[f"slot{k}"][:widths[name]]
+                if len(slot) > 1:
+                    types = [t[0] for t, fmt in SERVER_LAYOUTS.items()
+                             if name in {f.name for f in fmt.fields}]
+                    value = Mux(Cat(msg_type == t for t in types).any(), value, 0)
+                m.d.comb += self.o.payload.fields[name].eq(value)
         with m.If(fetch):
             m.d.sync += [rd.eq(rd + 1), self.o.valid.eq(1)]
         with m.Elif(self.o.ready):

@@ -11,6 +11,14 @@ the fixed masks the host uses (:attr:`SymbolHash.matrices`), no carry chain, no 
 Both banks of the table live in each memory (the bank is the top address bit). A lookup
 names the bank it reads: the risk core stamps each order with the bank that was active when
 the order entered, so an order in flight across a commit is judged against one bank only.
+
+A slot stores only the symbol bits its address does not already tell (the *tag*). The
+bucket is a linear map of the symbol, so a set of ``bucket_bits`` columns of the matrix
+that are independent (the *pivots*: the first such columns, from bit 0 up) are determined by
+the bucket and the other bits: two symbols of one bucket with equal tags are equal. That
+holds for entries in their own bucket only, so a host write that puts a symbol anywhere else
+stores the slot empty (the host places every symbol in one of its candidate slots; a slot
+elsewhere could otherwise match a symbol it is not).
 """
 
 from amaranth.hdl import Cat, Module, Signal
@@ -23,6 +31,22 @@ from wiregate.sw.tables import PROBES, WAYS
 from ..tables import entry_layout, write_signature
 
 __all__ = ["SymbolLookup"]
+
+
+def _pivots(masks) -> list[int]:
+    """The pivot columns of the hash whose output bit ``j`` is the parity under
+    ``masks[j]``: the first columns, from bit 0 up, that are linearly independent."""
+    basis = {}          # leading bit -> reduced column (a bucket_bits-bit vector)
+    chosen = []
+    for bit in range(64):
+        column = sum((mask >> bit & 1) << j for j, mask in enumerate(masks))
+        for lead in sorted(basis, reverse=True):
+            if column >> lead & 1:
+                column ^= basis[lead]
+        if column:
+            basis[column.bit_length() - 1] = column
+            chosen.append(bit)
+    return chosen
 
 
 class SymbolLookup(wiring.Component):
@@ -68,30 +92,42 @@ class SymbolLookup(wiring.Component):
         bits = geometry.bucket_bits
 
         # H3: bucket bit j of hash t is the parity of the symbol bits under mask (t, j).
-        buckets = []
-        for masks in geometry.matrices:
-            bucket = Signal(bits)
-            m.d.comb += bucket.eq(Cat((self.i.symbol & mask).xor() for mask in masks))
-            buckets.append(bucket)
+        def bucket(masks, symbol):
+            return Cat((symbol & mask).xor() for mask in masks)
+
+        buckets, tags = [], []
+        for t, masks in enumerate(geometry.matrices):
+            buckets.append(Signal(bits, name=f"bucket{t}"))
+            m.d.comb += buckets[t].eq(bucket(masks, self.i.symbol))
+            kept = [b for b in range(64) if b not in _pivots(masks)]
+            tags.append(lambda symbol, kept=kept: Cat(symbol[b] for b in kept))
+        # The host's symbol, in its own bucket of each hash (else its slot is stored empty).
+        at_home = [Signal(name=f"at_home{t}") for t in range(len(geometry.matrices))]
+        m.d.comb += [home.eq(bucket(masks, self.write.entry.symbol) == self.write.index[:bits])
+                     for home, masks in zip(at_home, geometry.matrices, strict=True)]
 
         stage = Signal(data.StructLayout({"valid": 1, "symbol": 64}))
         m.d.sync += [stage.valid.eq(self.i.valid), stage.symbol.eq(self.i.symbol)]
         matches = []
         for k in range(PROBES):
-            memory = Memory(shape=entry, depth=2 << bits, init=[])
+            tag = tags[k // WAYS]
+            slot = data.StructLayout({"valid": 1, "tag": len(tag(self.i.symbol)),
+                                      "index": entry.members["index"]})
+            memory = Memory(shape=slot, depth=2 << bits, init=[])
             m.submodules[f"slots{k}"] = memory
             write = memory.write_port()
             read = memory.read_port()
             m.d.comb += [
                 write.addr.eq(Cat(self.write.index[:bits], self.write_bank)),
-                write.data.eq(self.write.entry),
+                write.data.valid.eq(self.write.entry.valid & at_home[k // WAYS]),
+                write.data.tag.eq(tag(self.write.entry.symbol)),
+                write.data.index.eq(self.write.entry.index),
                 write.en.eq(self.write.en & (self.write.index[bits:] == k)),
                 read.addr.eq(Cat(buckets[k // WAYS], self.i.bank)),
             ]
-            stored = entry(read.data)
             match = Signal(name=f"match{k}")
-            m.d.comb += match.eq(stored.valid & (stored.symbol == stage.symbol))
-            matches.append((match, stored.index))
+            m.d.comb += match.eq(read.data.valid & (read.data.tag == tag(stage.symbol)))
+            matches.append((match, read.data.index))
 
         # The host never places a symbol twice, so at most one slot matches.
         index = Signal.like(self.o.index)
