@@ -32,6 +32,8 @@ from amaranth.hdl import Cat, Const, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from wiregate.sw.profiles import PROFILES, profile
+
 from .export import export_verilog
 from .synth import BLOCKS as SYNTH_BLOCKS
 from .synth import SYNTH_ROOT, _run_yosys, lut4_equivalents
@@ -288,6 +290,9 @@ def main(argv=None):
     parser.add_argument("--direction", choices=("exchange", "client"), default="exchange",
                         help="where the frames go (ingress, sessions, ouch_extract)")
     parser.add_argument("--delay", type=int, default=27, help="holdback delay in bytes")
+    parser.add_argument("--profile", default="full",
+                        help=f"build profile of the ingress: {', '.join(PROFILES)} "
+                        "(default: %(default)s)")
     parser.add_argument("--part", choices=sorted(PARTS), default="25k")
     parser.add_argument("--package", default="CABGA256")
     parser.add_argument("--speed", type=int, choices=(6, 7, 8), default=6)
@@ -298,10 +303,11 @@ def main(argv=None):
 
     factory, options = BLOCKS[args.block]
     params = {option: getattr(args, option) for option in options}
+    build = {**params, "profile": profile(args.profile)} if "profile" in params else params
     tag = "-".join(f"{option}{value}" for option, value in params.items())
     build_dir = PNR_ROOT / f"{args.block}-{tag}-{args.part}-{args.package}-{args.speed}"
     started = time.monotonic()
-    result = place_and_route(factory(**params), args.block, build_dir, part=args.part,
+    result = place_and_route(factory(**build), args.block, build_dir, part=args.part,
                              package=args.package, speed=args.speed, freq=args.freq,
                              seed=args.seed)
     summary = summarize(result, args.part, args.freq)
