@@ -5,11 +5,11 @@ import logging
 import sys
 
 from wiregate import __version__
-from wiregate.sw import audit_cmd, limits_cmd
+from wiregate.sw import audit_cmd, limits_cmd, sim_cmd
 
 # Each subcommand module exposes register(subparsers), which adds its parser and sets
 # ``handler`` (a function of the parsed args returning the exit code).
-_SUBCOMMANDS: list = [limits_cmd.register, audit_cmd.register]
+_SUBCOMMANDS: list = [limits_cmd.register, audit_cmd.register, sim_cmd.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
