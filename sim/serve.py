@@ -108,6 +108,7 @@ class _PcapOut:
         from scapy.utils import PcapWriter
 
         self._writer = PcapWriter(str(path), linktype=1, sync=True)
+        self._writer.write_header(None)     # a file even if no frame leaves
         self._clock = clock_hz
 
     def write(self, frames):
@@ -210,6 +211,7 @@ def run(args) -> int:
     print(f"wiregate sim: listening on 127.0.0.1:{host.port} (profile {args.profile}, "
           f"W = {args.width}, {gateway.clock_hz} Hz)", flush=True)
     began = last_report = time.perf_counter()
+    began_cpu = last_cpu = time.process_time()
     reported_cycle, batch = 0, FIRST_BATCH
     try:
         while not stop:
@@ -226,19 +228,25 @@ def run(args) -> int:
                     outputs[side].write(frames)
             now = time.perf_counter()
             if now - last_report >= args.report_s:
-                print(_rate_line(sim.cycle - reported_cycle, now - last_report, gateway),
-                      file=sys.stderr, flush=True)
-                last_report, reported_cycle = now, sim.cycle
+                cpu = time.process_time()
+                print(_rate_line(sim.cycle - reported_cycle, now - last_report,
+                                 cpu - last_cpu, gateway), file=sys.stderr, flush=True)
+                last_report, last_cpu, reported_cycle = now, cpu, sim.cycle
     finally:
         host.close()
         for out in outputs.values():
             out.close()
-    print(_rate_line(sim.cycle, time.perf_counter() - began, gateway, total=True), flush=True)
+    print(_rate_line(sim.cycle, time.perf_counter() - began, time.process_time() - began_cpu,
+                     gateway, total=True), flush=True)
     return 0
 
 
-def _rate_line(cycles: int, seconds: float, gateway: SimGateway, total=False) -> str:
+def _rate_line(cycles: int, seconds: float, cpu: float, gateway: SimGateway,
+               total: bool = False) -> str:
+    """The rate in wall-clock time (what a host's intervals see) and in processor time
+    (what the model costs, whatever else shares the machine)."""
     rate = cycles / seconds if seconds else 0.0
-    what = "ran" if total else "running at"
-    return (f"wiregate sim: {what} {cycles} cycles in {seconds:.1f} s: {rate:.0f} cycles/s; "
-            f"1 s of host time is {rate / gateway.clock_hz * 1e6:.0f} us of gateway time")
+    what = "ran" if total else "running:"
+    return (f"wiregate sim: {what} {cycles} cycles in {seconds:.1f} s: {rate:.0f} cycles/s "
+            f"({cycles / cpu if cpu else 0.0:.0f} per processor second); 1 s of host time is "
+            f"{rate / gateway.clock_hz * 1e6:.0f} us of gateway time")
