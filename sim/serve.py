@@ -36,7 +36,12 @@ INGRESS = {"client": 0, "exchange": 1}
 EGRESS = {"exchange": 0, "client": 1}      # monitors: frames toward each side
 CONTROL = 2                                 # monitor: the control stream's bytes
 GAP_BYTES = 8 + 12          # preamble and inter-frame gap between two frames on a link
-BATCH_SECONDS = 0.01        # host time per batch of cycles: how soon a byte is answered
+# Batches: while the control stream is busy (bytes from the host not yet taken, or bytes
+# sent back in the last batch) a short one, so that a command's answer goes back within
+# about a millisecond of the model's time; otherwise about BATCH_SECONDS of host time, ended
+# early by the first byte the gateway sends.
+BATCH_SECONDS = 0.01
+BUSY_BATCH = 512
 FIRST_BATCH = 2000
 
 
@@ -212,16 +217,23 @@ def run(args) -> int:
           f"W = {args.width}, {gateway.clock_hz} Hz)", flush=True)
     began = last_report = time.perf_counter()
     began_cpu = last_cpu = time.process_time()
-    reported_cycle, batch = 0, FIRST_BATCH
+    reported_cycle, batch, answered, sent = 0, FIRST_BATCH, False, 0
     try:
         while not stop:
             host.poll(gateway)
-            before = time.perf_counter()
-            sim.run(sim.cycle + batch)
-            spent = time.perf_counter() - before
-            # Size the next batch to BATCH_SECONDS of host time.
-            batch = max(256, min(1 << 20, int(batch * BATCH_SECONDS / max(spent, 1e-6))))
-            host.send(sim.take(CONTROL), gateway)
+            if answered or sim.push(b""):
+                sim.run(sim.cycle + BUSY_BATCH)
+            else:
+                before, start = time.perf_counter(), sim.cycle
+                sim.run(start + batch, watch=CONTROL, watch_bytes=sent + 1)
+                spent = time.perf_counter() - before
+                if sim.cycle - start == batch:      # sized from whole batches only
+                    batch = max(BUSY_BATCH, min(1 << 20, int(
+                        batch * BATCH_SECONDS / max(spent, 1e-6))))
+            data = sim.take(CONTROL)
+            sent += len(data)
+            answered = bool(data)
+            host.send(data, gateway)
             for side, k in EGRESS.items():
                 frames = sim.take(k)
                 if side in outputs:
