@@ -21,6 +21,9 @@ import socket
 import sys
 import time
 
+from scapy.layers.l2 import Ether
+from scapy.utils import PcapWriter, rdpcap
+
 from wiregate.hw.core import core_holdback
 from wiregate.hw.gateway import Gateway
 from wiregate.sw.profiles import profile
@@ -99,8 +102,6 @@ class SimGateway:
 
 def _read_pcap(path):
     """(seconds from the first frame, frame bytes) of every frame in a pcap file."""
-    from scapy.utils import rdpcap
-
     packets = rdpcap(str(path))
     first = float(packets[0].time) if packets else 0.0
     return [(float(p.time) - first, bytes(p)) for p in packets]
@@ -110,15 +111,11 @@ class _PcapOut:
     """Frames leaving one side, stamped with the gateway's time (cycle / clock)."""
 
     def __init__(self, path, clock_hz):
-        from scapy.utils import PcapWriter
-
         self._writer = PcapWriter(str(path), linktype=1, sync=True)
         self._writer.write_header(None)     # a file even if no frame leaves
         self._clock = clock_hz
 
     def write(self, frames):
-        from scapy.layers.l2 import Ether
-
         for data, _error, cycle in frames:
             packet = Ether(data)
             packet.time = cycle / self._clock
@@ -221,7 +218,7 @@ def run(args) -> int:
     try:
         while not stop:
             host.poll(gateway)
-            if answered or sim.push(b""):
+            if answered or sim.push(b""):       # (push returns the bytes not yet taken)
                 sim.run(sim.cycle + BUSY_BATCH)
             else:
                 before, start = time.perf_counter(), sim.cycle
