@@ -187,9 +187,6 @@ def run(args) -> int:
 
     ``args``: as :mod:`wiregate.sw.sim_cmd` parses them.
     """
-    stop = []
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: stop.append(1))
     try:
         gateway = SimGateway(args.profile, args.width)
     except ValueError as error:
@@ -209,6 +206,9 @@ def run(args) -> int:
         print(f"wiregate sim: cannot listen on 127.0.0.1:{args.port}: {error.strerror}",
               file=sys.stderr)
         return 2
+    stop = []       # a signal ends the loop; the rate is printed and the pcaps closed
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.append(1))
     sim = gateway.sim
     print(f"wiregate sim: listening on 127.0.0.1:{host.port} (profile {args.profile}, "
           f"W = {args.width}, {gateway.clock_hz} Hz)", flush=True)
