@@ -48,8 +48,8 @@ class Gateway(wiring.Component):
 
     Latency
     -------
-    The core's on the Ethernet paths; the control port's on the control stream. At W = 8 a
-    record's first byte reaches the port a cycle later than at W = 1 (the adapter's register).
+    The core's on the Ethernet paths; the control port's on the control stream. A drop-copy
+    record reaches the port a cycle after it leaves the core (the adapter's register).
     """
 
     def __init__(self, width, regmap, *, backlog_high=None, backlog_low=None):
