@@ -29,6 +29,7 @@ from wiregate.sw.reasons import Reason
 from wiregate.sw.timebase import CLOCK_HZ
 
 from .control.dropcopy import DropCopy
+from .control.executor import COUNTERS as CONTROL_COUNTERS
 from .control.register_file import RegisterFile
 from .counters import count_event
 from .egress.holdback import Holdback
@@ -101,6 +102,10 @@ class Core(wiring.Component):
         The register file's word bus (:class:`wiregate.hw.control.register_file.RegisterFile`).
     dropcopy : Out(stream)
         The drop-copy records as bytes (:mod:`wiregate.sw.dropcopy`), with backpressure.
+    count_control_commands, count_control_frame_errors, count_control_command_errors : In(32)
+        The control port's counters (:class:`~wiregate.hw.control.control_port.ControlPort`,
+        which sits above the core, :mod:`wiregate.hw.gateway`), read at the register map's
+        counters of the same names; 0 when nothing drives them.
     credit_used, ..., peek_exposure, peek_order
         The engine's read-back (:data:`READBACK`, see :class:`~wiregate.hw.risk.engine.Engine`).
     """
@@ -132,6 +137,7 @@ class Core(wiring.Component):
             "client_tx": Out(beat_signature(width)),
             "control": self._register_file.signature.members["bus"],
             "dropcopy": Out(beat_signature(width, always_ready=False)),
+            **{f"count_{name}": In(32) for name in CONTROL_COUNTERS},
         })
 
     @property
@@ -356,6 +362,8 @@ class Core(wiring.Component):
         fcs = Signal(32)
         m.d.comb += fcs.eq(fcs_errors(self.client_rx) + fcs_errors(self.exchange_rx))
         counted["fcs_errors"] = fcs
+        for name in CONTROL_COUNTERS:
+            counted[name] = getattr(self, f"count_{name}")
         for name, value in counted.items():
             m.d.comb += getattr(registers, f"count_{name}").eq(value)
         return m

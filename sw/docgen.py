@@ -221,8 +221,8 @@ def render_control() -> str:
         "|---|---|---|",
         "| UART | board issue | 3 Mbaud, 8N1; the receiver needs no flow control while "
         "the host keeps one command outstanding |",
-        "| TCP socket | `wiregate sim` (to come) | 127.0.0.1 only; the stream is the line, "
-        "byte for byte |",
+        "| TCP socket | `wiregate sim` ([sim.md](sim.md)) | 127.0.0.1 only, one connection "
+        "at a time; the stream is the line, byte for byte |",
         "| UDP | later | one frame per datagram; a MAC required |",
     ]
     return "\n".join(out) + "\n"

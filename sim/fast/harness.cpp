@@ -46,6 +46,7 @@ struct Ingress {
 struct Egress {
     int valid = -1, payload = -1, ready = -1;
     bool frames = true;                 // frames (first/last) or raw kept bytes
+    bool plain = false;                 // the payload is one byte, not a beat of lanes
     uint64_t ready_threshold = ~0ull;   // ready when hash(seed, cycle) < threshold
     uint64_t ready_seed = 0;
     std::vector<uint8_t> bytes;
@@ -53,6 +54,15 @@ struct Egress {
     bool open = false;
     int64_t taken = 0;                  // bytes taken since creation
     int64_t protocol_errors = 0;        // a byte outside a frame, a first inside one
+};
+
+// A byte stream into the design (the control port's input): bytes queued from Python, each
+// held on the port until the design is ready for it.
+struct Feed {
+    int valid = -1, payload = -1, ready = -1;
+    std::vector<uint8_t> bytes;
+    size_t next = 0;
+    bool driving = false;
 };
 
 struct Harness {
@@ -64,6 +74,7 @@ struct Harness {
     Lanes lanes{};
     Ingress ingress[2];
     Egress egress[3];
+    Feed feed;
     // The word bus: a queue of writes from a cycle on, each taken when write_ready.
     int write_en = -1, write_addr = -1, write_data = -1, write_ready = -1;
     std::vector<uint32_t> writes;       // (address, word) pairs
@@ -115,11 +126,17 @@ uint32_t peek1(Harness* h, int port) {
 void sample(Harness* h, Egress& e) {
     bool ready = true;
     if (e.ready >= 0) {
-        ready = mix(e.ready_seed ^ uint64_t(h->cycle)) < e.ready_threshold;
+        ready = e.ready_threshold == ~0ull ||     // the largest threshold: always ready
+                mix(e.ready_seed ^ uint64_t(h->cycle)) < e.ready_threshold;
         poke1(h, e.ready, ready);
     }
     if (!ready || !peek1(h, e.valid)) return;
     const uint8_t* word = h->ports[e.payload].ptr;
+    if (e.plain) {
+        e.bytes.push_back(word[0]);
+        ++e.taken;
+        return;
+    }
     const Lanes& L = h->lanes;
     for (int lane = 0; lane < L.width; ++lane) {
         int base = lane * L.bits;
@@ -203,6 +220,28 @@ void bus(Harness* h) {
     }
 }
 
+// The feed: drive cycle c's byte; it is taken if the design is ready for it in cycle c
+// (ready is read after the inputs settle, in case it depends on them).
+void feed(Harness* h) {
+    Feed& f = h->feed;
+    if (f.valid < 0) return;
+    if (f.next < f.bytes.size()) {
+        poke1(h, f.payload, f.bytes[f.next]);
+        if (!f.driving) {
+            poke1(h, f.valid, 1);
+            f.driving = true;
+        }
+        h->top->eval();
+        if (peek1(h, f.ready) && ++f.next == f.bytes.size()) {
+            f.bytes.clear();
+            f.next = 0;
+        }
+    } else if (f.driving) {
+        poke1(h, f.valid, 0);
+        f.driving = false;
+    }
+}
+
 void tick(Harness* h) {
     *h->ports[h->clk].ptr = 1;
     h->top->eval();
@@ -264,14 +303,16 @@ void wg_ingress(void* handle, int k, int valid, int payload) {
 }
 
 // Monitor k takes beats of (valid, payload); ready >= 0: drive ready from the pace
-// (threshold / 2**64 of the cycles, chosen by hashing the cycle with seed).
-void wg_egress(void* handle, int k, int valid, int payload, int ready, int frames,
+// (threshold / 2**64 of the cycles, chosen by hashing the cycle with seed; all of them at
+// 2**64 - 1). mode: 0 the kept bytes of beats, 1 frames of beats, 2 a byte a transfer.
+void wg_egress(void* handle, int k, int valid, int payload, int ready, int mode,
                uint64_t seed, uint64_t threshold) {
     Egress& e = static_cast<Harness*>(handle)->egress[k];
     e.valid = valid;
     e.payload = payload;
     e.ready = ready;
-    e.frames = frames != 0;
+    e.frames = mode == 1;
+    e.plain = mode == 2;
     e.ready_seed = seed;
     e.ready_threshold = threshold;
 }
@@ -282,6 +323,21 @@ void wg_bus(void* handle, int write_en, int write_addr, int write_data, int writ
     h->write_addr = write_addr;
     h->write_data = write_data;
     h->write_ready = write_ready;
+}
+
+// The byte stream (valid, payload, ready) the feed drives.
+void wg_feed(void* handle, int valid, int payload, int ready) {
+    Feed& f = static_cast<Harness*>(handle)->feed;
+    f.valid = valid;
+    f.payload = payload;
+    f.ready = ready;
+}
+
+// Queue bytes on the feed; returns the bytes queued and not yet taken.
+int64_t wg_push(void* handle, const uint8_t* data, int64_t length) {
+    Feed& f = static_cast<Harness*>(handle)->feed;
+    f.bytes.insert(f.bytes.end(), data, data + length);
+    return int64_t(f.bytes.size() - f.next);
 }
 
 // Queue a frame on ingress port k from cycle start (after the frame before it has ended).
@@ -318,6 +374,7 @@ int64_t wg_run(void* handle, int64_t until, int watch, int64_t watch_bytes, int 
             if (e.valid >= 0) sample(h, e);
         for (Ingress& in : h->ingress) drive(h, in);
         bus(h);
+        feed(h);
         tick(h);
         if (watch >= 0 && h->egress[watch].taken >= watch_bytes) break;
         if (stop_on_write && h->write_done >= 0) break;

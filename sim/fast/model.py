@@ -10,7 +10,9 @@ import numpy as np
 
 from wiregate.hw.stream import LANE_LAYOUT
 
-__all__ = ["Harness"]
+__all__ = ["ALWAYS_READY", "Harness"]
+
+ALWAYS_READY = (1 << 64) - 1    # a monitor's ready threshold: ready in every cycle
 
 _I64 = ctypes.c_int64
 _PTR = ctypes.c_void_p
@@ -27,6 +29,8 @@ _SIGNATURES = {
     "wg_bus": (None, [_PTR] + [ctypes.c_int] * 4),
     "wg_send": (ctypes.c_int, [_PTR, ctypes.c_int, ctypes.c_char_p, ctypes.c_int32, _I64,
                                ctypes.c_int32]),
+    "wg_feed": (None, [_PTR] + [ctypes.c_int] * 3),
+    "wg_push": (_I64, [_PTR, ctypes.c_char_p, _I64]),
     "wg_write": (ctypes.c_int, [_PTR, _PTR, ctypes.c_int32, _I64]),
     "wg_write_done": (_I64, [_PTR]),
     "wg_run": (_I64, [_PTR, _I64, ctypes.c_int, _I64, ctypes.c_int]),
@@ -102,21 +106,35 @@ class Harness:
         self._lib.wg_ingress(self._h, k, self.ports[f"{prefix}__valid"],
                              self.ports[f"{prefix}__payload"])
 
-    def egress(self, k: int, prefix: str, *, frames=True, ready_seed=0, ready_threshold=None):
+    def egress(self, k: int, prefix: str, *, frames=True, plain=False, ready_seed=0,
+               ready_threshold=None):
         """Monitor ``k`` takes the beats of ``<prefix>__valid/payload``: frames (with the
-        cycle of each first byte) or, ``frames=False``, the bytes. With ``ready_threshold``
-        it drives ``<prefix>__ready``, high in the cycles the hash of (``ready_seed``, cycle)
-        is below it (:func:`wiregate.sim.core.plan.dropcopy_ready`)."""
+        cycle of each first byte) or, ``frames=False``, the bytes; ``plain``: the payload is
+        a byte, not a beat of lanes (then bytes). With ``ready_threshold`` it drives
+        ``<prefix>__ready``, high in the cycles the hash of (``ready_seed``, cycle) is below
+        it (:func:`wiregate.sim.core.plan.dropcopy_ready`), in every cycle at
+        :data:`ALWAYS_READY`, in none at 0."""
         ready = -1 if ready_threshold is None else self.ports[f"{prefix}__ready"]
         self._lib.wg_egress(self._h, k, self.ports[f"{prefix}__valid"],
-                            self.ports[f"{prefix}__payload"], ready, int(frames),
+                            self.ports[f"{prefix}__payload"], ready,
+                            2 if plain else int(frames),
                             ready_seed, ready_threshold or 0)
-        self._monitors[k] = frames
+        self._monitors[k] = frames and not plain
 
     def bus(self, prefix: str) -> None:
         """The write side of the word bus ``<prefix>__write_en/addr/data/ready``."""
         self._lib.wg_bus(self._h, *(self.ports[f"{prefix}__write_{name}"]
                                     for name in ("en", "addr", "data", "ready")))
+
+    def feed(self, prefix: str) -> None:
+        """The byte stream ``<prefix>__valid/payload/ready`` takes the bytes :meth:`push`
+        queues, one a cycle while the design is ready."""
+        self._lib.wg_feed(self._h, *(self.ports[f"{prefix}__{name}"]
+                                     for name in ("valid", "payload", "ready")))
+
+    def push(self, data: bytes) -> int:
+        """Queue ``data`` on the feed; return the bytes queued and not yet taken."""
+        return self._lib.wg_push(self._h, data, len(data))
 
     def send(self, k: int, frame: bytes, start: int, error: bool = False) -> None:
         """Queue ``frame`` on ingress port ``k`` from cycle ``start``."""
