@@ -167,7 +167,9 @@ class Engine(wiring.Component):
     kill_gateway, kill_sessions, tokens, throttled, throttle_count : Out
         Read-back of the state the model keeps, for the host and the tests.
     peek_exposure, peek_order : In(address; data)
-        Read-back of one exposure word, one order-table entry (one cycle).
+        Read-back of one exposure word, one order-table entry: ``data`` answers the address
+        of the previous cycle if no event was at the table's reading stage then (the peek
+        borrows the engine's read port, :class:`RmwTable`); peek while the engine is idle.
 
     Latency
     -------
@@ -1068,8 +1070,10 @@ class Engine(wiring.Component):
 
         # --- Read-back --------------------------------------------------------------------
         m.d.comb += [
+            exposure.read_en.eq(sk.valid),
             exposure.peek_addr.eq(Cat(self.peek_exposure.symbol, self.peek_exposure.session)),
             self.peek_exposure.data.eq(exposure.peek_data),
+            orders_a.read_en.eq(s0.valid),
             orders_a.peek_addr.eq(Cat(self.peek_order.slot, self.peek_order.session)),
             self.peek_order.data.eq(orders_a.peek_data),
         ]
