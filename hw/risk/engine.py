@@ -272,15 +272,10 @@ class Engine(wiring.Component):
         symbol_bits = max(1, (ny - 1).bit_length())
         per_session = 1 << session_bits
         event = event_layout(regmap)
-        # A control event carries no OUCH event: its record overlays the event's bits.
-        fixed = data.StructLayout({
-            "valid": 1, "kind": _Kind, "opens_frame": 1,
-            "frame": len(self.client.payload.frame), "void": 1, "bank": 1, "epoch": 32,
-        })
-        control = control_layout(regmap)
-        token = data.FlexibleLayout(fixed.size + max(event.size, control.size), {
-            **{name: data.Field(field.shape, field.offset) for name, field in fixed},
-            "event": data.Field(event, fixed.size), "control": data.Field(control, fixed.size),
+        token = data.StructLayout({
+            "valid": 1, "kind": _Kind, "event": event, "opens_frame": 1,
+            "frame": len(self.client.payload.frame), "void": 1,
+            "control": control_layout(regmap), "bank": 1, "epoch": 32,
         })
 
         def late(value, stages, name):
