@@ -31,8 +31,12 @@ execution slot of its session (a *hazard*), so the entry it reads in ``READ`` is
 changes at ``EXEC``: that lets it start ``quantity x price`` of the entry before ``EXEC``.
 
 Order Replaced changes two order slots in one pass (the original leaves, the new order takes
-its own slot): which slots hold an order is kept in registers, so one event can empty one
-slot and fill another while the entries' block RAM takes the one write. Both orders' charges
+its own slot), but the entries' block RAM takes one write per cycle. So whether a slot holds
+an order is the XOR of two bits in two tables, each with its own write port: ``held`` in the
+entry, written with the entry at the message's slot, and the slot's bit in ``vacated``,
+written only by an Order Replaced at its original's slot (a different slot), to the entry's
+``held`` so that the XOR becomes 0. Both are read with the entries and forwarded like them,
+so the XOR is exact at KEY and EXEC. Both orders' charges
 move in the one exposure word read at KEY: they are one order's history, of one symbol. An
 exchange whose Order Replaced names another original than the client's Replace did, of
 another symbol, would have that symbol's exposure left uncorrected (the model's
@@ -167,7 +171,9 @@ class Engine(wiring.Component):
     kill_gateway, kill_sessions, tokens, throttled, throttle_count : Out
         Read-back of the state the model keeps, for the host and the tests.
     peek_exposure, peek_order : In(address; data)
-        Read-back of one exposure word, one order-table entry (one cycle).
+        Read-back of one exposure word, one order-table entry: ``data`` answers the address
+        of the previous cycle if no event was at the table's reading stage then (the peek
+        borrows the engine's read port, :class:`RmwTable`); peek while the engine is idle.
 
     Latency
     -------
@@ -367,19 +373,20 @@ class Engine(wiring.Component):
                      self.active_bank.eq(bank), self.epoch.eq(epoch)]
 
         # READ: the tables, read at the slots the event names.
-        # Which order-table slots hold an order: registers, so that one event can free one
-        # slot and fill another (an Order Replaced) while the entries' block RAM takes one
-        # write. Read at KEY and EXEC as they stand (every earlier EXEC's write applied).
-        occupied = Array(Signal(no, name=f"occupied{i}") for i in range(ns))
+        # Which slots hold an order: the entry's ``held`` XOR the slot's ``vacated`` bit (see
+        # the module docstring), each read here and forwarded to KEY and EXEC.
+        kept = data.StructLayout({**dict(self._order.members), "held": 1})
 
-        def order_table(name, address, peek=False):
-            table = RmwTable(self._order, no * per_session, EXEC, taps=(PRICE, KEY), peek=peek)
+        def order_table(name, shape, address, peek=False):
+            table = RmwTable(shape, no * per_session, EXEC, taps=(PRICE, KEY), peek=peek)
             m.submodules[name] = table
             m.d.comb += table.read_addr.eq(Cat(slot(address), s0.event.session))
             return table
 
-        orders_a = order_table("orders_a", f0.user_ref_num, peek=True)         # the message's order
-        orders_b = order_table("orders_b", f0.orig_user_ref_num)    # a Replace's original
+        orders_a = order_table("orders_a", kept, f0.user_ref_num, peek=True)   # the message's
+        orders_b = order_table("orders_b", kept, f0.orig_user_ref_num)   # a Replace's original
+        vacated_a = order_table("vacated_a", 1, f0.user_ref_num, peek=True)
+        vacated_b = order_table("vacated_b", 1, f0.orig_user_ref_num)
         m.submodules.executions = executions = RmwTable(self._execution, ne * per_session, EXEC,
                                                         taps=(KEY,))
         m.d.comb += executions.read_addr.eq(Cat(f0.match_number[:exec_bits], s0.event.session))
@@ -414,18 +421,15 @@ class Engine(wiring.Component):
         found_index = late(lookup.o.index, KEY - 2, "found_index")
         a_key, b_key, x_key = (getattr(t, f"tap{KEY}") for t in (orders_a, orders_b, executions))
 
-        def holds(session, ref):
-            return occupied[session].bit_select(slot(ref), 1)
-
-        def names(entry, session, ref, live_only):
-            named = holds(session, ref) & (entry.user_ref_num == ref)
+        def names(entry, held, ref, live_only):
+            named = held & (entry.user_ref_num == ref)
             return named & ~entry.pending if live_only else named
 
         key_symbol = Signal(range(ny))
         key_known = Signal()
         is_enter_k = (sk.kind == _Kind.CLIENT) & (k_type == _type(ouch.EnterOrder))
-        a_named = names(a_key, sk.event.session, kf.user_ref_num, False)
-        b_live = names(b_key, sk.event.session, kf.orig_user_ref_num, True)
+        a_named = names(a_key, a_key.held ^ vacated_a.tap2, kf.user_ref_num, False)
+        b_live = names(b_key, b_key.held ^ vacated_b.tap2, kf.orig_user_ref_num, True)
         x_named = x_key.valid & (x_key.match_number == kf.match_number) \
             & (x_key.user_ref_num == kf.user_ref_num)
         with m.If(is_enter_k):
@@ -586,10 +590,11 @@ class Engine(wiring.Component):
             return Cat(t_ == _type(c) for c in classes).any()
 
         a, b, xe = orders_a.value, orders_b.value, executions.value
-        a_live = names(a, s, xf_.user_ref_num, True)
-        a_named_x = names(a, s, xf_.user_ref_num, False)
-        a_holds = holds(s, xf_.user_ref_num)
-        b_live_x = names(b, s, xf_.orig_user_ref_num, True)
+        a_holds = a.held ^ vacated_a.value
+        same_slot = slot(xf_.orig_user_ref_num) == slot(xf_.user_ref_num)
+        a_live = names(a, a_holds, xf_.user_ref_num, True)
+        a_named_x = names(a, a_holds, xf_.user_ref_num, False)
+        b_live_x = names(b, b.held ^ vacated_b.value, xf_.orig_user_ref_num, True)
         x_match = xe.valid & (xe.match_number == xf_.match_number) \
             & (xe.user_ref_num == xf_.user_ref_num)
         is_buy_msg = xf_.side == ord(BUY)
@@ -780,8 +785,7 @@ class Engine(wiring.Component):
         # --- Exchange events, revokes: the new entry and the charges it moves ------------
         # The order-table entry written at the message's slot, the slots filled and emptied,
         # and the deltas to exposure and credit.
-        write_order = Signal()
-        new_entry = Signal(self._order)
+        new_entry = Signal(kept)
         fill = Signal()             # slot(ref) holds an order from now
         empty = Signal()            # slot(ref) holds none from now
         empty_orig = Signal()       # slot(orig_ref) holds none from now (Order Replaced)
@@ -815,7 +819,7 @@ class Engine(wiring.Component):
             """``entry`` (live) with open quantity ``open_q`` and charge ``charge_n``."""
             stays = open_q != 0
             return [
-                write_order.eq(stays), fill.eq(stays), empty.eq(~stays),
+                fill.eq(stays), empty.eq(~stays),
                 new_entry.eq(entry), new_entry.quantity.eq(open_q),
                 new_entry.charge_quantity.eq(open_q), new_entry.charge_notional.eq(charge_n),
                 new_entry.is_buy.eq(is_buy),
@@ -831,7 +835,7 @@ class Engine(wiring.Component):
         with m.If(places):
             charge_q = add_q
             m.d.comb += [
-                write_order.eq(1), fill.eq(1), new_entry.pending.eq(is_replace),
+                fill.eq(1), new_entry.pending.eq(is_replace),
                 new_entry.user_ref_num.eq(xf_.user_ref_num),
                 new_entry.symbol_index.eq(verdict_symbol), new_entry.is_buy.eq(side_buy),
                 new_entry.quantity.eq(xf_.quantity), new_entry.price.eq(xf_.price),
@@ -858,10 +862,9 @@ class Engine(wiring.Component):
                 # move in the one exposure word read at KEY: the original and the new order
                 # are one order's history, of one symbol (an exchange that names another
                 # original than the Replace did is outside this; see the module docstring).
-                same_slot = slot(xf_.orig_user_ref_num) == slot(xf_.user_ref_num)
                 current = a_holds & ~(b_live_x & same_slot)     # after the original left
                 named = a_named_x & current
-                ctx = self._order(Mux(named, a.as_value(), b.as_value()))
+                ctx = kept(Mux(named, a.as_value(), b.as_value()))
                 gone = [charge(b, b_live_x), charge(a, current)]
                 m.d.comb += [record_symbol_known.eq(named | b_live_x),
                              record_symbol.eq(ctx.symbol_index), empty_orig.eq(b_live_x)]
@@ -871,7 +874,7 @@ class Engine(wiring.Component):
                     m.d.comb += [empty.eq(1), *move(gone)]
                 with m.Else():
                     m.d.comb += [
-                        write_order.eq(1), fill.eq(1),
+                        fill.eq(1),
                         new_entry.user_ref_num.eq(xf_.user_ref_num),
                         new_entry.symbol_index.eq(ctx.symbol_index),
                         new_entry.is_buy.eq(ctx.is_buy),
@@ -938,16 +941,17 @@ class Engine(wiring.Component):
                     ]
 
         # The writes.
+        # The entry's write at the message's slot decides that slot's occupancy (an emptied
+        # slot's other fields are never read); an original elsewhere is vacated.
         for table in (orders_a, orders_b):
-            m.d.comb += [table.write_en.eq(write_order),
+            m.d.comb += [table.write_en.eq(fill | empty | (empty_orig & same_slot)),
                          table.write_addr.eq(Cat(slot(xf_.user_ref_num), s)),
-                         table.write_data.eq(new_entry)]
-        emptied = (Mux(empty_orig, 1, 0) << slot(xf_.orig_user_ref_num)) \
-            | (Mux(empty, 1, 0) << slot(xf_.user_ref_num))
-        filled = Mux(fill, 1, 0) << slot(xf_.user_ref_num)
-        for i in range(ns):
-            with m.If(sx.valid & (s == i)):
-                m.d.sync += occupied[i].eq((occupied[i] & ~emptied[:no]) | filled[:no])
+                         table.write_data.eq(new_entry),
+                         table.write_data.held.eq(fill ^ vacated_a.value)]
+        for table in (vacated_a, vacated_b):
+            m.d.comb += [table.write_en.eq(empty_orig & ~same_slot),
+                         table.write_addr.eq(Cat(slot(xf_.orig_user_ref_num), s)),
+                         table.write_data.eq(b.held)]
         m.d.comb += [
             executions.write_en.eq(write_execution),
             executions.write_addr.eq(Cat(xf_.match_number[:exec_bits], s)),
@@ -1068,11 +1072,13 @@ class Engine(wiring.Component):
 
         # --- Read-back --------------------------------------------------------------------
         m.d.comb += [
+            exposure.read_en.eq(sk.valid),
             exposure.peek_addr.eq(Cat(self.peek_exposure.symbol, self.peek_exposure.session)),
             self.peek_exposure.data.eq(exposure.peek_data),
-            orders_a.peek_addr.eq(Cat(self.peek_order.slot, self.peek_order.session)),
-            self.peek_order.data.eq(orders_a.peek_data),
+            self.peek_order.data.eq(orders_a.peek_data.as_value()[:self._order.size]),
+            self.peek_order.valid.eq(orders_a.peek_data.held ^ vacated_a.peek_data),
         ]
-        m.d.sync += self.peek_order.valid.eq(
-            occupied[self.peek_order.session].bit_select(self.peek_order.slot, 1))
+        for table in (orders_a, vacated_a):
+            m.d.comb += [table.read_en.eq(s0.valid),
+                         table.peek_addr.eq(Cat(self.peek_order.slot, self.peek_order.session))]
         return m

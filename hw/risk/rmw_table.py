@@ -13,11 +13,12 @@ execute stage in cycle ``r + distance``; the writes it missed are those of cycle
 registers with their addresses. At execute the newest of them with the same address
 replaces the value read. No key pattern can defeat it and nothing waits.
 
-Block RAM (an ECP5 DP16KD) has two ports. The engine's read takes one and the execute
-stage's write the other; the host's *peek* shares the write port, in the cycles with no
-write, so a table with a peek port is one memory, not two. (The read is transparent for the
-same reason: Yosys keeps a read port that must see the old data during a write apart from
-that write, and then builds the table twice.)
+Block RAM (an ECP5 DP16KD) has two ports: the engine's read takes one and the execute
+stage's write the other. The host's *peek* has no port of its own: it borrows the read port
+in the cycles whose read nobody uses (``read_en`` low: no event at the reading stage), so a
+table with a peek port is one memory. (A third port, even one sharing the write's address,
+makes Yosys build the table twice.) The read is transparent to the write for the same reason:
+a read port that must see the old data during a write is kept apart from that write.
 """
 
 from amaranth.hdl import Module, Mux, Signal
@@ -49,11 +50,13 @@ class RmwTable(wiring.Component):
         cycle ``c`` (every write up to ``c - 1`` applied).
     write_en, write_addr, write_data : In
         The execute stage's write; it lands at the end of the cycle.
-    peek_addr : In(range(depth))
+    read_en, peek_addr : In(1), In(range(depth))
     peek_data : Out(shape)
-        With ``peek``: an unforwarded read for the host. ``peek_data`` is the entry at
-        ``peek_addr`` as it stood in the last cycle without a write (read then, one cycle
-        latency); it keeps its value through cycles with a write.
+        With ``peek``: an unforwarded read for the host on the read port. In a cycle with
+        ``read_en`` low the port reads ``peek_addr`` instead of ``read_addr`` (whose value is
+        then meaningless), and in the next cycle ``peek_data`` is the entry at ``peek_addr``
+        with every write up to the read's cycle applied. After a cycle with ``read_en`` high,
+        ``peek_data`` is meaningless: the host peeks while the engine is idle.
     tap<d> : Out(shape)
         For each ``d`` in ``taps``: in cycle ``c``, the entry at the address read in
         ``c - d`` with every write up to ``c - 1`` applied, for a stage that needs part of
@@ -78,7 +81,8 @@ class RmwTable(wiring.Component):
         self._distance = distance
         self._taps = taps
         self._peek = bool(peek)
-        peek_members = {"peek_addr": In(range(depth)), "peek_data": Out(shape)} if peek else {}
+        peek_members = {"read_en": In(1), "peek_addr": In(range(depth)),
+                        "peek_data": Out(shape)} if peek else {}
         super().__init__({
             **{f"tap{tap}": Out(shape) for tap in taps},
             "read_addr": In(range(depth)),
@@ -98,21 +102,13 @@ class RmwTable(wiring.Component):
         m.d.comb += [
             write.en.eq(self.write_en),
             write.data.eq(self.write_data),
-            read.addr.eq(self.read_addr),
+            write.addr.eq(self.write_addr),
         ]
         if self._peek:
-            # One address for the write and the peek: Yosys maps them onto one port.
-            port_addr = Signal(range(depth))
-            peek = memory.read_port()
-            m.d.comb += [
-                port_addr.eq(Mux(self.write_en, self.write_addr, self.peek_addr)),
-                write.addr.eq(port_addr),
-                peek.addr.eq(port_addr),
-                peek.en.eq(~self.write_en),
-                self.peek_data.eq(peek.data),
-            ]
+            m.d.comb += [read.addr.eq(Mux(self.read_en, self.read_addr, self.peek_addr)),
+                         self.peek_data.eq(read.data)]
         else:
-            m.d.comb += write.addr.eq(self.write_addr)
+            m.d.comb += read.addr.eq(self.read_addr)
 
         # The address travels to the execute stage; the data joins it one cycle after the
         # read and then travels with it.
