@@ -164,20 +164,20 @@ def test_blocks_build_components():
 
 
 def test_command_line_json(capsys):
-    main(["holdback", "--width", "1", "--delay", "3", "--json"])
+    main(["holdback", "--width", "1", "--delay", "1", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert report["block"] == "holdback"
-    assert (report["width"], report["delay"]) == (1, 3)
-    assert report["cells"]["TRELLIS_FF"] == register_bits(1, 3)
+    assert (report["width"], report["delay"]) == (1, 1)
+    assert report["cells"]["TRELLIS_FF"] == register_bits(1, 1)
 
 
 def test_every_profile_appends_one_report_per_build(tmp_path, capsys):
     results = tmp_path / "results.jsonl"
-    main(["holdback", "--delay", "3", "--every-profile", "--json", "--results", str(results)])
+    main(["holdback", "--delay", "1", "--every-profile", "--json", "--results", str(results)])
     lines = results.read_text().splitlines()
     assert [json.loads(line) for line in lines] == [
         json.loads(line) for line in capsys.readouterr().out.splitlines()]
     reports = [json.loads(line) for line in lines]
     assert [(r["profile"], r["width"], r["part"]["name"]) for r in reports] == [
         (p.name, w, p.part.name) for p in PROFILES.values() for w in p.widths]
-    assert all(r["cells"]["TRELLIS_FF"] == register_bits(r["width"], 3) for r in reports)
+    assert all(r["cells"]["TRELLIS_FF"] == register_bits(r["width"], 1) for r in reports)

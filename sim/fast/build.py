@@ -120,5 +120,6 @@ def _build(component, name, build_dir, split_vars):
                *VERILATOR_ARGS, str(config), str(HARNESS), str(source)]
     flags = " ".join([os.environ.get("MAKEFLAGS", ""), *MAKE_OPT]).strip()
     env = dict(os.environ, MAKEFLAGS=flags)
-    subprocess.run(command, check=True, env=env, cwd=folder)
+    # The build's log goes to stderr: `wiregate sim`'s stdout starts with its port line.
+    subprocess.run(command, check=True, env=env, cwd=folder, stdout=2)
     return library, ports
