@@ -10,6 +10,9 @@ import itertools
 import pytest
 import yaml
 
+from wiregate.sim.shadow import Day as TradingDay
+from wiregate.sim.shadow import model_records
+from wiregate.sim.trading import Sizes
 from wiregate.sw.daemon.actions import Action
 from wiregate.sw.daemon.checks import (
     CheckConfigError,
@@ -325,3 +328,37 @@ def test_build_checks_refuses_a_section_that_is_not_a_list_and_duplicate_names()
         build_checks([entry, entry])
     assert [c.name for c in build_checks([entry, {**entry, "name": "locate_2"}])] == [
         "locate", "locate_2"]
+
+
+def test_an_order_replaced_keeps_the_symbol_and_takes_the_exchanges_side():
+    day = Day()
+    check = Concentration("conc", "alert", limit=1_000 * DOLLAR)
+    replaced = Record(sequence=90, time_us=3, kind=Kind.EXCHANGE, msg_type=ord("U"),
+                      session=0, orig_user_ref_num=1, user_ref_num=2, side=ord("S"),
+                      quantity=300, price=10 * DOLLAR, order_state=ord("L"))
+    records = [day.enter(0, 0, 1, "B", 100, "AAPL", 10),
+               day.replace(1, 0, 1, 2, 300, 10),
+               replaced,                                # the exchange reports a sale
+               day.executed(4, 0, 2, 150, 10)]          # AAPL -150 x $10 = $1,500
+    assert fired(check, records) == [(3, Action(
+        "conc", "alert", "AAPL", "AAPL: net position -150 across sessions, $1,500.00 at "
+        "$10.00, above $1,000.00"))]
+    assert check.orders.unmatched == 0
+
+
+def test_every_check_reads_a_whole_model_day_and_order_velocity_counts_its_orders():
+    """A day of the trading generator, its drop copy written by the model: every record kind
+    the gateway sends. Order velocity over a window longer than the day, with a limit one
+    below the day's Enters and Replaces (counted here from the records), fires at the last."""
+    records = model_records(TradingDay(7, Sizes(), 3000))
+    orders = [k for k, rec in enumerate(records) if rec.kind == Kind.VERDICT
+              and rec.msg_type in (ord("O"), ord("U")) and not rec.retransmit]
+    span = records[-1].time_us - records[0].time_us + 1
+    window = f"{span + 1}us"
+    checks = build_checks(yaml.safe_load(CONFIG)["checks"] + [
+        {"check": "order_velocity", "name": "day", "limit": len(orders) - 1,
+         "window": window, "action": "alert"}])
+    actions = [(k, a) for k, rec in enumerate(records) for c in checks
+               for a in c.observe(rec)]
+    assert [(k, a.check) for k, a in actions if a.check == "day"] == [(orders[-1], "day")]
+    assert all(a.kind == c.action for _, a in actions for c in checks if c.name == a.check)

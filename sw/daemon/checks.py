@@ -9,10 +9,12 @@ daemon's configuration; docs/daemon-checks.md documents each with a worked examp
 
 What the checks see
 -------------------
-The drop copy carries an order's symbol on its Enter only, and its side on the client's
-messages only (not on an Order Executed), so every check keeps :class:`_Orders`: the
-symbol, side, open quantity and price of each order the gate accepted, by (session,
-UserRefNum). From it each record becomes at most two plain events:
+The drop copy carries an order's symbol on its Enter only, and its side on the Enter and
+the exchange's Order Replaced only (not on a Replace or an Order Executed), so every check
+keeps :class:`_Orders`: the symbol, side, open quantity and price of each order the gate
+accepted, by (session, UserRefNum), followed through the exchange's Order Accepted (dead),
+Order Replaced, Canceled, AIQ Canceled, Executed and Rejected and the gate's REVOKE, and
+forgotten when it leaves the book. From it each record becomes at most two plain events:
 
 - :class:`Order`, for the verdict on every Enter ``O`` and Replace ``U`` (retransmissions
   excluded: they change nothing), accepted or rejected, with the exposure it adds (a
@@ -171,9 +173,17 @@ class _Orders:
 
     def _exchange(self, rec: Record) -> list:
         key, kind = (rec.session, rec.user_ref_num), chr(rec.msg_type)
-        if kind == "U":                             # Order Replaced: the exchange's word
-            self._orders.pop((rec.session, rec.orig_user_ref_num), None)
-            self._orders[key] = [_symbol(rec), chr(rec.side), rec.quantity, rec.price]
+        if kind == "U":     # Order Replaced: the exchange's word, but no symbol in the record
+            original = self._orders.pop((rec.session, rec.orig_user_ref_num), None)
+            replacing = self._orders.pop(key, None) or original
+            if replacing is None:
+                self.unmatched += 1
+            elif rec.quantity and rec.order_state != ord("D"):
+                self._orders[key] = [replacing[0], chr(rec.side), rec.quantity, rec.price]
+            return []
+        if kind == "A":
+            if rec.order_state == ord("D"):         # accepted dead: never on the book
+                self._orders.pop(key, None)
             return []
         if kind in "BF":
             old = self._executions.pop((rec.session, rec.match_number), None)
