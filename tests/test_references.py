@@ -168,6 +168,7 @@ def test_a_capture_replays_its_itch_trades_at_their_timestamps(tmp_path):
                 ReferenceUpdate("BRK.B", 1, 34_200_001_000)]
     assert list(read_pcap(path, port=26400)) == expected
     assert collect(PcapSource(path, port=26400), 3) == expected
+    assert collect(PcapSource(path, port=26400, speed=1e9), 3) == expected     # paced
     # Without a port filter the other feed's trade (AAPL at $0.0001, at 5 ns) comes too.
     assert [u.time_us for u in read_pcap(path)] == [34_200_000_001, 0, 34_200_000_500,
                                                    34_200_001_000]
