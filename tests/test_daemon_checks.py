@@ -362,3 +362,17 @@ def test_every_check_reads_a_whole_model_day_and_order_velocity_counts_its_order
                for a in c.observe(rec)]
     assert [(k, a.check) for k, a in actions if a.check == "day"] == [(orders[-1], "day")]
     assert all(a.kind == c.action for _, a in actions for c in checks if c.name == a.check)
+
+
+def test_a_replace_of_an_order_the_daemon_never_saw_counts_without_a_symbol():
+    """Started mid-day: the gate accepts a Replace of an order the checks never saw. It adds
+    its whole q2 * p2 (q1 = p1 = 0, as the model counts an unknown original) and has no
+    symbol or side, so the locate check cannot judge it."""
+    day = Day()
+    records = [day.replace(0, 0, 7, 8, 100, 30)]          # 100 x $30 = $3,000
+    velocity = NotionalVelocity("n", "alert", limit=2_999 * DOLLAR, window=1_000 * MS,
+                                per="gateway")
+    locate = Locate("locate", "alert", locates={}, sides="TE")
+    assert fired(velocity, records) == [(0, Action(
+        "n", "alert", None, "$3,000.00 of new notional within 1s, above $2,999.00"))]
+    assert fired(locate, records) == []

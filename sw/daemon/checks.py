@@ -58,6 +58,7 @@ __all__ = [
     "Order",
     "OrderVelocity",
     "RepeatedExecutions",
+    "Revoked",
     "build_checks",
 ]
 
@@ -563,9 +564,9 @@ class Locate(_Check):
         if isinstance(event, Revoked) and event.side in self.sides:
             self.used[event.symbol] -= event.quantity
             return []
-        if not isinstance(event, Order) or not event.added_quantity \
+        if not isinstance(event, Order) or not event.added_quantity or event.side is None \
                 or event.side not in self.sides:
-            return []
+            return []       # a Replace of an order never seen: no side, no symbol to judge
         self.used[event.symbol] += event.added_quantity
         located = self.locates.get(event.symbol)
         if located is not None and self.used[event.symbol] <= located:
