@@ -8,13 +8,14 @@ collar rule (``collar_fires``); the write is read back from the simulated gatewa
 
 import asyncio
 import dataclasses
+import re
 import socket
 import struct
 from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.l2 import Ether
+from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
@@ -152,10 +153,12 @@ def capture(path, port=26400):
                                                                  34_200_000_001_999))),
         base / UDP(sport=5000, dport=port + 1) / Raw(mold(1, itch_trade(b"AAPL", 1, 5))),
         base / TCP(sport=1, dport=port) / Raw(b"not market data"),
-        base / UDP(sport=5000, dport=port) / Raw(mold(3, itch_trade(b"MSFT", 4_153_000,
-                                                                    34_200_000_500_000),
-                                                      itch_trade(b"BRK.B", 1,
-                                                                 34_200_001_000_000))),
+        Ether(),                                                    # a runt: passed over
+        Ether() / IP(flags="MF") / UDP(dport=port) / Raw(mold(2, itch_trade(b"IBM", 1, 1))),
+        # a fragment: passed over (a MoldUDP64 packet fits one frame)
+        Ether() / Dot1Q(vlan=12) / IP() / UDP(dport=port) / Raw(mold(
+            3, itch_trade(b"MSFT", 4_153_000, 34_200_000_500_000),
+            itch_trade(b"BRK.B", 1, 34_200_001_000_000))),
     ])
 
 
@@ -164,7 +167,7 @@ def test_a_capture_replays_its_itch_trades_at_their_timestamps(tmp_path):
     capture(path)
     # ITCH timestamps are nanoseconds since midnight: 9:30:00.000001999 is 34,200,000,001 us.
     expected = [ReferenceUpdate("AAPL", 2_285_100, 34_200_000_001),
-                ReferenceUpdate("MSFT", 4_153_000, 34_200_000_500),
+                ReferenceUpdate("MSFT", 4_153_000, 34_200_000_500),     # 802.1Q tagged
                 ReferenceUpdate("BRK.B", 1, 34_200_001_000)]
     assert list(read_pcap(path, port=26400)) == expected
     assert collect(PcapSource(path, port=26400), 3) == expected
@@ -174,15 +177,18 @@ def test_a_capture_replays_its_itch_trades_at_their_timestamps(tmp_path):
                                                    34_200_001_000]
 
 
-def test_a_capture_that_does_not_parse_is_refused(tmp_path):
+@pytest.mark.parametrize("packet, message", [
+    (mold(1, itch_trade(b"AAPL", 1, 1)[:40]), r"frame 2: an ITCH Trade of 40 bytes, not 44"),
+    (mold(1, itch_trade(b"AAPL", 1, 1))[:-4], r"frame 2: a MoldUDP64 message runs past"),
+    (mold(1, itch_trade(b"AAPL", 1, 1))[:21], r"frame 2: a MoldUDP64 message runs past"),
+    (mold(1)[:12], r"frame 2: a MoldUDP64 packet of 12 bytes"),
+    (mold(1, itch_trade(b"AAPL", 0, 1)), r"frame 2: AAPL: price 0 outside"),
+])
+def test_a_capture_that_does_not_parse_is_refused_naming_the_frame(tmp_path, packet, message):
     path = tmp_path / "bad.pcap"
-    short_trade = itch_trade(b"AAPL", 1, 1)[:40]
-    wrpcap(str(path), [Ether() / IP() / UDP(dport=1) / Raw(mold(1, short_trade))])
-    with pytest.raises(ValueError, match=r"an ITCH Trade of 40 bytes, not 44"):
-        list(read_pcap(path))
-    packet = mold(1, itch_trade(b"AAPL", 1, 1))[:-4]
-    wrpcap(str(path), [Ether() / IP() / UDP(dport=1) / Raw(packet)])
-    with pytest.raises(ValueError, match=r"a MoldUDP64 message runs past its packet"):
+    good = Ether() / IP() / UDP(dport=1) / Raw(mold(1, itch_trade(b"AAPL", 1, 1)))
+    wrpcap(str(path), [good, Ether() / IP() / UDP(dport=1) / Raw(packet)])
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ": " + message):
         list(read_pcap(path))
 
 

@@ -234,36 +234,42 @@ _TRADE = struct.Struct(">" + "".join(code for _, code in ITCH_TRADE))
 if _TRADE.size != 44:
     raise ValueError(f"ITCH 5.0 Trade is 44 bytes, the declaration gives {_TRADE.size}")
 _MOLD = struct.Struct(">10sQH")      # MoldUDP64: session, sequence number, message count
-_IPV4, _UDP = 0x0800, 17            # EtherType, IP protocol number
+_VLAN, _IPV4, _UDP = 0x8100, 0x0800, 17     # EtherTypes, IP protocol number
 
 
 def _udp_payload(frame: bytes) -> tuple[int, bytes] | None:
-    """(destination port, payload) of an Ethernet/IPv4/UDP frame; None for anything else."""
-    if len(frame) < 14 or struct.unpack_from(">H", frame, 12)[0] != _IPV4:
+    """(destination port, payload) of an Ethernet (802.1Q tagged or not) IPv4 UDP frame;
+    None for anything else, a fragment included (a MoldUDP64 packet fits a frame)."""
+    l3 = 14
+    if len(frame) >= 18 and struct.unpack_from(">H", frame, 12)[0] == _VLAN:
+        l3 = 18
+    if len(frame) < l3 + 20 or struct.unpack_from(">H", frame, l3 - 2)[0] != _IPV4:
         return None
-    ihl = (frame[14] & 0x0F) * 4
-    if frame[14] >> 4 != 4 or frame[23] != _UDP or len(frame) < 14 + ihl + 8:
+    ihl = (frame[l3] & 0x0F) * 4
+    fragment = struct.unpack_from(">H", frame, l3 + 6)[0] & 0x3FFF    # MF flag, offset
+    if frame[l3] >> 4 != 4 or frame[l3 + 9] != _UDP or fragment or len(frame) < l3 + ihl + 8:
         return None
-    udp = 14 + ihl
+    udp = l3 + ihl
     port, length = struct.unpack_from(">2xHH", frame, udp)
     return port, frame[udp + 8:udp + length]
 
 
-def _trades(path: Path, payload: bytes) -> Iterator[ReferenceUpdate]:
+def _trades(payload: bytes) -> Iterator[ReferenceUpdate]:
+    """The trades of one MoldUDP64 packet; ValueError when it does not parse."""
     if len(payload) < _MOLD.size:
-        raise ValueError(f"{path}: a MoldUDP64 packet of {len(payload)} bytes")
+        raise ValueError(f"a MoldUDP64 packet of {len(payload)} bytes")
     _, _, count = _MOLD.unpack_from(payload)
     at = _MOLD.size
     for _ in range(count if count != 0xFFFF else 0):    # 0xFFFF: end of session
-        (length,) = struct.unpack_from(">H", payload, at)
+        length = int.from_bytes(payload[at:at + 2], "big")
         message = payload[at + 2:at + 2 + length]
         at += 2 + length
-        if len(message) != length:
-            raise ValueError(f"{path}: a MoldUDP64 message runs past its packet")
+        if at > len(payload):
+            raise ValueError("a MoldUDP64 message runs past its packet")
         if message[:1] != b"P":
             continue
         if length != _TRADE.size:
-            raise ValueError(f"{path}: an ITCH Trade of {length} bytes, not {_TRADE.size}")
+            raise ValueError(f"an ITCH Trade of {length} bytes, not {_TRADE.size}")
         fields = dict(zip((name for name, _ in ITCH_TRADE), _TRADE.unpack(message),
                           strict=True))
         yield ReferenceUpdate(fields["stock"].decode("latin-1").rstrip(" "), fields["price"],
@@ -277,12 +283,18 @@ def read_pcap(path: str | Path, port: int | None = None) -> Iterator[ReferenceUp
     Raises
     ------
     ValueError
-        Not an Ethernet capture, or a MoldUDP64 packet or ITCH Trade that does not parse.
+        Not an Ethernet capture, or a MoldUDP64 packet or ITCH Trade that does not parse
+        (or prices a trade at 0); the message names the frame (1 is the first).
     """
-    for record in iter_pcap(path):
+    for number, record in enumerate(iter_pcap(path), 1):
         found = _udp_payload(record.data)
-        if found is not None and (port is None or found[0] == port):
-            yield from _trades(Path(path), found[1])
+        if found is None or (port is not None and found[0] != port):
+            continue
+        try:
+            updates = list(_trades(found[1]))
+        except ValueError as error:
+            raise ValueError(f"{path}: frame {number}: {error}") from None
+        yield from updates
 
 
 class PcapSource:
