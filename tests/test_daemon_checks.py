@@ -362,6 +362,10 @@ def test_every_check_reads_a_whole_model_day_and_order_velocity_counts_its_order
                for a in c.observe(rec)]
     assert [(k, a.check) for k, a in actions if a.check == "day"] == [(orders[-1], "day")]
     assert all(a.kind == c.action for _, a in actions for c in checks if c.name == a.check)
+    # Built together the checks share one order book; each alone has its own: same actions.
+    alone = [build_checks([entry])[0] for entry in yaml.safe_load(CONFIG)["checks"]]
+    assert [(k, a) for k, rec in enumerate(records) for c in alone
+            for a in c.observe(rec)] == [(k, a) for k, a in actions if a.check != "day"]
 
 
 def test_a_replace_of_an_order_the_daemon_never_saw_counts_without_a_symbol():

@@ -146,8 +146,19 @@ class _Orders:
         self._orders: dict[tuple[int, int], list] = {}     # [symbol, side, open, price]
         self._executions: OrderedDict = OrderedDict()       # (session, match) -> Fill
         self.unmatched = 0
+        self._last: tuple[Record | None, list] = (None, [])
 
     def events(self, rec: Record) -> list:
+        """The record's events. Checks built together share one book: the first check to
+        see a record turns it into events, the others get the same (the book holds the
+        record, so no other record can have its identity)."""
+        last, events = self._last
+        if rec is not last:
+            events = self._events(rec)
+            self._last = (rec, events)
+        return events
+
+    def _events(self, rec: Record) -> list:
         if rec.kind == Kind.VERDICT:
             if rec.retransmit or rec.msg_type not in (ord("O"), ord("U")):
                 return []
@@ -633,7 +644,8 @@ def build_checks(section: list[dict] | None) -> list:
 
     Each entry is a mapping: ``check`` (one of :data:`CHECKS`), ``action`` (one of
     :data:`ACTIONS`), an optional ``name`` (default: the check's; unique) and the check's
-    parameters.
+    parameters. The checks share one order book, so give each of them every record, in
+    sequence order.
 
     Raises
     ------
@@ -647,6 +659,9 @@ def build_checks(section: list[dict] | None) -> list:
     if not isinstance(section, list):
         raise CheckConfigError(f"checks: expected a list of checks, got {section!r}")
     checks = [_build(f"checks[{k}]", entry) for k, entry in enumerate(section)]
+    orders = _Orders()
+    for check in checks:
+        check.orders = orders       # one book for all: see _Orders.events
     names = [check.name for check in checks]
     for k, name in enumerate(names):
         if name in names[:k]:
