@@ -3,7 +3,8 @@ sources, the paced and coalescing feed with its stale alert, and the write throu
 
 Datagrams are sent on a real socket and packed here with ``struct``; the capture is built
 with scapy, its ITCH messages byte by byte; the stale alert is held against the model's own
-collar rule (``collar_fires``); the write is read back from the simulated gateway.
+collar rule (``collar_fires``); the write is read back from the simulated gateway and seen
+in its drop copy.
 """
 
 import asyncio
@@ -33,6 +34,7 @@ from wiregate.sw.daemon.references import (
     write_reference,
 )
 from wiregate.sw.driver import Driver, SocketTransport
+from wiregate.sw.dropcopy import Control
 from wiregate.sw.limits import load_limits
 from wiregate.sw.model import collar_fires
 from wiregate.sw.regmap import RegisterMap
@@ -293,10 +295,19 @@ def test_write_reference_through_the_driver_reaches_the_gateways_registers():
         try:
             await driver.identify()
             await write_reference(driver, 3, 4_153_000, 123_456_789_012)
-            return (await driver.read_register("ref_price"),
-                    await driver.read_register("ref_stamp_us"))
+            await driver.heartbeat()
+            staged = (await driver.read_register("ref_price"),
+                      await driver.read_register("ref_stamp_us"))
+            controls = []
+            async for record in driver.records():     # the trigger fired: a record of it
+                controls.append(record.control)
+                if len(controls) == 2:
+                    break
+            return staged, controls
         finally:
             await driver.close()
             server.close()
 
-    assert asyncio.run(main()) == ({"value": 4_153_000}, {"value": 123_456_789_012})
+    staged, controls = asyncio.run(asyncio.wait_for(main(), 120))
+    assert staged == ({"value": 4_153_000}, {"value": 123_456_789_012})
+    assert controls == [Control.SET_REFERENCE, Control.HEARTBEAT]
