@@ -227,6 +227,9 @@ def test_locate_list_fires_on_each_uncovered_short_sale_and_a_revoke_gives_back(
         day.revoke(5, 0, 1),                            # the 200 withdrawn: 150 used
         day.enter(6, 0, 4, "T", 100, "AAPL", 10),       # 250: covered
         day.replace(7, 0, 4, 5, 160, 10),               # +60 shares: 310 > 300
+        day.revoke(8, 0, 5),                            # the +60 withdrawn: 250
+        day.enter(9, 1, 3, "T", 50, "AAPL", 10),        # 300: covered, just
+        day.enter(10, 1, 4, "T", 1, "AAPL", 10),        # 10: 301
     ]
     assert fired(check, records) == [
         (3, Action("locate", "kill_session", "1", "short sale of 150 AAPL by session 1: "
@@ -235,6 +238,8 @@ def test_locate_list_fires_on_each_uncovered_short_sale_and_a_revoke_gives_back(
                    "10 sold short, no locate")),
         (7, Action("locate", "kill_session", "0", "short sale of 160 AAPL by session 0: "
                    "310 sold short, a locate for 300")),
+        (10, Action("locate", "kill_session", "1", "short sale of 1 AAPL by session 1: "
+                    "301 sold short, a locate for 300")),
     ]
 
 

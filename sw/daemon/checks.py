@@ -120,13 +120,14 @@ class Fill:
 
 @dataclass(frozen=True)
 class Revoked:
-    """An accepted order withdrawn by the undo of a void frame (REVOKE)."""
+    """An accepted order withdrawn by the undo of a void frame (REVOKE); it takes back the
+    shares its acceptance added (a Replace: its increase)."""
 
     t: int
     session: int
     symbol: str
     side: str
-    quantity: int
+    added_quantity: int
 
 
 def _symbol(rec: Record) -> str:
@@ -143,7 +144,8 @@ class _Orders:
     """
 
     def __init__(self):
-        self._orders: dict[tuple[int, int], list] = {}     # [symbol, side, open, price]
+        # (session, UserRefNum) -> [symbol, side, open quantity, price, shares it added]
+        self._orders: dict[tuple[int, int], list] = {}
         self._executions: OrderedDict = OrderedDict()       # (session, match) -> Fill
         self.unmatched = 0
         self._last: tuple[Record | None, list] = (None, [])
@@ -168,7 +170,7 @@ class _Orders:
         if rec.control == Control.REVOKE:
             order = self._orders.pop((rec.session, rec.user_ref_num), None)
             if order is not None:
-                return [Revoked(rec.time_us, rec.session, order[0], order[1], order[2])]
+                return [Revoked(rec.time_us, rec.session, order[0], order[1], order[4])]
         return []
 
     def _verdict(self, rec: Record) -> Order:
@@ -176,11 +178,11 @@ class _Orders:
         if rec.msg_type == ord("O"):
             symbol, side, q1, p1 = _symbol(rec), chr(rec.side), 0, 0
         else:
-            symbol, side, q1, p1 = self._orders.get((s, rec.orig_user_ref_num),
-                                                    (None, None, 0, 0))
+            symbol, side, q1, p1, _ = self._orders.get((s, rec.orig_user_ref_num),
+                                                       (None, None, 0, 0, 0))
         dq, dn = (max(0, q - q1), max(0, q * p - q1 * p1)) if rec.accept else (0, 0)
         if rec.accept and symbol is not None:
-            self._orders[(s, rec.user_ref_num)] = [symbol, side, q, p]
+            self._orders[(s, rec.user_ref_num)] = [symbol, side, q, p, dq]
         return Order(rec.time_us, s, symbol, side, q, p, bool(rec.accept), dq, dn)
 
     def _exchange(self, rec: Record) -> list:
@@ -191,7 +193,8 @@ class _Orders:
             if replacing is None:
                 self.unmatched += 1
             elif rec.quantity and rec.order_state != ord("D"):
-                self._orders[key] = [replacing[0], chr(rec.side), rec.quantity, rec.price]
+                self._orders[key] = [replacing[0], chr(rec.side), rec.quantity, rec.price,
+                                     0]      # confirmed: the gate can no longer revoke it
             return []
         if kind == "A":
             if rec.order_state == ord("D"):         # accepted dead: never on the book
@@ -555,7 +558,7 @@ class Locate(_Check):
     shares ``locates`` lists for it; a symbol not listed has none.
 
     Fires on every accepted short sale that takes the symbol's short quantity above its
-    locate; a revoked order gives its shares back. Alert and tighten name the symbol.
+    locate; a revoked order gives back the shares it added. Alert and tighten name the symbol.
 
     Parameters
     ----------
@@ -573,7 +576,7 @@ class Locate(_Check):
 
     def _on(self, event) -> list:
         if isinstance(event, Revoked) and event.side in self.sides:
-            self.used[event.symbol] -= event.quantity
+            self.used[event.symbol] -= event.added_quantity
             return []
         if not isinstance(event, Order) or not event.added_quantity or event.side is None \
                 or event.side not in self.sides:
