@@ -107,7 +107,19 @@ class Order:
 
 @dataclass(frozen=True)
 class Fill:
-    """An execution booked (``sign`` +1) or taken back (-1)."""
+    """An execution booked (``sign`` +1) or taken back (-1).
+
+    Attributes
+    ----------
+    t : int
+        Microseconds (the record's ``time_us``).
+    session : int
+    symbol, side : str
+        The order's.
+    quantity, price : int
+        The execution's (a correction: the corrected ones).
+    sign : int
+    """
 
     t: int
     session: int
@@ -303,6 +315,11 @@ def _short_sides(value) -> str:
 
 class _Check:
     """What every check shares: its name, its action, the order book, the latch per key.
+
+    Every check takes ``name`` (str, what its actions carry as ``check``) and ``action``
+    (one of :data:`ACTIONS`) first, then the parameters its docstring lists, as
+    :func:`build_checks` converts them (money in price units, durations in microseconds).
+    ``orders`` is its order book (:func:`build_checks` gives the checks one together).
 
     Subclasses set ``PARAMETERS`` (key -> (converter, default or _REQUIRED)), ``carries``
     (the kill scopes their firings always name: "session", "symbol") and ``_subject`` (what

@@ -142,7 +142,13 @@ def read_file(path: str | Path) -> Iterator[ReferenceUpdate]:
 
 
 class FileSource:
-    """The updates of a file (:func:`read_file`), as an async iterable."""
+    """The updates of a file (:func:`read_file`), as an async iterable.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.csv`` or ``.jsonl`` file.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -298,8 +304,18 @@ def read_pcap(path: str | Path, port: int | None = None) -> Iterator[ReferenceUp
 
 
 class PcapSource:
-    """A capture's trades (:func:`read_pcap`) as an async iterable, paced by their
-    timestamps divided by ``speed`` (None: as fast as they are read)."""
+    """A capture's trades (:func:`read_pcap`) as an async iterable.
+
+    Parameters
+    ----------
+    path : str or Path
+        A pcap or pcapng capture of Ethernet frames.
+    port : int or None
+        Only UDP datagrams to this port (None: every one).
+    speed : float or None
+        Pace the replay by the trades' timestamps, ``speed`` times faster than they were
+        (1.0: real time); None: as fast as they are read.
+    """
 
     def __init__(self, path: str | Path, port: int | None = None,
                  speed: float | None = None):
