@@ -12,11 +12,18 @@ Command line::
     python -m wiregate.sim.synth core --width 1 --profile colorlight-5a75b --modules
     python -m wiregate.sim.synth ingress --width 8 --direction exchange
     python -m wiregate.sim.synth holdback --width 1 --delay 27 --json
+    python -m wiregate.sim.synth core --width 1 --profile colorlight-5a75b --nowidelut
 
 ``--modules`` counts each module's own cells (``synth_ecp5 -noflatten``): ABC9 stops on an
 internal assertion without flattening, so it maps with the classic ABC pass (``abc -dress
 -lut 4:7``), as ``--noabc9`` does for a flattened count; the classic mapping's totals differ
 a little from ABC9's.
+
+``--nowidelut`` maps to LUT4s only (``synth_ecp5 -nowidelut``). By default ABC maps logic to
+LUTs of up to 7 inputs, each built of up to four LUT4s and the slice's PFUMX/L6MUX21 muxes,
+and it picks them for depth: on wide multiplexers and forwarding chains that costs several
+times the LUT4s a LUT4-only mapping needs (an order table's forwarding: about 3,300 LUT4
+against 1,100). The board build must use the same option for the figures to hold.
 
 The first run on a machine compiles the WebAssembly Yosys (about 35 s, cached by YoWASP).
 """
@@ -58,8 +65,12 @@ CELLS = (
 # Yosys' hierarchy bookkeeping after flattening: not hardware.
 _NOT_CELLS = {"$scopeinfo"}
 
-# synth_ecp5's LUT mapping step (map_luts) with the classic ABC pass instead of ABC9.
-_CLASSIC_LUTS = "techmap -map +/lattice/latches_map.v; abc -dress -lut 4:7; clean"
+# synth_ecp5's LUT mapping step (map_luts) with the classic ABC pass instead of ABC9, to
+# LUTs of 4 to 7 inputs or (no wide LUTs) of 4.
+def _classic_luts(widelut: bool) -> str:
+    luts = "4:7" if widelut else "4"
+    return f"techmap -map +/lattice/latches_map.v; abc -dress -lut {luts}; clean"
+
 
 
 def _run_yosys(args: list[str], cwd: Path) -> None:
@@ -74,17 +85,19 @@ def _run_yosys(args: list[str], cwd: Path) -> None:
         raise RuntimeError(f"yosys failed ({done.returncode}); see {cwd / 'yosys.log'}\n{tail}")
 
 
-def _synth_ecp5(component, name, build_dir, *, abc9, flatten) -> dict:
+def _synth_ecp5(component, name, build_dir, *, abc9, flatten, widelut=True) -> dict:
     """Export ``component``, run synth_ecp5 on it and return Yosys' ``stat -json``."""
     build_dir = Path(build_dir) if build_dir is not None else SYNTH_ROOT / name
     source = export_verilog(component, name, build_dir)
     stat = build_dir / "stat.json"
     stat.unlink(missing_ok=True)   # never read the counts of an earlier run
-    synth = f"synth_ecp5 -top {name}" + ("" if flatten else " -noflatten")
+    synth = (f"synth_ecp5 -top {name}" + ("" if flatten else " -noflatten")
+             + ("" if widelut else " -nowidelut"))
     if abc9:
         steps = synth
     else:
-        steps = f"{synth} -run begin:map_luts; {_CLASSIC_LUTS}; {synth} -run map_cells:"
+        steps = (f"{synth} -run begin:map_luts; {_classic_luts(widelut)}; "
+                 f"{synth} -run map_cells:")
     script = f"read_verilog {source.name}; {steps}; tee -q -o {stat.name} stat -json"
     started = time.monotonic()
     _run_yosys(["-q", "-l", "yosys.log", "-p", script], build_dir)
@@ -100,7 +113,8 @@ def _cells(by_type: dict[str, int], modules=()) -> dict[str, int]:
 
 
 def synthesize(component: wiring.Component, name: str,
-               build_dir: Path | None = None, *, abc9: bool = True) -> dict[str, int]:
+               build_dir: Path | None = None, *, abc9: bool = True,
+               widelut: bool = True) -> dict[str, int]:
     """Synthesize ``component`` for ECP5 (flattened) and count its cells.
 
     Parameters
@@ -117,6 +131,9 @@ def synthesize(component: wiring.Component, name: str,
         Map LUTs with ABC9 (synth_ecp5's default); False maps with the classic ABC pass.
         (Yosys 0.70's synth_ecp5 accepts ``-noabc9`` and ignores it, so the classic
         mapping is spelled out.)
+    widelut : bool
+        Let LUTs of 5 to 7 inputs be built from LUT4s and the slice's muxes (synth_ecp5's
+        default); False maps to LUT4s only (``-nowidelut``).
 
     Returns
     -------
@@ -125,14 +142,16 @@ def synthesize(component: wiring.Component, name: str,
         absent). A type outside :data:`CELLS` (a ``$``-cell Yosys could not map) is kept so
         the caller can see it.
     """
-    stat = _synth_ecp5(component, name, build_dir, abc9=abc9, flatten=True)
+    stat = _synth_ecp5(component, name, build_dir, abc9=abc9, flatten=True, widelut=widelut)
     return _cells(stat["design"]["num_cells_by_type"])
 
 
 def synthesize_modules(component: wiring.Component, name: str,
-                       build_dir: Path | None = None) -> tuple[dict[str, int],
-                                                               dict[str, dict[str, int]]]:
+                       build_dir: Path | None = None, *,
+                       widelut: bool = True) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
     """Synthesize ``component`` without flattening (classic ABC) and count per module.
+
+    ``widelut`` as for :func:`synthesize`.
 
     Returns
     -------
@@ -141,7 +160,8 @@ def synthesize_modules(component: wiring.Component, name: str,
         ``modules``: module name (Amaranth's hierarchical name, e.g. ``core.engine``) to
         the cells of that module's own logic, its submodules not included.
     """
-    stat = _synth_ecp5(component, name, build_dir, abc9=False, flatten=False)
+    stat = _synth_ecp5(component, name, build_dir, abc9=False, flatten=False,
+                       widelut=widelut)
     names = set(stat["modules"])
     modules = {module.lstrip("\\"): _cells(entry["num_cells_by_type"], names)
                for module, entry in stat["modules"].items()}
@@ -220,9 +240,10 @@ def format_table(counts: dict[str, int], chosen: Profile, fit: bool = False) -> 
     return "\n".join(lines)
 
 
-def _report(block, params, chosen, seconds, counts, modules) -> dict:
+def _report(block, params, chosen, seconds, mapping, counts, modules) -> dict:
     """The ``--json`` report."""
-    report = {"block": block, **params, "seconds": round(seconds, 1), "cells": counts,
+    report = {"block": block, **params, "seconds": round(seconds, 1), "mapping": mapping,
+              "cells": counts,
               "lut4_equivalents": lut4_equivalents(counts)}
     part = chosen.part
     report["part"] = {"name": part.name, "package": part.package, "speed": part.speed,
@@ -262,20 +283,26 @@ def _run(args, chosen: Profile, component, params) -> tuple[dict, str]:
     """Synthesize ``component``: (JSON report, text)."""
     tag = "-".join(f"{option}{value}" for option, value in params.items())
     tag += "-modules" if args.modules else "-abc" if args.noabc9 else ""
+    tag += "-nowidelut" if args.nowidelut else ""
     build_dir = SYNTH_ROOT / f"{args.block}-{tag}"
+    widelut = not args.nowidelut
     started = time.monotonic()
     if args.modules:
-        counts, modules = synthesize_modules(component, args.block, build_dir)
+        counts, modules = synthesize_modules(component, args.block, build_dir, widelut=widelut)
     else:
         counts, modules = synthesize(component, args.block, build_dir,
-                                     abc9=not args.noabc9), None
+                                     abc9=not args.noabc9, widelut=widelut), None
     elapsed = time.monotonic() - started
+    # How the LUTs were mapped: the figures of two mappings are not comparable.
+    mapping = ("classic ABC" if args.modules or args.noabc9 else "ABC9") + \
+        ("" if widelut else ", LUT4 only")
     described = " ".join(f"{option}={value}" for option, value in params.items())
-    text = [f"{args.block} {described}: export and synth_ecp5 in {elapsed:.1f} s",
+    text = [f"{args.block} {described} ({mapping}): export and synth_ecp5 in {elapsed:.1f} s",
             format_table(counts, chosen, fit=args.block == "core")]
     if modules is not None:
         text.append(_format_modules(modules))
-    return _report(args.block, params, chosen, elapsed, counts, modules), "\n".join(text)
+    return (_report(args.block, params, chosen, elapsed, mapping, counts, modules),
+            "\n".join(text))
 
 
 def main(argv=None):
@@ -301,6 +328,9 @@ def main(argv=None):
                         help="map LUTs with the classic ABC pass instead of ABC9")
     parser.add_argument("--modules", action="store_true",
                         help="count each module's own cells (no flattening, classic ABC)")
+    parser.add_argument("--nowidelut", action="store_true",
+                        help="map to LUT4s only, no LUT5-7 built from the slice's muxes "
+                             "(synth_ecp5 -nowidelut)")
     args = parser.parse_args(argv)
     try:
         runs = ([(p, w) for p in PROFILES.values() for w in p.widths] if args.every_profile

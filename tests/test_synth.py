@@ -6,7 +6,7 @@ import json
 import warnings
 
 import pytest
-from amaranth.hdl import Module, UnusedElaboratable
+from amaranth.hdl import Array, Module, UnusedElaboratable
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -122,6 +122,29 @@ def test_classic_abc_and_per_module_counts(tmp_path):
     assert modules["two"]["TRELLIS_FF"] == 0
     for cell in CELLS:
         assert totals[cell] == sum(m[cell] for m in modules.values()), cell
+
+
+class _WideMux(wiring.Component):
+    """One of 16 registered bytes chosen by a 4-bit select: a 20-input function per bit."""
+
+    def __init__(self):
+        super().__init__({"words": In(8 * 16), "select": In(4), "o": Out(8)})
+
+    def elaborate(self, platform):
+        m = Module()
+        words = Array(self.words[8 * k:8 * k + 8] for k in range(16))
+        m.d.sync += self.o.eq(words[self.select])
+        return m
+
+
+def test_nowidelut_maps_to_lut4s_alone(tmp_path):
+    # The default builds the 16:1 mux from LUT4s and the slice's PFUMX/L6MUX21 muxes;
+    # -nowidelut from LUT4s alone.
+    wide = synthesize(_WideMux(), "mux", tmp_path / "wide", abc9=False)
+    narrow = synthesize(_WideMux(), "mux", tmp_path / "narrow", abc9=False, widelut=False)
+    assert wide["PFUMX"] + wide["L6MUX21"] > 0
+    assert narrow["PFUMX"] == narrow["L6MUX21"] == 0
+    assert narrow["LUT4"] > 0
 
 
 def test_format_table_against_the_profile():
