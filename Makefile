@@ -37,7 +37,9 @@ sim: $(STAMP)
 # gives the forwarding delay; hours at W = 1), and Yosys synth_ecp5 resource counts of the
 # ingress and of the core for every profile and width, against the profile's part (about 25
 # minutes each); the core's with the fit verdict. The counts also go to SYNTH_RESULTS, one
-# JSON report a line.
+# JSON report a line, with its mapping: SYNTH_OPTS=--nowidelut maps to LUT4s alone, as a
+# board build with synth_ecp5 -nowidelut does (docs/risk-core.md).
+SYNTH_OPTS ?=
 BENCH_MESSAGES ?= 200000
 CORE_MESSAGES ?= 1000000
 SYNTH_RESULTS ?= build/bench/synth.jsonl
@@ -50,8 +52,8 @@ bench: $(STAMP) bench-fast bench-shadow
 	cat build/sim/ingress-*/latency.txt build/sim/core-*/latency.txt
 	mkdir -p $(dir $(SYNTH_RESULTS)) && rm -f $(SYNTH_RESULTS)
 	for d in client exchange; do $(BIN)/python -m wiregate.sim.synth ingress \
-		--direction $$d --every-profile --results $(SYNTH_RESULTS); done
-	$(BIN)/python -m wiregate.sim.synth core --every-profile \
+		--direction $$d --every-profile $(SYNTH_OPTS) --results $(SYNTH_RESULTS); done
+	$(BIN)/python -m wiregate.sim.synth core --every-profile $(SYNTH_OPTS) \
 		--results $(SYNTH_RESULTS)
 
 # The core bench's random day through the compiled harness (sim/fast), each width, checked
