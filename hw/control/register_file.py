@@ -100,8 +100,9 @@ def _read_table(name: str) -> str:
     return "kill_symbol_set" if name == "kill_symbols" else name
 
 
-def _placed(table, entry) -> list:
-    """The ``entry_words`` words of ``entry`` (dense, by field name) as the map places them."""
+def _placed(table, entry) -> tuple:
+    """``entry`` (dense, by field name) placed as the map places it, in a signal of the
+    table's ``entry_words`` words, and the assignments that place it."""
     words = Signal(table.entry_words * WORD_BITS, name=f"{table.name}_placed")
     placed = [words[f.offset:f.offset + f.width].eq(entry[f.name]) for f in table.fields]
     return words, placed
@@ -161,8 +162,8 @@ class RegisterFile(wiring.Component):
         bank of a banked table, or (``read_kill_symbols``, of ``kill_symbol_set``'s layout)
         of the symbol kill latches. Every port's ``index`` is the one shared index.
     reading : Out(1)
-        A table read waits for its answer (an owner's port that another user shares, a
-        bench's peek, may take it back otherwise).
+        A table read waits for its answer: a read port shared with another user (the core's
+        bench peeks) is the register file's meanwhile.
     session_state : In(array of the ``session_state`` entry, n_sessions)
         Read as the ``session_state`` table.
     gateway_credit_used : In(64)
@@ -176,10 +177,10 @@ class RegisterFile(wiring.Component):
 
     Latency
     -------
-    Reads: one cycle; a table read one cycle more than its port's ``ok`` waits. A table write
-    port pulses and a control event becomes valid one cycle
-    after the write that causes it is taken. After a ``counter_control`` write with a bit set,
-    ``write_ready`` is low for one cycle per counter (the sweep).
+    Reads: one cycle; a table read at least three, one more than its port's ``ok`` waits. A
+    table write port pulses and a control event becomes valid one cycle after the write that
+    causes it is taken. After a ``counter_control`` write with a bit set, ``write_ready`` is
+    low for one cycle per counter (the sweep).
     """
 
     def __init__(self, regmap):
