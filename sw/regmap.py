@@ -652,8 +652,9 @@ class RegisterMap:
                   ("index", idx, "symbol index"),
                   ("valid", 1, "slot in use"))),
             _Tab("symbol_limits", self.n_symbols, Access.RW, True,
-                 "per-symbol limits, by symbol index; ref_update writes the "
-                 "reference fields in both banks",
+                 "per-symbol limits, by symbol index; ref_update sets the reference "
+                 "the collar uses in both banks, but a read returns the reference "
+                 "fields as the host wrote them",
                  (("reference_price", 32, "collar reference (price units); 0: none, reject"),
                   ("collar", 32, "band either side of the reference (price units)"),
                   ("max_order_quantity", 32, "shares per order"),
