@@ -47,8 +47,9 @@ __all__ = ["Core", "core_holdback", "core_latencies"]
 # the TCP ports.
 MAX_TUPLE_END = 14 + 4 + 60 + 4
 FRAME_SLOT = 64 + 20        # least byte times a frame takes on the wire (frame, preamble, gap)
-# The engine's state read-back, brought out for benches (the register map does not reach it
-# yet): the state the model keeps, and the exposure and order-table peek ports.
+# The engine's state read-back, brought out for benches: the state the model keeps, and the
+# exposure and order-table peek ports (which the register file's table reads take while one
+# waits).
 READBACK = ("credit_used", "gateway_credit_used", "last_user_ref_num", "unmatched", "in_sync",
             "kill_gateway", "kill_sessions", "tokens", "throttled", "throttle_count",
             "peek_exposure", "peek_order")
@@ -148,6 +149,52 @@ class Core(wiring.Component):
     @property
     def width(self):
         return self._width
+
+    def _table_reads(self, m, registers, engine):
+        """The register file's table reads onto the engine's read ports; the benches' peeks
+        of exposure and orders when no table read waits."""
+        regmap = self._regmap
+        symbol_bits, order_bits = regmap.symbol_index_bits, (regmap.n_orders - 1).bit_length()
+        exposure, order = registers.read_exposure, registers.read_order
+        taken = registers.reading
+        m.d.comb += [
+            engine.peek_exposure.symbol.eq(Mux(taken, exposure.index[:symbol_bits],
+                                               self.peek_exposure.symbol)),
+            engine.peek_exposure.session.eq(Mux(taken, exposure.index[symbol_bits:],
+                                                self.peek_exposure.session)),
+            engine.peek_order.slot.eq(Mux(taken, order.index[:order_bits],
+                                          self.peek_order.slot)),
+            engine.peek_order.session.eq(Mux(taken, order.index[order_bits:],
+                                             self.peek_order.session)),
+            exposure.ok.eq(engine.peek_exposure.ok),
+            order.ok.eq(engine.peek_order.ok),
+            order.data.valid.eq(engine.peek_order.valid),
+            *(exposure.data[f.name].eq(engine.peek_exposure.data[f.name])
+              for f in regmap.table("exposure").fields),
+            *(order.data[f.name].eq(engine.peek_order.data[f.name])
+              for f in regmap.table("order").fields if f.name != "valid"),
+        ]
+        limits = engine.peek_limits
+        m.d.comb += [limits.session.eq(registers.read_session_limits.index),
+                     limits.symbol.eq(registers.read_symbol_limits.index)]
+        for table in ("session", "session_limits", "gateway_limits", "symbol_limits"):
+            port = getattr(registers, f"read_{table}")
+            source = limits.session_entry if table == "session" else getattr(limits, table)
+            m.d.comb += [port.data.eq(source), port.ok.eq(limits.ok)]
+        hashes, kills = registers.read_symbol_hash, registers.read_kill_symbols
+        m.d.comb += [
+            engine.peek_symbol_hash.slot.eq(hashes.index),
+            hashes.data.eq(engine.peek_symbol_hash.data), hashes.ok.eq(engine.peek_symbol_hash.ok),
+            engine.peek_kill_symbols.index.eq(kills.index),
+            kills.data.bits.eq(engine.peek_kill_symbols.bits), kills.ok.eq(1),
+            registers.gateway_credit_used.eq(engine.gateway_credit_used),
+        ]
+        for s in range(regmap.n_sessions):
+            state = registers.session_state[s]
+            m.d.comb += [state.credit_used.eq(engine.credit_used[s]),
+                         state.throttled.eq(engine.throttled[s]),
+                         *(state[name].eq(getattr(engine, name)[s]) for name in (
+                             "last_user_ref_num", "tokens", "throttle_count"))]
 
     def elaborate(self, platform):
         m = Module()
@@ -297,10 +344,12 @@ class Core(wiring.Component):
 
         for name in READBACK:
             if name.startswith("peek_"):
-                wiring.connect(m, bench=wiring.flipped(getattr(self, name)),
-                               engine=getattr(engine, name))
+                bench, port = getattr(self, name), getattr(engine, name)
+                m.d.comb += [bench.data.eq(port.data), bench.ok.eq(port.ok)]
             else:
                 m.d.comb += getattr(self, name).eq(getattr(engine, name))
+        m.d.comb += self.peek_order.valid.eq(engine.peek_order.valid)
+        self._table_reads(m, registers, engine)
 
         # Status and read-back.
         m.d.comb += [

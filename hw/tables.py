@@ -1,11 +1,11 @@
 """Amaranth layouts of the register map's tables: the gateware never retypes a field."""
 
 from amaranth.lib import data, wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.regmap import RegisterMap
 
-__all__ = ["entry_layout", "write_signature"]
+__all__ = ["entry_layout", "read_signature", "write_signature"]
 
 
 def entry_layout(regmap: RegisterMap, table: str) -> data.StructLayout:
@@ -23,4 +23,18 @@ def write_signature(regmap: RegisterMap, table: str) -> wiring.Signature:
         "en": Out(1),
         "index": Out(range(regmap.table(table).depth)),
         "entry": Out(entry_layout(regmap, table)),
+    })
+
+
+def read_signature(regmap: RegisterMap, table: str) -> wiring.Signature:
+    """A host read of one entry of ``table`` through its owner's table read port.
+
+    The reader holds ``index`` from one cycle on; in any later cycle with ``ok`` high,
+    ``data`` is the entry at ``index`` (of a banked table: its shadow bank). The owner
+    raises ``ok`` only in cycles its read port was free for the host.
+    """
+    return wiring.Signature({
+        "index": Out(range(regmap.table(table).depth)),
+        "data": In(entry_layout(regmap, table)),
+        "ok": In(1),
     })

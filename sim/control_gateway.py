@@ -8,10 +8,10 @@ beside the core, so the Amaranth simulator runs it fast; the core itself wires t
 port in its own way.
 
 It also keeps a copy of what the host writes into each bank of every banked table and
-answers reads of the shadow bank from it, as the register map promises ("the host writes
-and reads the shadow bank", docs/regmap.md), so the host's push can be verified by read-back.
-The core does not answer those reads yet: its register file reads the banked tables as 0
-(hw/control/register_file.py), and a push verified by read-back fails closed against it.
+answers the register file's table reads of the shadow bank from it, where the core's engine
+answers from its own tables, so the host's push is verified by read-back here too. The
+symbol kill latches read from the kill block; the engine's state (exposure, orders, session
+state) reads 0: there is no engine here.
 """
 
 from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
@@ -73,6 +73,7 @@ class ControlGateway(Elaboratable):
             registers.bus.read_en.eq(port.bus.read_en),
             registers.bus.read_addr.eq(port.bus.read_addr),
             port.bus.read_valid.eq(registers.bus.read_valid),
+            port.bus.read_data.eq(registers.bus.read_data),
             port.dropcopy.valid.eq(dropcopy.o.valid),
             port.dropcopy.payload.eq(dropcopy.o.payload),
             dropcopy.o.ready.eq(port.dropcopy.ready),
@@ -126,37 +127,29 @@ class ControlGateway(Elaboratable):
         return m
 
     def _shadow_reads(self, m):
-        """Answer reads of a banked table from the copy of the shadow bank; the rest from the
-        register file. Each table's copy holds both banks, the bank bit on top."""
-        bus, registers = self.port.bus, self.registers
-        data = registers.bus.read_data
+        """Answer the register file's table reads: a banked table's from the copy of its
+        shadow bank (each copy holds both banks, the bank bit on top), the symbol kill latches
+        from the kill block, the engine's state as 0."""
+        registers = self.registers
         for t in self.regmap.tables:
             if not t.banked:
                 continue
             bits = ceil_log2(t.depth)
-            words = t.used_words * WORD_BITS
-            m.submodules[f"shadow_{t.name}"] = copy = Memory(shape=words, depth=2 << bits,
-                                                              init=[])
             written = getattr(registers, f"write_{t.name}")
-            entry = Signal(words, name=f"{t.name}_entry")
-            for f in t.fields:
-                m.d.comb += entry[f.offset:f.offset + f.width].eq(written.entry[f.name])
-            write = copy.write_port()
-            m.d.comb += [write.en.eq(written.en), write.data.eq(entry),
+            reading = getattr(registers, f"read_{t.name}")
+            m.submodules[f"shadow_{t.name}"] = copy = Memory(
+                shape=reading.data.shape(), depth=2 << bits, init=[])
+            write, read = copy.write_port(), copy.read_port()
+            m.d.comb += [write.en.eq(written.en), write.data.eq(written.entry),
                          write.addr.eq(Cat(written.index, Const(0, bits - len(written.index)),
-                                           ~self.bank))]
-            # The table's span is aligned to its size: the entry and word are address bits.
-            word_bits = ceil_log2(t.entry_words)
-            offset = bus.read_addr - t.address
-            hit, word = Signal(name=f"{t.name}_hit"), Signal(word_bits, name=f"{t.name}_word")
-            read = copy.read_port()
-            m.d.comb += read.addr.eq(Cat(offset[word_bits:word_bits + bits], ~self.bank))
-            m.d.sync += [hit.eq(bus.read_en & (bus.read_addr >= t.address)
-                                & (offset < t.depth << word_bits)),
-                         word.eq(offset[:word_bits])]
-            data = Mux(hit, Mux(word < t.used_words, read.data.word_select(word, WORD_BITS), 0),
-                       data)
-        m.d.comb += bus.read_data.eq(data)
+                                           ~self.bank)),
+                         read.addr.eq(Cat(reading.index, Const(0, bits - len(reading.index)),
+                                          ~self.bank)),
+                         reading.data.eq(read.data), reading.ok.eq(1)]
+        kills = registers.read_kill_symbols
+        m.d.comb += [self.kill.symbol_read.index.eq(kills.index),
+                     kills.data.bits.eq(self.kill.symbol_read.bits), kills.ok.eq(1),
+                     registers.read_exposure.ok.eq(1), registers.read_order.ok.eq(1)]
 
     def _control_record(self, record, code, commit, event):
         return [

@@ -322,17 +322,49 @@ class Driver:
         return [table.decode_entry(words[k * stride:k * stride + used]) for k in range(count)]
 
     async def status(self) -> dict[str, int]:
-        """The status block: flags, ``epoch``, ``timebase_us``, and the readable latches."""
+        """The status block: flags, ``epoch``, ``timebase_us``, every kill latch (the
+        session and symbol ones as bitmaps), the sessions in sync."""
         regmap = self._map()
         state = await self.read_register("status")
         state["epoch"] = (await self.read_register("epoch"))["value"]
         state["timebase_us"] = (await self.read_register("timebase_us"))["value"]
         state["kill_gateway"] = (await self.read_register("kill_gateway_set"))["gateway"]
-        for name, key in (("kill_session_set", "kill_sessions"), ("session_sync", "in_sync")):
+        for name, key, depth in (("kill_session_set", "kill_sessions", regmap.n_sessions),
+                                 ("kill_symbol_set", "kill_symbols", regmap.n_symbols),
+                                 ("session_sync", "in_sync", regmap.n_sessions)):
             bits = 0
             for k, entry in enumerate(await self.read_table(name)):
                 bits |= entry["bits"] << (32 * k)
-            state[key] = bits & ((1 << regmap.n_sessions) - 1)
+            state[key] = bits & ((1 << depth) - 1)
+        return state
+
+    async def exposure(self, session: int, symbol_index: int) -> dict[str, int]:
+        """``position`` (signed), ``working_buy`` and ``working_sell`` of (session, symbol)."""
+        regmap = self._map()
+        entry = await self.read_register("exposure", regmap.exposure_index(session,
+                                                                            symbol_index))
+        width = regmap.table("exposure").field("position").width
+        position = entry["position"]
+        entry["position"] = position - (1 << width) if position >> (width - 1) else position
+        return entry
+
+    async def order(self, session: int, user_ref_num: int) -> dict[str, int] | None:
+        """The open order ``user_ref_num`` of ``session`` (its order-table slot), or None if
+        its slot holds no order or another one."""
+        entry = await self.read_register("order", self._map().order_index(session,
+                                                                          user_ref_num))
+        if not entry["valid"] or entry["user_ref_num"] != user_ref_num:
+            return None
+        return entry
+
+    async def session_state(self, session: int) -> dict[str, int]:
+        """A session's ``credit_used``, ``last_user_ref_num``, ``tokens``, ``throttled``,
+        ``throttle_count``, and the gateway-wide ``gateway_credit_used``."""
+        regmap = self._map()
+        regmap.exposure_index(session, 0)      # validates the session
+        state = await self.read_register("session_state", session)
+        state["gateway_credit_used"] = (await self.read_register("gateway_credit_used"))[
+            "value"]
         return state
 
     # -- limits ---------------------------------------------------------------------------
@@ -420,13 +452,8 @@ class Driver:
         if verify:
             found = await self.differences(image)
             if found:
-                zeros = all(d.gateway == 0 for d in found)
-                raise PushRefused(
-                    f"read-back of the shadow bank differs in {len(found)} fields, first "
-                    f"{found[0]}; nothing committed" + (
-                        " (every one read 0: this gateway cannot read its banked tables "
-                        "back; push without verification only if you accept that)"
-                        if zeros else ""), found)
+                raise PushRefused(f"read-back of the shadow bank differs in {len(found)} "
+                                  f"fields, first {found[0]}; nothing committed", found)
         epoch = await self.commit()
         if epoch != state["epoch"] + 1:
             raise ProtocolError(f"epoch went from {state['epoch']} to {epoch} on one commit: "

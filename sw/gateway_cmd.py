@@ -1,4 +1,5 @@
-"""``wiregate status``, ``counters``, ``kill``, ``release``, ``heartbeat``, ``watch``: the
+"""``wiregate status``, ``counters``, ``position``, ``kill``, ``release``, ``heartbeat``,
+``watch``: the
 operator's commands to a running gateway, thin over :class:`~wiregate.sw.driver.Driver`.
 
 Every command takes ``--target`` (:mod:`wiregate.sw.transports`), identifies the gateway
@@ -128,6 +129,7 @@ def status_command(args: argparse.Namespace) -> int:
         ident = {"profile": regmap.profile, "version": regmap.expected_id()["version"],
                  "layout_crc": regmap.layout_crc, **regmap.parameters}
         sessions = [k for k in range(regmap.n_sessions) if state["kill_sessions"] >> k & 1]
+        symbols = [k for k in range(regmap.n_symbols) if state["kill_symbols"] >> k & 1]
         _print(args, {**state, "gateway": ident},
                f"epoch {state['epoch']}, limits "
                f"{'loaded' if state['limits_loaded'] else 'NOT loaded'}, active bank "
@@ -135,7 +137,8 @@ def status_command(args: argparse.Namespace) -> int:
                f"{', commit pending' if state['commit_pending'] else ''}\n"
                f"heartbeat: {'LOST (every order rejects)' if state['heartbeat_lost'] else 'ok'}"
                f"\nkill: gateway {'SET' if state['kill_gateway'] else 'clear'}, sessions "
-               f"{', '.join(map(str, sessions)) or 'none'} (symbol latches are not readable)\n"
+               f"{', '.join(map(str, sessions)) or 'none'}, symbols "
+               f"{', '.join(map(str, symbols)) or 'none'}\n"
                f"sessions in sync: {state['in_sync']:#x}\n"
                f"timebase: {state['timebase_us']} us\n"
                f"gateway: {regmap.n_sessions} sessions, {regmap.n_symbols} symbols, "
@@ -151,6 +154,34 @@ def counters_command(args: argparse.Namespace) -> int:
         width = max(map(len, counters))
         _print(args, counters, "\n".join(f"{name:<{width}} {value}"
                                           for name, value in counters.items()))
+        return OK
+
+    return run(args, body)
+
+
+def position_command(args: argparse.Namespace) -> int:
+    try:
+        session = session_index(args.session, args.limits)
+        symbol = symbol_index(args.symbol, args.limits)
+    except ValueError as error:
+        return _fail(str(error), USAGE)
+
+    async def body(driver: Driver) -> int:
+        try:
+            exposure = await driver.exposure(session, symbol)
+            state = await driver.session_state(session)
+        except ValueError as error:         # an index beyond the gateway's sizes
+            return _fail(str(error), USAGE)
+        value = {"session": session, "symbol_index": symbol, **exposure, **state}
+        _print(args, value,
+               f"session {session}, symbol {symbol}: position {exposure['position']}, "
+               f"working buy {exposure['working_buy']}, working sell "
+               f"{exposure['working_sell']}\n"
+               f"session {session}: credit used {state['credit_used']}, tokens "
+               f"{state['tokens']}, {'THROTTLED' if state['throttled'] else 'not throttled'} "
+               f"({state['throttle_count']} in a row), last UserRefNum "
+               f"{state['last_user_ref_num']}\n"
+               f"gateway: credit used {state['gateway_credit_used']}")
         return OK
 
     return run(args, body)
@@ -257,6 +288,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     counters.add_argument("--clear", action="store_true",
                           help="also zero the live counters (after the snapshot)")
     counters.set_defaults(handler=counters_command)
+
+    position = commands.add_parser(
+        "position", help="a session's exposure in a symbol",
+        description="Position, working buy and working sell of SESSION in SYMBOL, and the "
+                    "session's credit used, tokens and throttle state, as the gateway's "
+                    "checks hold them. SESSION and SYMBOL are names from --limits FILE, or "
+                    "indices.")
+    add_target(position, reads=True)
+    position.add_argument("session", metavar="SESSION")
+    position.add_argument("symbol", metavar="SYMBOL")
+    position.add_argument("--limits", metavar="FILE",
+                          help="the limit file the gateway runs, to name sessions and symbols")
+    position.set_defaults(handler=position_command)
 
     for action, text in (("kill", "set a kill latch: the scope's new orders reject, "
                                    "cancels pass"),

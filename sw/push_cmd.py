@@ -157,9 +157,8 @@ def register(actions: argparse._SubParsersAction) -> None:
     add_target(push, reads=True)
     push.add_argument("--references", metavar="FILE", help=references)
     push.add_argument("--no-verify", action="store_true",
-                      help="commit without reading the shadow bank back (for a gateway "
-                           "that reads its banked tables as 0; each frame is still "
-                           "CRC-checked and acknowledged)")
+                      help="commit without reading the shadow bank back (faster; each "
+                           "frame is still CRC-checked and acknowledged)")
     push.set_defaults(handler=push_command)
 
     diff = actions.add_parser(

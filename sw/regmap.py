@@ -1,4 +1,4 @@
-# Ref: wiregate register map 1.2 (this module is the specification; docs/regmap.md is generated)
+# Ref: wiregate register map 1.3 (this module is the specification; docs/regmap.md is generated)
 """The register map: the one declaration of every register and table of the gateway.
 
 The gateware builds its register file and tables from a :class:`RegisterMap`, the host
@@ -35,6 +35,11 @@ Banked tables are double-buffered: the host writes (and reads back) the shadow b
 and a write of ``commit.swap`` makes the gateware swap shadow and active between two
 orders. After a swap the shadow bank holds the image of two commits ago, so the host writes
 a complete image (or the difference from the image it wrote into that bank) every time.
+
+The engine's state (exposure, open orders, per-session state) and the banked tables are read
+through the engine's own table read ports, in cycles when no order needs them: such a read
+is answered some cycles later, never stalls an order, and one read is answered before the
+next is taken.
 """
 
 import zlib
@@ -64,7 +69,7 @@ WORD_BITS = 32
 _WORD_MASK = (1 << WORD_BITS) - 1
 
 MAGIC = int.from_bytes(b"WGTE", "big")   # 0x57475445: "WGTE" read as a big-endian word
-VERSION = (1, 2)                          # (major, minor) of this layout
+VERSION = (1, 3)                          # (major, minor) of this layout
 
 
 class Access(StrEnum):
@@ -601,6 +606,8 @@ class RegisterMap:
                                             "do not write the shadow bank"))),
                 _Reg("epoch", 32, ro, "commits since reset (the swap increments it)"),
                 _Reg("timebase_us", 64, ro, "microseconds since reset"),
+                _Reg("gateway_credit_used", 64, ro, "working + executed gross notional over "
+                     "all sessions (price units)"),
             ]),
             ("kill", [
                 _Reg("kill_gateway_set", 32, Access.W1S, "set the gateway kill latch",
@@ -619,6 +626,7 @@ class RegisterMap:
 
     def _table_specs(self) -> list[_Tab]:
         idx = self.symbol_index_bits
+        order_bits = (self.n_orders - 1).bit_length()
         session_words = -(-self.n_sessions // WORD_BITS)
         symbol_words = -(-self.n_symbols // WORD_BITS)
         bitmap = (("bits", 32, "bit i: index 32 * entry + i"),)
@@ -644,8 +652,9 @@ class RegisterMap:
                   ("index", idx, "symbol index"),
                   ("valid", 1, "slot in use"))),
             _Tab("symbol_limits", self.n_symbols, Access.RW, True,
-                 "per-symbol limits, by symbol index; ref_update writes the "
-                 "reference fields in both banks",
+                 "per-symbol limits, by symbol index; ref_update sets the reference "
+                 "the collar uses in both banks, but a read returns the reference "
+                 "fields as the host wrote them",
                  (("reference_price", 32, "collar reference (price units); 0: none, reject"),
                   ("collar", 32, "band either side of the reference (price units)"),
                   ("max_order_quantity", 32, "shares per order"),
@@ -670,6 +679,31 @@ class RegisterMap:
                   ("heartbeat_timeout_us", 32, "host silence that fails closed"),
                   ("reference_max_age_us", 32, "a reference older than this is stale; "
                                                "0: never"))),
+            _Tab("session_state", self.n_sessions, Access.RO, False,
+                 "per-session state the checks keep, by session index",
+                 (("credit_used", 64, "working + executed gross notional (price units)"),
+                  ("last_user_ref_num", 32, "highest UserRefNum accepted (duplicate check)"),
+                  ("tokens", 32, "message-rate tokens left"),
+                  ("throttle_count", 32, "throttled rejects in a row"),
+                  ("throttled", 1, "the session is throttled"))),
+            _Tab("exposure", self.n_sessions << idx, Access.RO, False,
+                 "exposure of (session, symbol): entry session * 2**symbol_index_bits + "
+                 "symbol (RegisterMap.exposure_index)",
+                 (("position", 32, "executed position, shares, two's complement"),
+                  ("working_buy", 32, "shares of working buy orders"),
+                  ("working_sell", 32, "shares of working sell orders"))),
+            _Tab("order", self.n_sessions << order_bits, Access.RO, False,
+                 "open-order slots: entry session * n_orders + UserRefNum mod n_orders "
+                 "(RegisterMap.order_index); valid only if user_ref_num is the one asked",
+                 (("valid", 1, "the slot holds an order"),
+                  ("pending", 1, "a Replace waiting for the exchange's Order Replaced"),
+                  ("is_buy", 1, "buy side"),
+                  ("symbol_index", idx, "symbol index"),
+                  ("user_ref_num", 32, "UserRefNum of the order in the slot"),
+                  ("quantity", 32, "open shares"),
+                  ("price", 32, "price (price units)"),
+                  ("charge_quantity", 32, "shares charged to the working exposure"),
+                  ("charge_notional", 64, "notional charged to credit (price units)"))),
             _Tab("session_sync", session_words, Access.RO, False,
                  "per-session in-sync flags (bitmap)", bitmap),
             _Tab("kill_session_set", session_words, Access.W1S, False,
@@ -786,6 +820,25 @@ class RegisterMap:
             return self.register(name).decode(words)
         self.table(name).entry_address(index)  # validates the index
         return self.table(name).decode_entry(words)
+
+    def exposure_index(self, session: int, symbol_index: int) -> int:
+        """The ``exposure`` entry of (session, symbol index)."""
+        self._check_session(session)
+        if not isinstance(symbol_index, int) or not 0 <= symbol_index < self.n_symbols:
+            raise ValueError(f"symbol index {symbol_index!r} outside 0..{self.n_symbols - 1}")
+        return session << self.symbol_index_bits | symbol_index
+
+    def order_index(self, session: int, user_ref_num: int) -> int:
+        """The ``order`` entry (slot) that holds UserRefNum ``user_ref_num`` of ``session``."""
+        self._check_session(session)
+        if not isinstance(user_ref_num, int) or not 0 <= user_ref_num < 1 << 32:
+            raise ValueError(f"UserRefNum {user_ref_num!r} is not a 32-bit value")
+        slots = 1 << (self.n_orders - 1).bit_length()
+        return session * slots + user_ref_num % self.n_orders
+
+    def _check_session(self, session: int) -> None:
+        if not isinstance(session, int) or not 0 <= session < self.n_sessions:
+            raise ValueError(f"session index {session!r} outside 0..{self.n_sessions - 1}")
 
     def _latch(self, scope: str, index: int | None, action: str) -> list[tuple[int, int]]:
         if scope == "gateway":

@@ -208,6 +208,36 @@ def test_kill_and_release_need_confirm(capsys, gateway):
     assert code == gateway_cmd.REFUSED and "INDEX_RANGE" in err
     code, _, err = wiregate(capsys, "kill", "--session", "nobody", "--target", target)
     assert code == gateway_cmd.USAGE and "--limits" in err
+    # A symbol latch reads back too, in status and its text.
+    msft = next(y.index for y in load_limits(DEFAULT).symbols if y.symbol == "MSFT")
+    assert wiregate(capsys, "kill", "--symbol", "MSFT", "--limits", DEFAULT,
+                    "--target", target)[0] == 0
+    assert status(capsys, target)["kill_symbols"] == 1 << msft
+    code, out, _ = wiregate(capsys, "status", "--target", target)
+    assert code == 0 and f"symbols {msft}\n" in out
+
+
+def test_position_names_and_indices(capsys, gateway):
+    # The test gateway has no engine: its exposure and state read 0. What is checked here
+    # is the command: names from the limit file or indices, text and JSON, a bad name.
+    regmap, target, _ = gateway
+    code, out, _ = wiregate(capsys, "position", "equities-desk-2", "MSFT", "--limits",
+                            DEFAULT, "--target", target, "--json")
+    limits = load_limits(DEFAULT)
+    assert code == 0 and json.loads(out) == {
+        "session": next(s.index for s in limits.sessions if s.name == "equities-desk-2"),
+        "symbol_index": next(y.index for y in limits.symbols if y.symbol == "MSFT"),
+        "position": 0, "working_buy": 0, "working_sell": 0, "credit_used": 0,
+        "last_user_ref_num": 0, "tokens": 0, "throttle_count": 0, "throttled": 0,
+        "gateway_credit_used": 0}
+    code, out, _ = wiregate(capsys, "position", "0", "3", "--target", target)
+    assert code == 0 and out.startswith("session 0, symbol 3: position 0, working buy 0")
+    code, _, err = wiregate(capsys, "position", "0", "NOPE", "--limits", DEFAULT,
+                            "--target", target)
+    assert code == gateway_cmd.USAGE and "NOPE" in err
+    code, _, err = wiregate(capsys, "position", str(regmap.n_sessions), "0",
+                            "--target", target)
+    assert code == gateway_cmd.USAGE and "session index" in err
 
 
 def test_counters_and_heartbeat(capsys, gateway):

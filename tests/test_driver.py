@@ -74,6 +74,14 @@ def test_driver_identifies_writes_commits_kills_and_reads():
             await driver.kill("symbol", 40)
         assert refused.value.status is Status.INDEX_RANGE
         await driver.kill("symbol", 39)                       # the sequence still holds
+        # The symbol latches read through the register map (the kill block's memory).
+        assert (await driver.status())["kill_symbols"] == 1 << 39
+        # No engine behind the test gateway: its state reads 0, an empty slot no order.
+        assert await driver.exposure(4, 39) == {"position": 0, "working_buy": 0,
+                                                "working_sell": 0}
+        assert await driver.order(4, 17) is None
+        with pytest.raises(ValueError, match="session index 5"):
+            await driver.exposure(5, 0)
         # A host that starts against a running gateway learns the sequence from its answer.
         restarted = Driver(transport, regmap)
         await restarted.heartbeat()

@@ -215,6 +215,11 @@ def _shape(value):
     return value.shape() if isinstance(value, data.View) else len(value)
 
 
+# The host's read ports: the bench moves their addresses at random while events flow, so
+# that a read which disturbed an event would show in the model's scoreboard.
+PEEKS = ("peek_exposure", "peek_order", "peek_limits", "peek_symbol_hash", "peek_kill_symbols")
+
+
 def harness(dut):
     """The engine with a cycle counter and the timebase, every input in one signal and the
     outputs the bench reads every cycle in another.
@@ -227,10 +232,7 @@ def harness(dut):
         "exchange": _layout(dut.exchange), "control": _layout(dut.control), "tick": 1,
         "queued": len(dut.queued),
         **{f"write_{t}": _layout(getattr(dut, f"write_{t}")) for t in BANKED},
-        "peek_exposure": data.StructLayout({"session": _shape(dut.peek_exposure.session),
-                                            "symbol": _shape(dut.peek_exposure.symbol)}),
-        "peek_order": data.StructLayout({"session": _shape(dut.peek_order.session),
-                                         "slot": _shape(dut.peek_order.slot)}),
+        **{name: _layout(getattr(dut, name)) for name in PEEKS},
     })
     outputs = data.StructLayout({
         "record_valid": 1, "record": RECORD, "verdict": _layout(dut.verdict, Out),
@@ -247,9 +249,8 @@ def harness(dut):
         port = getattr(dut, name)
         for member in _members(port):
             m.d.comb += getattr(port, member).eq(drive[name][member])
-    for name, address in (("peek_exposure", ("session", "symbol")),
-                          ("peek_order", ("session", "slot"))):
-        for member in address:
+    for name in PEEKS:
+        for member in _members(getattr(dut, name)):
             m.d.comb += getattr(getattr(dut, name), member).eq(drive[name][member])
     m.d.comb += [
         observe.record_valid.eq(dut.record.valid), observe.record.eq(dut.record.payload),
@@ -630,6 +631,13 @@ class Bench:
 
     # --- The run --------------------------------------------------------------------------
 
+    def peeks(self):
+        """Random addresses, within their ranges, on every host read port."""
+        return {name: {member: self.rng.randrange(len(f.shape)) if isinstance(f.shape, range)
+                       else self.rng.getrandbits(f.width)
+                       for member, f in self.inputs[name].shape}
+                for name in PEEKS}
+
     def busy(self):
         return any((self.items, self.client_q, self.exchange_q, self.control_q,
                     self.client_wait, self.exchange_wait, self.control_wait, self.frame_ends,
@@ -649,7 +657,7 @@ class Bench:
                 tick = self.decide_tick()
                 self.now += tick
                 self.release(self.now)
-                inputs = {"tick": int(tick), "queued": self.queued}
+                inputs = {"tick": int(tick), "queued": self.queued, **self.peeks()}
                 self.drive_client(inputs)
                 x_valid = self.drive_exchange(inputs)
                 c_valid = self.drive_control(inputs, before["commit_pending"])

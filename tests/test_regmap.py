@@ -235,6 +235,21 @@ def test_kill_and_release_use_separate_addresses():
         regmap.encode_kill("desk", 1)
 
 
+def test_state_tables_are_indexed_as_the_engine_addresses_them():
+    # exposure: (session, symbol) as session above the symbol index's bits; order: the slot
+    # of a UserRefNum is its low bits, below the session.
+    regmap = RegisterMap(n_sessions=3, n_symbols=40, symbol_slots=64, n_orders=16)
+    assert regmap.exposure_index(2, 39) == 2 * 64 + 39
+    assert regmap.table("exposure").depth == 3 * 64
+    assert regmap.order_index(1, 16 * 1000 + 5) == 16 + 5
+    assert regmap.table("order").depth == 3 * 16
+    for call, message in ((lambda: regmap.exposure_index(3, 0), "session index 3"),
+                          (lambda: regmap.exposure_index(0, 40), "symbol index 40"),
+                          (lambda: regmap.order_index(0, 1 << 32), "UserRefNum")):
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
 def test_reference_update_triggers_last():
     regmap = RegisterMap()
     writes = regmap.encode_reference_update(5, 1_500_000, 0x1_0000_0002)

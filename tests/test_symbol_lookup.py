@@ -142,3 +142,52 @@ def test_a_symbol_written_outside_its_buckets_never_matches():
                {"symbol": stored, "index": 7, "valid": 1})]
     answers = run_lookups(SymbolLookup(regmap), writes, [(0, twin), (0, stored)])
     assert answers == [None, 7]
+
+
+@pytest.mark.parametrize("slots, n_symbols", [(16, 6), (512, 200)])
+def test_the_host_reads_every_slot_back_between_lookups(slots, n_symbols):
+    # Both banks written from two images; every slot of each bank read back (``peek``, of
+    # bank ``write_bank``) while lookups take the read ports in random cycles: each answer
+    # taken with ``ok`` is the image's entry, the symbol rebuilt from tag and bucket, an
+    # empty slot all zeros.
+    seed = random.randrange(1 << 32)
+    print(f"seed={seed}")
+    rng = random.Random(seed)
+    regmap = RegisterMap(n_symbols=n_symbols * 2, symbol_slots=slots)
+    images = [compile_limits(limits_for(random_symbols(rng, n_symbols), rng), regmap)
+              for _ in range(2)]
+    dut = SymbolLookup(regmap)
+    read = []
+
+    async def testbench(ctx):
+        for bank, image in enumerate(images):
+            ctx.set(dut.write_bank, bank)
+            for slot, entry in enumerate(image.entries["symbol_hash"]):
+                ctx.set(dut.write.en, 1)
+                ctx.set(dut.write.index, slot)
+                ctx.set(dut.write.entry, entry)
+                await ctx.tick()
+        ctx.set(dut.write.en, 0)
+        for bank in range(2):
+            ctx.set(dut.write_bank, bank)
+            for slot in range(slots):
+                ctx.set(dut.peek.slot, slot)
+                while True:
+                    lookup = rng.random() < 0.5
+                    ctx.set(dut.i, {"valid": lookup, "bank": rng.randrange(2),
+                                    "symbol": rng.getrandbits(64)})
+                    await ctx.tick()
+                    if ctx.get(dut.peek.ok):
+                        break
+                data = ctx.get(dut.peek.data)
+                read.append((bank, slot, {"symbol": data.symbol, "index": data.index,
+                                          "valid": data.valid}))
+
+    sim = Simulator(dut)
+    sim.add_clock(8e-9)
+    sim.add_testbench(testbench)
+    sim.run()
+    expected = [(bank, slot, dict(entry)) for bank, image in enumerate(images)
+                for slot, entry in enumerate(image.entries["symbol_hash"])]
+    assert read == expected, f"seed {seed}"
+    assert sum(e["valid"] for _, _, e in expected) == 2 * n_symbols

@@ -383,7 +383,9 @@ class Executor(wiring.Component):
                 m.d.comb += [bus.read_en.eq(1), bus.read_addr.eq(address)]
                 m.d.sync += address.eq(address + 1)
                 m.next = "READ_WAIT"
-            with m.State("READ_WAIT"):
+            # A table read is answered some cycles later (the register file's table reads
+            # wait for a cycle when the engine's read port is free).
+            with m.State("READ_WAIT"), m.If(bus.read_valid):
                 m.d.sync += word.eq(bus.read_data)
                 m.next = "SEND"
             with m.State("SEND"):

@@ -20,13 +20,22 @@ overtakes it), and nothing is lost. A commit waiting in the slot reads as
 ``status.commit_pending``, so the host never sees a gap between its write and the engine's
 own ``commit_pending``.
 
-Reads are answered one cycle later and always accepted. A 64-bit status register latches its
-high word when its low word is read (the register map's rule for the status block); counters
-read their snapshot, which only a host write changes. The kill registers and bitmaps read the
-latches, W1S and W1C alike (the map's access meaning: both "read the state"), except the
-symbol latches, which are not readable yet: they live in the kill block's memory, which has
-no host read port, so ``kill_symbol_*`` read 0. The banked and pass-rule tables and the
-write-only registers read 0.
+Reads. A register, a bitmap of flip-flops, an unbanked table and a counter are answered one
+cycle later. The status bits, the kill registers and the session bitmaps read the state
+(W1S and W1C alike: the map's access meaning, both "read the state"); a 64-bit status
+register latches its high word when its low word is read (the register map's rule for the
+status block); counters read their snapshot, which only a host write changes. The pass
+rules and the write-only registers read 0.
+
+The other tables live where the order path reads them: the shadow bank of the banked tables
+and the exposure and open orders in the engine, the symbol kill latches in the kill block's
+memory. A read of one of them is a *table read*: its entry index goes out on one shared
+index register to every ``read_<table>`` port (:func:`~wiregate.hw.tables.read_signature`)
+and the register file waits for that table's ``ok``, which its owner raises in a cycle when
+no order needs the read port. Then the addressed word of the entry is answered. So a host
+read never stalls or changes an order; it may take several cycles, and the bus takes no
+other read before it is answered (``read_valid``). The per-session state (``session_state``)
+is flip-flops in the engine, read here through the same path.
 
 Counters. The snapshot and the base of each counter live in LUT RAM, not flip-flops. A
 ``counter_control`` write that asks for a snapshot or a clear copies every live counter at
@@ -47,10 +56,15 @@ from wiregate.sw.model import SCOPES
 from wiregate.sw.regmap import WORD_BITS, Access, RegisterMap
 
 from ..ingress.ouch_extract import PRICE_BITS
-from ..tables import write_signature
+from ..tables import entry_layout, read_signature, write_signature
 from ..timebase import TIME_BITS
 
-__all__ = ["RegisterFile", "bus_signature", "control_layout"]
+__all__ = ["TABLE_READS", "RegisterFile", "bus_signature", "control_layout"]
+
+# The tables read through their owners' read ports (``read_<name>``); both symbol kill
+# bitmaps read the one latch memory (``read_kill_symbols``).
+TABLE_READS = ("session", "session_limits", "gateway_limits", "symbol_limits", "symbol_hash",
+               "exposure", "order", "kill_symbols")
 
 _ONES = (1 << WORD_BITS) - 1
 
@@ -58,8 +72,10 @@ _ONES = (1 << WORD_BITS) - 1
 def bus_signature(regmap: RegisterMap) -> wiring.Signature:
     """The host's word bus, from the host's side: one write and one read per cycle.
 
-    A write is taken in a cycle with ``write_en & write_ready``; a read is always taken and
-    answered with ``read_valid`` and ``read_data`` in the next cycle.
+    A write is taken in a cycle with ``write_en & write_ready``. A read is taken in a cycle
+    with ``read_en`` and answered with ``read_valid`` and ``read_data``: in the next cycle,
+    or for a table read (see the module docstring) some cycles later; no read is issued
+    while one waits for its answer.
     """
     return wiring.Signature({
         "write_en": Out(1),
@@ -77,6 +93,19 @@ def _case(table, address_bits: int) -> str:
     """A Switch pattern matching every word address of ``table`` (its span is aligned)."""
     span_bits = table.span.bit_length() - 1
     return f"{table.address >> span_bits:0{address_bits - span_bits}b}" + "-" * span_bits
+
+
+def _read_table(name: str) -> str:
+    """The register map's table whose layout ``read_<name>`` carries."""
+    return "kill_symbol_set" if name == "kill_symbols" else name
+
+
+def _placed(table, entry) -> tuple:
+    """``entry`` (dense, by field name) placed as the map places it, in a signal of the
+    table's ``entry_words`` words, and the assignments that place it."""
+    words = Signal(table.entry_words * WORD_BITS, name=f"{table.name}_placed")
+    placed = [words[f.offset:f.offset + f.width].eq(entry[f.name]) for f in table.fields]
+    return words, placed
 
 
 def _words(value) -> list:
@@ -128,6 +157,17 @@ class RegisterFile(wiring.Component):
         Read as the ``session_sync`` bitmap.
     kill_gateway, kill_sessions : In
         The latches, read at ``kill_gateway_*`` and ``kill_session_*``.
+    read_<table> : Out(:func:`wiregate.hw.tables.read_signature`)
+        For each of :data:`TABLE_READS`: a table read of the engine's state, of the shadow
+        bank of a banked table, or (``read_kill_symbols``, of ``kill_symbol_set``'s layout)
+        of the symbol kill latches. Every port's ``index`` is the one shared index.
+    reading : Out(1)
+        A table read waits for its answer: a read port shared with another user (the core's
+        bench peeks) is the register file's meanwhile.
+    session_state : In(array of the ``session_state`` entry, n_sessions)
+        Read as the ``session_state`` table.
+    gateway_credit_used : In(64)
+        Read as the register of the same name.
     count_<counter> : In(64)
         Every register of the ``counters`` block: the live count, as wide as the register.
         A narrower counter is zero-extended by its ``eq``, and synthesis then drops the
@@ -137,9 +177,10 @@ class RegisterFile(wiring.Component):
 
     Latency
     -------
-    Reads: one cycle. A table write port pulses and a control event becomes valid one cycle
-    after the write that causes it is taken. After a ``counter_control`` write with a bit set,
-    ``write_ready`` is low for one cycle per counter (the sweep).
+    Reads: one cycle; a table read at least three, one more than its port's ``ok`` waits. A
+    table write port pulses and a control event becomes valid one cycle after the write that
+    causes it is taken. After a ``counter_control`` write with a bit set, ``write_ready`` is
+    low for one cycle per counter (the sweep).
     """
 
     def __init__(self, regmap):
@@ -160,6 +201,12 @@ class RegisterFile(wiring.Component):
             "in_sync": In(regmap.n_sessions),
             "kill_gateway": In(reg("kill_gateway_set").field("gateway").width),
             "kill_sessions": In(regmap.n_sessions),
+            **{f"read_{name}": Out(read_signature(regmap, _read_table(name)))
+               for name in TABLE_READS},
+            "session_state": In(data.ArrayLayout(entry_layout(regmap, "session_state"),
+                                                 regmap.n_sessions)),
+            "gateway_credit_used": In(reg("gateway_credit_used").width),
+            "reading": Out(1),
             **{f"count_{r.name}": In(r.width) for r in regmap.group("counters")},
         })
 
@@ -369,6 +416,48 @@ class RegisterFile(wiring.Component):
                 readable[r.address] = source[:WORD_BITS]
                 readable.update(zip(r.addresses[1:], _words(latched[r.address][0]), strict=True))
 
+        # Table reads: the entry index on the shared index register until the table's owner
+        # says ``ok`` (never in the cycle the index is set: a port may answer a cycle late).
+        sources = {}        # table -> (entry, ok)
+        waiting = Signal()
+        waited = Signal()
+        index = Signal(max(t.depth for t in regmap.tables).bit_length())
+        for name in TABLE_READS:
+            port = getattr(self, f"read_{name}")
+            m.d.comb += port.index.eq(index)
+            for table in ((f"kill_symbol_{a}" for a in ("set", "release"))
+                          if name == "kill_symbols" else (name,)):
+                sources[table] = (port.data, port.ok)
+        state = Signal(entry_layout(regmap, "session_state"))
+        m.d.comb += state.eq(self.session_state[index[:max(1, (regmap.n_sessions - 1)
+                                                                 .bit_length())]])
+        sources["session_state"] = (state, Const(1))
+        reads = [regmap.table(name) for name in sources]
+        which = Signal(range(len(reads)))
+        word = Signal(range(max(t.entry_words for t in reads)))
+        chosen = []
+        for t in reads:
+            words, placed = _placed(t, sources[t.name][0])
+            m.d.comb += placed
+            padding = [Const(0, WORD_BITS)] * ((1 << len(word)) - t.entry_words)
+            chosen.append(Array(_words(words) + padding)[word])
+        ok = Array(ok for _, ok in sources.values())[which]
+        answered = waiting & waited & ok
+        m.d.sync += waited.eq(waiting)
+        m.d.comb += self.reading.eq(waiting)
+        with m.If(answered):
+            m.d.sync += waiting.eq(0)
+        table_read = Signal()       # the read of this cycle is a table read
+        with m.If(bus.read_en), m.Switch(bus.read_addr):
+            for k, t in enumerate(reads):
+                word_bits = t.entry_words.bit_length() - 1
+                span_bits = t.span.bit_length() - 1
+                entry = bus.read_addr[word_bits:span_bits]
+                with m.Case(_case(t, address_bits)), m.If(entry < t.depth):
+                    m.d.comb += table_read.eq(1)
+                    m.d.sync += [waiting.eq(1), waited.eq(0), which.eq(k), index.eq(entry),
+                                 word.eq(bus.read_addr[:word_bits])]
+
         # A counter's word comes from the snapshot memory's read register: the other
         # registers' answer is registered beside it and the two are chosen after.
         counter_word = Signal()
@@ -377,12 +466,14 @@ class RegisterFile(wiring.Component):
         m.d.comb += bus.read_data.eq(Mux(counter_word,
                                          snapshot_read.data.word_select(high_word, WORD_BITS),
                                          answer))
-        m.d.sync += [counter_word.eq(reads_counter), high_word.eq(offset[0])]
-        m.d.sync += [bus.read_valid.eq(bus.read_en), answer.eq(0)]
+        m.d.sync += [counter_word.eq(bus.read_en & reads_counter), high_word.eq(offset[0])]
+        m.d.sync += [bus.read_valid.eq(bus.read_en & ~table_read | answered), answer.eq(0)]
+        with m.If(answered):
+            m.d.sync += answer.eq(Array(chosen)[which])
         with m.If(bus.read_en), m.Switch(bus.read_addr):
-            for address, word in readable.items():
+            for address, read_word in readable.items():
                 with m.Case(address):
-                    m.d.sync += answer.eq(word)
+                    m.d.sync += answer.eq(read_word)
                     if address in latched:
                         high, source = latched[address]
                         m.d.sync += high.eq(source)

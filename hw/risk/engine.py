@@ -170,10 +170,17 @@ class Engine(wiring.Component):
     credit_used, gateway_credit_used, last_user_ref_num, unmatched, in_sync,
     kill_gateway, kill_sessions, tokens, throttled, throttle_count : Out
         Read-back of the state the model keeps, for the host and the tests.
-    peek_exposure, peek_order : In(address; data)
-        Read-back of one exposure word, one order-table entry: ``data`` answers the address
-        of the previous cycle if no event was at the table's reading stage then (the peek
-        borrows the engine's read port, :class:`RmwTable`); peek while the engine is idle.
+    peek_exposure, peek_order, peek_limits, peek_symbol_hash : In(address; data, ok)
+        The host's reads (the register file's table reads): one exposure word, one
+        order-table entry, the shadow bank's entries of one session and one symbol
+        (``session_entry``, ``session_limits``, ``gateway_limits``, ``symbol_limits``), one
+        symbol hash slot of the shadow bank. Each borrows the read port (or the limits'
+        multiplexers) of its table in a cycle when no event is at the table's reading stage:
+        ``data`` answers the address held since the previous cycle in the cycles with
+        ``ok``, and no event ever waits.
+    peek_kill_symbols : In(index; bits)
+        The symbol kill latches' word ``index`` (the kill block's own read port), one cycle
+        later.
 
     Latency
     -------
@@ -252,10 +259,22 @@ class Engine(wiring.Component):
             "throttle_count": Out(data.ArrayLayout(32, ns)),
             "peek_exposure": In(wiring.Signature({
                 "session": Out(range(ns)), "symbol": Out(symbol),
-                "data": In(self._exposure)})),
+                "data": In(self._exposure), "ok": In(1)})),
             "peek_order": In(wiring.Signature({
                 "session": Out(range(ns)), "slot": Out(range(regmap.n_orders)),
-                "valid": In(1), "data": In(self._order)})),
+                "valid": In(1), "data": In(self._order), "ok": In(1)})),
+            "peek_limits": In(wiring.Signature({
+                "session": Out(range(ns)), "symbol": Out(symbol),
+                "session_entry": In(entry_layout(regmap, "session")),
+                **{t: In(entry_layout(regmap, t)) for t in (
+                    "session_limits", "gateway_limits", "symbol_limits")},
+                "ok": In(1)})),
+            "peek_symbol_hash": In(wiring.Signature({
+                "slot": Out(range(regmap.symbol_slots)),
+                "data": In(entry_layout(regmap, "symbol_hash")), "ok": In(1)})),
+            "peek_kill_symbols": In(wiring.Signature({
+                "index": Out(range(regmap.table("kill_symbol_set").depth)),
+                "bits": In(WORD_BITS)})),
         })
 
     @property
@@ -398,6 +417,7 @@ class Engine(wiring.Component):
 
         m.submodules.lookup = lookup = SymbolLookup(regmap)
         wiring.connect(m, wiring.flipped(self.write_symbol_hash), lookup.write)
+        wiring.connect(m, wiring.flipped(self.peek_symbol_hash), lookup.peek)
         m.d.comb += [lookup.write_bank.eq(~bank), lookup.i.valid.eq(s0.valid),
                      lookup.i.bank.eq(s0.bank), lookup.i.symbol.eq(f0.symbol)]
 
@@ -459,7 +479,9 @@ class Engine(wiring.Component):
         host = self.write_symbol_limits
         m.d.comb += [sl_write.en.eq(host.en), sl_write.addr.eq(Cat(host.index, ~bank)),
                      sl_write.data.eq(host.entry),
-                     sl_read.addr.eq(Cat(key_symbol, sk.bank))]
+                     # The host's read of the shadow bank, in a cycle with no event at KEY.
+                     sl_read.addr.eq(Mux(sk.valid, Cat(key_symbol, sk.bank),
+                                         Cat(self.peek_limits.symbol, ~bank)))]
         # The live reference: a reference update after the bank's commit overrides the bank.
         live_ref = data.StructLayout({"price": PRICE_BITS, "stamp": TIME_BITS, "epoch": 32,
                                       "valid": 1})
@@ -513,11 +535,20 @@ class Engine(wiring.Component):
                 chosen = chosen[index]
             return chosen
 
+        # In a cycle with no event here, the multiplexers serve the host's read of the
+        # shadow bank (an empty stage's checks and registers are never used).
+        read_bank = Mux(sl.valid, sl.bank, ~bank)
+        read_session = Mux(sl.valid, sl.event.session, self.peek_limits.session)
         m.d.comb += [
-            sess.eq(pick(session_limits, sl.bank, sl.event.session)),
+            sess.eq(pick(session_limits, read_bank, read_session)),
             session_loaded.eq(pick([[e.valid for e in b] for b in sessions],
-                                   sl.bank, sl.event.session)),
-            gateway.eq(pick([b[0] for b in gateway_limits], sl.bank)),
+                                   read_bank, read_session)),
+            gateway.eq(pick([b[0] for b in gateway_limits], read_bank)),
+            self.peek_limits.session_entry.eq(pick(sessions, read_bank, read_session)),
+            self.peek_limits.session_limits.eq(sess),
+            self.peek_limits.gateway_limits.eq(gateway),
+            self.peek_limits.symbol_limits.eq(symbol),
+            self.peek_limits.ok.eq(~sl.valid),
         ]
         live = ref_read.data
         override = live.valid & (live.epoch == sl.epoch)
@@ -576,6 +607,7 @@ class Engine(wiring.Component):
         m.d.comb += [kill.gateway_write.en.eq(latch & (sj.control.scope == 0)),
                      kill.gateway_write.release.eq(release),
                      self.kill_gateway.eq(kill.gateway), self.kill_sessions.eq(kill.sessions)]
+        wiring.connect(m, wiring.flipped(self.peek_kill_symbols), kill.symbol_read)
 
         # --- EXEC ------------------------------------------------------------------------
         ev, xf_ = sx.event, sx.event.fields
@@ -1075,6 +1107,8 @@ class Engine(wiring.Component):
             exposure.read_en.eq(sk.valid),
             exposure.peek_addr.eq(Cat(self.peek_exposure.symbol, self.peek_exposure.session)),
             self.peek_exposure.data.eq(exposure.peek_data),
+            self.peek_exposure.ok.eq(~sl.valid),     # no event read at KEY a cycle ago
+            self.peek_order.ok.eq(~tokens[1].valid),    # none read at READ a cycle ago
             self.peek_order.data.eq(orders_a.peek_data.as_value()[:self._order.size]),
             self.peek_order.valid.eq(orders_a.peek_data.held ^ vacated_a.peek_data),
         ]

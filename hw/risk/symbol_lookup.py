@@ -19,9 +19,15 @@ the bucket and the other bits: two symbols of one bucket with equal tags are equ
 holds for entries in their own bucket only, so a host write that puts a symbol anywhere else
 stores the slot empty (the host places every symbol in one of its candidate slots; a slot
 elsewhere could otherwise match a symbol it is not).
+
+The host reads a slot of the shadow bank back (``peek``) on the read ports, in cycles with
+no lookup: the symbol is rebuilt from the tag and the slot's bucket (the pivot bits are a
+fixed XOR of the bucket and the tag), so a slot reads as the host wrote it, except a slot
+not in use, whose symbol reads 0, and a symbol written outside its own bucket, which reads
+as a slot not in use.
 """
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -49,6 +55,23 @@ def _pivots(masks) -> list[int]:
     return chosen
 
 
+def _rebuild(masks, pivots) -> dict[int, tuple[int, int]]:
+    """For each pivot bit ``p``: (bucket mask, symbol mask) with ``symbol[p]`` the parity of
+    the bucket under the first XOR the parity of the symbol's other bits under the second
+    (a Gaussian elimination of the hash's equations on the pivot columns)."""
+    rows = [[mask, 1 << j] for j, mask in enumerate(masks)]    # symbol bits, bucket bits
+    solved = {}
+    for p in pivots:
+        row = next(r for r in rows if r[0] >> p & 1)
+        rows.remove(row)
+        for other in (*rows, *solved.values()):
+            if other[0] >> p & 1:
+                other[0] ^= row[0]
+                other[1] ^= row[1]
+        solved[p] = row
+    return {p: (bucket, symbol & ~(1 << p)) for p, (symbol, bucket) in solved.items()}
+
+
 class SymbolLookup(wiring.Component):
     """Probe the symbol hash table: four slots in parallel, a match on symbol and valid bit.
 
@@ -68,6 +91,9 @@ class SymbolLookup(wiring.Component):
     o : Out(struct)
         ``valid``, ``found``, ``index``: the answer to the lookup presented two cycles
         earlier.
+    peek : In(slot; data, ok)
+        The host's read of slot ``slot`` of bank ``write_bank``: ``data`` is the entry at
+        the slot of the cycle before, when ``ok`` (no lookup was presented then).
 
     Latency
     -------
@@ -83,6 +109,10 @@ class SymbolLookup(wiring.Component):
             "write_bank": In(1),
             "i": In(data.StructLayout({"valid": 1, "bank": 1, "symbol": 64})),
             "o": Out(data.StructLayout({"valid": 1, "found": 1, "index": index})),
+            "peek": In(wiring.Signature({
+                "slot": Out(range(regmap.symbol_slots)),
+                "data": In(entry_layout(regmap, "symbol_hash")),
+                "ok": In(1)})),
         })
 
     def elaborate(self, platform):
@@ -95,12 +125,15 @@ class SymbolLookup(wiring.Component):
         def bucket(masks, symbol):
             return Cat((symbol & mask).xor() for mask in masks)
 
-        buckets, tags = [], []
+        buckets, tags, rebuilt = [], [], []
+        peek = self.peek
         for t, masks in enumerate(geometry.matrices):
             buckets.append(Signal(bits, name=f"bucket{t}"))
             m.d.comb += buckets[t].eq(bucket(masks, self.i.symbol))
-            kept = [b for b in range(64) if b not in _pivots(masks)]
+            pivots = _pivots(masks)
+            kept = [b for b in range(64) if b not in pivots]
             tags.append(lambda symbol, kept=kept: Cat(symbol[b] for b in kept))
+            rebuilt.append((kept, _rebuild(masks, pivots)))
         # The host's symbol, in its own bucket of each hash (else its slot is stored empty).
         at_home = [Signal(name=f"at_home{t}") for t in range(len(geometry.matrices))]
         m.d.comb += [home.eq(bucket(masks, self.write.entry.symbol) == self.write.index[:bits])
@@ -108,7 +141,7 @@ class SymbolLookup(wiring.Component):
 
         stage = Signal(data.StructLayout({"valid": 1, "symbol": 64}))
         m.d.sync += [stage.valid.eq(self.i.valid), stage.symbol.eq(self.i.symbol)]
-        matches = []
+        matches, peeked = [], []
         for k in range(PROBES):
             tag = tags[k // WAYS]
             slot = data.StructLayout({"valid": 1, "tag": len(tag(self.i.symbol)),
@@ -123,11 +156,30 @@ class SymbolLookup(wiring.Component):
                 write.data.tag.eq(tag(self.write.entry.symbol)),
                 write.data.index.eq(self.write.entry.index),
                 write.en.eq(self.write.en & (self.write.index[bits:] == k)),
-                read.addr.eq(Cat(buckets[k // WAYS], self.i.bank)),
+                read.addr.eq(Mux(self.i.valid, Cat(buckets[k // WAYS], self.i.bank),
+                                 Cat(peek.slot[:bits], self.write_bank))),
             ]
+            peeked.append(read.data)
             match = Signal(name=f"match{k}")
             m.d.comb += match.eq(read.data.valid & (read.data.tag == tag(stage.symbol)))
             matches.append((match, read.data.index))
+
+        # The host's read: the slot's memory, its symbol rebuilt from tag and bucket.
+        probe = peek.slot[bits:]
+        raw = Signal.like(peeked[0])
+        m.d.comb += raw.eq(Array(p.as_value() for p in peeked)[probe])
+        symbol = Signal(64)
+        for t, (kept, solution) in enumerate(rebuilt):
+            with m.If(probe // WAYS == t):
+                known = Signal(64, name=f"tag_bits{t}")     # the tag, in place
+                m.d.comb += [known[b].eq(raw.tag[i]) for i, b in enumerate(kept)]
+                m.d.comb += symbol.eq(known)
+                m.d.comb += [symbol[p].eq((peek.slot[:bits] & bucket_mask).xor()
+                                          ^ (known & symbol_mask).xor())
+                             for p, (bucket_mask, symbol_mask) in solution.items()]
+        m.d.comb += [peek.data.symbol.eq(Mux(raw.valid, symbol, 0)),
+                     peek.data.index.eq(raw.index), peek.data.valid.eq(raw.valid),
+                     peek.ok.eq(~stage.valid)]
 
         # The host never places a symbol twice, so at most one slot matches.
         index = Signal.like(self.o.index)
