@@ -25,7 +25,7 @@ import re
 import signal
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from pathlib import Path
 
 from scapy.utils import rdpcap
@@ -44,7 +44,8 @@ from wiregate.sw.driver import Driver, SocketTransport
 from wiregate.sw.dropcopy import Control, Kind
 from wiregate.sw.limits import load_limits
 from wiregate.sw.profiles import profile
-from wiregate.sw.proto.frames import parse_frame
+from wiregate.sw.proto.errors import ProtocolError
+from wiregate.sw.proto.frames import ip_to_int, parse_frame
 from wiregate.sw.reasons import Reason
 from wiregate.sw.shadow import ShadowCheck
 from wiregate.sw.timebase import CLOCK_HZ
@@ -52,11 +53,13 @@ from wiregate.sw.timebase import CLOCK_HZ
 __all__ = ["Demo", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
-LIMITS = ROOT / "limits" / "default.yaml"
+LIMITS = Path("limits", "default.yaml")     # from ROOT, where the command lines run
 LOOKAHEAD = 40_000          # cycles: how far ahead of the gateway's time the clients send
 STALL_S = 0.3               # no newer stamp for this long: send anyway (the link is idle)
 QUIET_S = 2.0               # the day is over when no record came for this long
 TIMEOUT = 120.0             # seconds for any one answer (a loaded machine is slow)
+LATENCIES = {"first_byte": "first byte in to first byte out",
+             "verdict": "first byte in to the verdict's drop-copy record"}
 
 
 class Demo:
@@ -84,7 +87,7 @@ class Demo:
         self.out, self.orders, self.seed = out, orders, seed
         self.profile_name, self.width = profile_name, width
         chosen = profile(profile_name)
-        self.limits = load_limits(LIMITS, max_sessions=chosen.n_sessions,
+        self.limits = load_limits(ROOT / LIMITS, max_sessions=chosen.n_sessions,
                                   max_symbols=chosen.n_symbols)
         self.shadow = ShadowCheck.for_profile(chosen, [self.limits])
         self.records = []
@@ -255,20 +258,36 @@ class Demo:
         }
 
     def _latency(self) -> dict:
-        """First byte in to first byte out of every client frame that left toward the
-        exchange, matched by (source, port, TCP sequence), from the pcaps' cycle stamps."""
+        """From the pcaps' cycle stamps and the drop copy's cycles: first byte in to first
+        byte out of every client frame that left toward the exchange (matched by source,
+        port and TCP sequence), and first byte in to the verdict's record (matched by
+        session, message type and UserRefNum; one message a frame)."""
         clock = CLOCK_HZ[self.width]
-        entered = {}
+        sessions = {(s.client.ip, s.client.port): s.index for s in self.limits.sessions}
+        entered, messages = {}, defaultdict(deque)
         for packet in rdpcap(str(self.out / "from_client.pcap")):
-            key = _segment(bytes(packet))
-            if key is not None:
-                entered.setdefault(key, round(packet.time * clock))
-        self.latency_cycles = []
+            frame = _frame(bytes(packet))
+            if frame is None:
+                continue
+            cycle = round(packet.time * clock)
+            entered.setdefault((frame.ip.src, frame.tcp.src_port, frame.tcp.seq), cycle)
+            payload = frame.payload
+            if payload[2:3] == b"U":        # one SoupBin Unsequenced Data packet: OUCH
+                session = sessions[(ip_to_int(frame.ip.src), frame.tcp.src_port)]
+                messages[session, payload[3], payload[4:8]].append(cycle)
+        self.latency_cycles = {"first_byte": [], "verdict": []}
         for packet in rdpcap(str(self.out / "to_exchange.pcap")):
-            key = _segment(bytes(packet))
+            frame = _frame(bytes(packet))
+            key = None if frame is None else (frame.ip.src, frame.tcp.src_port, frame.tcp.seq)
             if key in entered:
-                self.latency_cycles.append(round(packet.time * clock) - entered[key])
-        return latency_figures(self.latency_cycles, clock)
+                self.latency_cycles["first_byte"].append(round(packet.time * clock)
+                                                         - entered[key])
+        for r in self.records:
+            waiting = messages.get((r.session, r.msg_type, r.user_ref_num.to_bytes(4, "big")))
+            if r.kind == Kind.VERDICT and waiting:
+                self.latency_cycles["verdict"].append(r.cycle - waiting.popleft())
+        return {name: latency_figures(cycles, clock)
+                for name, cycles in self.latency_cycles.items()}
 
     def _write(self, summary: dict) -> None:
         names = {s.index: s.name for s in self.limits.sessions}
@@ -288,27 +307,29 @@ class Demo:
         _plot(self.out / "latency.png", self.latency_cycles, CLOCK_HZ[self.width])
 
 
-def _segment(data: bytes):
+def _frame(data: bytes):
+    """The parsed frame when it carries TCP payload, else None."""
     try:
         frame = parse_frame(data)
-    except Exception:       # ARP, or anything not IPv4/TCP: not matched
+    except ProtocolError:       # ARP, or anything not IPv4/TCP
         return None
-    if not frame.payload:
-        return None
-    return frame.ip.src, frame.tcp.src_port, frame.tcp.seq
+    return frame if frame.payload else None
 
 
-def _plot(path: Path, cycles: list[int], clock_hz: int) -> None:
+def _plot(path: Path, cycles: dict, clock_hz: int) -> None:
+    """Histograms of both delays, in ns."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    figure, axes = pyplot.subplots(figsize=(7, 4))
-    axes.hist([c * 1e9 / clock_hz for c in cycles], bins=40, color="tab:blue")
-    axes.set_xlabel("first byte in to first byte out (ns)")
-    axes.set_ylabel("client frames")
-    axes.set_title(f"wiregate demo: {len(cycles)} client frames, {clock_hz / 1e6:g} MHz")
+    figure, panels = pyplot.subplots(1, 2, figsize=(10, 4))
+    for axes, (name, what) in zip(panels, LATENCIES.items(), strict=True):
+        axes.hist([c * 1e9 / clock_hz for c in cycles[name]], bins=40, color="tab:blue")
+        axes.set_xlabel(f"{what} (ns)")
+        axes.set_ylabel("client frames")
+        axes.set_title(f"{len(cycles[name])} client frames, {clock_hz / 1e6:g} MHz")
+    figure.suptitle("wiregate demo")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     pyplot.close(figure)
@@ -331,9 +352,9 @@ def summary_text(summary: dict, out: Path) -> str:
         f"shadow check (sw/model.py) of {summary['records']} drop-copy records: "
         + ("PASSED, every record agrees" if shadow["mismatch"] is None and
            shadow["checked"] == summary["records"] else f"FAILED: {shadow['mismatch']}"),
-        f"latency, first byte in to first byte out, {lat['count']} client frames: "
-        + ", ".join(f"{name} {lat['cycles'][name]} cycles ({lat['ns'][name]} ns)"
-                    for name in lat["cycles"]),
+        *(f"latency, {what}, {lat[key]['count']} client frames: " + ", ".join(
+            f"{name} {lat[key]['cycles'][name]} cycles ({lat[key]['ns'][name]} ns)"
+            for name in lat[key]["cycles"]) for key, what in LATENCIES.items()),
         f"gateway model: {summary['sim']}",
         f"wall time: {summary['seconds']['trading']} s trading, "
         f"{summary['seconds']['total']} s in all",

@@ -40,8 +40,9 @@ PACE = 1_250
 LIQUID = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "TSLA", "AMD", "JPM", "XOM", "KO",
           "INTC", "BAC", "SPY", "QQQ")
 SHARES = (10, 100)
-# Share of the orders, per session index (the rest of the file's sessions: the first).
-SHARE = {0: 0.12, 1: 0.12, 2: 0.72, 3: 0.04}
+# Share of the orders, per session index, each below what its bucket refills over the day
+# (limits/default.yaml: 5, 5, 50 and 1 tokens a millisecond; a day of 3,000 orders is 30 ms).
+SHARE = {0: 0.12, 1: 0.12, 2: 0.72, 3: 0.005}
 HOLD_CYCLES = (2_500, 25_000)          # how long an order may rest before its cancel
 RATE_BURST = 60                        # orders back to back on the RATE session
 CREDIT_STACK = 9                        # large orders on the CREDIT session
@@ -134,9 +135,7 @@ def plan(limits: Limits, orders: int, seed: int) -> list[Planned]:
         add(cycle + rng.randint(*HOLD_CYCLES), session, _Cancel(order))
 
     for session in limits.sessions:
-        count = max(8, round(orders * SHARE.get(session.index, 0.0)))
-        if session.index == RATE_SESSION:
-            count = max(4, count - RATE_BURST)
+        count = max(4, round(orders * SHARE.get(session.index, 0.0)))
         for k in range(count):
             ordinary(length * k // count + rng.randint(0, PACE), session.index,
                      (10, 30) if session.index == RATE_SESSION else SHARES)

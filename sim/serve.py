@@ -25,8 +25,7 @@ import sys
 import time
 from collections import deque
 
-from scapy.layers.l2 import Ether
-from scapy.utils import PcapWriter, rdpcap
+from scapy.utils import RawPcapWriter, rdpcap
 
 from wiregate.hw.core import core_holdback
 from wiregate.hw.gateway import Gateway
@@ -124,18 +123,17 @@ def _read_pcap(path):
 class _PcapOut:
     """Frames of one side, stamped with the gateway's time of their first byte (cycle /
     clock), in nanoseconds: a cycle is 8 ns at W = 1 and 6.4 ns at W = 8, so the cycle is
-    ``round(time * clock)``."""
+    ``round(time * clock)``. Written raw: the model's loop has no time to dissect them."""
 
     def __init__(self, path, clock_hz):
-        self._writer = PcapWriter(str(path), linktype=1, sync=True, nano=True)
+        self._writer = RawPcapWriter(str(path), linktype=1, sync=True, nano=True)
         self._writer.write_header(None)     # a file even if no frame leaves
         self._clock = clock_hz
 
     def write(self, frames):
         for data, _error, cycle in frames:
-            packet = Ether(data)
-            packet.time = cycle / self._clock
-            self._writer.write(packet)
+            ns = cycle * 1_000_000_000 // self._clock
+            self._writer.write_packet(data, sec=ns // 1_000_000_000, usec=ns % 1_000_000_000)
 
     def close(self):
         self._writer.close()

@@ -86,7 +86,11 @@ def test_pcaps_parse_with_valid_checksums(demo):
                                                         pcaps["to_exchange"], strict=True))
     # One message a frame: a frame changed for each rejected message (rewritten in place).
     assert changed == summary["verdicts"]["reject"]
-    # A latency for every frame with payload that left toward the exchange.
-    assert summary["latency"]["count"] == sum(
+    # A latency for every frame with payload that left toward the exchange, and a verdict
+    # delay for every verdict record (each matched to the frame its message came in).
+    latency = summary["latency"]
+    assert latency["first_byte"]["count"] == sum(
         p[IP].len - 4 * p[IP].ihl - 4 * p[TCP].dataofs > 0 for p in pcaps["to_exchange"])
+    assert latency["verdict"]["count"] == sum(summary["verdicts"].values())
+    assert 0 < latency["verdict"]["cycles"]["min"] <= latency["verdict"]["cycles"]["max"]
     assert (out / "latency.png").stat().st_size > 0
