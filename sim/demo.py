@@ -28,8 +28,6 @@ import time
 from collections import Counter, defaultdict, deque
 from pathlib import Path
 
-from scapy.utils import rdpcap
-
 from wiregate.sim.demo_trading import (
     BREACHES,
     KILL_SESSION,
@@ -46,6 +44,7 @@ from wiregate.sw.limits import load_limits
 from wiregate.sw.profiles import profile
 from wiregate.sw.proto.errors import ProtocolError
 from wiregate.sw.proto.frames import ip_to_int, parse_frame
+from wiregate.sw.proto.pcap import read_pcap
 from wiregate.sw.reasons import Reason
 from wiregate.sw.shadow import ShadowCheck
 from wiregate.sw.timebase import CLOCK_HZ
@@ -265,23 +264,23 @@ class Demo:
         clock = CLOCK_HZ[self.width]
         sessions = {(s.client.ip, s.client.port): s.index for s in self.limits.sessions}
         entered, messages = {}, defaultdict(deque)
-        for packet in rdpcap(str(self.out / "from_client.pcap")):
-            frame = _frame(bytes(packet))
+        for packet in read_pcap(self.out / "from_client.pcap"):
+            frame = _frame(packet.data)
             if frame is None:
                 continue
-            cycle = round(packet.time * clock)
+            cycle = round(packet.timestamp_ns * clock / 1e9)
             entered.setdefault((frame.ip.src, frame.tcp.src_port, frame.tcp.seq), cycle)
             payload = frame.payload
             if payload[2:3] == b"U":        # one SoupBin Unsequenced Data packet: OUCH
                 session = sessions[(ip_to_int(frame.ip.src), frame.tcp.src_port)]
                 messages[session, payload[3], payload[4:8]].append(cycle)
         self.latency_cycles = {"first_byte": [], "verdict": []}
-        for packet in rdpcap(str(self.out / "to_exchange.pcap")):
-            frame = _frame(bytes(packet))
+        for packet in read_pcap(self.out / "to_exchange.pcap"):
+            frame = _frame(packet.data)
             key = None if frame is None else (frame.ip.src, frame.tcp.src_port, frame.tcp.seq)
             if key in entered:
-                self.latency_cycles["first_byte"].append(round(packet.time * clock)
-                                                         - entered[key])
+                self.latency_cycles["first_byte"].append(
+                    round(packet.timestamp_ns * clock / 1e9) - entered[key])
         for r in self.records:
             waiting = messages.get((r.session, r.msg_type, r.user_ref_num.to_bytes(4, "big")))
             if r.kind == Kind.VERDICT and waiting:

@@ -33,16 +33,17 @@ __all__ = ["BREACHES", "KILL_SESSION", "Clients", "Connection", "Exchange", "Pla
            "connect", "connections", "plan"]
 
 CLIENT_MAC, EXCHANGE_MAC = "02:00:00:00:01:00", "02:00:00:00:00:02"
-# Cycles per client order: the day's length is orders x PACE (at W = 1, 10 us per order).
-PACE = 1_250
-# The symbols ordinary orders trade, and how many shares: small, so that executed notional
-# (never released within the day) stays well inside every session's credit.
+# Cycles per client order: the day's length is orders x PACE (at W = 1, 16 us per order).
+PACE = 2_000
+# The symbols ordinary orders trade, and how many shares per session index: small, so that
+# executed notional (never released within the day) stays well inside each session's credit.
 LIQUID = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "TSLA", "AMD", "JPM", "XOM", "KO",
           "INTC", "BAC", "SPY", "QQQ")
-SHARES = (10, 100)
+SHARES = {0: (10, 100), 1: (10, 100), 2: (5, 20), 3: (10, 30)}
 # Share of the orders, per session index, each below what its bucket refills over the day
-# (limits/default.yaml: 5, 5, 50 and 1 tokens a millisecond; a day of 3,000 orders is 30 ms).
-SHARE = {0: 0.12, 1: 0.12, 2: 0.72, 3: 0.005}
+# (limits/default.yaml: 5, 5, 50 and 1 tokens a millisecond, 61 in all, and 1,450 to start
+# with; a day of 3,000 orders is 48 ms of gateway time).
+SHARE = {0: 0.07, 1: 0.07, 2: 0.85, 3: 0.005}
 HOLD_CYCLES = (2_500, 25_000)          # how long an order may rest before its cancel
 RATE_BURST = 60                        # orders back to back on the RATE session
 CREDIT_STACK = 9                        # large orders on the CREDIT session
@@ -122,13 +123,13 @@ def plan(limits: Limits, orders: int, seed: int) -> list[Planned]:
         items.append(Planned(cycle, len(items), session, what, barrier))
         return what
 
-    def ordinary(cycle, session, shares=SHARES):
+    def ordinary(cycle, session):
         name = rng.choice(LIQUID)
         reference = symbols[name].reference_price
         # Within 1% of the reference (inside every collar), in whole cents.
         price = reference + rng.randint(-100, 100) * reference // 10_000 // 100 * 100
         order = add(cycle, session, _Order(name, rng.choice("BS"),
-                                           rng.randint(*shares) // 10 * 10 or 10, price))
+                                           rng.randint(*SHARES.get(session, (10, 100))), price))
         # Cancelled a little later whatever became of it: a resting order keeps its slot of
         # the gate's open-order table (UserRefNum modulo its size) until the exchange's
         # Canceled, and a later UserRefNum on the same slot would fire CAPACITY.
@@ -137,8 +138,7 @@ def plan(limits: Limits, orders: int, seed: int) -> list[Planned]:
     for session in limits.sessions:
         count = max(4, round(orders * SHARE.get(session.index, 0.0)))
         for k in range(count):
-            ordinary(length * k // count + rng.randint(0, PACE), session.index,
-                     (10, 30) if session.index == RATE_SESSION else SHARES)
+            ordinary(length * k // count + rng.randint(0, PACE), session.index)
 
     # Each limit broken once, spread over the first half of the day.
     for k, b in enumerate(BREACHES):
