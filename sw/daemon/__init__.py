@@ -1,0 +1,1 @@
+"""The host daemon: keeps the gateway alive and loaded, shadows every verdict, audits, counts."""
