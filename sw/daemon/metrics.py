@@ -34,6 +34,7 @@ class Metrics:
         self.registry = r = CollectorRegistry()
         self._clock = clock
         self._sessions: dict[int, str] = {}
+        self._verdicts: dict[tuple, tuple] = {}     # (session, accept, primary) -> children
         self.orders = Counter("wiregate_orders", "client messages judged, by verdict "
                               "(drop copy)", ["session", "verdict"], registry=r)
         self.rejects = Counter("wiregate_rejects", "rejected client messages by primary "
@@ -86,6 +87,14 @@ class Metrics:
 
     def name_sessions(self, names: dict[int, str]) -> None:
         self._sessions = dict(names)
+        self._verdicts.clear()
+
+    def _verdict_children(self, session: int, accept: int, primary: int) -> tuple:
+        name = self.session(session)
+        if accept:
+            return (self.orders.labels(name, "accept"),)
+        reason = "NONE" if primary == NO_PRIMARY else Reason(primary).name
+        return self.orders.labels(name, "reject"), self.rejects.labels(name, reason)
 
     def session(self, index: int) -> str:
         return self._sessions.get(index, str(index))
@@ -105,11 +114,12 @@ class Metrics:
         self.lag.set(rec.queued)
         self.sequence.set(rec.sequence + 1)
         if rec.kind == Kind.VERDICT:
-            session = self.session(rec.session)
-            self.orders.labels(session, "accept" if rec.accept else "reject").inc()
-            if not rec.accept:
-                reason = "NONE" if rec.primary == NO_PRIMARY else Reason(rec.primary).name
-                self.rejects.labels(session, reason).inc()
+            key = (rec.session, rec.accept, rec.primary)
+            children = self._verdicts.get(key)
+            if children is None:    # labels() costs more than the count: once per key
+                children = self._verdicts[key] = self._verdict_children(*key)
+            for child in children:
+                child.inc()
         elif rec.control == Control.KILL and rec.argument < len(SCOPES):
             self.kills.labels(SCOPES[rec.argument]).inc()
 

@@ -76,7 +76,7 @@ class Daemon:
     shadow : ShadowCheck or None
         Set once the gateway identified itself.
     limits : Limits or None
-        The limits last committed.
+        The limits in effect: those of the last COMMIT record read.
     mismatch : Mismatch or None
         The shadow check's first disagreement.
     """
@@ -137,8 +137,7 @@ class Daemon:
                 rec = Record.decode(bytes.fromhex(body["raw"]))
                 if rec.kind == Kind.CONTROL and rec.control == Control.COMMIT:
                     self._text = texts[rec.argument]
-                    self.limits = self._parse(self._text)
-                    self.shadow.commit(self.limits)
+                    self._committed(self._parse(self._text))
                 self.mismatch = self.shadow.check(rec)
         log.info("resumed from the audit log: %d records replayed, next sequence %d",
                  self.shadow.checked, self.shadow.next_sequence)
@@ -155,13 +154,14 @@ class Daemon:
             "command": "start", "epoch": state["epoch"], "limits_loaded": state["limits_loaded"],
             "next_sequence": self.shadow.next_sequence,
             "records_made": counters["dropcopy_records"] + counters["dropcopy_overflow"]})
-        self._name_sessions()
         if self.mismatch is not None:
             self.alert("shadow_failed_before", "the audit log holds a shadow mismatch: this "
                        "daemon cannot vouch for the gateway until it is reset",
                        mismatch=str(self.mismatch))
         if not state["limits_loaded"]:
             self._text = None       # whatever the log says was committed, push it again
+            # The push is under way: no alert for the state it ends (push_failed if not).
+            self._fail_closed["limits_not_loaded"] = 1
         self.metrics.status(state, counters, self.shadow.next_sequence)
 
     def _read_limits(self) -> str | None:
@@ -173,9 +173,11 @@ class Daemon:
                 self.alert("limits_unreadable", f"{self.config.limits}: {error}")
             return None
 
-    def _name_sessions(self) -> None:
-        if self.limits is not None:
-            self.metrics.name_sessions({s.index: s.name for s in self.limits.sessions})
+    def _committed(self, limits: Limits) -> None:
+        """The gateway's drop copy says ``limits`` took effect: names follow them now."""
+        self.limits = limits
+        self.shadow.commit(limits)
+        self.metrics.name_sessions({s.index: s.name for s in limits.sessions})
 
     # -- the limit file ---------------------------------------------------------------------
 
@@ -221,8 +223,7 @@ class Daemon:
             self._refused = text
             self.alert("push_failed", f"{self.config.limits}: {error}", epoch=epoch)
             return
-        self._text, self.limits, self._refused = text, limits, None
-        self._name_sessions()
+        self._text, self._refused = text, None
         self.audit.append("command", {"command": "commit", "epoch": got})
         log.info("%s committed: epoch %d", self.config.limits, got)
 
@@ -236,22 +237,34 @@ class Daemon:
         try:
             await asyncio.wait([reader, stopping, *keepers],
                                return_when=asyncio.FIRST_COMPLETED)
-            for task in keepers:
-                task.cancel()
-            await asyncio.gather(*keepers, return_exceptions=True)
+            # Each keeper ends between two commands (a push runs to its end): a command
+            # left unanswered at the half-close would be answered to the next host.
+            self._stopping.set()
+            ended = await asyncio.gather(*keepers, return_exceptions=True)
             if reader.done():
                 reader.result()         # the drop copy ended: raise why
-                return
-            await self._transport.finish()
-            try:    # what the gateway sent before the half-close, to its end
-                await asyncio.wait_for(reader, 2 * self.config.timeout)
-            except TimeoutError:
-                log.warning("the drop copy did not end within %.1f s of the stop",
-                            2 * self.config.timeout)
+            else:
+                await self._transport.finish()
+                try:    # what the gateway sent before the half-close, to its end
+                    await asyncio.wait_for(reader, 2 * self.config.timeout)
+                except TimeoutError:
+                    log.warning("the drop copy did not end within %.1f s of the stop",
+                                2 * self.config.timeout)
+            for result in ended:
+                if isinstance(result, BaseException):
+                    raise result
         finally:
             for task in (reader, stopping, *keepers):
                 task.cancel()
             self.audit.flush()
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds``; True at once if the daemon is stopping."""
+        try:
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
 
     async def _read(self) -> None:
         """Every drop-copy record, until the stream ends."""
@@ -262,27 +275,40 @@ class Daemon:
             log.info("the drop copy ended at sequence %d", self.shadow.next_sequence)
 
     async def _record(self, rec: Record) -> None:
+        mismatch = self.take(rec)
+        if mismatch is not None:
+            await self._disagree(rec, mismatch)
+        for check in self.checks:
+            for action in check.observe(rec):
+                await self.execute(action)
+
+    def take(self, rec: Record) -> Mismatch | None:
+        """Log, count and shadow one record; return the shadow's first mismatch, once.
+
+        A record already taken (its sequence below the next one) is skipped: a record is
+        never logged or counted twice.
+        """
         shadow = self.shadow
-        if rec.sequence < shadow.next_sequence:
+        if rec.sequence < shadow.next_sequence and self.mismatch is None:
             log.warning("drop copy record %d was read and logged already: skipped",
                         rec.sequence)
-            return
+            return None
         body = record_body(rec, self._symbol)
-        body["raw"] = rec.encode().hex()
+        body["raw"] = rec.encode().hex()        # the wire bytes: a restart replays them
         self.audit.append("dropcopy", body)
         self.metrics.record(rec)
         if rec.kind == Kind.CONTROL and rec.control == Control.COMMIT \
                 and rec.argument in self._pushed:
-            shadow.commit(self._pushed.pop(rec.argument))
-        if self.mismatch is None:
-            mismatch = shadow.check(rec)
-            if mismatch is None:
-                self.metrics.checked.inc()
-            else:
-                await self._disagree(rec, mismatch)
-        for check in self.checks:
-            for action in check.observe(rec):
-                await self.execute(action)
+            self._committed(self._pushed.pop(rec.argument))
+        if self.mismatch is not None:
+            return None
+        mismatch = shadow.check(rec)
+        if mismatch is None:
+            self.metrics.checked.inc()
+            return None
+        self.mismatch = mismatch
+        self.metrics.mismatches.inc()
+        return mismatch
 
     def _symbol(self, index: int) -> str | None:
         if self.limits is None or index >= len(self.limits.symbols):
@@ -292,8 +318,6 @@ class Daemon:
     async def _disagree(self, rec: Record, mismatch: Mismatch) -> None:
         """Kill at the configured scope first, then alert with both sides."""
         began = time.monotonic()
-        self.mismatch = mismatch
-        self.metrics.mismatches.inc()
         scope = self.config.kill_scope
         if scope == "session" and rec.kind == Kind.CONTROL:
             scope = "gateway"       # a control record belongs to no session
@@ -349,20 +373,20 @@ class Daemon:
         return None
 
     async def _heartbeat(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.driver.heartbeat()
                 self.metrics.heartbeat()
                 self.audit.flush()      # what was read is on disk within an interval
             except _COMMAND_ERRORS as error:
                 self.alert("heartbeat_failed", str(error))
-            await asyncio.sleep(self.config.heartbeat_interval)
+            if await self._pause(self.config.heartbeat_interval):
+                return
 
     async def _status(self) -> None:
         # Its own task: a status read is several commands, and a heartbeat waits for at
         # most one command of each other task (the driver's lock serves them in turn).
-        while True:
-            await asyncio.sleep(self.config.status_interval)
+        while not await self._pause(self.config.status_interval):
             try:
                 state, counters = await self.driver.status(), await self.driver.counters()
             except _COMMAND_ERRORS as error:
@@ -384,6 +408,7 @@ class Daemon:
     async def _watch(self) -> None:
         # The first push too runs beside the heartbeat: a push is hundreds of commands, and
         # the watchdog must not fire while the host is busy loading.
-        while True:
+        while not self._stopping.is_set():
             await self._consider(self._read_limits())
-            await asyncio.sleep(self.config.watch_interval)
+            if await self._pause(self.config.watch_interval):
+                return
