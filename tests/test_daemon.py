@@ -393,3 +393,50 @@ def test_actions_of_a_check_are_carried_out_audited_and_counted(setup):
     assert count("wiregate_kills_total", {"scope": "symbol"}) == 1
     state, _ = asyncio.run(gateway_state(port))
     assert state["kill_gateway"] == 1 and state["kill_sessions"] == 1 << 1
+
+
+def test_a_record_lost_on_the_way_is_a_mismatch_never_a_silent_gap(setup):
+    config, _, audit, port = setup
+    config.write_text(config.read_text().replace("kill_scope: gateway", "kill_scope: alert"))
+
+    class Drop(Alter):
+        """The socket, with the fourth heartbeat's frame lost."""
+
+        async def receive(self):
+            out = b""
+            while not out:
+                for frame, _ in self._reader.feed(await self._inner.receive()):
+                    decoded = decode_frame(frame)
+                    if decoded.kind == FrameKind.DROP_COPY:
+                        record = Record.decode(decoded.payload)
+                        if record.control == Control.HEARTBEAT:
+                            self.beats += 1
+                            if self.beats == 4:
+                                self.altered.append(record)
+                                continue
+                    out += stuff(frame)
+            return out
+
+    lost = []
+
+    def wrap(transport):
+        lost.append(Drop(transport, None))
+        lost[0].beats = 0
+        return lost[0]
+
+    async def body(daemon):
+        await until(lambda: daemon.mismatch is not None, "the mismatch")
+        await until(lambda: records(audit)[-1].sequence > daemon.mismatch.sequence + 2,
+                    "records after it")
+
+    daemon = asyncio.run(serve(config, port, body, wrap=wrap))
+    gone = lost[0].altered[0]
+    assert (daemon.mismatch.field, daemon.mismatch.gateway, daemon.mismatch.model) == (
+        "sequence", gone.sequence + 1, gone.sequence)
+    got = records(audit)
+    assert gone.sequence not in [r.sequence for r in got]
+    alert = next(a for a in alerts(audit) if a["alert"] == "shadow_mismatch")
+    assert alert["kill"] is None            # kill_scope: alert
+    assert not any(r.control == Control.KILL for r in got)
+    # Records after the gap are still logged and counted, not checked.
+    assert len(got) > daemon.shadow.checked + 1
