@@ -350,32 +350,38 @@ def test_the_daemon_process_restarts_without_losing_a_record(setup):
         len(after_first)
 
 
+class AfterCommit:
+    """A check of the test's own: ``actions`` at the first heartbeat after the commit."""
+
+    name = "after-commit"
+
+    def __init__(self, audit: Path, actions: list[Action]):
+        self._audit, self._actions = audit, actions
+
+    def observe(self, record):
+        if not self._actions or record.control != Control.HEARTBEAT or not any(
+                r.control == Control.COMMIT for r in records(self._audit)):
+            return []
+        actions, self._actions = self._actions, []
+        return actions
+
+
 def test_actions_of_a_check_are_carried_out_audited_and_counted(setup):
     config, _, audit, port = setup
 
-    class Act:
-        """At the first heartbeat after the commit: every kind of action."""
-
-        name = "act"
-        fired = False
-
-        def observe(self, record):
-            if self.fired or record.control != Control.HEARTBEAT or not any(
-                    r.control == Control.COMMIT for r in records(audit)):
-                return []
-            self.fired = True
-            return [Action("act", "kill_session", "equities-desk-2", "too fast"),
-                    Action("act", "kill_symbol", "NVDA", "halted"),
-                    Action("act", "kill_session", "nobody", "no such session"),
-                    Action("act", "tighten", "AAPL", "max_order_quantity 100"),
-                    Action("act", "alert", None, "look"),
-                    Action("act", "kill_gateway", None, "enough")]
+    act = AfterCommit(audit, [  # every kind of action
+        Action("act", "kill_session", "equities-desk-2", "too fast"),
+        Action("act", "kill_symbol", "NVDA", "halted"),
+        Action("act", "kill_session", "nobody", "no such session"),
+        Action("act", "tighten", "AAPL", "max_order_quantity 100"),
+        Action("act", "alert", None, "look"),
+        Action("act", "kill_gateway", None, "enough")])
 
     async def body(daemon):
         await until(lambda: sum(r.control == Control.KILL for r in records(audit)) == 3,
                     "three kill records")
 
-    daemon = asyncio.run(serve(config, port, body, checks=[Act()]))
+    daemon = asyncio.run(serve(config, port, body, checks=[act]))
     kills = [(r.argument, r.session, r.symbol_index) for r in records(audit)
              if r.control == Control.KILL]
     # Scopes by index in the model's SCOPES: gateway 0, session 1, symbol 2.
@@ -440,3 +446,40 @@ def test_a_record_lost_on_the_way_is_a_mismatch_never_a_silent_gap(setup):
     assert not any(r.control == Control.KILL for r in got)
     # Records after the gap are still logged and counted, not checked.
     assert len(got) > daemon.shadow.checked + 1
+
+
+def test_a_tighten_recommits_and_a_restart_keeps_it(setup):
+    config, _, audit, port = setup
+
+    tighten = AfterCommit(audit, [  # two tightens, a loosen, a detail without FIELD=VALUE
+        Action("tighten", "tighten", "AAPL", "max_order_quantity=100 velocity"),
+        Action("tighten", "tighten", "retail-flow", "credit=1000000"),
+        Action("tighten", "tighten", "AAPL", "max_order_quantity=99999"),
+        Action("tighten", "tighten", "AAPL", "halve it")])
+
+    def commits():
+        return [r.argument for r in records(audit) if r.control == Control.COMMIT]
+
+    async def body(daemon):
+        await until(lambda: commits() == [1, 2, 3], "two more commits")
+        await until(lambda: daemon.shadow.next_sequence == len(records(audit)), "the shadow")
+
+    daemon = asyncio.run(serve(config, port, body, checks=[tighten]))
+    assert daemon.mismatch is None
+    aapl, retail = daemon.shadow.gate.limits.symbols[0], daemon.shadow.gate.limits.sessions[3]
+    assert (aapl.max_order_quantity, retail.credit) == (100, 1_000_000)
+    assert [a["alert"] for a in alerts(audit)].count("action_failed") == 2
+    pushes = [e.body for e in entries(audit) if e.kind == "command"
+              and e.body["command"] == "push"]
+    assert [p["tighten"] for p in pushes] == [
+        [], [["AAPL", "max_order_quantity", 100]],
+        [["AAPL", "max_order_quantity", 100], ["retail-flow", "credit", 1_000_000]]]
+
+    async def idle(daemon):
+        await asyncio.sleep(1.0)
+
+    again = asyncio.run(serve(config, port, idle))      # resumes from the log
+    assert again.mismatch is None and commits() == [1, 2, 3]
+    assert again.shadow.gate.limits.symbols[0].max_order_quantity == 100
+    assert len([e for e in entries(audit) if e.kind == "command"
+                and e.body["command"] == "push"]) == 3

@@ -17,7 +17,7 @@
   ``sim://``; docs/daemon.md).
 
 A restart resumes from the audit log: every drop-copy entry holds its record's wire bytes,
-and every push its limit file's text, so the shadow model is rebuilt by replaying the log,
+and every push its limit file's text and the tightenings on top of it, so the shadow model is rebuilt by replaying the log,
 and the next record read must be the one after the last one logged; one already logged is
 skipped (never counted twice); one further on is a gap, which the shadow check reports as a
 mismatch (the replay is no longer exact) and the daemon fails closed on it.
@@ -26,7 +26,9 @@ mismatch (the replay is no longer exact) and the daemon fails closed on it.
 import asyncio
 import hashlib
 import logging
+import re
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from wiregate.sw.audit import AuditWriter, iter_entries, log_files, record_body
@@ -42,13 +44,56 @@ from .alerts import Alerts
 from .config import DaemonConfig
 from .metrics import Metrics
 
-__all__ = ["Daemon"]
+__all__ = ["Daemon", "configured_checks", "tightened"]
 
 log = logging.getLogger("wiregate.daemon")
+
+_TIGHTEN = re.compile(r"^\s*(\w+)\s*=\s*(\d+)\b")
+# The limits a tighten may lower, by where they live (the gateway's when the target is None).
+_TIGHTENABLE = {
+    "session": ("max_order_quantity", "max_order_notional", "credit"),
+    "symbol": ("max_order_quantity", "max_order_notional", "max_long", "max_short", "collar"),
+    "gateway": ("credit",),
+}
 
 # What a failed command raises; the daemon alerts and carries on (the gateway fails closed
 # by itself if the host goes silent).
 _COMMAND_ERRORS = (CommandRefused, GatewayTimeout, PushRefused, ProtocolError, ConnectionError)
+
+
+def tightened(limits: Limits, changes) -> Limits:
+    """``limits`` with each ``(target, field, value)`` of ``changes`` applied in order.
+
+    ``target`` is a session's name, a symbol, or None for the gateway's own limits; a value
+    is in the limit file's integer units (shares, 1/10,000 dollar). Raises ValueError for an
+    unknown target or field, or a value that is not below the one in effect: a tighten
+    never loosens.
+    """
+    for target, name, value in changes:
+        if target is None:
+            where, entries = "gateway", [limits.gateway]
+        else:
+            where = "session" if any(s.name == target for s in limits.sessions) else "symbol"
+            entries = [e for e in (limits.sessions if where == "session" else limits.symbols)
+                       if (e.name if where == "session" else e.symbol) == target]
+        if not entries:
+            raise ValueError(f"no session or symbol {target!r} in the limits in effect")
+        if name not in _TIGHTENABLE[where]:
+            raise ValueError(f"a {where}'s {name!r} cannot be tightened (one of "
+                             f"{', '.join(_TIGHTENABLE[where])})")
+        entry = entries[0]
+        if value >= getattr(entry, name):
+            raise ValueError(f"{target or 'gateway'} {name} = {value} is not below "
+                             f"{getattr(entry, name)}: a tighten never loosens")
+        new = replace(entry, **{name: value})
+        if where == "gateway":
+            limits = replace(limits, gateway=new)
+        else:
+            field = "sessions" if where == "session" else "symbols"
+            rows = list(getattr(limits, field))
+            rows[entry.index] = new
+            limits = replace(limits, **{field: tuple(rows)})
+    return limits
 
 
 def configured_checks(section: dict) -> list:
@@ -92,6 +137,9 @@ class Daemon:
         self._text: str | None = None       # the limit file's text last committed
         self._refused: str | None = None    # the text last refused (alerted once)
         self._pushed: dict[int, Limits] = {}    # epoch -> limits, until its COMMIT record
+        self._changes: list[tuple] = []     # tightenings on top of the file's text
+        self._pushing = asyncio.Lock()
+        self._side: set[asyncio.Task] = set()   # tightens under way
         self._stopping = asyncio.Event()
         self._fail_closed: dict[str, int] = {}
 
@@ -128,16 +176,16 @@ class Daemon:
         folder = Path(self.config.audit_path)
         if not folder.is_dir() or not log_files(folder):
             return
-        texts: dict[int, str] = {}
+        pushes: dict[int, tuple[str, list]] = {}
         for entry in iter_entries(folder, key):
             body = entry.body
             if entry.kind == "command" and body.get("command") == "push":
-                texts[body["epoch"]] = body["text"]
+                pushes[body["epoch"]] = body["text"], [tuple(c) for c in body["tighten"]]
             elif entry.kind == "dropcopy":
                 rec = Record.decode(bytes.fromhex(body["raw"]))
                 if rec.kind == Kind.CONTROL and rec.control == Control.COMMIT:
-                    self._text = texts[rec.argument]
-                    self._committed(self._parse(self._text))
+                    self._text, self._changes = pushes[rec.argument]
+                    self._committed(tightened(self._parse(self._text), self._changes))
                 self.mismatch = self.shadow.check(rec)
         log.info("resumed from the audit log: %d records replayed, next sequence %d",
                  self.shadow.checked, self.shadow.next_sequence)
@@ -207,25 +255,51 @@ class Daemon:
         return {y.index: Reference(y.symbol, *gate.reference(y.index))
                 for y in gate.limits.symbols} if gate.loaded else {}
 
-    async def _push(self, text: str, limits: Limits, image) -> None:
+    async def _push(self, text: str, limits: Limits, image, changes=()) -> bool:
+        """Push ``limits``: the file's ``text`` with the tightenings ``changes`` applied."""
+        async with self._pushing:       # the watch and a tighten never interleave
+            return await self._push_now(text, limits, image, list(changes))
+
+    async def _push_now(self, text: str, limits: Limits, image, changes: list) -> bool:
         state = await self.driver.status()
         epoch = state["epoch"] + 1
         self._pushed[epoch] = limits
         self.audit.append("command", {
             "command": "push", "epoch": epoch, "file": str(self.config.limits),
             "sha256": hashlib.sha256(text.encode()).hexdigest(), "text": text,
-            "verify": self.config.verify_push})
+            "tighten": changes, "verify": self.config.verify_push})
         try:
             got = await self.driver.push(image, held=self._held() if state["limits_loaded"]
                                          else None, verify=self.config.verify_push)
         except _COMMAND_ERRORS as error:
             self._pushed.pop(epoch, None)
-            self._refused = text
+            if not changes:
+                self._refused = text
             self.alert("push_failed", f"{self.config.limits}: {error}", epoch=epoch)
-            return
-        self._text, self._refused = text, None
+            return False
+        self._text, self._changes, self._refused = text, changes, None
         self.audit.append("command", {"command": "commit", "epoch": got})
         log.info("%s committed: epoch %d", self.config.limits, got)
+        return True
+
+    async def _tighten(self, action: Action) -> None:
+        """Re-commit the limits in effect with one limit tightened (:func:`tightened`)."""
+        match = _TIGHTEN.match(action.detail)
+        async with self._pushing:       # on top of the tightenings before it
+            try:
+                if match is None:
+                    raise ValueError(f"the detail {action.detail!r} does not start "
+                                     "FIELD=VALUE")
+                if self._text is None:
+                    raise ValueError("no limits committed to tighten")
+                changes = [*self._changes, (action.target, match[1], int(match[2]))]
+                limits = tightened(self._parse(self._text), changes)
+                image = compile_limits(limits, self.driver.regmap)
+            except ValueError as error:
+                self.alert("action_failed", f"tighten: {error}", check=action.check,
+                           target=action.target)
+                return
+            await self._push_now(self._text, limits, image, changes)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -240,7 +314,7 @@ class Daemon:
             # Each keeper ends between two commands (a push runs to its end): a command
             # left unanswered at the half-close would be answered to the next host.
             self._stopping.set()
-            ended = await asyncio.gather(*keepers, return_exceptions=True)
+            ended = await asyncio.gather(*keepers, *self._side, return_exceptions=True)
             if reader.done():
                 reader.result()         # the drop copy ended: raise why
             else:
@@ -360,9 +434,11 @@ class Daemon:
             else:
                 await self._kill(action.check, scope, index)
         elif action.kind == "tighten":
-            self.alert("action_failed", "tighten is not carried out yet: the limit to "
-                       "tighten must be changed in the limit file", check=action.check,
-                       target=action.target)
+            # Beside the reader: a push is hundreds of commands, and the drop copy (and a
+            # shadow kill) must not wait for it.
+            task = asyncio.ensure_future(self._tighten(action))
+            self._side.add(task)
+            task.add_done_callback(self._side.discard)
 
     def _index(self, scope: str, name: str | None) -> int | None:
         entries = [] if self.limits is None else (
