@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 
+from wiregate.sw.audit import AuditError
 from wiregate.sw.daemon.config import ConfigError, load_config
 from wiregate.sw.daemon.service import Daemon
 from wiregate.sw.regmap import RegmapMismatch
@@ -61,6 +62,9 @@ async def _serve(config, target: str) -> int:
         await daemon.run(transport)
     except (TargetError, ConnectionError, TimeoutError, RegmapMismatch) as error:
         log.error("%s: %s", target, error)
+        return FAILED
+    except AuditError as error:     # a writer never extends a broken chain
+        log.error("the audit log is not intact; nothing was sent to the gateway: %s", error)
         return FAILED
     finally:
         daemon.metrics.close()

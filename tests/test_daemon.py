@@ -483,3 +483,36 @@ def test_a_tighten_recommits_and_a_restart_keeps_it(setup):
     assert again.shadow.gate.limits.symbols[0].max_order_quantity == 100
     assert len([e for e in entries(audit) if e.kind == "command"
                 and e.body["command"] == "push"]) == 3
+
+
+def test_a_line_torn_by_a_crash_is_kept_and_a_broken_log_stops_the_start(setup):
+    config, _, audit, port = setup
+
+    async def idle(daemon):
+        await asyncio.sleep(1.0)
+
+    asyncio.run(serve(config, port, idle))
+    before = records(audit)
+    last = sorted(audit.glob("audit-*.jsonl"))[-1]
+    with open(last, "a") as file:                   # a crash in the middle of a write
+        file.write('{"body":{"accept":0,"argu')
+    again = asyncio.run(serve(config, port, idle))
+    got = records(audit)
+    assert again.mismatch is None and len(got) > len(before)
+    assert [r.sequence for r in got] == list(range(len(got)))
+    torn = [a for a in alerts(audit) if a["alert"] == "torn_entry"]
+    assert len(torn) == 1 and torn[0]["text"] == '{"body":{"accept":0,"argu'
+
+    # An entry altered: the daemon refuses to start, and sends the gateway nothing.
+    _, one = asyncio.run(gateway_state(port))
+    _, two = asyncio.run(gateway_state(port))      # what the test's own reads cost
+    first = sorted(audit.glob("audit-*.jsonl"))[0]
+    first.write_text(first.read_text().replace('"epoch":0', '"epoch":7', 1))
+    run = subprocess.run(
+        [sys.executable, "-m", "wiregate.sw.cli", "daemon", "--config", str(config)],
+        cwd=ROOT, capture_output=True, text=True, timeout=4 * TIMEOUT)
+    assert run.returncode == 1 and "audit log is not intact" in run.stderr, run.stderr
+    _, three = asyncio.run(gateway_state(port))
+    assert three["control_commands"] - two["control_commands"] == \
+        two["control_commands"] - one["control_commands"]
+    assert three["dropcopy_records"] == two["dropcopy_records"] == len(got)

@@ -17,10 +17,11 @@
   ``sim://``; docs/daemon.md).
 
 A restart resumes from the audit log: every drop-copy entry holds its record's wire bytes,
-and every push its limit file's text and the tightenings on top of it, so the shadow model is rebuilt by replaying the log,
-and the next record read must be the one after the last one logged; one already logged is
-skipped (never counted twice); one further on is a gap, which the shadow check reports as a
-mismatch (the replay is no longer exact) and the daemon fails closed on it.
+and every push its limit file's text and the tightenings on top of it, so the shadow model
+is rebuilt by replaying the log, and the next record read must be the one after the last one
+logged; one already logged is skipped (never counted twice); one further on is a gap, which
+the shadow check reports as a mismatch (the replay is no longer exact) and the daemon fails
+closed on it.
 """
 
 import asyncio
@@ -157,13 +158,16 @@ class Daemon:
         self._transport = transport
         self.driver = driver = Driver(transport, timeout=config.timeout)
         try:
-            regmap = await driver.identify()
-            self.shadow = ShadowCheck.for_profile(regmap)
-            self._resume(key)
+            # The writer first: it verifies the log (nothing is sent on a broken one) and
+            # keeps a line torn by a crash in an alert entry, so the replay reads whole
+            # entries only.
             self.audit = AuditWriter(config.audit_path, key=key,
                                      max_bytes=config.audit_max_bytes)
+            self.audit.flush()
             self.alert = Alerts(self.audit, self.metrics)
             try:
+                self.shadow = ShadowCheck.for_profile(await driver.identify())
+                self._resume(key)
                 await self._start()
                 await self._serve()
             finally:
@@ -183,7 +187,8 @@ class Daemon:
                 pushes[body["epoch"]] = body["text"], [tuple(c) for c in body["tighten"]]
             elif entry.kind == "dropcopy":
                 rec = Record.decode(bytes.fromhex(body["raw"]))
-                if rec.kind == Kind.CONTROL and rec.control == Control.COMMIT:
+                if rec.kind == Kind.CONTROL and rec.control == Control.COMMIT \
+                        and rec.argument in pushes:     # else the shadow's mismatch says
                     self._text, self._changes = pushes[rec.argument]
                     self._committed(tightened(self._parse(self._text), self._changes))
                 self.mismatch = self.shadow.check(rec)
