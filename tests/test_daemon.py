@@ -14,6 +14,7 @@ so only the daemon's heartbeats keep the gateway from failing closed.
 """
 
 import asyncio
+import contextlib
 import re
 import signal
 import subprocess
@@ -45,7 +46,13 @@ TIMEOUT = 30.0          # a loaded machine runs the model slowly
 
 @pytest.fixture
 def sim_port(tmp_path):
-    log = tmp_path / "sim-stderr.txt"
+    with started_sim(tmp_path / "sim-stderr.txt") as port:
+        yield port
+
+
+@contextlib.contextmanager
+def started_sim(log: Path):
+    """A `wiregate sim` process; its port."""
     with open(log, "w") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "wiregate.sw.cli", "sim", "--profile", PROFILE,
@@ -516,3 +523,27 @@ def test_a_line_torn_by_a_crash_is_kept_and_a_broken_log_stops_the_start(setup):
     assert three["control_commands"] - two["control_commands"] == \
         two["control_commands"] - one["control_commands"]
     assert three["dropcopy_records"] == two["dropcopy_records"] == len(got)
+
+
+def test_a_gateway_reset_under_the_log_starts_the_model_afresh(setup, tmp_path):
+    config, _, audit, port = setup
+
+    async def idle(daemon):
+        await asyncio.sleep(0.5)
+
+    asyncio.run(serve(config, port, idle))
+    first = records(audit)
+    with started_sim(tmp_path / "second-sim-stderr.txt") as fresh:     # epoch 0, sequence 0
+        daemon = asyncio.run(serve(config, fresh, idle))
+        again = asyncio.run(serve(config, fresh, idle))         # and a restart after it
+        state, counters = asyncio.run(gateway_state(fresh))
+    got = records(audit)[len(first):]
+    # The second gateway's drop copy from 0, whole, after the first's, in one chain.
+    assert [r.sequence for r in got] == list(range(len(got)))
+    assert counters["dropcopy_records"] == len(got) and state["epoch"] == 1
+    assert [r.argument for r in got if r.control == Control.COMMIT] == [1]
+    assert daemon.mismatch is None and again.mismatch is None
+    assert again.shadow.next_sequence == len(got)
+    reset = [a for a in alerts(audit) if a["alert"] == "gateway_reset"]
+    assert len(reset) == 1 and (reset[0]["epoch"], reset[0]["log_epoch"]) == (0, 1)
+    assert verify(audit).entries == len(entries(audit))

@@ -21,7 +21,9 @@ and every push its limit file's text and the tightenings on top of it, so the sh
 is rebuilt by replaying the log, and the next record read must be the one after the last one
 logged; one already logged is skipped (never counted twice); one further on is a gap, which
 the shadow check reports as a mismatch (the replay is no longer exact) and the daemon fails
-closed on it.
+closed on it. A gateway whose epoch is below the log's last commit was reset: the daemon
+raises ``gateway_reset`` (an alert entry, where a later replay starts afresh too) and starts
+a fresh model for the drop copy that begins again at 0.
 """
 
 import asyncio
@@ -143,6 +145,7 @@ class Daemon:
         self._side: set[asyncio.Task] = set()   # tightens under way
         self._stopping = asyncio.Event()
         self._fail_closed: dict[str, int] = {}
+        self._log_epoch = 0         # the last commit the audit log holds
 
     def stop(self) -> None:
         """End :meth:`run` after reading the drop copy to its end."""
@@ -185,12 +188,15 @@ class Daemon:
             body = entry.body
             if entry.kind == "command" and body.get("command") == "push":
                 pushes[body["epoch"]] = body["text"], [tuple(c) for c in body["tighten"]]
+            elif entry.kind == "alert" and body["alert"] == "gateway_reset":
+                self._new_life()
             elif entry.kind == "dropcopy":
                 rec = Record.decode(bytes.fromhex(body["raw"]))
-                if rec.kind == Kind.CONTROL and rec.control == Control.COMMIT \
-                        and rec.argument in pushes:     # else the shadow's mismatch says
-                    self._text, self._changes = pushes[rec.argument]
-                    self._committed(tightened(self._parse(self._text), self._changes))
+                if rec.kind == Kind.CONTROL and rec.control == Control.COMMIT:
+                    self._log_epoch = rec.argument
+                    if rec.argument in pushes:      # else the shadow's mismatch says
+                        self._text, self._changes = pushes[rec.argument]
+                        self._committed(tightened(self._parse(self._text), self._changes))
                 self.mismatch = self.shadow.check(rec)
         log.info("resumed from the audit log: %d records replayed, next sequence %d",
                  self.shadow.checked, self.shadow.next_sequence)
@@ -203,6 +209,14 @@ class Daemon:
     async def _start(self) -> None:
         state = await self.driver.status()
         counters = await self.driver.counters()
+        if state["epoch"] < self._log_epoch:
+            # Reset (or replaced) since the log's last commit: its drop copy starts again
+            # from 0. The log goes on, with the reset in it; the model starts afresh.
+            self.alert("gateway_reset", f"the gateway is at epoch {state['epoch']}, the audit "
+                       f"log at {self._log_epoch}: it was reset, and its drop copy starts "
+                       "again; the shadow model starts afresh", epoch=state["epoch"],
+                       log_epoch=self._log_epoch)
+            self._new_life()
         self.audit.append("command", {
             "command": "start", "epoch": state["epoch"], "limits_loaded": state["limits_loaded"],
             "next_sequence": self.shadow.next_sequence,
@@ -225,6 +239,12 @@ class Daemon:
                 self._refused = ""
                 self.alert("limits_unreadable", f"{self.config.limits}: {error}")
             return None
+
+    def _new_life(self) -> None:
+        """The gateway was reset: a fresh model, nothing committed."""
+        self.shadow = ShadowCheck.for_profile(self.driver.regmap)
+        self.mismatch = self.limits = self._text = None
+        self._changes, self._log_epoch = [], 0
 
     def _committed(self, limits: Limits) -> None:
         """The gateway's drop copy says ``limits`` took effect: names follow them now."""
