@@ -83,7 +83,9 @@ Rules for client messages
    - NOTIONAL: ``q * p`` above ``symbol.max_order_notional`` or
      ``session.max_order_notional``.
    - COLLAR: the symbol's reference price is 0; or ``gateway.reference_max_age_us`` is not 0
-     and ``t - reference_time > reference_max_age_us``; or ``|p - reference| > collar``; or
+     and ``t - reference_time > reference_max_age_us`` (``reference_time``: the stamp of
+     the last :class:`SetReference`, or the Commit that loaded it; a stamp after ``t`` is
+     a negative age, never stale); or ``|p - reference| > collar``; or
      ``p == 0`` (a band as wide as the reference would hold it, and an order priced 0 has
      notional 0, so NOTIONAL and CREDIT could never stop it).
    - POSITION: with ``dq`` the share increase, fires when ``dq > 0`` and, for a buy,
@@ -357,11 +359,23 @@ class Heartbeat:
 
 @dataclass(frozen=True)
 class SetReference:
-    """New reference price for one symbol index, stamped with ``t``."""
+    """New reference price for one symbol index.
+
+    ``stamp_us`` is when the price was observed, as the host says (its market-data time on
+    the gateway's timebase); the reference's age counts from it. ``None`` stamps it with
+    ``t``, the microsecond it takes effect. A host cannot know that microsecond before its
+    write lands, so a daemon sends the observation time, and the gateway records it.
+    """
 
     t: int
     symbol_index: int
     price: int
+    stamp_us: int | None = None
+
+    @property
+    def stamp(self) -> int:
+        """The reference's stamp: ``stamp_us``, or ``t`` when none was given."""
+        return self.t if self.stamp_us is None else self.stamp_us
 
 
 @dataclass(frozen=True)
@@ -934,7 +948,7 @@ class Gate:
                 if not 0 <= event.symbol_index < self.n_symbols:
                     raise ValueError(f"symbol index {event.symbol_index} out of range")
                 self._reference[event.symbol_index] = event.price
-                self._reference_time[event.symbol_index] = event.t
+                self._reference_time[event.symbol_index] = event.stamp
             case SessionSync():
                 self._check_session(event.session)
                 self.sessions[event.session].in_sync = event.in_sync

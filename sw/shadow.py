@@ -18,10 +18,11 @@ What a record stands for (the model's rules in brackets):
   ``reasons``, ``primary``, ``symbol_known``/``symbol_index`` and ``user_ref_num``.
 - EXCHANGE: an :class:`~wiregate.sw.model.ExchangeMessage` rebuilt the same way.
 - CONTROL: COMMIT the limits of the epoch in ``argument`` (given to the check in commit
-  order); KILL / RELEASE of the scope ``SCOPES[argument]``; HEARTBEAT; SET_REFERENCE (its
-  stamp must be the record's time); SESSION_SYNC; VOID_UNDO (rule 10) of the last
-  ``argument`` verdicts, which must all be of the record's session, and then one REVOKE for
-  each Enter or Replace of them the model accepted, in order.
+  order); KILL / RELEASE of the scope ``SCOPES[argument]``; HEARTBEAT; SET_REFERENCE (with
+  the host's stamp it carries, which the reference's age counts from); SESSION_SYNC;
+  VOID_UNDO (rule 10) of the last ``argument`` verdicts, which must all be of the record's
+  session, and then one REVOKE for each Enter or Replace of them the model accepted, in
+  order.
 
 What the drop copy does not carry, the check cannot decide:
 
@@ -104,10 +105,9 @@ def control_fields(event, t, epoch) -> dict:
                 expected.update(symbol_index=event.index, symbol_known=1)
             return expected
         case SetReference():
-            # The model stamps the reference with the time it takes effect: the host's
-            # stamp must be that microsecond.
+            # The record carries the host's stamp, which the model's age counts from.
             return {"symbol_index": event.symbol_index, "symbol_known": 1,
-                    "price": event.price, "argument": t}
+                    "price": event.price, "argument": event.stamp}
         case SessionSync():
             return {"session": event.session, "argument": int(event.in_sync)}
     return {}
@@ -315,7 +315,7 @@ class ShadowCheck:
         elif code == Control.HEARTBEAT:
             event = Heartbeat(t)
         elif code == Control.SET_REFERENCE:
-            event = SetReference(t, rec.symbol_index, rec.price)
+            event = SetReference(t, rec.symbol_index, rec.price, stamp_us=rec.argument)
         elif code == Control.SESSION_SYNC:
             event = SessionSync(t, rec.session, bool(rec.argument))
         elif code == Control.VOID_UNDO:

@@ -380,29 +380,31 @@ def test_actions_of_a_check_are_carried_out_audited_and_counted(setup):
         Action("act", "kill_session", "equities-desk-2", "too fast"),
         Action("act", "kill_symbol", "NVDA", "halted"),
         Action("act", "kill_session", "nobody", "no such session"),
+        Action("act", "kill_session", "1", "by index, as the richer checks name it"),
         Action("act", "tighten", "AAPL", "max_order_quantity 100"),
         Action("act", "alert", None, "look"),
         Action("act", "kill_gateway", None, "enough")])
 
     async def body(daemon):
-        await until(lambda: sum(r.control == Control.KILL for r in records(audit)) == 3,
-                    "three kill records")
+        await until(lambda: sum(r.control == Control.KILL for r in records(audit)) == 4,
+                    "four kill records")
 
     daemon = asyncio.run(serve(config, port, body, checks=[act]))
     kills = [(r.argument, r.session, r.symbol_index) for r in records(audit)
              if r.control == Control.KILL]
     # Scopes by index in the model's SCOPES: gateway 0, session 1, symbol 2.
-    assert kills == [(1, 1, 0), (2, 0, 2), (0, 0, 0)]
+    assert kills == [(1, 1, 0), (2, 0, 2), (1, 1, 0), (0, 0, 0)]
     assert daemon.mismatch is None      # the model took the kills the gateway made
     sent = [(e.body["scope"], e.body["index"], e.body["by"]) for e in entries(audit)
             if e.kind == "command" and e.body["command"] == "kill"]
-    assert sent == [("session", 1, "act"), ("symbol", 2, "act"), ("gateway", 0, "act")]
+    assert sent == [("session", 1, "act"), ("symbol", 2, "act"), ("session", 1, "act"),
+                    ("gateway", 0, "act")]
     names = [a["alert"] for a in alerts(audit)]
-    assert names.count("action_failed") == 2 and names.count("check_kill_session") == 2
+    assert names.count("action_failed") == 2 and names.count("check_kill_session") == 3
     assert {"check_kill_symbol", "check_tighten", "check_alert",
             "check_kill_gateway"} <= set(names)
     count = daemon.metrics.registry.get_sample_value
-    assert count("wiregate_actions_total", {"check": "act", "kind": "kill_session"}) == 2
+    assert count("wiregate_actions_total", {"check": "act", "kind": "kill_session"}) == 3
     assert count("wiregate_kills_total", {"scope": "symbol"}) == 1
     state, _ = asyncio.run(gateway_state(port))
     assert state["kill_gateway"] == 1 and state["kill_sessions"] == 1 << 1

@@ -419,6 +419,18 @@ def test_collar_without_reference_and_with_a_stale_one():
     assert_accept(b.c(enter(8, price=P101)))
 
 
+def test_reference_age_counts_from_the_hosts_stamp():
+    # A daemon stamps a price with when it was observed, before its write lands.
+    b = Bench(lim=limits(reference_max_age_us=1_000))
+    b.gate.apply(SetReference(500, NOREF, P100, stamp_us=300))
+    assert b.gate.reference(NOREF) == (P100, 300)
+    assert_accept(b.at(1_300).c(enter(1, name="NOREF")))      # 1,300 - 300: the maximum
+    assert_reject(b.at(1_301).c(enter(2, name="NOREF")), R.COLLAR)
+    # A stamp after the event's time is a negative age: fresh, as the gateware compares.
+    b.gate.apply(SetReference(1_400, NOREF, P100, stamp_us=1_450))
+    assert_accept(b.at(1_420).c(enter(3, name="NOREF")))
+
+
 def test_recommit_keeps_references_their_age_and_positions():
     b = Bench()
     assert_accept(b.c(enter(1)))

@@ -137,3 +137,14 @@ def test_a_record_earlier_than_the_one_before_is_caught(day, records):
     mismatch = check_of(day).run(altered(records, k, time_us=early))
     assert (mismatch.sequence, mismatch.field, mismatch.gateway, mismatch.model) == (
         records[k].sequence, "time_us", early, records[k - 1].time_us)
+
+
+def test_a_reference_takes_the_hosts_stamp_not_the_records_time(day, records):
+    # A daemon stamps a price with when it saw it, before its write lands: the check takes
+    # that stamp, and the model's age of the reference counts from it.
+    k = first(records, lambda r: r.kind == Kind.CONTROL and r.control == Control.SET_REFERENCE)
+    rec = records[k]
+    earlier = altered(records, k, argument=rec.time_us - 7)
+    check = check_of(day)
+    assert check.run(earlier[:k + 1]) is None
+    assert check.gate.reference(rec.symbol_index) == (rec.price, rec.time_us - 7)

@@ -466,10 +466,13 @@ class Daemon:
             task.add_done_callback(self._side.discard)
 
     def _index(self, scope: str, name: str | None) -> int | None:
+        """The index of a session (by name, or its index as text, as the checks give it) or
+        of a symbol in the limits in effect."""
         entries = [] if self.limits is None else (
             self.limits.sessions if scope == "session" else self.limits.symbols)
         for entry in entries:
-            if (entry.name if scope == "session" else entry.symbol) == name:
+            if (entry.name if scope == "session" else entry.symbol) == name or (
+                    scope == "session" and name == str(entry.index)):
                 return entry.index
         return None
 
