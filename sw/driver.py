@@ -52,6 +52,9 @@ class Transport(ABC):
     async def receive(self) -> bytes:
         """Wait for some bytes from the gateway (at least one)."""
 
+    async def finish(self) -> None:  # noqa: B027 (a transport that cannot half-close)
+        """Send nothing more; what the gateway sent before it saw that still arrives."""
+
     async def close(self) -> None:  # noqa: B027 (a transport with nothing to close)
         """Release the transport."""
 
@@ -80,6 +83,11 @@ class SocketTransport(Transport):
         if not data:
             raise ConnectionError("the gateway closed the connection")
         return data
+
+    async def finish(self) -> None:
+        # A half-close: ``wiregate sim`` stops sending at the end of file and closes, so
+        # the drop copy it sent before arrives whole and the rest waits in its queue.
+        self._writer.write_eof()
 
     async def close(self) -> None:
         self._writer.close()

@@ -1,1 +1,2 @@
-"""The host daemon: keeps the gateway alive and loaded, and watches it (docs/daemon.md)."""
+"""The host daemon: keeps the gateway alive and loaded, shadows every verdict, audits, counts
+(docs/daemon.md)."""
