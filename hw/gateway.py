@@ -45,6 +45,8 @@ class Gateway(wiring.Component):
     control_out : Out(stream of bytes)
         Responses and drop-copy frames, SLIP-coded. Honours ``ready``; while it is low the
         drop copy waits in the core's queue (and BACKLOG guards it, model rule 11).
+    kill_gateway : Out(1)
+        The core's gateway kill latch (for a board's LED).
 
     Latency
     -------
@@ -60,6 +62,7 @@ class Gateway(wiring.Component):
             **{name: members[name] for name in _BEATS},
             "control_in": In(stream.Signature(8)),
             "control_out": Out(stream.Signature(8)),
+            "kill_gateway": members["kill_gateway"],
         })
 
     @property
@@ -87,6 +90,7 @@ class Gateway(wiring.Component):
         wiring.connect(m, port=port.bus, core=core.control)
         wiring.connect(m, core=core.dropcopy, narrow=narrow.i)
         wiring.connect(m, narrow=narrow.o, port=port.dropcopy)
+        m.d.comb += self.kill_gateway.eq(core.kill_gateway)
         for name in COUNTERS:
             m.d.comb += getattr(core, f"count_{name}").eq(getattr(port, f"count_{name}"))
         return m

@@ -1,9 +1,12 @@
 """The board shell bench under Verilator (cocotb): LiteEth MACs over RGMII, receive FIFOs,
-the pass-through core; and the saturated burst with the far ends' clocks ±100 ppm off."""
+the pass-through core; the saturated burst with the far ends' clocks ±100 ppm off; and the
+shell with the gateway core and the UART control bridge."""
 
 import pytest
 
+from wiregate.hw.gateway import Gateway
 from wiregate.sim.board.bench_top import BoardBench, bench_sources
+from wiregate.sim.board.gateway_regmap import bench_regmap
 from wiregate.sim.runner import run_bench
 
 # The burst: 200 frames of 1514 bytes, 0.31 MB on the wire: at 100 ppm the far end gains 31
@@ -37,3 +40,13 @@ def test_board(record_property):
         assert result == (expected, 0), f"{tests} {env}: (tests, failed) = {result}"
         passed += expected
     record_property("cocotb_tests", passed)
+
+
+@pytest.mark.verilator
+def test_board_gateway(record_property):
+    bench = BoardBench(FIFO_DEPTH, core=Gateway(1, bench_regmap()))
+    result = run_bench(bench, "board_gateway", {"fifo": FIFO_DEPTH},
+                       "wiregate.sim.board.test_gateway", extra_sources=bench_sources(),
+                       timescale=("1ps", "1fs"))
+    assert result == (2, 0), f"(tests, failed) = {result}"
+    record_property("cocotb_tests", result[0])

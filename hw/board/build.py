@@ -23,7 +23,7 @@ from pathlib import Path
 from wiregate.constraints import BOARDS, board
 
 from .liteeth_gen import generate
-from .top import BoardTop
+from .top import CORES, BoardTop
 
 __all__ = ["build", "format_report", "main"]
 
@@ -72,19 +72,26 @@ def _check(report: dict) -> tuple[list[str], bool]:
     return lines, ok
 
 
-def format_report(board_name: str, report: dict, seconds: float | None) -> tuple[str, bool]:
+def format_report(board_name: str, report: dict, seconds: float | None,
+                  core: str = "pass-through") -> tuple[str, bool]:
     """``report.txt``'s text from nextpnr's JSON report, and whether timing was met."""
     lines, ok = _check(report)
     b = board(board_name)
     head = [f"wiregate bitstream for {board_name}: {b.platform.device}-{b.platform.speed}"
-            f"{b.platform.package} (pass-through core)"]
+            f"{b.platform.package} ({core} core)"]
     if seconds is not None:
         head.append(f"build time: {seconds:.0f} s")
     return "\n".join(head + lines + [f"timing: {'met' if ok else 'FAILED'}"]) + "\n", ok
 
 
-def build(board_name: str, *, force: bool = False, seed: int = 1) -> Path:
-    """Build ``board_name``'s bitstream into ``build/<board>/``; return the folder.
+def out_folder(board_name: str, core: str = "pass-through") -> Path:
+    """``build/<board>/`` for the pass-through, ``build/<board>-<core>/`` otherwise."""
+    return ROOT / (board_name if core == "pass-through" else f"{board_name}-{core}")
+
+
+def build(board_name: str, *, core: str = "pass-through", force: bool = False,
+          seed: int = 1) -> Path:
+    """Build ``board_name``'s bitstream with ``core`` into :func:`out_folder`; return it.
 
     Raises
     ------
@@ -92,14 +99,14 @@ def build(board_name: str, *, force: bool = False, seed: int = 1) -> Path:
         If a tool fails or timing is not met (the report is written either way).
     """
     b = board(board_name)
-    out = ROOT / board_name
+    out = out_folder(board_name, core)
     # The tools are the venv's, found beside its Python when the venv is not on PATH.
     for var, tool in TOOLS.items():
         beside = Path(sys.executable).parent / tool
         os.environ.setdefault(var, str(beside) if beside.exists() else tool)
     mac = generate(out / "gen", tx_delay=b.tx_delay, rx_delay=b.rx_delay)
     platform = b.platform()
-    top = BoardTop(b, mac, mac.stem)
+    top = BoardTop(b, mac, mac.stem, core)
     plan = platform.prepare(top, name=NAME,
                             nextpnr_opts=f"--seed {seed} --timing-allow-fail "
                                          f"--report {NAME}-report.json")
@@ -121,7 +128,7 @@ def build(board_name: str, *, force: bool = False, seed: int = 1) -> Path:
     seconds = time.monotonic() - start
     report = json.loads(products.get(f"{NAME}-report.json", "t"))
     (out / "nextpnr-report.json").write_text(json.dumps(report, indent=1))
-    text, ok = format_report(board_name, report, seconds)
+    text, ok = format_report(board_name, report, seconds, core)
     (out / "report.txt").write_text(text)
     if not ok:
         raise RuntimeError(f"{board_name}: timing not met (see {out / 'report.txt'})")
@@ -130,11 +137,12 @@ def build(board_name: str, *, force: bool = False, seed: int = 1) -> Path:
     return out
 
 
-def program(board_name: str) -> None:
-    """Load ``build/<board>/top.bit`` into the FPGA's SRAM with openFPGALoader."""
-    bitstream = ROOT / board_name / f"{NAME}.bit"
+def program(board_name: str, core: str = "pass-through") -> None:
+    """Load :func:`out_folder`'s ``top.bit`` into the FPGA's SRAM with openFPGALoader."""
+    bitstream = out_folder(board_name, core) / f"{NAME}.bit"
     if not bitstream.exists():
-        raise RuntimeError(f"No bitstream at {bitstream}: run make bitstream BOARD={board_name}")
+        raise RuntimeError(f"No bitstream at {bitstream}: run make bitstream "
+                           f"BOARD={board_name} CORE={core}")
     tool = os.environ.get("OPENFPGALOADER") or shutil.which("openfpgaloader-cli") \
         or "openFPGALoader"
     subprocess.run([tool, *board(board_name).program_args, str(bitstream)], check=True)
@@ -144,18 +152,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Build or load a wiregate bitstream.")
     parser.add_argument("action", choices=("bitstream", "program"))
     parser.add_argument("board", choices=sorted(BOARDS))
+    parser.add_argument("--core", choices=CORES, default="pass-through",
+                        help="what sits between the ports (default: pass-through)")
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.action == "bitstream":
-            print((build(args.board, force=args.force, seed=args.seed) / "report.txt")
-                  .read_text(), end="")
+            print((build(args.board, core=args.core, force=args.force, seed=args.seed)
+                   / "report.txt").read_text(), end="")
         else:
-            program(args.board)
+            program(args.board, args.core)
     except (RuntimeError, subprocess.CalledProcessError) as e:
-        report = ROOT / args.board / "report.txt"
+        report = out_folder(args.board, args.core) / "report.txt"
         if args.action == "bitstream" and report.exists():
             print(report.read_text(), end="")
         print(f"error: {e}", file=sys.stderr)

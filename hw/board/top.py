@@ -1,12 +1,21 @@
 """The board top: PLL, resets, pins and LEDs around :class:`BoardShell`."""
 
+from amaranth.build import ResourceError
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
+from wiregate.sw.profiles import profile
+
+from ..core import core_holdback
+from ..gateway import Gateway
 from .shell import BoardShell
 
-__all__ = ["BoardTop"]
+__all__ = ["CORES", "BoardTop", "board_core"]
+
+# What can sit between the ports: ``pass-through`` (no checks, proves the board flow) or
+# ``gateway`` (the core of the board's profile with its control port, W = 1).
+CORES = ("pass-through", "gateway")
 
 CORE_HZ = 125e6
 # The PHYs want their reset held for at least 10 ms after power is good: 2**21 core cycles
@@ -14,6 +23,16 @@ CORE_HZ = 125e6
 PHY_RESET_CYCLES_LOG2 = 21
 # Half a second per LED blink phase.
 BLINK_LOG2 = 26
+
+
+def board_core(board, core: str):
+    """The core ``BoardShell`` takes for ``board``: None (the pass-through) or the
+    :class:`~wiregate.hw.gateway.Gateway` built with the sizes of the board's profile."""
+    if core not in CORES:
+        raise ValueError(f"unknown core {core!r}; known: {', '.join(CORES)}")
+    if core == "pass-through":
+        return None
+    return Gateway(1, profile(board.name).regmap(1, core_holdback(1)))
 
 
 class BoardTop(Elaboratable):
@@ -28,7 +47,12 @@ class BoardTop(Elaboratable):
 
     - LED 0: on when both ports have a 1 Gb/s link, blinking when only one has, off when none;
     - LED 1, LED 2: port 0 (clients), port 1 (exchange) link;
-    - LED 3: a receive FIFO overflowed and a frame was failed closed (sticky until reset).
+    - LED 3: fail closed: a FIFO overflowed and a frame was failed closed (sticky until
+      reset);
+    - LED 4: (gateway) the kill latch is set.
+
+    With the gateway core the control UART is the board's ``uart`` 0 resource; an LED on one
+    of its pins (the 5A-75B's only LED is on its UART TX pin) is left to the UART.
 
     Parameters
     ----------
@@ -37,12 +61,15 @@ class BoardTop(Elaboratable):
         The generated LiteEth Verilog (:func:`liteeth_gen.generate`).
     mac_module : str
         Its module name.
+    core : str
+        One of :data:`CORES`.
     """
 
-    def __init__(self, board, mac_file, mac_module):
+    def __init__(self, board, mac_file, mac_module, core: str = "pass-through"):
         self.board = board
         self.mac_file = mac_file
         self.mac_module = mac_module
+        self.core = board_core(board, core)
 
     def _pll(self, m, platform):
         m.submodules.clki = clki = io.Buffer("i", platform.request(self.board.clock, 0, dir="-"))
@@ -74,7 +101,12 @@ class BoardTop(Elaboratable):
         platform.add_file(self.mac_file.name, self.mac_file.read_text())
         self._pll(m, platform)
 
-        m.submodules.shell = shell = BoardShell(mac_module=self.mac_module)
+        m.submodules.shell = shell = BoardShell(self.core, mac_module=self.mac_module)
+        if self.core is not None:
+            uart = platform.request("uart", 0, dir="-")
+            m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+            m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+            m.d.comb += [shell.uart_rx.eq(rx.i), tx.o.eq(shell.uart_tx)]
         for n, pins in enumerate((shell.rgmii0, shell.rgmii1)):
             pads = platform.request("eth_rgmii", n, dir="-")
             for name, direction in (("rx_clk", "i"), ("rx_ctl", "i"), ("rx_data", "i"),
@@ -93,11 +125,15 @@ class BoardTop(Elaboratable):
         m.d.sync += blink.eq(blink + 1)
         both, either = shell.link.all(), shell.link.any()
         leds = [both | (either & blink[-1]), shell.link[0], shell.link[1],
-                shell.overflowed.any()]
+                shell.fail_closed, shell.kill]
         for n, value in enumerate(leds):
             if ("led", n) not in platform.resources:
                 break
-            m.submodules[f"led{n}"] = led = io.Buffer("o", platform.request("led", n, dir="-"))
+            try:
+                pins = platform.request("led", n, dir="-")
+            except ResourceError:
+                continue        # its pin is the UART's
+            m.submodules[f"led{n}"] = led = io.Buffer("o", pins)
             m.d.comb += led.o.eq(value)
         return m
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import Flow, In
 
 from wiregate.hw.board.liteeth_gen import generate
 from wiregate.hw.board.shell import BoardShell
@@ -27,19 +27,23 @@ class BoardBench(wiring.Component):
     ----------
     fifo_depth : int
         Bytes of each receive FIFO (the bitstream's default unless a bench needs another).
+    core : wiring.Component or None
+        As :class:`BoardShell`'s (None: the pass-through).
     """
 
-    def __init__(self, fifo_depth: int = 1025):
-        self._shell = BoardShell(fifo_depth=fifo_depth)
+    def __init__(self, fifo_depth: int = 1025, core=None):
+        self._shell = BoardShell(core, fifo_depth=fifo_depth)
         super().__init__({"sample_clk": In(1), **self._shell.signature.members})
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.shell = shell = self._shell
-        for name in shell.signature.members:
+        for name, member in shell.signature.members.items():
             mine, theirs = getattr(self, name), getattr(shell, name)
             if isinstance(theirs, wiring.PureInterface):
                 wiring.connect(m, bench=wiring.flipped(mine), shell=theirs)
+            elif member.flow == Flow.In:
+                m.d.comb += theirs.eq(mine)
             else:
                 m.d.comb += mine.eq(theirs)
         return m
