@@ -191,9 +191,7 @@ class Demo:
                          timeout=TIMEOUT)
         watching = asyncio.ensure_future(self._monitor(monitor))
         try:
-            # The one place the read-back is skipped: the core cannot read its shadow bank
-            # back yet (the register-map read-back work adds it).
-            await self._cli("limits", "push", str(LIMITS), "--no-verify")
+            await self._cli("limits", "push", str(LIMITS))
             await self._cli("heartbeat", "--count", "1")
             links = connections(self.limits)
             client_side, exchange_side = await connect(self.client_port), \

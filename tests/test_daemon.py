@@ -92,7 +92,7 @@ def setup(tmp_path, sim_port):
         "target": f"sim://127.0.0.1:{sim_port}", "limits": "limits.yaml",
         "timeout": f"{TIMEOUT}s",
         "heartbeat": {"interval": "50ms", "status_interval": "500ms"},
-        "push": {"verify": False, "watch_interval": "100ms"},
+        "push": {"verify": True, "watch_interval": "100ms"},
         "shadow": {"kill_scope": "gateway", "kill_within": "5s"},
         "audit": {"path": "audit", "max_bytes": "16KiB"},
         "metrics": {"port": 0}}))
