@@ -38,6 +38,7 @@ records' ``time_us`` (the gateway's timebase), so a replayed day fires exactly a
 """
 
 import logging
+from abc import ABC, abstractmethod
 from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -313,7 +314,7 @@ def _short_sides(value) -> str:
 
 # --- The checks ---------------------------------------------------------------------------
 
-class _Check:
+class _Check(ABC):
     """What every check shares: its name, its action, the order book, the latch per key.
 
     Every check takes ``name`` (str, what its actions carry as ``check``) and ``action``
@@ -365,8 +366,9 @@ class _Check:
         self._over.add(key)
         return True
 
+    @abstractmethod
     def _on(self, event) -> list:
-        raise NotImplementedError
+        """The firings of one event: (session, symbol, detail) tuples."""
 
 
 class _Positions:
