@@ -462,7 +462,7 @@ def test_a_tighten_recommits_and_a_restart_keeps_it(setup):
 
     tighten = AfterCommit(audit, [  # two tightens, a loosen, a detail without FIELD=VALUE
         Action("tighten", "tighten", "AAPL", "max_order_quantity=100 velocity"),
-        Action("tighten", "tighten", "retail-flow", "credit=1000000"),
+        Action("tighten", "tighten", "3", "credit=1000000"),    # a session by its index
         Action("tighten", "tighten", "AAPL", "max_order_quantity=99999"),
         Action("tighten", "tighten", "AAPL", "halve it")])
 

@@ -171,6 +171,16 @@ def test_notional_velocity_sums_the_notional_accepted_orders_add():
         (5, Action("notional", "alert", None,
                    "$10,100.00 of new notional within 1s, above $10,000.00")),
     ]
+    # Built to tighten, the same check leads each detail with the limit to lower.
+    tighten = build_checks([{"check": "notional_velocity", "name": "notional", "limit": 10_000,
+                             "window": "1s", "action": "tighten",
+                             "tighten": "credit = 1000"}])[0]
+    assert fired(tighten, records) == [
+        (3, Action("notional", "tighten", None,
+                   "credit=1000; $11,000.00 of new notional within 1s, above $10,000.00")),
+        (5, Action("notional", "tighten", None,
+                   "credit=1000; $10,100.00 of new notional within 1s, above $10,000.00")),
+    ]
 
 
 def test_order_velocity_per_symbol_follows_a_replace_to_its_original_symbol():
@@ -256,13 +266,25 @@ checks:
   - {check: concentration, limit: 1_000_000.50, action: kill_symbol}
   - {check: order_velocity, limit: 500, window: 1s, per: session, action: kill_session}
   - {check: notional_velocity, name: fast_money, limit: 2000000, window: 100ms,
-     action: tighten}
+     action: tighten, tighten: credit=500000000000}
   - {check: repeated_executions, count: 20, window: 500ms, action: kill_session}
   - check: locate
     action: alert
     sides: T
     locates: {AAPL: 10000, MSFT: 0}
 """
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"check": "gross_notional", "limit": 1, "action": "tighten"}, "goes with action tighten"),
+    ({"check": "gross_notional", "limit": 1, "action": "alert", "tighten": "credit=1"},
+     "goes with action tighten"),
+    ({"check": "gross_notional", "limit": 1, "action": "tighten", "tighten": "halve it"},
+     "expected FIELD=VALUE"),
+])
+def test_a_tighten_entry_names_its_limit_and_value(entry, message):
+    with pytest.raises(CheckConfigError, match=message):
+        build_checks([entry])
 
 
 def test_build_checks_reads_a_configuration_section():
@@ -291,7 +313,7 @@ def test_build_checks_reads_a_configuration_section():
     ({"check": "gross_notional", "action": "kill"}, r"action 'kill' is not one of alert"),
     ({"check": "gross_notional", "action": "alert"}, r"\(gross_notional\): limit is required"),
     ({"check": "gross_notional", "action": "alert", "limit": 1, "windw": "1s"},
-     r"unknown key 'windw' \(known: check, action, name, limit\)"),
+     r"unknown key 'windw' \(known: check, action, name, tighten, limit\)"),
     ({"check": "gross_notional", "action": "alert", "limit": "lots"},
      r"\(gross_notional\)\.limit: expected dollars"),
     ({"check": "gross_notional", "action": "alert", "limit": 0.00001},

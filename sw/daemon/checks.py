@@ -38,6 +38,7 @@ records' ``time_us`` (the gateway's timebase), so a replayed day fires exactly a
 """
 
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass
@@ -335,6 +336,7 @@ class _Check(ABC):
     def __init__(self, name: str, action: str):
         self.name = name
         self.action = action
+        self.tighten = ""       # "FIELD=VALUE" a tighten action leads its detail with
         self.orders = _Orders()
         self._over: set = set()
 
@@ -343,6 +345,8 @@ class _Check(ABC):
         out = []
         for event in self.orders.events(record):
             for session, symbol, detail in self._on(event):
+                if self.tighten:
+                    detail = f"{self.tighten}; {detail}"
                 out.append(Action(self.name, self.action, self._target(session, symbol),
                                   detail))
         return out
@@ -618,7 +622,8 @@ CHECKS = {
     "repeated_executions": RepeatedExecutions,
     "locate": Locate,
 }
-_ENTRY_KEYS = ("check", "action", "name")
+_ENTRY_KEYS = ("check", "action", "name", "tighten")
+_TIGHTEN = re.compile(r"\w+=\d+")
 
 
 def _build(where: str, entry) -> _Check:
@@ -653,6 +658,16 @@ def _build(where: str, entry) -> _Check:
         except (TypeError, ValueError) as error:
             raise CheckConfigError(f"{where}.{key}: {error}") from None
     check = cls(name, action, **values)
+    tighten = entry.get("tighten")
+    if (action == "tighten") != (tighten is not None):
+        raise CheckConfigError(f"{where}: tighten (FIELD=VALUE, the limit to lower and its "
+                               "new value in limit-file units) goes with action tighten, "
+                               "and only with it")
+    if tighten is not None:
+        if not isinstance(tighten, str) or not _TIGHTEN.fullmatch(tighten.replace(" ", "")):
+            raise CheckConfigError(f"{where}.tighten: expected FIELD=VALUE such as "
+                                   f"max_long=0, got {tighten!r}")
+        check.tighten = tighten.replace(" ", "")
     scope = {"kill_session": "session", "kill_symbol": "symbol"}.get(action)
     if scope is not None and scope not in check.carries:
         raise CheckConfigError(f"{where}: action {action} needs a {scope}, and this check "

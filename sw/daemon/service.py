@@ -317,7 +317,13 @@ class Daemon:
                                      "FIELD=VALUE")
                 if self._text is None:
                     raise ValueError("no limits committed to tighten")
-                changes = [*self._changes, (action.target, match[1], int(match[2]))]
+                target = action.target
+                if target is not None and target.isdigit():     # a session by its index
+                    names = [e.name for e in self.limits.sessions if str(e.index) == target]
+                    if not names:
+                        raise ValueError(f"no session {target!r} in the limits in effect")
+                    target = names[0]
+                changes = [*self._changes, (target, match[1], int(match[2]))]
                 limits = tightened(self._parse(self._text), changes)
                 image = compile_limits(limits, self.driver.regmap)
             except ValueError as error:
