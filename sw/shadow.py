@@ -105,9 +105,11 @@ def control_fields(event, t, epoch) -> dict:
                 expected.update(symbol_index=event.index, symbol_known=1)
             return expected
         case SetReference():
-            # The record carries the host's stamp, which the model's age counts from.
+            # The record carries the host's stamp, which the model's age counts from; with
+            # none, the model stamps the reference with ``t``, when it takes effect.
+            stamp = t if event.stamp_us is None else event.stamp_us
             return {"symbol_index": event.symbol_index, "symbol_known": 1,
-                    "price": event.price, "argument": event.stamp}
+                    "price": event.price, "argument": stamp}
         case SessionSync():
             return {"session": event.session, "argument": int(event.in_sync)}
     return {}
