@@ -83,9 +83,9 @@ bench-shadow: $(STAMP)
 	mkdir -p $(dir $(SHADOW_RESULTS))
 	$(BIN)/python -m wiregate.sim.shadow --events $(SHADOW_MESSAGES) --out $(SHADOW_RESULTS)
 
-# The daemon's path for each drop-copy record (audit entry, metrics, shadow check) on the
-# same day's drop copy, records per second on one core, and each part alone; appended to
-# DAEMON_RESULTS.
+# The daemon's path for each drop-copy record (audit entries of 512 records, metrics counted
+# per batch, shadow check) on the same day's drop copy, records per second on one core, and
+# each part alone; appended to DAEMON_RESULTS.
 DAEMON_RESULTS ?= build/bench/daemon.txt
 bench-daemon: $(STAMP)
 	mkdir -p $(dir $(DAEMON_RESULTS))

@@ -1,4 +1,4 @@
-# Ref: wiregate audit log 1.0 (this module is the specification; docs/audit.md explains it)
+# Ref: wiregate audit log 2.0 (this module is the specification; docs/audit.md explains it)
 """The audit trail: every drop-copy record, host command and alert, in one hash chain.
 
 SEC Rule 15c3-5 and MiFID II RTS 6 ask a broker to keep a record of its risk controls and
@@ -9,7 +9,13 @@ of what they did. The log is a folder of JSON-lines files (``audit-000000.jsonl`
      "prev": "<hash of entry 40>", "hash": "<hash of this entry>"}
 
 ``n`` counts entries from 0 across all files, ``t`` is the host's UTC clock when the entry
-was appended, ``body`` is what happened (:func:`record_body` for a drop-copy record).
+was appended, ``body`` is what happened. A ``dropcopy`` entry holds a run of consecutive
+drop-copy records, as their wire bytes (``records``: hex, :data:`~wiregate.sw.dropcopy.
+RECORD_SIZE` bytes each, in the order read) and the tickers of the symbol indices they name
+(``symbols``: index as text -> ticker, from the limits in effect); :func:`entry_records`
+decodes them and :func:`record_bodies` names their fields (:func:`record_body`). One entry
+per run, not per record: the daemon logs every record the gateway makes, and an entry's JSON
+and hash cost more than a record's bytes.
 ``hash`` is SHA-256 (or HMAC-SHA256 under a key) of the entry's canonical JSON without
 ``hash`` (keys sorted, no spaces, ASCII), so it covers ``n``, ``t``, ``kind``, ``body`` and
 ``prev``; ``prev`` of entry 0 is 64 zeros. Changing, removing, inserting or reordering any
@@ -36,7 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from wiregate.sw.dropcopy import Control, Kind, Record
+from wiregate.sw.dropcopy import Control, Kind, Record, decode_records
 from wiregate.sw.reasons import describe
 
 __all__ = [
@@ -44,8 +50,10 @@ __all__ = [
     "AuditError",
     "AuditWriter",
     "Entry",
+    "entry_records",
     "iter_entries",
     "log_files",
+    "record_bodies",
     "record_body",
     "verify",
 ]
@@ -120,6 +128,29 @@ def record_body(record: Record, symbols: Callable[[int], str | None] | None = No
     if not body["symbol"] and record.symbol_known and symbols is not None:
         body["symbol"] = symbols(record.symbol_index) or ""
     return body
+
+
+def entry_records(entry: "Entry") -> list[Record]:
+    """The drop-copy records of a ``dropcopy`` entry, in the order they were read.
+
+    Raises
+    ------
+    AuditError
+        The entry's ``records`` are not whole drop-copy records (a chain rebuilt without
+        the key can hold anything).
+    """
+    try:
+        return decode_records(bytes.fromhex(entry.body["records"]))
+    except (KeyError, TypeError, ValueError) as error:     # ProtocolError is a ValueError
+        raise AuditError(entry.path, entry.line, f"drop-copy entry {entry.n} does not hold "
+                                                 f"whole records: {error}") from None
+
+
+def record_bodies(entry: "Entry") -> list[dict]:
+    """:func:`record_body` of each record of a ``dropcopy`` entry, named by its ``symbols``."""
+    names = entry.body.get("symbols", {})
+    return [record_body(r, lambda index: names.get(str(index)))
+            for r in entry_records(entry)]
 
 
 def _parse(path: Path, line_no: int, text: str, key: bytes | None) -> Entry:
@@ -237,12 +268,24 @@ class AuditWriter:
         A file that reaches this size is closed with a ``rotate`` entry.
     clock : callable
         Returns the entry's time (UTC); tests pass a fixed clock.
+    batch : int
+        Drop-copy records per entry at most: :meth:`record` holds records until this many
+        are pending, another entry is appended, or :meth:`flush`.
+    symbols : callable or None
+        Maps a symbol index to its ticker (the limits in effect), for the ``symbols`` of a
+        drop-copy entry; settable (:attr:`symbols`).
     """
 
     def __init__(self, folder: Path, *, key: bytes | None = None, max_bytes: int = 64 << 20,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), batch: int = 512,
+                 symbols: Callable[[int], str | None] | None = None) -> None:
         if max_bytes < 1024:
             raise ValueError(f"max_bytes must be at least 1024, got {max_bytes}")
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, got {batch}")
+        self._batch = batch
+        self._pending: list[Record] = []
+        self.symbols = symbols
         self._folder = Path(folder)
         self._folder.mkdir(parents=True, exist_ok=True)
         self._key = key
@@ -274,28 +317,54 @@ class AuditWriter:
 
     @property
     def head(self) -> tuple[int, str]:
-        """(n, hash) of the last entry written: anchor it elsewhere to detect a cut tail."""
+        """(n, hash) of the last entry, pending records written first: anchor it elsewhere
+        to detect a cut tail."""
+        self._write_records()
         return self._n - 1, self._prev
 
     def append(self, kind: str, body: dict) -> str:
-        """Append one entry; returns its hash. ``body`` must be JSON-serialisable."""
-        if kind not in KINDS or kind == "rotate":
-            raise ValueError(f"kind must be one of {', '.join(KINDS[:-1])}, got {kind!r}")
-        self._write(kind, body)
-        if self._size >= self._max_bytes:
-            self._rotate()
+        """Append one entry, after the pending records; returns its hash. ``body`` must be
+        JSON-serialisable."""
+        if kind not in KINDS or kind in ("rotate", "dropcopy"):
+            raise ValueError(f"kind must be one of command, alert, got {kind!r} (drop-copy "
+                             "records go through record())")
+        self._write_records()
+        self._entry(kind, body)
         return self._prev
 
-    def record(self, record: Record, symbols: Callable[[int], str | None] | None = None) -> str:
-        """Append a drop-copy record."""
-        return self.append("dropcopy", record_body(record, symbols))
+    def record(self, record: Record) -> None:
+        """Take a drop-copy record: it is written with those pending before it, in one entry
+        (``batch`` at most), before any later entry and at :meth:`flush`."""
+        self._pending.append(record)
+        if len(self._pending) >= self._batch:
+            self._write_records()
 
-    def _write(self, kind: str, body: dict) -> None:
+    def _write_records(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        names = {}
+        if self.symbols is not None:
+            for index in {r.symbol_index for r in pending if r.symbol_known}:
+                name = self.symbols(index)
+                if name:
+                    names[str(index)] = name
+        # The body's canonical JSON spelled out: hex digits need no escaping, and
+        # json.dumps of a long string costs more than the hash.
+        data = b"".join([r.encode() for r in pending]).hex()
+        self._entry("dropcopy", f'{{"records":"{data}","symbols":{_canonical(names).decode()}}}')
+
+    def _entry(self, kind: str, body: dict | str) -> None:
+        self._write(kind, _canonical(body).decode() if isinstance(body, dict) else body)
+        if self._size >= self._max_bytes:
+            self._rotate()
+
+    def _write(self, kind: str, body: str) -> None:
+        """Write one entry whose body's canonical JSON is ``body``."""
         stamp = self._clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        # The canonical JSON built around one encoding of the body (the daemon writes an
-        # entry per drop-copy record): keys in sorted order, "hash" between "body" and
-        # "kind", the same bytes _canonical gives, which verify() recomputes.
-        head = '{"body":' + _canonical(body).decode() + ","
+        # The canonical JSON built around the body's: keys in sorted order, "hash" between
+        # "body" and "kind", the same bytes _canonical gives, which verify() recomputes.
+        head = '{"body":' + body + ","
         tail = (f'"kind":{json.dumps(kind)},"n":{self._n},"prev":"{self._prev}",'
                 f'"t":"{stamp}"}}')
         digest = _hash((head + tail).encode(), self._key)
@@ -306,7 +375,7 @@ class AuditWriter:
 
     def _rotate(self) -> None:
         self._number += 1
-        self._write("rotate", {"next": _file_name(self._number)})
+        self._write("rotate", _canonical({"next": _file_name(self._number)}).decode())
         self._file.close()
         self._file = self._open()
 
@@ -317,10 +386,13 @@ class AuditWriter:
         return open(path, "a", encoding="ascii")
 
     def flush(self) -> None:
-        """Hand what was written to the operating system (the daemon calls this per batch)."""
+        """Write the pending records and hand everything written to the operating system
+        (the daemon calls this every heartbeat)."""
+        self._write_records()
         self._file.flush()
 
     def close(self) -> None:
+        self._write_records()
         self._file.close()
 
     def __enter__(self) -> "AuditWriter":

@@ -6,7 +6,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from wiregate.sw.audit import KINDS, AuditError, iter_entries, verify
+from wiregate.sw.audit import KINDS, AuditError, iter_entries, record_bodies, verify
 from wiregate.sw.reasons import Reason
 
 # Exit codes: 0 intact (show: shown), 1 the log is not intact, 2 bad arguments (argparse).
@@ -71,8 +71,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     show = actions.add_parser(
         "show", parents=[common], help="print entries, filtered",
-        description="Print the entries that match every filter given, one per line, while "
-                    "checking the chain; exit 1 at the first fault.")
+        description="Print the entries that match every filter given, one per line (a "
+                    "drop-copy entry's records one per line, each with its entry's number "
+                    "and time), while checking the chain; exit 1 at the first fault.")
     show.add_argument("--kind", choices=KINDS)
     show.add_argument("--session", type=int, metavar="INDEX")
     show.add_argument("--symbol", metavar="TICKER")
@@ -95,8 +96,7 @@ def verify_command(args: argparse.Namespace) -> int:
     return INTACT
 
 
-def _matches(entry, args) -> bool:
-    body = entry.body
+def _matches(entry, body: dict, args) -> bool:
     stamp = _time(entry.t)
     return ((args.kind is None or entry.kind == args.kind)
             and (args.session is None or body.get("session") == args.session)
@@ -106,8 +106,7 @@ def _matches(entry, args) -> bool:
             and (args.until is None or stamp <= args.until))
 
 
-def _line(entry) -> str:
-    body = entry.body
+def _line(entry, body: dict) -> str:
     if entry.kind != "dropcopy":
         return f"{entry.n} {entry.t} {entry.kind} {json.dumps(body, sort_keys=True)}"
     what = body["kind"] if body["control"] == "NONE" else body["control"]
@@ -120,12 +119,15 @@ def _line(entry) -> str:
 def show_command(args: argparse.Namespace) -> int:
     try:
         for entry in iter_entries(args.log, _key(args.key_file)):
-            if _matches(entry, args):
+            bodies = record_bodies(entry) if entry.kind == "dropcopy" else [entry.body]
+            for body in bodies:
+                if not _matches(entry, body, args):
+                    continue
                 if args.json:
                     print(json.dumps({"n": entry.n, "t": entry.t, "kind": entry.kind,
-                                      "body": entry.body}, sort_keys=True))
+                                      "body": body}, sort_keys=True))
                 else:
-                    print(_line(entry))
+                    print(_line(entry, body))
     except AuditError as exc:
         print(f"audit log NOT intact: {exc}", file=sys.stderr)
         return BROKEN

@@ -1,5 +1,8 @@
 """The audit trail: the chain is what a plain SHA-256/HMAC recomputation says, and every
-edit, removal, insertion, reorder, lost file and cut tail is found, with file and line."""
+edit, removal, insertion, reorder, lost file and cut tail is found, with file and line.
+
+A day (:func:`write_day`) is four entries: a command, two drop-copy entries of two records
+each (``batch=2``), an alert."""
 
 import hashlib
 import hmac
@@ -9,9 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from wiregate.sw.audit import AuditError, AuditWriter, iter_entries, log_files, verify
+from wiregate.sw.audit import (
+    AuditError,
+    AuditWriter,
+    entry_records,
+    iter_entries,
+    log_files,
+    record_bodies,
+    verify,
+)
 from wiregate.sw.cli import main
-from wiregate.sw.dropcopy import Control, Kind, Record
+from wiregate.sw.dropcopy import Control, Kind, Record, decode_records
 from wiregate.sw.reasons import Reason, reason_word
 
 START = datetime(2026, 12, 4, 14, 30, tzinfo=UTC)
@@ -46,15 +57,24 @@ def records():
     ]
 
 
+NAMES = {3: "AAPL", 4: "MSFT"}
+
+
 def write_day(folder: Path, *, key=None, max_bytes=64 << 20, repeat=1) -> tuple[int, str]:
-    names = {3: "AAPL", 4: "MSFT"}
-    with AuditWriter(folder, key=key, max_bytes=max_bytes, clock=Clock()) as log:
+    with AuditWriter(folder, key=key, max_bytes=max_bytes, clock=Clock(), batch=2,
+                     symbols=NAMES.get) as log:
         for _ in range(repeat):
             log.append("command", {"command": "limits push", "epoch": 1})
             for record in records():
-                log.record(record, names.get)
+                log.record(record)
             log.append("alert", {"alert": "shadow_mismatch", "session": 2})
         return log.head
+
+
+def flip(line: str) -> str:
+    """``line`` with the first hex digit of its drop-copy records changed (a record edited)."""
+    at = line.index('"records":"') + len('"records":"') + 1
+    return line[:at] + ("1" if line[at] != "1" else "2") + line[at + 1:]
 
 
 def lines_of(path: Path) -> list[str]:
@@ -90,7 +110,7 @@ def check_broken(folder: Path, line: int | None, words: str, key=None) -> None:
 def test_chain_matches_an_independent_recomputation(tmp_path):
     n, head = write_day(tmp_path)
     raw = [json.loads(text) for text in lines_of(tmp_path / "audit-000000.jsonl")]
-    assert [e["n"] for e in raw] == list(range(6)) and n == 5
+    assert [e["n"] for e in raw] == list(range(4)) and n == 3
     prev = "0" * 64
     for entry in raw:
         assert entry["prev"] == prev
@@ -98,13 +118,35 @@ def test_chain_matches_an_independent_recomputation(tmp_path):
         prev = entry["hash"]
     assert head == prev
     assert verify(tmp_path).hash == head
-    assert [e["kind"] for e in raw] == ["command"] + ["dropcopy"] * 4 + ["alert"]
+    assert [e["kind"] for e in raw] == ["command", "dropcopy", "dropcopy", "alert"]
     assert raw[1]["t"] == "2026-12-04T14:30:00.002000Z"
+    # The records' wire bytes, two an entry, in order; the tickers of the indices they name.
+    assert [decode_records(bytes.fromhex(e["body"]["records"])) for e in raw[1:3]] == [
+        records()[:2], records()[2:]]
+    assert [e["body"]["symbols"] for e in raw[1:3]] == [{"3": "AAPL", "4": "MSFT"},
+                                                        {"3": "AAPL"}]
+
+
+def test_pending_records_are_written_in_order_and_at_most_batch_an_entry(tmp_path):
+    day = records()
+    with AuditWriter(tmp_path, clock=Clock(), batch=3) as log:
+        for record in day * 2:
+            log.record(record)
+        log.append("alert", {"alert": "a"})    # after the 8 records: 3, 3 and then 2
+        log.record(day[0])
+        log.flush()                             # the pending record is written
+        assert len(list(iter_entries(tmp_path))) == 5
+        log.record(day[1])
+    entries = list(iter_entries(tmp_path))     # closing wrote the last one
+    assert [e.kind for e in entries] == ["dropcopy"] * 3 + ["alert"] + ["dropcopy"] * 2
+    got = [entry_records(e) for e in entries if e.kind == "dropcopy"]
+    assert got == [day[:3], day[3:] + day[:2], day[2:], [day[0]], [day[1]]]
 
 
 def test_dropcopy_body_names_what_the_codes_mean(tmp_path):
     write_day(tmp_path)
-    bodies = [e.body for e in iter_entries(tmp_path) if e.kind == "dropcopy"]
+    bodies = [b for e in iter_entries(tmp_path) if e.kind == "dropcopy"
+              for b in record_bodies(e)]
     assert bodies[1]["reason_names"] == ["QUANTITY", "NOTIONAL"]
     assert bodies[1]["accept"] == 0 and bodies[1]["symbol"] == "MSFT"
     # The execution carries only the symbol index; the writer's map names it.
@@ -119,41 +161,40 @@ def test_dropcopy_body_names_what_the_codes_mean(tmp_path):
 
 def test_an_edited_entry_is_found(tmp_path):
     def edit(lines):
-        lines[2] = lines[2].replace('"accept":0', '"accept":1')
+        lines[2] = flip(lines[2])
     tamper(tmp_path, edit)
     check_broken(tmp_path, 3, "entry 2 was altered")
 
 
 def test_an_edit_with_its_hash_recomputed_breaks_the_next_link(tmp_path):
     def edit(lines):
-        entry = json.loads(lines[2])
-        entry["body"]["accept"] = 1
+        entry = json.loads(flip(lines[2]))
         entry["hash"] = expected_hash(entry)
         lines[2] = json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
     tamper(tmp_path, edit)
     check_broken(tmp_path, 4, "does not follow")
 
 
-@pytest.mark.parametrize("index", [0, 3, 5])
+@pytest.mark.parametrize("index", [0, 2, 3])
 def test_a_removed_entry_is_found(tmp_path, index):
     def edit(lines):
         del lines[index]
     tamper(tmp_path, edit)
-    if index == 5:
+    if index == 3:
         # The last entry: nothing follows it, so only an anchor can tell.
         head = verify(tmp_path)
-        assert head.entries == 5
+        assert head.entries == 3
         with pytest.raises(AuditError, match="cut off"):
-            verify(tmp_path, anchors=[(5, "0" * 64)])
+            verify(tmp_path, anchors=[(3, "0" * 64)])
     else:
         check_broken(tmp_path, index + 1, "missing")
 
 
 def test_reordered_entries_are_found(tmp_path):
     def edit(lines):
-        lines[2], lines[3] = lines[3], lines[2]
+        lines[1], lines[2] = lines[2], lines[1]
     tamper(tmp_path, edit)
-    check_broken(tmp_path, 3, "expected")
+    check_broken(tmp_path, 2, "expected")
 
 
 def test_an_inserted_entry_is_found(tmp_path):
@@ -196,7 +237,7 @@ def test_a_keyed_log_refuses_a_chain_rebuilt_without_the_key(tmp_path):
     for number, text in enumerate(lines_of(path)):
         entry = json.loads(text)
         if number == 2:
-            entry["body"]["accept"] = 1
+            entry = json.loads(flip(text))
         entry["prev"] = prev
         entry["hash"] = prev = expected_hash(entry)
         out.append(json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n")
@@ -218,14 +259,14 @@ def test_a_restarted_writer_continues_the_chain(tmp_path):
 def test_a_torn_last_line_is_kept_in_an_alert(tmp_path):
     write_day(tmp_path)
     path = tmp_path / "audit-000000.jsonl"
-    torn = '{"body":{"command":"kill"},"n":6,"t":"2026-12'
+    torn = '{"body":{"command":"kill"},"n":4,"t":"2026-12'
     path.write_text(path.read_text() + torn)
-    check_broken(tmp_path, 7, "torn last line")
+    check_broken(tmp_path, 5, "torn last line")
     with AuditWriter(tmp_path, clock=Clock()) as log:
         log.append("command", {"command": "kill"})
     entries = list(iter_entries(tmp_path))
-    assert entries[6].kind == "alert" and entries[6].body["text"] == torn
-    assert entries[7].body == {"command": "kill"}
+    assert entries[4].kind == "alert" and entries[4].body["text"] == torn
+    assert entries[5].body == {"command": "kill"}
 
 
 def test_a_writer_never_extends_a_broken_chain(tmp_path):
@@ -243,9 +284,11 @@ def test_cli_verify(tmp_path, capsys):
     assert main(["audit", "verify", str(tmp_path / "audit-000000.jsonl"),
                  "--anchor", f"{n}:{head}"]) == 0
     path = tmp_path / "audit-000000.jsonl"
-    path.write_text(path.read_text().replace('"quantity":900000', '"quantity":90'))
+    lines = lines_of(path)
+    lines[1] = flip(lines[1])
+    path.write_text("".join(lines))
     assert main(["audit", "verify", str(tmp_path)]) == 1
-    assert "audit-000000.jsonl:3: entry 2 was altered" in capsys.readouterr().err
+    assert "audit-000000.jsonl:2: entry 1 was altered" in capsys.readouterr().err
 
 
 def test_cli_show_filters(tmp_path, capsys):
@@ -255,13 +298,14 @@ def test_cli_show_filters(tmp_path, capsys):
         assert main(["audit", "show", str(tmp_path), "--json", *args]) == 0
         return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
-    assert [e["n"] for e in show()] == list(range(6))
+    # A drop-copy entry shows as its records, each with the entry's number and time.
+    assert [e["n"] for e in show()] == [0, 1, 1, 2, 2, 3]
     assert [e["body"]["sequence"] for e in show("--symbol", "aapl")] == [0, 2]
     assert [e["body"]["sequence"] for e in show("--reason", "notional")] == [1]
-    assert [e["n"] for e in show("--session", "2")] == [2, 4, 5]
+    assert [e["n"] for e in show("--session", "2")] == [1, 2, 3]
     assert [e["kind"] for e in show("--kind", "alert")] == ["alert"]
     assert [e["n"] for e in show("--since", "2026-12-04T14:30:00.003", "--until",
-                                 "2026-12-04T14:30:00.004Z")] == [2, 3]
+                                 "2026-12-04T14:30:00.004Z")] == [2, 2, 3]
     assert main(["audit", "show", str(tmp_path), "--reason", "NOTIONAL"]) == 0
     text = capsys.readouterr().out
     assert text.strip().endswith("MSFT reject QUANTITY,NOTIONAL")

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,9 +33,12 @@ from wiregate.sw.control import FrameReader, decode_frame, encode_frame, stuff
 from wiregate.sw.control import Kind as FrameKind
 from wiregate.sw.daemon.actions import Action
 from wiregate.sw.daemon.config import load_config
+from wiregate.sw.daemon.references import DATAGRAM
 from wiregate.sw.daemon.service import Daemon
 from wiregate.sw.driver import Driver, SocketTransport, Transport
-from wiregate.sw.dropcopy import Control, Record
+from wiregate.sw.dropcopy import Control, Record, decode_records
+from wiregate.sw.limits import load_limits
+from wiregate.sw.model import collar_fires
 
 pytestmark = pytest.mark.verilator
 
@@ -72,10 +76,12 @@ def started_sim(log: Path):
             process.wait()
 
 
-def limits_text(**symbol0) -> str:
-    """limits/default.yaml with the short heartbeat timeout (and AAPL's keys changed)."""
+def limits_text(gateway=(), **symbol0) -> str:
+    """limits/default.yaml with the short heartbeat timeout (and the gateway's keys in
+    ``gateway`` and AAPL's keys changed)."""
     data = yaml.safe_load((ROOT / "limits" / "default.yaml").read_text())
     data["gateway"]["heartbeat_timeout"] = f"{HEARTBEAT_TIMEOUT_US}us"
+    data["gateway"].update(gateway)
     data["symbols"][0].update(symbol0)
     for symbol in data["symbols"]:      # ON must stay text (YAML 1.1 would read a boolean)
         symbol["symbol"] = str(symbol["symbol"])
@@ -111,8 +117,8 @@ def entries(folder: Path) -> list:
 
 
 def records(folder: Path) -> list[Record]:
-    return [Record.decode(bytes.fromhex(e.body["raw"])) for e in entries(folder)
-            if e.kind == "dropcopy"]
+    return [r for e in entries(folder) if e.kind == "dropcopy"
+            for r in decode_records(bytes.fromhex(e.body["records"]))]
 
 
 def alerts(folder: Path) -> list[dict]:
@@ -549,3 +555,57 @@ def test_a_gateway_reset_under_the_log_starts_the_model_afresh(setup, tmp_path):
     reset = [a for a in alerts(audit) if a["alert"] == "gateway_reset"]
     assert len(reset) == 1 and (reset[0]["epoch"], reset[0]["log_epoch"]) == (0, 1)
     assert verify(audit).entries == len(entries(audit))
+
+
+def test_a_stale_reference_feed_alerts_when_the_model_collar_starts_rejecting(setup):
+    """References over UDP keep AAPL fresh, then stop: the symbols never fed and then AAPL
+    go stale, each raising ``reference_stale`` once, at a gateway time at which the model's
+    collar rule rejects its orders; every SET_REFERENCE record, stamps included, agreed with
+    the model, which holds the last price written."""
+    config, limits, audit, port = setup
+    max_age_us = 1_500
+    limits.write_text(limits_text(gateway={"reference_max_age": f"{max_age_us}us"}))
+    settings = yaml.safe_load(config.read_text())
+    settings["references"] = {"source": "udp", "port": 0, "max_rate": 500, "interval": "20ms"}
+    config.write_text(yaml.safe_dump(settings))
+    loaded = load_limits(limits)
+    aapl = loaded.symbols[0]
+    fed = aapl.reference_price + 100
+
+    def stale() -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for alert in alerts(audit):
+            if alert["alert"] == "reference_stale":
+                out.setdefault(alert["symbol"], []).append(alert["now_us"])
+        return out
+
+    def written() -> list[Record]:
+        return [r for r in records(audit) if r.control == Control.SET_REFERENCE]
+
+    async def body(daemon):
+        await until(lambda: daemon.reference_source is not None, "the reference socket")
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            while len(written()) < 3 or "MSFT" not in stale():
+                sender.sendto(DATAGRAM.pack(b"AAPL    ", fed, 0), daemon.reference_source.address)
+                await asyncio.sleep(0.05)
+        finally:
+            sender.close()
+        await until(lambda: "AAPL" in stale(), "AAPL to go stale", timeout=120)
+
+    daemon = asyncio.run(serve(config, port, body))
+    got = records(audit)
+    assert daemon.mismatch is None and daemon.shadow.checked == len(got)
+    commit = next(r for r in got if r.control == Control.COMMIT).time_us
+    writes = written()
+    assert all((r.symbol_index, r.price) == (0, fed) for r in writes) and len(writes) >= 3
+    assert daemon.shadow.gate.reference(0) == (fed, writes[-1].argument)
+    alerted = stale()
+    assert set(alerted) == {y.symbol for y in loaded.symbols}
+    assert all(len(times) == 1 for times in alerted.values())
+    for y in loaded.symbols:
+        price, since = (fed, writes[-1].argument) if y.index == 0 else \
+            (y.reference_price, commit)
+        assert collar_fires(price, price, alerted[y.symbol][0] - since, max_age_us, y.collar)
+    # AAPL was fresh while fed: its one alert came after its last write.
+    assert alerted["AAPL"][0] > writes[-1].time_us

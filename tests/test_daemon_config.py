@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from wiregate.sw.daemon.actions import Action
-from wiregate.sw.daemon.config import ConfigError, load_config
+from wiregate.sw.daemon.config import ConfigError, ReferencesConfig, load_config
 from wiregate.sw.daemon.service import configured_checks
 
 
@@ -39,8 +39,8 @@ def test_a_full_configuration(tmp_path):
 def test_the_defaults(tmp_path):
     config = load_config(write(tmp_path, {"limits": "l.yaml", "audit": {"path": "a"}}))
     assert (config.target, config.heartbeat_interval, config.verify_push, config.kill_scope,
-            config.audit_max_bytes, config.metrics_port, config.checks) == (
-        None, 0.2, True, "gateway", 64 << 20, None, {})
+            config.audit_max_bytes, config.audit_batch, config.metrics_port, config.checks) == (
+        None, 0.2, True, "gateway", 64 << 20, 512, None, {})
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
@@ -48,14 +48,38 @@ def test_every_problem_is_reported_at_once(tmp_path):
         load_config(write(tmp_path, {
             "target": "tcp://x", "heartbeat": {"interval": "-1s", "every": 1},
             "shadow": {"kill_scope": "session-and-symbol"}, "push": {"verify": "yes"},
-            "audit": {"max_bytes": 100}, "metrics": {"port": 70000}, "extra": 1}))
+            "audit": {"max_bytes": 100, "batch": 0}, "metrics": {"port": 70000}, "extra": 1}))
     text = str(error.value)
     for key in ("extra: unknown key", "target:", "limits: the limit file",
                 "audit.path: the audit", "heartbeat.every: unknown key",
                 "heartbeat.interval: expected a duration", "shadow.kill_scope:",
-                "push.verify:", "audit.max_bytes:", "metrics.port:"):
+                "push.verify:", "audit.max_bytes:", "audit.batch:", "metrics.port:"):
         assert key in text, key
-    assert len(error.value.problems) == 10
+    assert len(error.value.problems) == 11
+
+
+def test_a_reference_feed(tmp_path):
+    base = {"limits": "l.yaml", "audit": {"path": "a"}}
+    assert load_config(write(tmp_path, base)).references is None
+    config = load_config(write(tmp_path, {**base, "references": {
+        "source": "pcap", "path": "day.pcap", "port": 26400, "speed": 10, "max_rate": 500,
+        "burst": 4, "interval": "20ms"}}))
+    assert config.references == ReferencesConfig(
+        source="pcap", path=tmp_path / "day.pcap", port=26400, speed=10, max_rate=500.0,
+        burst=4, interval=0.02)
+    udp = load_config(write(tmp_path, {**base, "references": {"source": "udp", "port": 0}}))
+    assert udp.references == ReferencesConfig(source="udp", port=0)
+    assert udp.references.max_rate == 200.0     # under a tenth of what 3 Mbaud carries back
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, {**base, "references": {
+            "source": "file", "max_rate": 0, "burst": 0, "speed": -1, "port": "x",
+            "colour": 1}}))
+    for key in ("references.colour: unknown key", "references.path: the file",
+                "references.max_rate:", "references.burst:", "references.speed:",
+                "references.port:"):
+        assert key in str(error.value), key
+    with pytest.raises(ConfigError, match=r"references\.source: one of file, udp, pcap"):
+        load_config(write(tmp_path, {**base, "references": {"source": "tcp"}}))
 
 
 def test_an_unreadable_file(tmp_path):

@@ -1,11 +1,13 @@
 """The daemon's per-record throughput: ``python -m wiregate.sw.daemon.bench``.
 
-Each drop-copy record the daemon reads is written to the audit log (its fields, its wire
-bytes and the hash chain), counted in the metrics and replayed through the shadow check
-(:meth:`~wiregate.sw.daemon.service.Daemon.take`). This times that path on the drop copy of a
-trading day that agrees with the model (:func:`wiregate.sim.shadow.model_records`), in this
-process's CPU time on one core, and each part alone: the shadow check, and the audit entry.
-The transport (decoding the frames) is left out: it is the driver's, the same for every host.
+Each drop-copy record the daemon reads is written to the audit log (its wire bytes, a batch
+of records to an entry, hash-chained), counted in the metrics (once per batch) and replayed
+through the shadow check (:meth:`~wiregate.sw.daemon.service.Daemon.take`, then
+:meth:`~wiregate.sw.daemon.service.Daemon.settle`). This times that path on the drop copy of
+a trading day that agrees with the model (:func:`wiregate.sim.shadow.model_records`), in this
+process's CPU time on one core, and each part alone: the shadow check, the audit entries
+and the metrics. The transport (decoding the frames) is left out: it is the driver's, the
+same for every host.
 """
 
 import argparse
@@ -15,12 +17,13 @@ import time
 
 from wiregate.sim.shadow import Day, model_records
 from wiregate.sim.trading import Sizes
-from wiregate.sw.audit import AuditWriter, record_body
+from wiregate.sw.audit import AuditWriter
 from wiregate.sw.profiles import PROFILES
 from wiregate.sw.shadow import ShadowCheck
 
 from .alerts import Alerts
 from .config import DaemonConfig
+from .metrics import Metrics
 from .service import Daemon
 
 __all__ = ["bench"]
@@ -33,30 +36,42 @@ def _timed(work) -> float:
 
 
 def bench(n_messages: int, seed: int = 1, profile: str = "colorlight-5a75b") -> dict:
-    """Records per second of the daemon's path, of the shadow check alone and of the audit
-    entry alone, on one trading day of ``n_messages`` client messages."""
+    """Records per second of the daemon's path and of each of its parts alone, on one
+    trading day of ``n_messages`` client messages."""
     day = Day(seed, Sizes.of(PROFILES[profile]), n_messages)
     records = model_records(day)
     gc.collect()
     gc.freeze()         # the day made ahead stays out of the collector's passes
+    config = DaemonConfig(limits=None, audit_path=None)
     with tempfile.TemporaryDirectory() as folder:
-        daemon = Daemon(DaemonConfig(limits=None, audit_path=folder), checks=[])
+        daemon = Daemon(config, checks=[])
         daemon.shadow = ShadowCheck.for_profile(PROFILES[profile], day.commits)
-        with AuditWriter(f"{folder}/daemon") as daemon.audit:
+        with AuditWriter(f"{folder}/daemon", batch=config.audit_batch) as daemon.audit:
             daemon.alert = Alerts(daemon.audit, daemon.metrics)
-            daemon_s = _timed(lambda: [daemon.take(r) for r in records])
+
+            def path():
+                for r in records:
+                    daemon.take(r)
+                daemon.settle()
+            daemon_s = _timed(path)
         if daemon.mismatch is not None:
             raise AssertionError(f"the model's own drop copy disagrees: {daemon.mismatch}")
         shadow = ShadowCheck.for_profile(PROFILES[profile], day.commits)
         shadow_s = _timed(lambda: shadow.run(records))
-        with AuditWriter(f"{folder}/audit") as audit:
-            audit_s = _timed(lambda: [audit.append("dropcopy", {**record_body(r),
-                                                                "raw": r.encode().hex()})
-                                      for r in records])
+        with AuditWriter(f"{folder}/audit", batch=config.audit_batch) as audit:
+            def log():
+                for r in records:
+                    audit.record(r)
+                audit.flush()
+            audit_s = _timed(log)
+        metrics = Metrics()
+        step = config.audit_batch
+        metrics_s = _timed(lambda: [metrics.count(records[i:i + step], step)
+                                    for i in range(0, len(records), step)])
     gc.unfreeze()
     n = len(records)
     return {"records": n, "daemon_per_s": n / daemon_s, "shadow_per_s": n / shadow_s,
-            "audit_per_s": n / audit_s}
+            "audit_per_s": n / audit_s, "metrics_per_s": n / metrics_s}
 
 
 def main(argv=None) -> int:
@@ -71,8 +86,9 @@ def main(argv=None) -> int:
     r = bench(args.events, args.seed, args.profile)
     line = (f"daemon, {args.profile}: {r['records']} records; daemon path (audit, metrics, "
             f"shadow) {r['daemon_per_s']:,.0f} records/s; shadow check alone "
-            f"{r['shadow_per_s']:,.0f}; audit entry alone {r['audit_per_s']:,.0f} (one core, "
-            f"CPU time, {time.strftime('%Y-%m-%d %H:%M')})")
+            f"{r['shadow_per_s']:,.0f}; audit entries alone {r['audit_per_s']:,.0f}; metrics "
+            f"alone {r['metrics_per_s']:,.0f} (one core, CPU time, "
+            f"{time.strftime('%Y-%m-%d %H:%M')})")
     print(line)
     if args.out:
         with open(args.out, "a") as f:

@@ -13,7 +13,8 @@ import yaml
 
 from wiregate.sw.transports import TargetError, parse_target
 
-__all__ = ["KILL_SCOPES", "ConfigError", "DaemonConfig", "load_config"]
+__all__ = ["KILL_SCOPES", "REFERENCE_RATE", "ConfigError", "DaemonConfig", "ReferencesConfig",
+           "load_config"]
 
 # What the daemon does on a shadow mismatch: kill the whole gateway, only the session of the
 # record that disagrees (a control record has none: the gateway then), or only alert.
@@ -59,6 +60,9 @@ class DaemonConfig:
         The audit log's folder (``wiregate audit``).
     audit_max_bytes : int
         Rotation size of an audit file.
+    audit_batch : int
+        Drop-copy records per audit entry at most; the metrics count them once per batch
+        too. Whatever is pending is written at every heartbeat.
     audit_key_file : Path or None
         HMAC key of the audit chain.
     metrics_host, metrics_port : str, int or None
@@ -67,6 +71,8 @@ class DaemonConfig:
         Host seconds to wait for a command's answer.
     checks : dict
         The richer checks' own section, given as it is to ``build_checks``.
+    references : ReferencesConfig or None
+        The reference price feed; None: the daemon writes no references.
     """
 
     limits: Path
@@ -79,11 +85,54 @@ class DaemonConfig:
     kill_scope: str = "gateway"
     kill_within: float = 1.0
     audit_max_bytes: int = 64 << 20
+    audit_batch: int = 512
     audit_key_file: Path | None = None
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
     timeout: float = 5.0
     checks: dict = field(default_factory=dict)
+    references: "ReferencesConfig | None" = None
+
+
+# What one reference update costs on the control stream (docs/daemon.md): two WRITE
+# commands, 56 bytes to the gateway; their two answers and the SET_REFERENCE record, 136
+# bytes back. At 3 Mbaud (300,000 bytes a second each way) the way back carries about 2,200
+# of them a second with nothing else on it: the default keeps the feed under a tenth of it.
+REFERENCE_RATE = 200.0
+REFERENCE_SOURCES = ("file", "udp", "pcap")
+
+
+@dataclass(frozen=True)
+class ReferencesConfig:
+    """The reference price feed (:mod:`wiregate.sw.daemon.references`).
+
+    Attributes
+    ----------
+    source : str
+        One of :data:`REFERENCE_SOURCES`.
+    path : Path or None
+        The file (CSV or JSON Lines) or the capture.
+    host, port : str, int
+        The UDP socket the datagrams come to (``udp``), or the capture's UDP port to keep
+        (``pcap``; None: every one).
+    speed : float or None
+        A capture replayed this many times faster than its timestamps; None: at once.
+    max_rate : float
+        Reference writes per second at most (coalesced per symbol while they wait).
+    burst : int
+        Writes that may go back to back after a quiet spell.
+    interval : float
+        Host seconds between two looks at the feed: due writes, then stale symbols.
+    """
+
+    source: str
+    path: Path | None = None
+    host: str = "127.0.0.1"
+    port: int | None = None
+    speed: float | None = None
+    max_rate: float = REFERENCE_RATE
+    burst: int = 8
+    interval: float = 0.05
 
 
 class _Reader:
@@ -119,7 +168,42 @@ class _Reader:
 
 
 _TOP = {"target", "limits", "heartbeat", "push", "shadow", "audit", "metrics", "checks",
-        "timeout"}
+        "timeout", "references"}
+
+
+def _references(r: _Reader, data: dict) -> ReferencesConfig | None:
+    if data.get("references") is None:
+        return None
+    section = r.section(data, "references", {"source", "path", "host", "port", "speed",
+                                             "max_rate", "burst", "interval"})
+    source = section.get("source")
+    if source not in REFERENCE_SOURCES:
+        r.problems.append(f"references.source: one of {', '.join(REFERENCE_SOURCES)}, got "
+                          f"{source!r}")
+        return None
+    path = r.path("references.path", section.get("path"))
+    if source != "udp" and path is None:
+        r.problems.append(f"references.path: the {source} to read is required")
+    port = section.get("port")
+    if (source == "udp" or port is not None) and (
+            not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536):
+        r.problems.append(f"references.port: a UDP port, got {port!r}")
+    rate = section.get("max_rate", REFERENCE_RATE)
+    if not isinstance(rate, int | float) or isinstance(rate, bool) or not rate > 0:
+        r.problems.append(f"references.max_rate: writes per second above 0, got {rate!r}")
+        rate = REFERENCE_RATE
+    burst = section.get("burst", 8)
+    if not isinstance(burst, int) or isinstance(burst, bool) or burst < 1:
+        r.problems.append(f"references.burst: at least 1, got {burst!r}")
+        burst = 8
+    speed = section.get("speed")
+    if speed is not None and (not isinstance(speed, int | float) or not speed > 0):
+        r.problems.append(f"references.speed: above 0, got {speed!r}")
+        speed = None
+    return ReferencesConfig(
+        source=source, path=path, host=str(section.get("host", "127.0.0.1")), port=port,
+        speed=speed, max_rate=float(rate), burst=burst,
+        interval=r.duration("references.interval", section.get("interval"), 0.05))
 
 
 def load_config(path) -> DaemonConfig:
@@ -137,7 +221,7 @@ def load_config(path) -> DaemonConfig:
     heartbeat = r.section(data, "heartbeat", {"interval", "status_interval"})
     push = r.section(data, "push", {"verify", "watch_interval"})
     shadow = r.section(data, "shadow", {"kill_scope", "kill_within"})
-    audit = r.section(data, "audit", {"path", "max_bytes", "key_file"})
+    audit = r.section(data, "audit", {"path", "max_bytes", "key_file", "batch"})
     metrics = r.section(data, "metrics", {"host", "port"})
     checks = data.get("checks") or {}
     if not isinstance(checks, dict):
@@ -167,6 +251,9 @@ def load_config(path) -> DaemonConfig:
     if max_bytes < 1024:
         r.problems.append(f"audit.max_bytes: at least 1024 (or 1KiB, 64MiB), got "
                           f"{audit.get('max_bytes')!r}")
+    batch = audit.get("batch", 512)
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        r.problems.append(f"audit.batch: records per entry, at least 1, got {batch!r}")
     port = metrics.get("port")
     if port is not None and (not isinstance(port, int) or not 0 <= port < 65536):
         r.problems.append(f"metrics.port: a TCP port (0 picks one), got {port!r}")
@@ -178,9 +265,11 @@ def load_config(path) -> DaemonConfig:
         watch_interval=r.duration("push.watch_interval", push.get("watch_interval"), 1.0),
         verify_push=verify, kill_scope=scope,
         kill_within=r.duration("shadow.kill_within", shadow.get("kill_within"), 1.0),
-        audit_max_bytes=max_bytes, audit_key_file=r.path("audit.key_file", audit.get("key_file")),
+        audit_max_bytes=max_bytes, audit_batch=batch,
+        audit_key_file=r.path("audit.key_file", audit.get("key_file")),
         metrics_host=str(metrics.get("host", "127.0.0.1")), metrics_port=port,
-        timeout=r.duration("timeout", data.get("timeout"), 5.0), checks=checks)
+        timeout=r.duration("timeout", data.get("timeout"), 5.0), checks=checks,
+        references=_references(r, data))
     if r.problems:
         raise ConfigError(path, r.problems)
     return config

@@ -8,6 +8,8 @@ shadow checks and mismatches, heartbeat age, alerts and actions.
 """
 
 import time
+from collections import Counter as Tally
+from operator import attrgetter
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
@@ -16,6 +18,9 @@ from wiregate.sw.model import SCOPES
 from wiregate.sw.reasons import NO_PRIMARY, Reason
 
 __all__ = ["FAIL_CLOSED", "Metrics"]
+
+# What a batch is tallied by (in C, not a Python loop): the kind, and a verdict's key.
+_TALLIED = attrgetter("kind", "session", "accept", "primary")
 
 # The gateway's fail-closed states the status block shows, as ``state`` labels.
 FAIL_CLOSED = ("limits_not_loaded", "heartbeat_lost", "kill_gateway")
@@ -49,6 +54,11 @@ class Metrics:
                               "record must carry", registry=r)
         self.behind = Gauge("wiregate_dropcopy_behind_records", "records the gateway had sent "
                             "at the last counter read that were not read yet", registry=r)
+        self.lag_us = Gauge("wiregate_dropcopy_lag_us", "gateway microseconds the drop copy "
+                            "read is behind, at the last status read: the gateway's timebase "
+                            "minus the time of the last record read, while records the "
+                            "gateway made were still unread (0 when caught up)", registry=r)
+        self.last_time_us: int | None = None    # time_us of the last record counted
         self.checked = Counter("wiregate_shadow_checked", "records the shadow check found in "
                                "agreement with the model", registry=r)
         self.mismatches = Counter("wiregate_shadow_mismatches", "records the shadow check "
@@ -70,6 +80,8 @@ class Metrics:
               "gateway answered", registry=r).set_function(self._heartbeat_age)
         self.alerts = Counter("wiregate_alerts", "alerts raised, by name", ["alert"],
                               registry=r)
+        self.references = Counter("wiregate_references_written", "reference prices written "
+                                  "from the reference feed", registry=r)
         self.actions = Counter("wiregate_actions", "actions carried out, by check and kind",
                                ["check", "kind"], registry=r)
 
@@ -108,20 +120,31 @@ class Metrics:
             return float("nan")
         return self._clock() - self._last_heartbeat
 
-    def record(self, rec: Record) -> None:
-        """Count one drop-copy record."""
-        self.records.inc()
-        self.lag.set(rec.queued)
-        self.sequence.set(rec.sequence + 1)
-        if rec.kind == Kind.VERDICT:
-            key = (rec.session, rec.accept, rec.primary)
+    def count(self, records: list[Record], agreed: int = 0) -> None:
+        """Count drop-copy records read, in order, ``agreed`` of them in agreement with the
+        shadow check: each counter moves once per batch (by how many), not per record."""
+        if not records:
+            return
+        self.records.inc(len(records))
+        if agreed:
+            self.checked.inc(agreed)
+        last = records[-1]
+        self.lag.set(last.queued)
+        self.sequence.set(last.sequence + 1)
+        self.last_time_us = last.time_us
+        verdict, kill = Kind.VERDICT, Control.KILL
+        for (kind, *key), times in Tally(map(_TALLIED, records)).items():
+            if kind != verdict:
+                continue
+            key = tuple(key)
             children = self._verdicts.get(key)
             if children is None:    # labels() costs more than the count: once per key
                 children = self._verdicts[key] = self._verdict_children(*key)
             for child in children:
-                child.inc()
-        elif rec.control == Control.KILL and rec.argument < len(SCOPES):
-            self.kills.labels(SCOPES[rec.argument]).inc()
+                child.inc(times)
+        for rec in [r for r in records if r.control == kill]:
+            if rec.argument < len(SCOPES):
+                self.kills.labels(SCOPES[rec.argument]).inc()
 
     def status(self, state: dict, counters: dict, next_sequence: int) -> None:
         """The status block (:meth:`~wiregate.sw.driver.Driver.status`) and the counters."""
@@ -135,4 +158,9 @@ class Metrics:
         for name, value in counters.items():
             self.gateway.labels(name).set(value)
         made = counters["dropcopy_records"] + counters["dropcopy_overflow"]
-        self.behind.set(max(0, made - next_sequence))
+        behind = max(0, made - next_sequence)
+        self.behind.set(behind)
+        # Status first, counters after: a record made before the timebase read is counted.
+        last = self.last_time_us
+        self.lag_us.set(0 if not behind else
+                        state["timebase_us"] - (0 if last is None else last))

@@ -57,6 +57,7 @@ __all__ = [
     "UdpSource",
     "decode_datagram",
     "encode_datagram",
+    "open_source",
     "read_file",
     "read_pcap",
     "reference_writes",
@@ -421,6 +422,19 @@ class ReferenceFeed:
 
     def pending(self) -> int:
         return len(self._pending)
+
+    def queued(self) -> list[ReferenceUpdate]:
+        """The updates waiting, oldest queued first (to carry into a feed of new limits)."""
+        return list(self._pending.values())
+
+
+async def open_source(config) -> "FileSource | UdpSource | PcapSource":
+    """The source a :class:`~wiregate.sw.daemon.config.ReferencesConfig` names, opened."""
+    if config.source == "udp":
+        return await UdpSource.open(config.host, config.port)
+    if config.source == "pcap":
+        return PcapSource(config.path, config.port, config.speed)
+    return FileSource(config.path)
 
 
 def reference_writes(regmap: RegisterMap, symbol_index: int, price: int,

@@ -34,7 +34,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from wiregate.sw.audit import AuditWriter, iter_entries, log_files, record_body
+from wiregate.sw.audit import AuditWriter, entry_records, iter_entries, log_files, record_body
 from wiregate.sw.driver import CommandRefused, Driver, GatewayTimeout, PushRefused, Transport
 from wiregate.sw.dropcopy import Control, Kind, Record
 from wiregate.sw.limits import Limits, LimitsError, parse_limits
@@ -46,10 +46,13 @@ from .actions import Action
 from .alerts import Alerts
 from .config import DaemonConfig
 from .metrics import Metrics
+from .references import ReferenceFeed, open_source, write_reference
 
 __all__ = ["Daemon", "configured_checks", "tightened"]
 
 log = logging.getLogger("wiregate.daemon")
+
+_CONTROL, _COMMIT = Kind.CONTROL, Control.COMMIT     # looked up once, not per record
 
 _TIGHTEN = re.compile(r"^\s*(\w+)\s*=\s*(\d+)\b")
 # The limits a tighten may lower, by where they live (the gateway's when the target is None).
@@ -127,6 +130,10 @@ class Daemon:
         The limits in effect: those of the last COMMIT record read.
     mismatch : Mismatch or None
         The shadow check's first disagreement.
+    feed : ReferenceFeed or None
+        The reference feed, once configured and limits are committed.
+    reference_source : object or None
+        The reference source, once opened (a UDP source's ``address`` is where it listens).
     """
 
     def __init__(self, config: DaemonConfig, *, checks=None, metrics: Metrics | None = None):
@@ -146,6 +153,12 @@ class Daemon:
         self._stopping = asyncio.Event()
         self._fail_closed: dict[str, int] = {}
         self._log_epoch = 0         # the last commit the audit log holds
+        self.feed: ReferenceFeed | None = None
+        self.reference_source = None
+        self._feed_limits: Limits | None = None     # the limits self.feed was made for
+        self._commit_us = 0         # the gateway's time of the last COMMIT record
+        self._taken: list[Record] = []  # records taken, not yet counted in the metrics
+        self._agreed = 0            # of them, those the shadow check found in agreement
 
     def stop(self) -> None:
         """End :meth:`run` after reading the drop copy to its end."""
@@ -165,7 +178,8 @@ class Daemon:
             # keeps a line torn by a crash in an alert entry, so the replay reads whole
             # entries only.
             self.audit = AuditWriter(config.audit_path, key=key,
-                                     max_bytes=config.audit_max_bytes)
+                                     max_bytes=config.audit_max_bytes, batch=config.audit_batch,
+                                     symbols=self._symbol)
             self.audit.flush()
             self.alert = Alerts(self.audit, self.metrics)
             try:
@@ -191,13 +205,13 @@ class Daemon:
             elif entry.kind == "alert" and body["alert"] == "gateway_reset":
                 self._new_life()
             elif entry.kind == "dropcopy":
-                rec = Record.decode(bytes.fromhex(body["raw"]))
-                if rec.kind == Kind.CONTROL and rec.control == Control.COMMIT:
-                    self._log_epoch = rec.argument
-                    if rec.argument in pushes:      # else the shadow's mismatch says
-                        self._text, self._changes = pushes[rec.argument]
-                        self._committed(tightened(self._parse(self._text), self._changes))
-                self.mismatch = self.shadow.check(rec)
+                for rec in entry_records(entry):
+                    if rec.kind == Kind.CONTROL and rec.control == Control.COMMIT:
+                        self._log_epoch = rec.argument
+                        if rec.argument in pushes:      # else the shadow's mismatch says
+                            self._text, self._changes = pushes[rec.argument]
+                            self._committed(tightened(self._parse(self._text), self._changes))
+                    self.mismatch = self.shadow.check(rec)
         log.info("resumed from the audit log: %d records replayed, next sequence %d",
                  self.shadow.checked, self.shadow.next_sequence)
 
@@ -336,8 +350,10 @@ class Daemon:
 
     async def _serve(self) -> None:
         reader = asyncio.ensure_future(self._read())
-        keepers = [asyncio.ensure_future(task) for task in (self._heartbeat(), self._status(),
-                                                              self._watch())]
+        tasks = [self._heartbeat(), self._status(), self._watch()]
+        if self.config.references is not None:
+            tasks.append(self._references())
+        keepers = [asyncio.ensure_future(task) for task in tasks]
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
             await asyncio.wait([reader, stopping, *keepers],
@@ -361,7 +377,7 @@ class Daemon:
         finally:
             for task in (reader, stopping, *keepers):
                 task.cancel()
-            self.audit.flush()
+            self.settle()
 
     async def _pause(self, seconds: float) -> bool:
         """Wait ``seconds``; True at once if the daemon is stopping."""
@@ -398,22 +414,31 @@ class Daemon:
             log.warning("drop copy record %d was read and logged already: skipped",
                         rec.sequence)
             return None
-        body = record_body(rec, self._symbol)
-        body["raw"] = rec.encode().hex()        # the wire bytes: a restart replays them
-        self.audit.append("dropcopy", body)
-        self.metrics.record(rec)
-        if rec.kind == Kind.CONTROL and rec.control == Control.COMMIT \
-                and rec.argument in self._pushed:
+        if rec.kind == _CONTROL and rec.control == _COMMIT and rec.argument in self._pushed:
+            self.settle()       # the records before it are named by the limits before it
+            self._commit_us = rec.time_us
             self._committed(self._pushed.pop(rec.argument))
-        if self.mismatch is not None:
-            return None
-        mismatch = shadow.check(rec)
-        if mismatch is None:
-            self.metrics.checked.inc()
-            return None
-        self.mismatch = mismatch
-        self.metrics.mismatches.inc()
+        self.audit.record(rec)      # its wire bytes, in the next entry: a restart replays them
+        self._taken.append(rec)
+        mismatch = None
+        if self.mismatch is None:
+            mismatch = shadow.check(rec)
+            if mismatch is None:
+                self._agreed += 1
+            else:
+                self.mismatch = mismatch
+                self.metrics.mismatches.inc()
+        if mismatch is not None or len(self._taken) >= self.config.audit_batch:
+            self.settle()
         return mismatch
+
+    def settle(self) -> None:
+        """Count the records taken since the last settle (the metrics move once per batch of
+        :attr:`DaemonConfig.audit_batch <wiregate.sw.daemon.config.DaemonConfig>` records,
+        and at every heartbeat and status read) and write them to the audit log."""
+        self.metrics.count(self._taken, self._agreed)
+        self._taken, self._agreed = [], 0
+        self.audit.flush()
 
     def _symbol(self, index: int) -> str | None:
         if self.limits is None or index >= len(self.limits.symbols):
@@ -487,7 +512,7 @@ class Daemon:
             try:
                 await self.driver.heartbeat()
                 self.metrics.heartbeat()
-                self.audit.flush()      # what was read is on disk within an interval
+                self.settle()           # what was read is on disk within an interval
             except _COMMAND_ERRORS as error:
                 self.alert("heartbeat_failed", str(error))
             if await self._pause(self.config.heartbeat_interval):
@@ -502,6 +527,7 @@ class Daemon:
             except _COMMAND_ERRORS as error:
                 self.alert("status_failed", str(error))
                 continue
+            self.settle()
             self.metrics.status(state, counters, self.shadow.next_sequence)
             self._watch_fail_closed(state)
 
@@ -514,6 +540,67 @@ class Daemon:
                 self.alert(f"fail_closed_{name}", f"the gateway is fail-closed: {name}",
                            epoch=state["epoch"])
         self._fail_closed = now
+
+    # -- reference prices -------------------------------------------------------------------
+
+    async def _references(self) -> None:
+        """Write the source's reference prices, paced and coalesced by a
+        :class:`~wiregate.sw.daemon.references.ReferenceFeed` of the committed limits, and
+        alert on each symbol going stale, every ``references.interval``."""
+        config = self.config.references
+        try:
+            self.reference_source = source = await open_source(config)
+        except OSError as error:
+            self.alert("reference_source_failed", f"{config.source}: {error}")
+            return
+        log.info("reference feed: %s %s", config.source,
+                 getattr(source, "address", config.path))
+        reading = None
+        try:
+            while not await self._pause(config.interval):
+                if self.limits is None:
+                    continue            # no symbols to feed before the first commit
+                if self.limits is not self._feed_limits:
+                    self._new_feed()
+                if reading is None:     # the source is read once there is a feed to offer to
+                    reading = asyncio.ensure_future(self._offer(source))
+                await self._feed_step()
+        finally:
+            if reading is not None:
+                reading.cancel()
+            if hasattr(source, "close"):
+                source.close()
+
+    def _new_feed(self) -> None:
+        """A feed of the limits in effect; the updates the last one held wait in it."""
+        config, old = self.config.references, self.feed
+        self.feed = ReferenceFeed(self.limits, config.max_rate, start_us=self._commit_us,
+                                  burst=config.burst)
+        self._feed_limits = self.limits
+        for update in [] if old is None else old.queued():
+            self.feed.offer(update)
+
+    async def _offer(self, source) -> None:
+        try:
+            async for update in source:
+                self.feed.offer(update)
+        except (OSError, ValueError) as error:     # a bad file or capture: what came, stays
+            self.alert("reference_source_failed", f"{self.config.references.source}: {error}")
+
+    async def _feed_step(self) -> None:
+        """Write the updates due now, stamped with the gateway's time; then alert on the
+        symbols that went stale."""
+        feed = self.feed
+        try:
+            now = (await self.driver.read_register("timebase_us"))["value"]
+            for index, update in feed.take(now):
+                await write_reference(self.driver, index, update.price, now)
+                self.metrics.references.inc()
+        except _COMMAND_ERRORS as error:
+            self.alert("reference_failed", str(error))
+            return
+        for action in feed.stale(now):
+            self.alert("reference_stale", action.detail, symbol=action.target, now_us=now)
 
     async def _watch(self) -> None:
         # The first push too runs beside the heartbeat: a push is hundreds of commands, and
