@@ -309,3 +309,22 @@ def test_cli_show_filters(tmp_path, capsys):
     assert main(["audit", "show", str(tmp_path), "--reason", "NOTIONAL"]) == 0
     text = capsys.readouterr().out
     assert text.strip().endswith("MSFT reject QUANTITY,NOTIONAL")
+
+
+def test_show_refuses_a_dropcopy_entry_that_holds_no_whole_records(tmp_path, capsys):
+    # A chain rebuilt without a key can hold anything: an entry of 87 bytes, not 88.
+    write_day(tmp_path)
+    path = tmp_path / "audit-000000.jsonl"
+    prev, out = "0" * 64, []
+    for number, text in enumerate(lines_of(path)):
+        entry = json.loads(text)
+        if number == 1:
+            entry["body"]["records"] = entry["body"]["records"][:-2]
+        entry["prev"] = prev
+        entry["hash"] = prev = expected_hash(entry)
+        out.append(json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n")
+    path.write_text("".join(out))
+    verify(tmp_path)                    # the chain itself holds
+    assert main(["audit", "show", str(tmp_path)]) == 1
+    assert "audit-000000.jsonl:2: drop-copy entry 1 does not hold whole records" in \
+        capsys.readouterr().err

@@ -26,7 +26,7 @@ from .config import DaemonConfig
 from .metrics import Metrics
 from .service import Daemon
 
-__all__ = ["bench"]
+__all__ = ["bench", "report"]
 
 
 def _timed(work) -> float:
@@ -89,11 +89,16 @@ def main(argv=None) -> int:
             f"{r['shadow_per_s']:,.0f}; audit entries alone {r['audit_per_s']:,.0f}; metrics "
             f"alone {r['metrics_per_s']:,.0f} (one core, CPU time, "
             f"{time.strftime('%Y-%m-%d %H:%M')})")
-    print(line)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(line + "\n")
+    report(line, args.out)
     return 0
+
+
+def report(line: str, path: str | None) -> None:
+    """Print a result line, and append it to ``path`` if given."""
+    print(line)
+    if path:
+        with open(path, "a") as f:
+            f.write(line + "\n")
 
 
 if __name__ == "__main__":

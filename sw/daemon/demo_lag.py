@@ -1,0 +1,109 @@
+"""The daemon's drop-copy lag under the demo's load: ``python -m wiregate.sw.daemon.demo_lag``.
+
+``make demo`` (:mod:`wiregate.sim.demo`) trades a day through ``wiregate sim`` and reads its
+drop copy with a monitor of its own. Here every record the monitor reads also goes through
+the daemon's path (:meth:`~wiregate.sw.daemon.service.Daemon.take`: shadow check, audit
+batch, metrics), and every ``--status-s`` the gateway's status and counters are read, as the
+daemon's status task does, for ``wiregate_dropcopy_lag_us`` (the gateway's timebase minus
+the last record's time while records wait) and ``wiregate_dropcopy_behind_records``. The
+monitor's own shadow check runs too, in the same process: the lag is an upper bound.
+"""
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from wiregate.sim.demo import Demo
+from wiregate.sw.audit import AuditWriter
+from wiregate.sw.profiles import profile
+from wiregate.sw.shadow import ShadowCheck
+
+from .alerts import Alerts
+from .bench import report
+from .config import DaemonConfig
+from .service import Daemon
+
+__all__ = ["LagDemo"]
+
+
+class _Tap:
+    """A driver whose records pass through ``take`` on their way to the monitor."""
+
+    def __init__(self, driver, take):
+        self._driver, self._take = driver, take
+
+    async def records(self):
+        async for record in self._driver.records():
+            self._take(record)
+            yield record
+
+
+class LagDemo(Demo):
+    """The demo, with the daemon's path on the drop copy and its lag sampled.
+
+    Attributes
+    ----------
+    samples : list of tuple
+        (lag_us, behind_records) at each status read.
+    """
+
+    def __init__(self, out: Path, orders: int, status_s: float, audit: Path):
+        super().__init__(out, orders)
+        self.status_s = status_s
+        self.samples: list[tuple[float, float]] = []
+        self.daemon = daemon = Daemon(DaemonConfig(limits=None, audit_path=audit), checks=[])
+        daemon.shadow = ShadowCheck.for_profile(profile(self.profile_name), [self.limits])
+        daemon.audit = AuditWriter(audit, batch=daemon.config.audit_batch)
+        daemon.alert = Alerts(daemon.audit, daemon.metrics)
+
+    async def _monitor(self, driver) -> None:
+        sampling = asyncio.ensure_future(self._sample(driver))
+        try:
+            await super()._monitor(_Tap(driver, self.daemon.take))
+        finally:
+            sampling.cancel()
+
+    async def _sample(self, driver) -> None:
+        metrics = self.daemon.metrics
+        while True:
+            await asyncio.sleep(self.status_s)
+            state, counters = await driver.status(), await driver.counters()
+            self.daemon.settle()
+            metrics.status(state, counters, self.daemon.shadow.next_sequence)
+            value = metrics.registry.get_sample_value
+            self.samples.append((value("wiregate_dropcopy_lag_us"),
+                                 value("wiregate_dropcopy_behind_records")))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m wiregate.sw.daemon.demo_lag",
+                                     description="The daemon's lag under the demo's load.")
+    parser.add_argument("--orders", type=int, default=3000)
+    parser.add_argument("--status-s", type=float, default=0.5,
+                        help="host seconds between status reads (the daemon's default is 1)")
+    parser.add_argument("--out", type=Path, default=Path("build", "demo-lag"))
+    parser.add_argument("--results", help="append the result line to this file")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as audit:
+        demo = LagDemo(args.out, args.orders, args.status_s, Path(audit))
+        summary = asyncio.run(demo.run())
+        demo.daemon.audit.close()
+    lags = [lag for lag, _ in demo.samples]
+    behind = [b for _, b in demo.samples]
+    daemon = demo.daemon
+    line = (f"daemon lag under the demo ({args.orders} orders, {len(demo.records)} records, "
+            f"{len(lags)} status reads): lag_us median {statistics.median(lags or [0]):,.0f}, "
+            f"max {max(lags or [0]):,.0f} (gateway us); behind_records max "
+            f"{max(behind or [0]):,.0f}; daemon shadow "
+            f"{'agreed' if daemon.mismatch is None else daemon.mismatch} on "
+            f"{daemon.shadow.checked} records; demo shadow "
+            f"{summary['shadow']['mismatch'] or 'agreed'} ({time.strftime('%Y-%m-%d %H:%M')})")
+    report(line, args.results)
+    return 0 if daemon.mismatch is None else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
