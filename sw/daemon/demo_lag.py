@@ -18,6 +18,7 @@ from pathlib import Path
 
 from wiregate.sim.demo import Demo
 from wiregate.sw.audit import AuditWriter
+from wiregate.sw.driver import CommandRefused
 from wiregate.sw.profiles import profile
 from wiregate.sw.shadow import ShadowCheck
 
@@ -54,6 +55,9 @@ class LagDemo(Demo):
         super().__init__(out, orders)
         self.status_s = status_s
         self.samples: list[tuple[float, float]] = []
+        # The demo's command lines are control hosts too: the reads wait while one runs
+        # (the gateway refuses a command whose sequence number another host just used).
+        self._quiet = asyncio.Lock()
         self.daemon = daemon = Daemon(DaemonConfig(limits=None, audit_path=audit), checks=[])
         daemon.shadow = ShadowCheck.for_profile(profile(self.profile_name), [self.limits])
         daemon.audit = AuditWriter(audit, batch=daemon.config.audit_batch)
@@ -64,13 +68,24 @@ class LagDemo(Demo):
         try:
             await super()._monitor(_Tap(driver, self.daemon.take))
         finally:
+            if sampling.done():
+                sampling.result()       # raises what stopped the sampling
             sampling.cancel()
+
+    async def _cli(self, *arguments: str) -> None:
+        async with self._quiet:
+            await super()._cli(*arguments)
 
     async def _sample(self, driver) -> None:
         metrics = self.daemon.metrics
+        await driver.identify()         # the status block's layout
         while True:
             await asyncio.sleep(self.status_s)
-            state, counters = await driver.status(), await driver.counters()
+            try:
+                async with self._quiet:
+                    state, counters = await driver.status(), await driver.counters()
+            except CommandRefused:      # a command line took the sequence number: again
+                continue
             self.daemon.settle()
             metrics.status(state, counters, self.daemon.shadow.next_sequence)
             value = metrics.registry.get_sample_value
