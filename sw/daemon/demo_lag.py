@@ -5,8 +5,10 @@ drop copy with a monitor of its own. Here every record the monitor reads also go
 the daemon's path (:meth:`~wiregate.sw.daemon.service.Daemon.take`: shadow check, audit
 batch, metrics), and every ``--status-s`` the gateway's status and counters are read, as the
 daemon's status task does, for ``wiregate_dropcopy_lag_us`` (the gateway's timebase minus
-the last record's time while records wait) and ``wiregate_dropcopy_behind_records``. The
-monitor's own shadow check runs too, in the same process: the lag is an upper bound.
+the last record's time while records wait) and ``wiregate_dropcopy_behind_records``; and
+between reads, each record's ``queued`` (the records ahead of it in the gateway's queue when
+it was made). The monitor's own shadow check runs too, in the same process: the lag is an
+upper bound.
 """
 
 import argparse
@@ -112,7 +114,8 @@ def main(argv=None) -> int:
     line = (f"daemon lag under the demo ({args.orders} orders, {len(demo.records)} records, "
             f"{len(lags)} status reads): lag_us median {statistics.median(lags or [0]):,.0f}, "
             f"max {max(lags or [0]):,.0f} (gateway us); behind_records max "
-            f"{max(behind or [0]):,.0f}; daemon shadow "
+            f"{max(behind or [0]):,.0f}; records queued ahead of a record when it was made: max "
+            f"{max((r.queued for r in demo.records), default=0)}; daemon shadow "
             f"{'agreed' if daemon.mismatch is None else daemon.mismatch} on "
             f"{daemon.shadow.checked} records; demo shadow "
             f"{summary['shadow']['mismatch'] or 'agreed'} ({time.strftime('%Y-%m-%d %H:%M')})")
