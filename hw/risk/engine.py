@@ -241,7 +241,7 @@ class Engine(wiring.Component):
             "verdict": Out(wiring.Signature({
                 "valid": Out(1), "accept": Out(1), "type_offset": Out(OFFSET_BITS),
                 "frame": Out(frame_bits)})),
-            "record": Out(stream.Signature(record_layout(), always_ready=True)),
+            "record": Out(stream.Signature(record_layout(regmap), always_ready=True)),
             "commit_pending": Out(1),
             "loaded": Out(1),
             "active_bank": Out(1),
