@@ -174,10 +174,10 @@ class Engine(wiring.Component):
         The host's reads (the register file's table reads): one exposure word, one
         order-table entry, the shadow bank's entries of one session and one symbol
         (``session_entry``, ``session_limits``, ``gateway_limits``, ``symbol_limits``), one
-        symbol hash slot of the shadow bank. Each borrows the read port (or the limits'
-        multiplexers) of its table in a cycle when no event is at the table's reading stage:
-        ``data`` answers the address held since the previous cycle in the cycles with
-        ``ok``, and no event ever waits.
+        symbol hash slot of the shadow bank. Each borrows the read port (or the gateway
+        limits' multiplexer) of its table in a cycle when no event is at the table's
+        reading stage: ``data`` answers the address held since the previous cycle in the
+        cycles with ``ok``, and no event ever waits.
     peek_kill_symbols : In(index; bits)
         The symbol kill latches' word ``index`` (the kill block's own read port), one cycle
         later.
