@@ -52,7 +52,7 @@ class ControlGateway(Elaboratable):
         self.port = ControlPort(regmap)
         self.registers = RegisterFile(regmap)
         self.dropcopy = DropCopy(1, regmap, depth=16)
-        self.records = stream.Signature(record_layout()).flip().create()
+        self.records = stream.Signature(record_layout(regmap)).flip().create()
         self.kill = Kill(regmap)
         self.fail_closed = FailClosed(regmap)
         self.epoch = Signal(32)

@@ -87,7 +87,7 @@ class SimulatedGateway:
                         self.table_writes.append(
                             (t.name, index, {f.name: entry[f.name] for f in t.fields}))
 
-        records, layout = self.gateway.records, record_layout()
+        records, layout = self.gateway.records, record_layout(self.gateway.regmap)
 
         async def feed_records(ctx):
             while True:

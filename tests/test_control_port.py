@@ -420,12 +420,15 @@ def test_bad_frames_change_nothing_and_are_counted():
 
 # --- drop copy and responses on one line -----------------------------------------------------
 
-def _random_record(rng) -> Record:
+def _random_record(rng, gateway) -> Record:
+    # As wide as the gateway's record port takes each field (its session and price).
+    layout = gateway.records.payload.shape()
     return Record(kind=Kind.VERDICT, cycle=rng.getrandbits(64), time_us=rng.getrandbits(64),
                   msg_type=ord(rng.choice("OUXM")), side=ord(rng.choice("BS")),
-                  accept=rng.getrandbits(1), session=rng.getrandbits(16),
+                  accept=rng.getrandbits(1),
+                  session=rng.getrandbits(layout.members["session"]),
                   user_ref_num=rng.getrandbits(32), quantity=rng.getrandbits(32),
-                  price=rng.getrandbits(64), reasons=rng.getrandbits(19),
+                  price=rng.getrandbits(layout.members["price"]), reasons=rng.getrandbits(19),
                   symbol=bytes(rng.choice(b"\xc0\xdbABC ") for _ in range(8)))
 
 
@@ -441,7 +444,7 @@ def test_dropcopy_frames_interleave_with_responses(ready_rate):
         for _ in range(20):
             for _ in range(rng.randrange(20, 500)):
                 await ctx.tick()
-            record = _random_record(rng)
+            record = _random_record(rng, gateway)
             injected.append(record)
             for f in RECORD_FIELDS:
                 if f.bits and f.name != "sequence":

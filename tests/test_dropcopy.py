@@ -31,8 +31,8 @@ from wiregate.sw.dropcopy import (
 )
 from wiregate.sw.regmap import RegisterMap
 
-LAYOUT = record_layout()
 REGMAP = RegisterMap()
+LAYOUT = record_layout(REGMAP)
 
 
 def phases(record_time):
@@ -234,6 +234,8 @@ def test_overflow_while_the_host_stalls(width):
 def test_counters_saturate():
     # A register map whose counters are 3 bits wide: both stop at 7, never wrap to 0.
     class NarrowCounters:
+        n_sessions, n_symbols = REGMAP.n_sessions, REGMAP.n_symbols   # LAYOUT's records
+
         @staticmethod
         def register(name):
             assert name == "dropcopy_records"

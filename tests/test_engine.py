@@ -104,7 +104,7 @@ REGMAP = RegisterMap(n_sessions=SIZES.n_sessions, n_symbols=SIZES.n_symbols, sym
 FRAME_BITS = 4
 EVENT = event_layout(REGMAP)
 CONTROL = control_layout(REGMAP)
-RECORD = record_layout()
+RECORD = record_layout(REGMAP)
 BANKED = ("session", "session_limits", "symbol_limits", "gateway_limits", "symbol_hash")
 R = Reason
 

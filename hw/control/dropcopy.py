@@ -15,8 +15,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.dropcopy import RECORD_FIELDS, RECORD_SIZE
+from wiregate.sw.regmap import RegisterMap
 
 from ..counters import count_event
+from ..ingress.ouch_extract import PRICE_BITS
 from ..stream import beat_signature, check_width
 
 __all__ = ["QUEUED_BITS", "DropCopy", "record_layout"]
@@ -25,19 +27,27 @@ _SEQUENCE = next(f for f in RECORD_FIELDS if f.name == "sequence")   # filled in
 QUEUED_BITS = next(f for f in RECORD_FIELDS if f.name == "queued").bits
 
 
-def record_layout() -> data.StructLayout:
+def record_layout(regmap: RegisterMap | None = None) -> data.StructLayout:
     """A record as the core hands it over: every field of the wire record but the sequence.
 
     Each field is as wide as its ``bits`` in :data:`wiregate.sw.dropcopy.RECORD_FIELDS`
-    (``symbol`` holds its 8 wire bytes as one big-endian integer, as the extractor does).
+    (``symbol`` holds its 8 wire bytes as one big-endian integer, as the extractor does),
+    but for a gateway built with ``regmap``, the fields whose values come from narrower
+    sources: ``session`` and ``symbol_index`` (a session or symbol index, or a control
+    event's index), ``price`` (an OUCH price or a reference, :data:`PRICE_BITS`). The queue
+    stores no more, and the wire bytes carry them zero-extended.
     """
-    return data.StructLayout({f.name: f.bits for f in RECORD_FIELDS
+    narrow = {}
+    if regmap is not None:
+        index_bits = (max(regmap.n_sessions, regmap.n_symbols) - 1).bit_length()
+        narrow = {"session": index_bits, "symbol_index": index_bits, "price": PRICE_BITS}
+    return data.StructLayout({f.name: narrow.get(f.name, f.bits) for f in RECORD_FIELDS
                               if f.bits and f is not _SEQUENCE})
 
 
-def _slot_layout() -> data.StructLayout:
+def _slot_layout(regmap: RegisterMap) -> data.StructLayout:
     """A queue row: a record and the sequence number it was given."""
-    return data.StructLayout({"sequence": _SEQUENCE.bits, "record": record_layout()})
+    return data.StructLayout({"sequence": _SEQUENCE.bits, "record": record_layout(regmap)})
 
 
 def _wire(slot):
@@ -48,7 +58,7 @@ def _wire(slot):
             wire_bytes.append(Const(0, 8 * f.size))
             continue
         value = slot.sequence if f is _SEQUENCE else slot.record[f.name]
-        wide = Cat(value, Const(0, 8 * f.size - f.bits))
+        wide = Cat(value, Const(0, 8 * f.size - len(value)))
         wire_bytes.extend(wide[8 * (f.size - 1 - k):8 * (f.size - k)] for k in range(f.size))
     return Cat(*wire_bytes)
 
@@ -60,9 +70,11 @@ class DropCopy(wiring.Component):
     record gets its number even when it is lost. The 64-bit number does not wrap in
     practice (a record a cycle at 156.25 MHz would take 3,700 years).
 
-    The queue is one memory, a row per record: its carried bits and its 64-bit sequence
-    number (653 bits with drop copy 1.0), ``ceil(653 / 36) = 19`` EBR on ECP5 for up to 512
-    rows (the two-input queue before it took twice that, one input tied off in the core).
+    The queue is one memory, a row per record: its carried bits (:func:`record_layout` of
+    ``regmap``) and its 64-bit sequence number: 605 bits with drop copy 1.0 and the
+    ``colorlight-5a75b`` profile, ``ceil(605 / 36) = 17`` EBR on ECP5 for up to 512 rows
+    (at the wire's widths 653 bits and 19 EBR; the two-input queue before it took twice
+    that, one input tied off in the core).
 
     Fill. ``queued`` is the number of records in the queue, the one being sent included:
     records taken in earlier cycles less those whose last beat left in earlier cycles. The
@@ -87,7 +99,7 @@ class DropCopy(wiring.Component):
     Attributes
     ----------
     i : In(stream)
-        :func:`record_layout` records. Always ready.
+        :func:`record_layout` records of ``regmap``. Always ready.
     o : Out(stream)
         The records' wire bytes, :data:`~wiregate.sw.dropcopy.RECORD_SIZE` / ``width``
         beats per record, every lane kept; ``first`` on lane 0 of a record's first beat,
@@ -115,9 +127,10 @@ class DropCopy(wiring.Component):
         if depth + 1 >= 1 << QUEUED_BITS:
             raise ValueError(f"Depth {depth}: its fill does not fit the record's queued field")
         self._depth = depth
+        self._regmap = regmap
         counter = regmap.register("dropcopy_records").width
         super().__init__({
-            "i": In(stream.Signature(record_layout(), always_ready=True)),
+            "i": In(stream.Signature(record_layout(regmap), always_ready=True)),
             "o": Out(beat_signature(width, always_ready=False)),
             "queued": Out(QUEUED_BITS),
             "count_records": Out(counter),
@@ -159,7 +172,8 @@ class DropCopy(wiring.Component):
         sent = moved & last_beat
         fetch = Signal()
 
-        m.submodules.memory = memory = Memory(shape=_slot_layout(), depth=depth, init=[])
+        slot = _slot_layout(self._regmap)
+        m.submodules.memory = memory = Memory(shape=slot, depth=depth, init=[])
         write, read = memory.write_port(), memory.read_port()
         m.d.comb += [
             write.en.eq(take),
@@ -179,7 +193,7 @@ class DropCopy(wiring.Component):
 
         # Named signals, not one nested expression: each lane would otherwise rebuild the
         # whole record in simulation, and the netlist reads the same.
-        current = Signal(_slot_layout())
+        current = Signal(slot)
         wire = Signal(8 * RECORD_SIZE)
         lanes = Signal(8 * width)
         m.d.comb += [

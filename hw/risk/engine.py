@@ -174,10 +174,10 @@ class Engine(wiring.Component):
         The host's reads (the register file's table reads): one exposure word, one
         order-table entry, the shadow bank's entries of one session and one symbol
         (``session_entry``, ``session_limits``, ``gateway_limits``, ``symbol_limits``), one
-        symbol hash slot of the shadow bank. Each borrows the read port (or the limits'
-        multiplexers) of its table in a cycle when no event is at the table's reading stage:
-        ``data`` answers the address held since the previous cycle in the cycles with
-        ``ok``, and no event ever waits.
+        symbol hash slot of the shadow bank. Each borrows the read port (or the gateway
+        limits' multiplexer) of its table in a cycle when no event is at the table's
+        reading stage: ``data`` answers the address held since the previous cycle in the
+        cycles with ``ok``, and no event ever waits.
     peek_kill_symbols : In(index; bits)
         The symbol kill latches' word ``index`` (the kill block's own read port), one cycle
         later.
@@ -241,7 +241,7 @@ class Engine(wiring.Component):
             "verdict": Out(wiring.Signature({
                 "valid": Out(1), "accept": Out(1), "type_offset": Out(OFFSET_BITS),
                 "frame": Out(frame_bits)})),
-            "record": Out(stream.Signature(record_layout(), always_ready=True)),
+            "record": Out(stream.Signature(record_layout(regmap), always_ready=True)),
             "commit_pending": Out(1),
             "loaded": Out(1),
             "active_bank": Out(1),
@@ -497,21 +497,39 @@ class Engine(wiring.Component):
             ref_read.addr.eq(key_symbol),
         ]
 
-        # Session-level tables, both banks in registers (the rate needs all sessions at once).
-        def banked(table, depth):
+        # Session-level tables, both banks in a small memory (distributed RAM) read at LIMITS.
+        # The rate judges every session at once and takes every session's rate fields at a
+        # commit, so those fields (and each session's ``valid``) are kept in registers too.
+        def session_address(index, b):
+            padded = Cat(Value.cast(index).as_unsigned(), Const(0, session_bits))
+            return Cat(padded[:session_bits], b)
+
+        def banked(table, depth, kept):
             entry = entry_layout(regmap, table)
-            banks = [[Signal(entry, name=f"{table}{b}_{i}") for i in range(depth)]
-                     for b in range(2)]
             host = getattr(self, f"write_{table}")
+            rows = memory.Memory(shape=entry, depth=2 * per_session, init=[])
+            m.submodules[table] = rows
+            write = rows.write_port()
+            m.d.comb += [write.en.eq(host.en), write.addr.eq(session_address(host.index, ~bank)),
+                         write.data.eq(host.entry)]
+            fields = data.StructLayout({name: entry[name].shape for name in kept})
+            banks = [[Signal(fields, name=f"{table}{b}_{i}") for i in range(depth)]
+                     for b in range(2)]
             for b in range(2):
                 for i in range(depth):
                     with m.If(host.en & (host.index == i) & (bank != b)):
-                        m.d.sync += banks[b][i].eq(host.entry)
-            return banks
+                        m.d.sync += [banks[b][i][name].eq(host.entry[name]) for name in kept]
+            return rows.read_port(domain="comb"), banks
 
-        sessions = banked("session", ns)
-        session_limits = banked("session_limits", ns)
-        gateway_limits = banked("gateway_limits", 1)
+        session_read, sessions = banked("session", ns, ("valid",))
+        session_limits_read, session_limits = banked(
+            "session_limits", ns, ("rate_burst", "rate_refill_us", "rate_trip_after"))
+        gateway_limits = [Signal(entry_layout(regmap, "gateway_limits"), name=f"gateway_limits{b}")
+                          for b in range(2)]
+        host = self.write_gateway_limits
+        for b in range(2):
+            with m.If(host.en & (bank != b)):
+                m.d.sync += gateway_limits[b].eq(host.entry)
         commit_time = [Signal(TIME_BITS, name=f"commit_time{b}") for b in range(2)]
 
         # --- LIMITS: the limits arrive, the stateless checks start ------------------------
@@ -525,26 +543,18 @@ class Engine(wiring.Component):
         sess = Signal(entry_layout(regmap, "session_limits"))
         session_loaded = Signal()
         gateway = Signal(entry_layout(regmap, "gateway_limits"))
-        def pick(rows, *indices):
-            """``rows[i][j]...`` for signal indices: nested lists of layout signals."""
-            def values(node):
-                return Array(values(n) for n in node) if isinstance(node, list) \
-                    else Value.cast(node)
-            chosen = values(rows)
-            for index in indices:
-                chosen = chosen[index]
-            return chosen
 
         # In a cycle with no event here, the multiplexers serve the host's read of the
         # shadow bank (an empty stage's checks and registers are never used).
         read_bank = Mux(sl.valid, sl.bank, ~bank)
         read_session = Mux(sl.valid, sl.event.session, self.peek_limits.session)
+        address = session_address(read_session, read_bank)
         m.d.comb += [
-            sess.eq(pick(session_limits, read_bank, read_session)),
-            session_loaded.eq(pick([[e.valid for e in b] for b in sessions],
-                                   read_bank, read_session)),
-            gateway.eq(pick([b[0] for b in gateway_limits], read_bank)),
-            self.peek_limits.session_entry.eq(pick(sessions, read_bank, read_session)),
+            session_read.addr.eq(address), session_limits_read.addr.eq(address),
+            sess.eq(session_limits_read.data),
+            session_loaded.eq(session_read.data.valid),
+            gateway.eq(Mux(read_bank, gateway_limits[1], gateway_limits[0])),
+            self.peek_limits.session_entry.eq(session_read.data),
             self.peek_limits.session_limits.eq(sess),
             self.peek_limits.gateway_limits.eq(gateway),
             self.peek_limits.symbol_limits.eq(symbol),
@@ -649,8 +659,9 @@ class Engine(wiring.Component):
         m.submodules.fail_closed = fail_closed = FailClosed(regmap)
         commit_x = is_control & (code == Control.COMMIT)
         for i in range(ns):
-            m.d.comb += [rate.commit.limits[i].eq(Mux(sx.bank, session_limits[1][i],
-                                                      session_limits[0][i])),
+            m.d.comb += [*(rate.commit.limits[i][name].eq(
+                               Mux(sx.bank, session_limits[1][i][name], session_limits[0][i][name]))
+                           for name in ("rate_burst", "rate_refill_us", "rate_trip_after")),
                          rate.commit.loaded[i].eq(Mux(sx.bank, sessions[1][i].valid,
                                                       sessions[0][i].valid))]
         m.d.comb += [
