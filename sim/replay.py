@@ -56,6 +56,11 @@ _VERDICT_FIELDS = ("orig_user_ref_num", "side", "quantity", "price", "symbol")
 _EXCHANGE_FIELDS = ("user_ref_num", "orig_user_ref_num", "side", "quantity", "price",
                     "match_number", "order_state")
 _NEW_ORDERS = (b"O", b"U")      # Enter and Replace: what a void frame's undo revokes
+_REASONS = tuple(Reason)        # iterating the enum itself is slow, once per record
+
+
+def _names(reasons: int) -> list[str]:
+    return [r.name for r in _REASONS if reasons >> r & 1]
 
 
 class Mismatch(AssertionError):
@@ -198,7 +203,8 @@ class Replay:
         _, key, event, opens = self._client.popleft()
         if opens:
             self._frame = _Frame(key, event.session)
-        verdict = self._apply(rec, ClientMessage(rec.time_us, event.session, event.message(),
+        message = event.message()
+        verdict = self._apply(rec, ClientMessage(rec.time_us, event.session, message,
                                                  event.retransmit, opens))
         frame = self._frame
         if frame is not None and frame.key == key:
@@ -208,23 +214,24 @@ class Replay:
         self.verdicts.setdefault(key, []).append((event, verdict))
         self.accepted += verdict.accept
         self.rejected += not verdict.accept
-        for reason in Reason:
-            if verdict.reasons >> reason & 1:
-                self.reasons[reason] += 1
+        self.reasons.update(r for r in _REASONS if verdict.reasons >> r & 1)
         fields = {} if event.malformed else event.fields
         expected = {**verdict_fields(verdict, event.retransmit),
                     **{name: fields.get(name, 0) for name in _VERDICT_FIELDS}}
-        names = "|".join(r.name for r in Reason if verdict.reasons >> r & 1) or "accept"
-        self._compare(f"VERDICT of {event.message()!r} (model: {names})", rec, expected)
+        # The description is made only for a mismatch: a replay compares every record.
+        self._compare(lambda: f"VERDICT of {message!r} (model: "
+                              f"{'|'.join(_names(verdict.reasons)) or 'accept'})",
+                      rec, expected)
 
     def _exchange_record(self, rec):
         if not self._exchange:
             self._fail("EXCHANGE record with no exchange event sent", rec, None)
         event = self._exchange.popleft()
-        self._apply(rec, ExchangeMessage(rec.time_us, event.session, event.message()))
+        message = event.message()
+        self._apply(rec, ExchangeMessage(rec.time_us, event.session, message))
         expected = {"session": event.session, "msg_type": event.msg_type,
                     **{name: event.fields.get(name, 0) for name in _EXCHANGE_FIELDS}}
-        self._compare(f"EXCHANGE record of {event.message()!r}", rec, expected)
+        self._compare(lambda: f"EXCHANGE record of {message!r}", rec, expected)
 
     def _control_record(self, rec):
         t, code = rec.time_us, rec.control
@@ -254,7 +261,8 @@ class Replay:
                            self._control[0] if self._control else None)
             event = self._control.popleft()
             self._apply(rec, replace(event, t=t))
-            self._compare(f"CONTROL record of {event!r}", rec, self._control_fields(event, t))
+            self._compare(lambda: f"CONTROL record of {event!r}", rec,
+                          self._control_fields(event, t))
 
     def _control_fields(self, event, t) -> dict:
         if isinstance(event, Commit):
@@ -262,13 +270,16 @@ class Replay:
         return control_fields(event, t, self._epoch)
 
     def _compare(self, what, rec, expected):
+        """Compare ``rec`` with ``expected``; ``what`` names the record (a string, or a
+        function that makes it)."""
         got = {}
         for name in expected:
             value = getattr(rec, name)
             got[name] = int.from_bytes(value, "big") if isinstance(value, bytes) else int(value)
         if got != expected:
             diff = {k: (got[k], expected[k]) for k in expected if got[k] != expected[k]}
-            self._fail(f"{what}: (gateway, model) {diff}", rec, expected)
+            self._fail(f"{what() if callable(what) else what}: (gateway, model) {diff}", rec,
+                       expected)
 
     def _fail(self, what, rec, expected):
         raise Mismatch(f"record {rec.sequence} (cycle {rec.cycle}, t {rec.time_us} us), "
@@ -280,7 +291,7 @@ class Replay:
                  "accept, reasons):"]
         for rec in self._history:
             kind = Kind(rec.kind).name if rec.kind != Kind.CONTROL else rec.control.name
-            reasons = "|".join(r.name for r in Reason if rec.reasons >> r & 1)
+            reasons = "|".join(_names(rec.reasons))
             msg_type = chr(rec.msg_type) if rec.msg_type else "-"
             lines.append(f"  {rec.sequence} {rec.cycle} {rec.time_us} {kind} s{rec.session} "
                          f"{msg_type} {rec.user_ref_num} {rec.orig_user_ref_num} "

@@ -11,6 +11,7 @@ import io
 import json
 import random
 import struct
+from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -109,9 +110,9 @@ class Capture:
         return str(path)
 
 
-def replay(tmp_path, capture_path, *extra, out="out"):
+def replay(tmp_path, capture_path, *extra, out="out", limits=LIMITS):
     out = tmp_path / out
-    status = main(["replay", capture_path, "--limits", LIMITS, "--out", str(out), "--json",
+    status = main(["replay", capture_path, "--limits", limits, "--out", str(out), "--json",
                    *extra])
     return status, out
 
@@ -387,3 +388,77 @@ def test_progress_bar_only_on_a_terminal():
             bar.update(done)
     assert quiet.getvalue() == ""
     assert shown.getvalue().endswith("1000/1000 frames\n") and "\r" in shown.getvalue()
+
+
+def order_flow(path, orders, seed=1):
+    """``orders`` Enter Orders, five to a frame, session 0, every 20th frame followed by the
+    exchange's Order Accepted: random symbols (one unknown), quantities, sides and prices.
+    With no fills the session's order table fills, so most later orders reject (CAPACITY)."""
+    rng = random.Random(seed)
+    prices = {b"AAPL": 2_285_000, b"MSFT": 4_153_000, b"NVDA": 1_354_000,
+              b"AMZN": 1_862_000, b"ZZZZ": 10_000}
+    cap = Capture()
+    cap.handshake()
+    ref = 0
+    for k in range(orders // 5):
+        messages = []
+        for _ in range(5):
+            ref += 1
+            symbol = rng.choice(list(prices))
+            messages.append(enter(ref, rng.choice((1, 10, 100, 60_000)), symbol,
+                                  max(1, prices[symbol] + rng.randint(-100_000, 100_000)),
+                                  rng.choice((b"B", b"S"))))
+        cap.client(*messages)
+        if k % 20 == 0:
+            cap.exchange(accepted(ref, 1, b"AAPL", 2_285_000))
+    return cap.write(path)
+
+
+# The capture's frames come 10 us apart; the gateware engine shortens the gaps to what the
+# drop copy needs (five 88-byte records a frame: 440 cycles at W = 1, 55 at W = 8).
+DENSE_GAP_US = {1: "4", 8: "1"}
+
+
+def no_rate_limit(tmp_path):
+    """limits/default.yaml with session 0's order rate unlimited in practice.
+
+    The gateware engine's clock is the core's: its verdicts come a few microseconds after
+    the capture's times (the commit before the first frame, the frame's wire time), so a
+    verdict at the edge of the rate bucket can differ from the model engine's, which judges
+    at the capture's times (the gateware engine checks every record against the model at
+    the core's times). Without the rate check, nothing in the capture depends on time."""
+    text = Path(LIMITS).read_text()
+    limited = "rate: {burst: 200, refill: 200us, trip_after: 500}"
+    assert limited in text
+    path = tmp_path / "limits.yaml"
+    path.write_text(text.replace(limited, "rate: {burst: 4_000_000_000, refill: 1us, "
+                                          "trip_after: 4_000_000_000}", 1))
+    return str(path)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("width, profile", [(1, "colorlight-5a75b"), (8, "full")])
+def test_gateware_20k_orders(tmp_path, capsys, width, profile):
+    """20,000 orders through the core's Verilator model: no mismatch (the replay checks
+    every drop-copy record against the model), the verdict log equal to the model engine's
+    but for the times, both output pcaps byte-identical to the model engine's."""
+    path = order_flow(tmp_path / "in.pcap", 20_000)
+    options = ("--width", str(width), "--profile", profile, "--max-gap-us",
+               DENSE_GAP_US[width])
+    limits = no_rate_limit(tmp_path)
+    status, model = replay(tmp_path, path, *options, out="model", limits=limits)
+    assert status == 0
+    capsys.readouterr()
+    status, gateware = replay(tmp_path, path, *options, "--engine", "gateware", out="gw",
+                              limits=limits)
+    summary = json.loads(capsys.readouterr().out)
+    assert status == 0, summary["mismatches"]
+    got, want = verdicts(gateware), verdicts(model)
+    assert len(got) == 20_000 and {v["verdict"] for v in got} == {"accept", "reject"}
+    # Every field but the time: the gateware engine stamps a verdict with its record's.
+    assert [v | {"t_us": 0} for v in got] == [v | {"t_us": 0} for v in want]
+    for name in ("to_exchange.pcap", "to_client.pcap"):
+        assert [(bytes(p), p.time) for p in rdpcap(str(gateware / name))] == \
+            [(bytes(p), p.time) for p in rdpcap(str(model / name))]
+    assert summary["gateway_counters"]["orders_accepted"] == \
+        sum(v["verdict"] == "accept" for v in want)

@@ -101,7 +101,7 @@ def replay_gateware(records, limits: Limits, profile, width: int, *,
                                           max_gap_us=max_gap_us)
     bench = _bench(width, profile.name)
     board = bench.board
-    begin = time.process_time()
+    begin, started = time.process_time(), time.perf_counter()
     bench.start()
     bench.control(Commit(0, limits))
     interval = max(1, limits.gateway.heartbeat_timeout_us // 2)
@@ -143,10 +143,12 @@ def replay_gateware(records, limits: Limits, profile, width: int, *,
         if bar is not None:
             bar.update(len(arrivals))
         seconds = time.process_time() - begin
+        wall = time.perf_counter() - started
         bench.finish()
     except (Mismatch, AssertionError) as exc:
         mismatches.append(str(exc))
         seconds = time.process_time() - begin
+        wall = time.perf_counter() - started
     except SequenceGap as exc:
         gap = True
         # The gateway's documented behaviour when the host falls behind: it keeps trading
@@ -154,6 +156,7 @@ def replay_gateware(records, limits: Limits, profile, width: int, *,
         mismatches.append(f"the drop copy lost records ({exc}): the capture outruns the "
                           f"drop copy at W = {width}; a larger --max-gap-us spaces it out")
         seconds = time.process_time() - begin
+        wall = time.perf_counter() - started
 
     entries, verdict_cycles = _entries(bench, client_arrival)
     expected = board.expected_egress()
@@ -180,7 +183,9 @@ def replay_gateware(records, limits: Limits, profile, width: int, *,
     latency = {"first_byte": latency_figures(cycles, bench.clock_hz),
                "verdict": latency_figures(verdict_cycles, bench.clock_hz),
                "definition": {"first_byte": FIRST_BYTE, "verdict": VERDICT},
-               "samples": {"first_byte": cycles, "verdict": verdict_cycles}}
+               "samples": {"first_byte": cycles, "verdict": verdict_cycles},
+               "run": {"cycles": bench.sim.cycle, "harness_s": bench.timing["harness"],
+                       "wall_s": wall}}
     return outcome, latency
 
 
