@@ -26,21 +26,32 @@ in (TCP handshake, SoupBinTCP Login) and the exchange answers what the gateway l
   2 and leaves the latch set; with it, the session trades again. Then the heartbeat stops:
   once the gateway's time is past the timeout, every session's order is rejected with
   HEARTBEAT, and one ``wiregate heartbeat --count 1`` recovers them all.
+- ``test_a_fast_side_is_paced``: a peer that sends frames faster than the simulated line
+  loses none (each leaves the other side, in order, and the gateway counted each), and one
+  whose frames ask for a cycle far ahead is paced by TCP's flow control (its sends block)
+  instead of growing the process; each side logs the pauses it counted.
 """
 
 import asyncio
 import json
 import signal
+import socket
+import subprocess
 import sys
+import threading
 from collections import Counter
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
 import pytest
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
 
 from wiregate.hw.core import core_holdback
 from wiregate.sim.demo_trading import Clients, Exchange, Planned, connect, connections
+from wiregate.sim.serve import FRAME_HEADER
 from wiregate.sw.driver import Driver, SocketTransport
 from wiregate.sw.dropcopy import Control, Kind
 from wiregate.sw.limits import load_limits
@@ -385,3 +396,80 @@ async def _kill_release_heartbeat(run: Run, limits_file: Path) -> None:
             heartbeat.kill()
             await heartbeat.wait()
         await run.close()
+
+
+# --- (6): a socket side that sends faster than the line ------------------------------------
+
+FLOOD = 2_000               # frames, far more than the model holds ahead of its time
+FAR = 1 << 60               # a cycle the model never reaches
+STUCK_S = 5.0               # a send blocked this long: the peer is paced
+TRIED_BYTES = 128 << 20     # what the paced peer tries to send
+PACED_BYTES = 32 << 20      # at most what it may get into the kernel's buffers and the process
+
+
+def _rss(pid: int) -> int:
+    """Resident bytes of process ``pid``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def _receive_frames(connection: socket.socket, n: int, into: list) -> None:
+    buffer = b""
+    while len(into) < n:
+        chunk = connection.recv(1 << 16)
+        if not chunk:
+            return
+        buffer += chunk
+        while len(buffer) >= FRAME_HEADER.size:
+            length, _, _ = FRAME_HEADER.unpack_from(buffer)
+            if len(buffer) < FRAME_HEADER.size + length:
+                break
+            into.append(buffer[FRAME_HEADER.size:FRAME_HEADER.size + length])
+            buffer = buffer[FRAME_HEADER.size + length:]
+
+
+def test_a_fast_side_is_paced(wiregate_sim):
+    sim = wiregate_sim("--profile", PROFILE, "--width", WIDTH, "--client-port", 0,
+                       "--exchange-port", 0)
+    client = socket.create_connection(("127.0.0.1", sim.sides["client"]), timeout=TIMEOUT)
+    exchange = socket.create_connection(("127.0.0.1", sim.sides["exchange"]), timeout=TIMEOUT)
+    # Frames of no session from the exchange pass to the clients unchanged (test_sim_sockets).
+    frames = [bytes(Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01")
+                    / IP(src="10.2.0.1", dst="10.9.0.1") / TCP(sport=15000, dport=40001)
+                    / Raw(b"%06d" % k + bytes(140))) for k in range(FLOOD)]
+    received: list = []
+    reader = threading.Thread(target=_receive_frames, args=(client, FLOOD, received))
+    reader.start()
+    exchange.sendall(b"".join(FRAME_HEADER.pack(len(f), 0, 0) + f for f in frames))
+    reader.join(TIMEOUT * 4)
+    assert received == frames, f"{len(received)} of {FLOOD} frames came out"
+    counted = subprocess.run(
+        [sys.executable, "-m", "wiregate.sw.cli", "counters", "--json", "--target",
+         sim.target, "--timeout", str(TIMEOUT)], cwd=ROOT, capture_output=True, text=True)
+    counters = json.loads(counted.stdout)
+    assert counters["frames_exchange_rx"] == counters["frames_client_tx"] == FLOOD
+
+    # Frames asked for a cycle the model never reaches: it must stop reading, not hold them.
+    before = _rss(sim.process.pid)
+    frame = frames[0] + bytes(800)
+    chunk = b"".join(FRAME_HEADER.pack(len(frame), 0, FAR) + frame for _ in range(64))
+    client.settimeout(STUCK_S)
+    sent = 0
+    try:
+        while sent < TRIED_BYTES:
+            sent += client.send(chunk)
+    except TimeoutError:
+        pass
+    grown = _rss(sim.process.pid) - before
+    assert sent < PACED_BYTES, f"{sent} bytes taken: the side is not paced"
+    assert grown < PACED_BYTES, f"the process grew by {grown} bytes"
+    client.close()
+    exchange.close()
+    sim.stop()
+    assert sim.process.returncode == 0
+    log = sim.log.read_text()
+    for side in ("client", "exchange"):
+        assert f"{side} side: the peer sends faster than the line" in log, log[-2000:]
+        assert f"{side} side: reading paused" in log, log[-2000:]
