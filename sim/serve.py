@@ -29,7 +29,7 @@ from scapy.utils import RawPcapWriter, rdpcap
 
 from wiregate.hw.core import core_holdback
 from wiregate.hw.gateway import Gateway
-from wiregate.sw.control import END, Kind
+from wiregate.sw.control import BUFFER_BYTES, END, Kind
 from wiregate.sw.profiles import profile
 from wiregate.sw.timebase import CLOCK_HZ
 
@@ -56,6 +56,11 @@ FRAME_MIN = 14              # an Ethernet header; a shorter frame is refused
 # control (its sends block) instead of growing the process; nothing is dropped.
 AHEAD_FRAMES = 256
 AHEAD_BYTES = 256 * 1024
+# The control stream alike: hosts are not read while this many bytes wait for control_in,
+# and a host whose unfinished frame is longer than any frame can be (each byte escaped, in
+# the gateway's buffer) is cut off.
+CONTROL_AHEAD = 64 * 1024
+CONTROL_FRAME_MAX = 2 * BUFFER_BYTES + 2
 # Batches: while the control stream is busy (bytes from the host not yet taken, or bytes
 # sent back in the last batch) a short one, so that a command's answer goes back within
 # about a millisecond of the model's time; otherwise about BATCH_SECONDS of host time, ended
@@ -170,8 +175,10 @@ class _Control:
         self._out = b""                             # control_out bytes of an unfinished frame
 
     def poll(self, gateway: SimGateway) -> None:
-        """Accept connections, and feed the whole frames hosts sent."""
-        for connection in _ready([self.listener, *self.hosts]):
+        """Accept connections, and feed the whole frames hosts sent (while the feed's
+        queue is short)."""
+        reading = self.hosts if gateway.sim.push(b"") < CONTROL_AHEAD else []
+        for connection in _ready([self.listener, *reading]):
             if connection is self.listener:
                 host = _accept(self.listener)
                 self.hosts.append(host)
@@ -190,6 +197,11 @@ class _Control:
                 if body:        # two END in a row are no frame
                     gateway.sim.push(bytes([END]) + body + bytes([END]))
                     self.owners.append(connection)
+            if len(self._pending[connection]) > CONTROL_FRAME_MAX:
+                print(f"wiregate sim: a control host sent {len(self._pending[connection])} "
+                      f"bytes with no END, more than any frame ({CONTROL_FRAME_MAX}); "
+                      "connection closed", file=sys.stderr, flush=True)
+                self.drop(connection, gateway)
 
     def deliver(self, data: bytes, gateway: SimGateway) -> None:
         """Send what ``control_out`` sent, whole frame by whole frame, to its host."""

@@ -29,7 +29,8 @@ in (TCP handshake, SoupBinTCP Login) and the exchange answers what the gateway l
 - ``test_a_fast_side_is_paced``: a peer that sends frames faster than the simulated line
   loses none (each leaves the other side, in order, and the gateway counted each), and one
   whose frames ask for a cycle far ahead is paced by TCP's flow control (its sends block)
-  instead of growing the process; each side logs the pauses it counted.
+  instead of growing the process; each side logs the pauses it counted. A control host
+  that sends more than any frame with no END is cut off, with a line in the log.
 """
 
 import asyncio
@@ -465,11 +466,20 @@ def test_a_fast_side_is_paced(wiregate_sim):
     grown = _rss(sim.process.pid) - before
     assert sent < PACED_BYTES, f"{sent} bytes taken: the side is not paced"
     assert grown < PACED_BYTES, f"the process grew by {grown} bytes"
+    # A control host that sends more than any frame with no END is cut off, and the
+    # gateway still answers the next host.
+    garbage = socket.create_connection(("127.0.0.1", sim.port), timeout=TIMEOUT)
+    garbage.sendall(bytes(64 << 10))
+    assert garbage.recv(1) == b""
+    assert counted.returncode == 0 and subprocess.run(
+        [sys.executable, "-m", "wiregate.sw.cli", "status", "--target", sim.target,
+         "--timeout", str(TIMEOUT)], cwd=ROOT, capture_output=True).returncode == 0
     client.close()
     exchange.close()
     sim.stop()
     assert sim.process.returncode == 0
     log = sim.log.read_text()
+    assert "a control host sent" in log and "with no END" in log, log[-2000:]
     for side in ("client", "exchange"):
         assert f"{side} side: the peer sends faster than the line" in log, log[-2000:]
         assert f"{side} side: reading paused" in log, log[-2000:]
