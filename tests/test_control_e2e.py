@@ -380,10 +380,14 @@ async def _kill_release_heartbeat(run: Run, limits_file: Path) -> None:
         heartbeat.send_signal(signal.SIGINT)
         _, err = await heartbeat.communicate()
         assert heartbeat.returncode == 0, err
-        last = run.controls(Control.HEARTBEAT)[-1].time_us
-        while (status := await run.status())["timebase_us"] <= last + timeout_us:
-            await asyncio.sleep(0.2)
-        assert status["heartbeat_lost"] == 1
+        async def lost():
+            while not (status := await run.status())["heartbeat_lost"]:
+                await asyncio.sleep(0.2)
+            return status
+
+        status = await asyncio.wait_for(lost(), TIMEOUT)
+        # ... which the gateway says once its time is past the last heartbeat's timeout.
+        assert status["timebase_us"] >= run.controls(Control.HEARTBEAT)[-1].time_us + timeout_us
         for session in name:
             verdict = await run.verdict_of(session, run.enter(session, **resting))
             assert not verdict.accept and verdict.primary == Reason.HEARTBEAT, verdict

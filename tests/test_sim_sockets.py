@@ -12,12 +12,8 @@ whose sequence number another one used is told the next one, counted, and sends 
 """
 
 import asyncio
-import re
 import socket
 import struct
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -33,7 +29,6 @@ from wiregate.sw.timebase import CLOCK_HZ
 
 pytestmark = pytest.mark.verilator
 
-ROOT = Path(__file__).resolve().parent.parent
 PROFILE, WIDTH = "colorlight-5a75b", 1
 HEADER = struct.Struct("!HBQ")      # docs/sim.md: length, flags, cycle
 TIMEOUT = 60.0
@@ -50,26 +45,14 @@ LATER = 20_000      # cycles ahead of the gateway's time that the second exchang
 
 
 @pytest.fixture
-def sim(tmp_path):
+def sim(tmp_path, wiregate_sim):
     pcaps = {f"--{side}-{what}": tmp_path / f"{side}-{what}.pcap"
              for side in ("client", "exchange") for what in ("out", "received")}
-    log = tmp_path / "stderr.txt"
-    with open(log, "w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "wiregate.sw.cli", "sim", "--profile", PROFILE,
-             "--width", str(WIDTH), "--client-port", "0", "--exchange-port", "0",
-             *(str(a) for option, path in pcaps.items() for a in (option, path))],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
-    try:
-        line = process.stdout.readline()
-        ports = re.search(r"listening on 127\.0\.0\.1:(\d+) .*; client side on "
-                          r"127\.0\.0\.1:(\d+); exchange side on 127\.0\.0\.1:(\d+)", line)
-        assert ports, f"no port line: {line!r}; stderr: {log.read_text()[-2000:]}"
-        yield process, [int(p) for p in ports.groups()], pcaps, log
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    running = wiregate_sim("--profile", PROFILE, "--width", WIDTH, "--client-port", 0,
+                           "--exchange-port", 0,
+                           *(a for option, path in pcaps.items() for a in (option, path)))
+    ports = [running.port, running.sides["client"], running.sides["exchange"]]
+    return running.process, ports, pcaps, running.log
 
 
 def _connect(port: int) -> socket.socket:
