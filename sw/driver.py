@@ -39,6 +39,8 @@ __all__ = ["CommandRefused", "Difference", "Driver", "GatewayTimeout", "PushRefu
            "SocketTransport", "Transport"]
 
 log = logging.getLogger(__name__)
+# OUT_OF_SEQUENCE refusals of one command before the driver gives up (Driver.command).
+SEQUENCE_TRIES = 4
 
 
 class Transport(ABC):
@@ -233,8 +235,11 @@ class Driver:
         The frame is ``encode_command(command, sequence, words, **fields)``, or
         ``build(sequence)``.
 
-        A driver that does not know the gateway's sequence number yet learns it from the
-        first answer (OUT_OF_SEQUENCE carries it) and sends the command again.
+        A driver that does not know the gateway's sequence number, or holds a stale one
+        (another host commanded since: ``wiregate heartbeat`` running while ``wiregate
+        kill`` comes and goes), learns it from the answer (OUT_OF_SEQUENCE carries it) and
+        sends the command again: a refused command changed nothing. It gives up after
+        :data:`SEQUENCE_TRIES` refusals in a row (hosts racing each other).
         """
         words = list(words)
         async with self._one_command:
@@ -242,12 +247,12 @@ class Driver:
 
     async def _command(self, command: Command, words: list[int],
                        build: Callable[[int], bytes] | None, **fields: int) -> Response:
-        for _ in range(2):
+        for _ in range(SEQUENCE_TRIES):
             sequence = self._sequence or 0
             data = build(sequence) if build else encode_command(command, sequence, words,
                                                                 **fields)
             response = await self._exchange(data)
-            if response.status is Status.OUT_OF_SEQUENCE and self._sequence is None:
+            if response.status is Status.OUT_OF_SEQUENCE and response.expected != sequence:
                 self._sequence = response.expected
                 continue
             if response.sequence != sequence or response.command != command:

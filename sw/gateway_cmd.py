@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 
+from wiregate.sw.control import Status
 from wiregate.sw.driver import CommandRefused, Driver, GatewayTimeout, PushRefused
 from wiregate.sw.dropcopy import Record, SequenceGap
 from wiregate.sw.limits import LimitsError, load_limits
@@ -217,7 +218,17 @@ def heartbeat_command(args: argparse.Namespace) -> int:
     async def body(driver: Driver) -> int:
         sent = 0
         while args.count is None or sent < args.count:
-            await driver.heartbeat()
+            try:
+                await driver.heartbeat()
+            except CommandRefused as error:
+                # Another host streams commands (a push): each retry's number was taken by
+                # then. The driver knows the number now; the next interval tries again.
+                if error.status is not Status.OUT_OF_SEQUENCE:
+                    raise
+                print(f"wiregate: {error}: another host is commanding; trying again",
+                      file=sys.stderr, flush=True)
+                await asyncio.sleep(args.interval)
+                continue
             sent += 1
             if args.count is None or sent < args.count:
                 await asyncio.sleep(args.interval)

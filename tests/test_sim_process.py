@@ -17,8 +17,6 @@ sequence 0 with no gap. On SIGTERM the process must exit cleanly and report its 
 import asyncio
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -58,28 +56,16 @@ RESPONSE_TIMEOUT = 30.0     # a loaded machine runs the model slowly
 
 
 @pytest.fixture(params=BUILDS, ids=[f"{p}-w{w}" for p, w in BUILDS])
-def sim_process(request, tmp_path):
+def sim_process(request, tmp_path, wiregate_sim):
     name, width = request.param
-    log = tmp_path / "stderr.txt"
     pcaps = {f"{side}_{way}": tmp_path / f"{side}-{way}.pcap"
              for side in ("client", "exchange") for way in ("in", "out")}
     wrpcap(str(pcaps["client_in"]), CLIENT_FRAMES)
     wrpcap(str(pcaps["exchange_in"]), EXCHANGE_FRAMES)
-    with open(log, "w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "wiregate.sw.cli", "sim", "--profile", name,
-             "--width", str(width), "--report-s", "2",
-             *(a for key, path in pcaps.items() for a in (f"--{key.replace('_', '-')}", path))],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
-    try:
-        line = process.stdout.readline()
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        assert match, f"no port line: {line!r}; stderr: {log.read_text()[-2000:]}"
-        yield process, int(match[1]), log, name, width, pcaps
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    running = wiregate_sim("--profile", name, "--width", width, "--report-s", 2,
+                           *(a for key, path in pcaps.items()
+                             for a in (f"--{key.replace('_', '-')}", path)))
+    return running.process, running.port, running.log, name, width, pcaps
 
 
 class Tally(Driver):

@@ -13,7 +13,6 @@ values known by construction; the open order and the kill latches read through t
 
 import asyncio
 import json
-import re
 import struct
 import subprocess
 import sys
@@ -110,23 +109,11 @@ def expected_state(messages):
 
 
 @pytest.fixture
-def sim(tmp_path):
+def sim(tmp_path, wiregate_sim):
     paths, messages = traffic(tmp_path)
-    log = tmp_path / "stderr.txt"
-    with open(log, "w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "wiregate.sw.cli", "sim", "--profile", PROFILE,
-             "--width", str(WIDTH), "--start-us", str(START_US),
-             "--client-in", paths["client"], "--exchange-in", paths["exchange"]],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
-    try:
-        line = process.stdout.readline()
-        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        assert match, f"no port line: {line!r}; stderr: {log.read_text()[-2000:]}"
-        yield f"sim://127.0.0.1:{match[1]}", int(match[1]), messages
-    finally:
-        process.kill()
-        process.wait()
+    running = wiregate_sim("--profile", PROFILE, "--width", WIDTH, "--start-us", START_US,
+                           "--client-in", paths["client"], "--exchange-in", paths["exchange"])
+    return running.target, running.port, messages
 
 
 async def read_back(port, limits_index):
