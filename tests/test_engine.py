@@ -837,6 +837,28 @@ def test_duplicate_ref_and_capacity():
     assert fired(out, R.DUPLICATE_REF) == 2 and fired(out, R.CAPACITY) == 3
 
 
+def test_orders_that_collide_in_the_direct_mapped_table():
+    # Issue 17: resting orders at 1, 2 and 3 block every UserRefNum n_orders apart (model
+    # rule 12 with one way) while they rest, and nothing else; the exchange frees them.
+    n = SIZES.n_orders
+    script = Script(limits())
+    script.at(1).client(0, enter(1, quantity=10), enter(2, "S", 10), enter(3, quantity=10))
+    for j in range(1, 5):
+        script.at(10 * j).client(0, *(enter(k + j * n, quantity=1) for k in (1, 2, 3, 4)))
+        script.at(10 * j + 5).exchange(0, canceled(4 + j * n, 1))
+    script.at(60).client(0, replace_order(3, 3 + 5 * n, 5))              # its own slot
+    # Unannounced Order Replaced onto the original's own slot: the original's context.
+    script.at(70).exchange(0, replaced(2, 2 + 5 * n, 10, side="S"), replaced(3, 3 + 6 * n, 10))
+    script.at(80).exchange(0, executed(1, 10, P100, 1))
+    script.at(90).client(0, enter(1 + 7 * n, quantity=2), enter(4 + 7 * n, quantity=3))
+    # Onto a slot another live order holds: unmatched, the original still leaves.
+    script.at(100).exchange(0, replaced(4 + 7 * n, 2 + 8 * n, 3))
+    out = check_engine(script.items)
+    assert fired(out, R.CAPACITY) == 3 * 4 + 1
+    assert [v.accept for v in out.verdicts] == \
+        [True] * 3 + [False, False, False, True] * 4 + [False, True, True]
+
+
 def test_credit_session_and_gateway():
     script = Script(limits(sessions=(session(0, credit=250 * P100), session(1)),
                            credit=400 * P100))
