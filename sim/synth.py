@@ -13,6 +13,7 @@ Command line::
     python -m wiregate.sim.synth ingress --width 8 --direction exchange
     python -m wiregate.sim.synth holdback --width 1 --delay 27 --json
     python -m wiregate.sim.synth core --width 1 --profile colorlight-5a75b --nowidelut
+    python -m wiregate.sim.synth engine --profile colorlight-5a75b --order-ways 4 --nowidelut
 
 ``--modules`` counts each module's own cells (``synth_ecp5 -noflatten``): ABC9 stops on an
 internal assertion without flattening, so it maps with the classic ABC pass (``abc -dress
@@ -184,10 +185,10 @@ def _holdback(width, delay):
     return Holdback(width, delay)
 
 
-def _engine(profile):
+def _engine(profile, order_ways):
     from wiregate.hw.risk.engine import Engine
     regmap = _profile_regmap(profile, profile.widths[0])
-    return Engine(regmap, n_executions=regmap.n_executions)
+    return Engine(regmap, n_executions=regmap.n_executions, order_ways=order_ways)
 
 
 def _core(width, profile):
@@ -200,7 +201,7 @@ def _core(width, profile):
 BLOCKS = {
     "ingress": (_ingress, ("width", "direction", "profile")),
     "holdback": (_holdback, ("width", "delay")),
-    "engine": (_engine, ("profile",)),
+    "engine": (_engine, ("profile", "order_ways")),
     "core": (_core, ("width", "profile")),
 }
 
@@ -316,6 +317,8 @@ def main(argv=None):
                         help="where the frames go: toward the exchange (the ingress of a "
                         "client port) or toward the clients (of the exchange port)")
     parser.add_argument("--delay", type=int, default=27, help="holdback delay in bytes")
+    parser.add_argument("--order-ways", type=int, default=1,
+                        help="the engine's open-order ways per set (model rule 12)")
     parser.add_argument("--profile", default="full",
                         help=f"build profile: {', '.join(PROFILES)} (default: %(default)s)")
     parser.add_argument("--every-profile", action="store_true",

@@ -27,8 +27,9 @@ The limits make every reject reason of :mod:`wiregate.sw.reasons` fire: a tight 
 bucket on one session, small per-order and exposure limits on one symbol and one session,
 credit caps re-set at every commit a little above what is in use, a restricted symbol, one
 without a reference, references that go stale, names no limits carry, a small open-order
-table, UserRefNums sent twice, and orders sent before the first commit or for a session a
-commit leaves out.
+table with runs of UserRefNums ``n_orders`` apart on a resting order's entry
+(:func:`stride_ref`), UserRefNums sent twice, and orders sent before the first commit or
+for a session a commit leaves out.
 
 Message fields the gateware does not extract (ClOrdID, display, capacity ...) are a function
 of the extracted ones in the messages the broker sends first; a retransmission now and then
@@ -72,7 +73,7 @@ from wiregate.sw.model import (
 )
 from wiregate.sw.proto import ouch
 
-__all__ = ["Item", "Port", "Sizes", "Trading"]
+__all__ = ["Item", "Port", "Sizes", "Trading", "stride_ref"]
 
 DOLLAR = PRICE_SCALE
 
@@ -121,6 +122,7 @@ class Sizes:
     n_executions: int = 16
     backlog_high: int | None = None     # the drop-copy marks (model rule 11)
     backlog_low: int | None = None
+    order_ways: int = 1                 # ways per open-order set (model rule 12)
 
     @classmethod
     def of(cls, profile) -> "Sizes":
@@ -134,7 +136,7 @@ class Sizes:
         """A model gate of these sizes (verdict memories as deep as the order table)."""
         return Gate(self.n_sessions, self.n_symbols, self.n_orders, self.n_executions,
                     n_verdicts=self.n_orders, backlog_high=self.backlog_high,
-                    backlog_low=self.backlog_low)
+                    backlog_low=self.backlog_low, order_ways=self.order_ways)
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,16 @@ HEARTBEAT_TIMEOUT_US = 250
 _MAX_AGES = (0, 400, 800, 1_500)                          # reference_max_age_us choices
 
 
+def stride_ref(last: int, anchor: int, n_orders: int) -> int:
+    """The next UserRefNum above ``last`` that is a multiple of ``n_orders`` from ``anchor``.
+
+    A direct-mapped open-order table puts it on ``anchor``'s entry, so it is refused with
+    CAPACITY while ``anchor`` rests there (issue 17); a run of them is the stride pattern a
+    set-associative table (model rule 12) must take.
+    """
+    return last + ((anchor - last) % n_orders or n_orders)
+
+
 @dataclass
 class _Resting:
     """An order on the exchange's book."""
@@ -241,6 +253,8 @@ class Trading:
         self.messages = 0
         n = sizes.n_sessions
         self._ref = [0] * n                         # highest UserRefNum the broker sent
+        self._strides = [0] * n                     # numbers left in a run of stride_ref
+        self._stride_anchor = [0] * n
         self._history = [deque(maxlen=24) for _ in range(n)]
         self._resend: list[list | None] = [None] * n
         self._arrivals: deque = deque()             # (due step, session, message)
@@ -368,12 +382,22 @@ class Trading:
         live = self._live(s)
         if r < 0.04 and self._ref[s] > 0:        # sent before: DUPLICATE_REF
             return rng.randint(max(1, self._ref[s] - 5), self._ref[s])
-        if r < 0.07 and live:                   # onto a live order's slot: CAPACITY
-            slot = rng.choice(live).user_ref_num % n
-            self._ref[s] += (slot - self._ref[s]) % n or n
+        if self._strides[s]:
+            self._strides[s] -= 1
+            self._ref[s] = stride_ref(self._ref[s], self._stride_anchor[s], n)
+        elif r < 0.07 and live:                 # onto a live order's slot: CAPACITY
+            self._stride_anchor[s] = self._anchor(live)
+            self._strides[s] = rng.choice((0, 0, 1, 3))
+            self._ref[s] = stride_ref(self._ref[s], self._stride_anchor[s], n)
         else:
             self._ref[s] += rng.randint(2, 2 * n) if r < 0.1 else 1
         return self._ref[s]
+
+    def _anchor(self, live: list) -> int:
+        """The UserRefNum a run of colliding numbers follows: often the oldest live order."""
+        if self.rng.random() < 0.5:
+            return min(e.user_ref_num for e in live)
+        return self.rng.choice(live).user_ref_num
 
     def _live(self, s: int) -> list:
         return [e for e in self.gate.sessions[s].orders if e is not None and not e.pending]

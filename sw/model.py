@@ -74,9 +74,10 @@ Rules for client messages
      ``last_user_ref_num`` (which starts at 0). Whenever this check passes,
      ``last_user_ref_num`` becomes the new UserRefNum, whatever the verdict, so a number is
      never usable twice.
-   - CAPACITY: the new UserRefNum's slot (``user_ref_num % n_orders``) holds an order with a
-     different UserRefNum (so a Replace whose new number maps onto its original's slot
-     fires too: both must be tracked until the exchange confirms).
+   - CAPACITY: the new UserRefNum has no place in the open-order table (rule 12): its set
+     holds no entry for it and every way of the set holds an order with another UserRefNum
+     (so a Replace whose new number maps onto its original's full set fires too: both must
+     be tracked until the exchange confirms).
    - RATE: the session's token bucket is empty (rule 6).
    - QUANTITY: ``q == 0``, ``q > OUCH_MAX_QUANTITY``, ``q > symbol.max_order_quantity`` or
      ``q > session.max_order_quantity`` (``q`` = ``q2`` for a Replace).
@@ -105,10 +106,10 @@ Rules for client messages
    fires RATE whatever else fires, adds one to ``throttle_count`` and sets ``throttled``;
    when ``throttle_count`` reaches ``trip_after`` (not 0) the session's kill latch is set.
    An accepted message sets ``throttle_count`` to 0 and clears ``throttled``.
-7. *Gate accept of an Enter* makes its slot a live entry (open quantity ``q`` at ``p``):
+7. *Gate accept of an Enter* makes its place (rule 12) a live entry (open quantity ``q`` at ``p``):
    ``working_buy += q`` for a buy, ``working_sell += q`` for ``S``/``T``/``E``, and
    ``credit_used += q*p`` for the session and the gateway. The exchange ack is not awaited.
-8. *Gate accept of a Replace* makes the new UserRefNum's slot a *pending* entry that
+8. *Gate accept of a Replace* makes the new UserRefNum's place a *pending* entry that
    reserves the increase at once: working on the original's side grows by ``dq`` and credit
    by ``dn``. Decreases wait for the exchange's Order Replaced.
 9. *Retransmission.* ``ClientMessage(retransmit=True)`` changes no state. Rules 1 and 2 apply
@@ -163,6 +164,26 @@ Rules for client messages
    not below the low mark, BACKLOG; the host reads up to 7, the next Enter sees fill 0 and
    is judged as usual.
 
+12. *Where an order lives.* Each session's open-order table has ``n_orders`` entries in
+   ``n_orders / order_ways`` *sets* of ``order_ways`` *ways*; entry ``set * order_ways +
+   way``. A UserRefNum's set is :func:`order_set`: with one way (a direct-mapped table)
+   ``user_ref_num % n_orders``; with more, the XOR of the UserRefNum's successive
+   ``log2(sets)``-bit fields (low bits first), so consecutive numbers fill every set evenly
+   and numbers a multiple of the set count apart still spread. An order is *found* in the
+   way of its set whose entry holds its UserRefNum (there is at most one). Its *place* is
+   the way it is found in, else the lowest-numbered free way of its set, else none (CAPACITY
+   for a new order, rule 5). Every rule that names "the entry" of a UserRefNum means the one
+   found; freeing an entry frees its way; nothing moves between ways.
+
+   Worked example, ``n_orders`` 16: direct-mapped, Enters 1, 17, 33 and 49 all map to entry
+   1, so while 1 rests the other three are rejected with CAPACITY. With ``order_ways`` 4
+   (4 sets, 2-bit fields) their sets are 1, 0 (``01 ^ 00 ^ 01``), 3 and 2: all four rest at
+   once, each in way 0 of its set. Enters 50 (``0b11_00_10``: ``10 ^ 00 ^ 11`` = set 1),
+   55 (``0b11_01_11``) and 56 (``0b11_10_00``), all of set 1, fill its ways 1 to 3 beside
+   1; Enter 61 (``0b11_11_01``: set 1, no free way) is rejected with CAPACITY while 9
+   entries stand free. An Executed that fills 50 frees way 1; the next Enter of set 1, 64
+   (``0b01_00_00_00``), takes way 1.
+
 Rules for exchange messages (no verdict)
 ----------------------------------------
 Each entry's *charge* is what it adds to working and credit: a live entry its open
@@ -175,8 +196,8 @@ charges in the table (plus executed notional for credit).
 - Order Replaced ``U``: the original's live entry is freed; the new UserRefNum's entry
   becomes live with the quantity and price the exchange reports (its reservation is
   dropped), or is freed when that quantity is 0 or the state is ``D``. When the gate holds
-  no pending entry for the new number, the original's symbol and side are used if its slot
-  is free.
+  no pending entry for the new number, the original's symbol and side are used if the new
+  number has a place once the original has left (rule 12).
 - Order Canceled ``C`` and AIQ Canceled ``D`` (quantity = shares decremented): the live
   entry's open quantity falls by that many (at most its open quantity).
 - Order Modified ``M``: the live entry's open quantity becomes the reported quantity (never
@@ -262,6 +283,7 @@ __all__ = [
     "credit_fires",
     "heartbeat_fires",
     "notional_fires",
+    "order_set",
     "position_fires",
     "quantity_fires",
     "rate_commit",
@@ -524,7 +546,7 @@ class SessionState:
     unmatched : int
         Exchange events naming an order or execution the gate does not hold.
     orders : list of OrderEntry or None
-        Open-order table, ``n_orders`` slots, slot = ``user_ref_num % n_orders``.
+        Open-order table, ``n_orders`` entries, entry ``set * order_ways + way`` (rule 12).
     executions : list of Execution or None
         ``n_executions`` slots, slot = ``match_number % n_executions``.
     order_verdicts, modify_verdicts : list of (message, Verdict) or None
@@ -599,6 +621,23 @@ def _with_quantity(entry: "OrderEntry", quantity: int, side: str | None = None) 
                       entry.side if side is None else side, quantity, entry.price,
                       entry.pending, entry.orig_user_ref_num, entry.reserved_quantity,
                       entry.reserved_notional)
+
+
+def order_set(user_ref_num: int, n_orders: int, ways: int) -> int:
+    """The set of the open-order table that holds ``user_ref_num`` (rule 12).
+
+    One way: ``user_ref_num % n_orders``. More: the XOR of the number's successive
+    ``log2(n_orders // ways)``-bit fields, low bits first (``n_orders // ways`` is a power of
+    two; a single set is set 0).
+    """
+    if ways == 1:
+        return user_ref_num % n_orders
+    bits = (n_orders // ways - 1).bit_length()
+    folded = 0
+    while bits and user_ref_num:
+        folded ^= user_ref_num & ((1 << bits) - 1)
+        user_ref_num >>= bits
+    return folded
 
 
 def tokens_at(tokens: int, mark: int, rate: RateLimit, t: int) -> tuple[int, int]:
@@ -724,7 +763,11 @@ class Gate:
     n_symbols : int
         Symbol table size; symbol indices run 0..n_symbols-1.
     n_orders : int
-        Open-order table slots per session (direct-mapped by UserRefNum).
+        Open-order table entries per session.
+    order_ways : int
+        Ways per set of the open-order table (rule 12); 1, the default, is direct-mapped by
+        ``user_ref_num % n_orders``. It must divide ``n_orders`` into a power-of-two number
+        of sets.
     n_executions : int
         Remembered executions per session (direct-mapped by MatchNumber), for Broken Trade.
     n_verdicts : int
@@ -757,7 +800,8 @@ class Gate:
 
     def __init__(self, n_sessions: int = 8, n_symbols: int = 1024, n_orders: int = 256,
                  n_executions: int = 256, n_verdicts: int | None = None,
-                 backlog_high: int | None = None, backlog_low: int | None = None):
+                 backlog_high: int | None = None, backlog_low: int | None = None,
+                 order_ways: int = 1):
         if n_verdicts is None:
             n_verdicts = n_orders
         if (backlog_high is None) != (backlog_low is None):
@@ -774,9 +818,15 @@ class Gate:
                             ("n_verdicts", n_verdicts)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        n_sets = n_orders // order_ways if isinstance(order_ways, int) and order_ways >= 1 else 0
+        if order_ways != 1 and (not n_sets or n_sets * order_ways != n_orders
+                                or n_sets & (n_sets - 1)):
+            raise ValueError(f"order_ways must divide n_orders {n_orders} into a power-of-two "
+                             f"number of sets, not {order_ways!r}")
         self.n_sessions = n_sessions
         self.n_symbols = n_symbols
         self.n_orders = n_orders
+        self.order_ways = order_ways
         self.n_executions = n_executions
         self.n_verdicts = n_verdicts
 
@@ -835,10 +885,29 @@ class Gate:
 
     def order(self, session: int, user_ref_num: int) -> OrderEntry | None:
         """The entry holding ``user_ref_num`` (live or pending), or None."""
-        entry = self.sessions[session].orders[user_ref_num % self.n_orders]
-        if entry is not None and entry.user_ref_num == user_ref_num:
-            return entry
+        slot = self._find(session, user_ref_num)
+        return None if slot is None else self.sessions[session].orders[slot]
+
+    def _ways(self, user_ref_num: int) -> range:
+        """The entries of ``user_ref_num``'s set, lowest way first (rule 12)."""
+        first = order_set(user_ref_num, self.n_orders, self.order_ways) * self.order_ways
+        return range(first, first + self.order_ways)
+
+    def _find(self, session: int, user_ref_num: int) -> int | None:
+        """The entry that holds ``user_ref_num``, or None (rule 12)."""
+        orders = self.sessions[session].orders
+        for slot in self._ways(user_ref_num):
+            if orders[slot] is not None and orders[slot].user_ref_num == user_ref_num:
+                return slot
         return None
+
+    def _place(self, session: int, user_ref_num: int) -> int | None:
+        """Where ``user_ref_num`` goes: its entry, else its set's lowest free way (rule 12)."""
+        found = self._find(session, user_ref_num)
+        if found is not None:
+            return found
+        orders = self.sessions[session].orders
+        return next((slot for slot in self._ways(user_ref_num) if orders[slot] is None), None)
 
     def tokens(self, session: int) -> int:
         """The session's token count as of :attr:`now` (0 when the session is not loaded)."""
@@ -1164,7 +1233,7 @@ class Gate:
             quantity=q, price=p, add_quantity=q, add_notional=q * p,
             unknown_symbol=self.loaded and yl is None, unknown_order=False)
         if word == 0:
-            self._store(s, msg.user_ref_num % self.n_orders,
+            self._store(s, self._place(s, msg.user_ref_num),
                         OrderEntry(msg.user_ref_num, symbol_index, msg.side, q, p))
         return self._verdict(word, s, msg.user_ref_num, symbol_index, msg.TYPE)
 
@@ -1185,7 +1254,7 @@ class Gate:
             quantity=q2, price=p2, add_quantity=add_quantity, add_notional=add_notional,
             unknown_symbol=unknown_symbol, unknown_order=orig is None)
         if word == 0:
-            self._store(s, msg.user_ref_num % self.n_orders, OrderEntry(
+            self._store(s, self._place(s, msg.user_ref_num), OrderEntry(
                 msg.user_ref_num, symbol_index, side, q2, p2, pending=True,
                 orig_user_ref_num=msg.orig_user_ref_num, reserved_quantity=add_quantity,
                 reserved_notional=add_notional))
@@ -1223,8 +1292,7 @@ class Gate:
             word |= _UNKNOWN_ORDER
         if ref <= st.last_user_ref_num:
             word |= _DUPLICATE_REF
-        slot = st.orders[ref % self.n_orders]
-        if slot is not None and slot.user_ref_num != ref:
+        if self._place(s, ref) is None:
             word |= _CAPACITY
         if quantity_fires(quantity, yl, session_limits):
             word |= _QUANTITY
@@ -1278,17 +1346,17 @@ class Gate:
         if entry is None:
             self._unmatched(s, msg)
         elif msg.order_state == DEAD:
-            self._store(s, msg.user_ref_num % self.n_orders, None)
+            self._store(s, self._find(s, msg.user_ref_num), None)
 
     def _replaced(self, s: int, msg) -> None:
         orig = self._live(s, msg.orig_user_ref_num)
         if orig is not None:
-            self._store(s, msg.orig_user_ref_num % self.n_orders, None)
-        slot = msg.user_ref_num % self.n_orders
-        current = self.sessions[s].orders[slot]
-        if current is not None and current.user_ref_num == msg.user_ref_num:
+            self._store(s, self._find(s, msg.orig_user_ref_num), None)
+        slot = self._place(s, msg.user_ref_num)
+        current = self.sessions[s].orders[slot] if slot is not None else None
+        if current is not None:
             context = current
-        elif current is None and orig is not None:
+        elif slot is not None and orig is not None:
             context = orig
         else:
             self._unmatched(s, msg)
@@ -1305,7 +1373,7 @@ class Gate:
             self._unmatched(s, msg)
             return
         decrement = min(msg.quantity, entry.quantity)
-        self._store(s, msg.user_ref_num % self.n_orders,
+        self._store(s, self._find(s, msg.user_ref_num),
                     _with_quantity(entry, entry.quantity - decrement))
 
     def _modified(self, s: int, msg) -> None:
@@ -1313,7 +1381,7 @@ class Gate:
         if entry is None:
             self._unmatched(s, msg)
             return
-        self._store(s, msg.user_ref_num % self.n_orders,
+        self._store(s, self._find(s, msg.user_ref_num),
                     _with_quantity(entry, min(msg.quantity, entry.quantity), msg.side))
 
     def _executed(self, s: int, msg) -> None:
@@ -1322,7 +1390,7 @@ class Gate:
             self._unmatched(s, msg)
             return
         q, px = msg.quantity, msg.price
-        self._store(s, msg.user_ref_num % self.n_orders,
+        self._store(s, self._find(s, msg.user_ref_num),
                     _with_quantity(entry, entry.quantity - min(q, entry.quantity)))
         self._book_execution(s, entry.symbol_index, entry.side, q, px, 1)
         self.sessions[s].executions[msg.match_number % self.n_executions] = Execution(
@@ -1343,7 +1411,7 @@ class Gate:
         if self.order(s, msg.user_ref_num) is None:
             self._unmatched(s, msg)
             return
-        self._store(s, msg.user_ref_num % self.n_orders, None)
+        self._store(s, self._find(s, msg.user_ref_num), None)
 
     def _execution(self, s: int, msg) -> Execution | None:
         """The remembered execution a Broken Trade or Trade Correction names, if any."""

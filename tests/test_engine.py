@@ -294,7 +294,8 @@ class Bench:
         self.same_order = same_order
         self.sizes = sizes
         self.dut = Engine(REGMAP, n_executions=sizes.n_executions, frame_bits=FRAME_BITS,
-                          backlog_high=sizes.backlog_high, backlog_low=sizes.backlog_low)
+                          backlog_high=sizes.backlog_high, backlog_low=sizes.backlog_low,
+                          order_ways=sizes.order_ways)
         self.reader = reader
         self.queued = 0                    # the drop-copy fill driven this cycle
         self.top, self.drive, self.observe = harness(self.dut)
@@ -837,6 +838,48 @@ def test_duplicate_ref_and_capacity():
     assert fired(out, R.DUPLICATE_REF) == 2 and fired(out, R.CAPACITY) == 3
 
 
+def test_orders_that_collide_in_the_direct_mapped_table():
+    # Issue 17: resting orders at 1, 2 and 3 block every UserRefNum n_orders apart (model
+    # rule 12 with one way) while they rest, and nothing else; the exchange frees them.
+    n = SIZES.n_orders
+    script = Script(limits())
+    script.at(1).client(0, enter(1, quantity=10), enter(2, "S", 10), enter(3, quantity=10))
+    for j in range(1, 5):
+        script.at(10 * j).client(0, *(enter(k + j * n, quantity=1) for k in (1, 2, 3, 4)))
+        script.at(10 * j + 5).exchange(0, canceled(4 + j * n, 1))
+    script.at(60).client(0, replace_order(3, 3 + 5 * n, 5))              # its own slot
+    # Unannounced Order Replaced onto the original's own slot: the original's context.
+    script.at(70).exchange(0, replaced(2, 2 + 5 * n, 10, side="S"), replaced(3, 3 + 6 * n, 10))
+    script.at(80).exchange(0, executed(1, 10, P100, 1))
+    script.at(90).client(0, enter(1 + 7 * n, quantity=2), enter(4 + 7 * n, quantity=3))
+    # Onto a slot another live order holds: unmatched, the original still leaves.
+    script.at(100).exchange(0, replaced(4 + 7 * n, 2 + 8 * n, 3))
+    out = check_engine(script.items)
+    assert fired(out, R.CAPACITY) == 3 * 4 + 1
+    assert [v.accept for v in out.verdicts] == \
+        [True] * 3 + [False, False, False, True] * 4 + [False, True, True]
+
+
+def test_associative_order_table():
+    # Model rule 12's worked example at 4 ways (4 sets of 2-bit XOR-folded fields): strides
+    # of n_orders rest at once, a full set refuses, a freed way is taken again, and inserts
+    # into one set back to back each see the one before (forwarded per way).
+    script = Script(limits())
+    script.at(1).client(0, *(enter(ref, quantity=10) for ref in (1, 17, 33, 49, 50, 55, 56, 61)))
+    script.at(10).exchange(0, executed(50, 10, P100, 1))                   # frees set 1 way 1
+    script.at(20).client(0, enter(64, quantity=10), replace_order(1, 65, 20),   # 65: set 0
+                         replace_order(55, 66, 5))                             # 66: set 3
+    # 56 leaves set 1 and 69 (set 1, no pending entry) takes its lowest free way, 1's.
+    script.at(30).exchange(0, replaced(1, 65, 20), replaced(55, 66, 5), replaced(56, 69, 10))
+    script.at(40).client(0, enter(79, quantity=1), enter(81, quantity=1),     # set 1
+                         enter(84, quantity=1), enter(86, quantity=1))         # set 1, set 3
+    script.at(50).exchange(0, replaced(86, 84, 5))      # into full set 1: unmatched, 86 leaves
+    out = check_engine(script.items, sizes=replace(SIZES, order_ways=4))
+    assert [v.accept for v in out.verdicts] == \
+        [True] * 7 + [False] + [True] * 3 + [True, True, False, True]
+    assert fired(out, R.CAPACITY) == 2
+
+
 def test_credit_session_and_gateway():
     script = Script(limits(sessions=(session(0, credit=250 * P100), session(1)),
                            credit=400 * P100))
@@ -1038,3 +1081,14 @@ def test_trading_day():
           f"{fired(out, R.BACKLOG)} BACKLOG")
     assert len(out.verdicts) == trading.messages
     assert fired(out, R.BACKLOG) > 0
+
+
+def test_trading_day_at_four_ways():
+    # The random day's stride runs and resting orders through a 4-way order table.
+    seed = seeded()
+    sizes = replace(SIZES, order_ways=4)
+    trading = Trading(seed, sizes)
+    items = trading.generate(1_500)
+    out = check_engine(items, seed=seed, sizes=sizes)
+    assert len(out.verdicts) == trading.messages
+    assert fired(out, R.CAPACITY) > 0

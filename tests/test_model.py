@@ -48,6 +48,7 @@ from wiregate.sw.model import (
     SessionSync,
     SetReference,
     Tick,
+    order_set,
 )
 from wiregate.sw.proto import ouch
 from wiregate.sw.reasons import Reason
@@ -337,7 +338,117 @@ def test_replace_onto_its_own_slot_is_a_capacity_reject():
     assert_accept(b.c(replace_order(1, 6, 100, P100)))
 
 
-# --- modify ----------------------------------------------------------------------------------
+# --- where an order lives: sets and ways (rule 12) -------------------------------------------
+
+
+def test_order_set_folds_the_user_ref_num():
+    assert [order_set(r, 16, 1) for r in (1, 17, 33, 49)] == [1, 1, 1, 1]
+    # 4 sets: 2-bit fields XORed, low first.
+    assert [order_set(r, 16, 4) for r in (1, 17, 33, 49, 50, 55, 56, 61, 64)] == \
+        [1, 0, 3, 2, 1, 1, 1, 1, 1]
+    # 256 entries, 4 ways: 64 sets, 6-bit fields. 323 = 5 * 64 + 3; 4161 = 4096 + 64 + 1.
+    assert order_set(323, 256, 4) == 5 ^ 3
+    assert order_set(4161, 256, 4) == 1
+    assert order_set(0xFFFF_FFFF, 256, 4) == 0x3F ^ 0x3F ^ 0x3F ^ 0x3F ^ 0x3F ^ 0x03
+    assert order_set(12345, 16, 16) == 0                      # one set: fully associative
+
+
+def test_associative_table_worked_example():
+    # The worked example of rule 12, against the direct-mapped table of the same size.
+    direct = Bench(gate=Gate(n_sessions=2, n_symbols=8, n_orders=16))
+    ways = Bench(gate=Gate(n_sessions=2, n_symbols=8, n_orders=16, order_ways=4))
+    for ref in (1, 17, 33, 49):
+        assert_accept(ways.c(enter(ref)))
+    assert_accept(direct.c(enter(1)))
+    for ref in (17, 33, 49):
+        assert_reject(direct.c(enter(ref)), R.CAPACITY)
+    orders = ways.gate.snapshot()["sessions"][0]["orders"]
+    assert {slot: e[0] for slot, e in orders.items()} == {4: 1, 0: 17, 12: 33, 8: 49}
+    for ref in (50, 55, 56):
+        assert_accept(ways.c(enter(ref)))
+    assert_reject(ways.c(enter(61, quantity=7)), R.CAPACITY)  # set 1 full, 9 entries free
+    assert ways.gate.order(0, 61) is None
+    assert ways.exp() == Exposure(0, 700, 0)
+    ways.x(executed(50, 100, P100, match=1))
+    assert ways.gate.order(0, 50) is None
+    assert_accept(ways.c(enter(64, quantity=5)))
+    orders = ways.gate.snapshot()["sessions"][0]["orders"]
+    assert {slot: e[0] for slot, e in orders.items() if slot // 4 == 1} == \
+        {4: 1, 5: 64, 6: 55, 7: 56}
+    assert ways.gate.order(0, 64).quantity == 5
+
+
+def test_strides_of_n_orders_fill_every_way():
+    # 16 orders 16 apart: one entry direct-mapped; with 4 ways the fold spreads them over
+    # all 4 sets, 4 each, so all 16 rest and only the 17th finds its set full.
+    b = Bench(gate=Gate(n_sessions=2, n_symbols=8, n_orders=16, order_ways=4))
+    for ref in range(1, 16 * 16, 16):
+        assert_accept(b.c(enter(ref, quantity=1)))
+    assert b.exp() == Exposure(0, 16, 0)
+    assert len(b.gate.snapshot()["sessions"][0]["orders"]) == 16
+    assert_reject(b.c(enter(16 * 16 + 1, quantity=1)), R.CAPACITY)
+    # Any order that leaves makes room for exactly one more in its own set.
+    b.x(canceled(33, 1))                                      # 33 = 0b10_00_01: set 3
+    assert_reject(b.c(enter(259, quantity=1)), R.CAPACITY)    # 0b1_00_00_00_11: set 2
+    assert_accept(b.c(enter(263, quantity=1)))                # 0b1_00_00_01_11: set 3
+    assert b.gate.snapshot()["sessions"][0]["orders"][12][0] == 263   # 33's way 0
+
+
+def test_long_resting_orders_block_no_later_order():
+    # Three orders rest all day while a thousand come and go; direct-mapped, every number
+    # on a resting order's entry is refused, with 4 ways none is.
+    blocked = {}
+    for ways in (1, 4):
+        b = Bench(gate=Gate(n_sessions=2, n_symbols=8, n_orders=16, order_ways=ways),
+                  lim=limits(sessions=(session(0, rate=RateLimit(2_000, 0, 0)),)))
+        for ref in (1, 2, 3):
+            assert_accept(b.c(enter(ref, quantity=1)))
+        blocked[ways] = []
+        for ref in range(4, 1004):
+            v = b.c(enter(ref, quantity=1))
+            if v.accept:
+                b.x(canceled(ref, 1))
+            else:
+                assert v.reasons == word(R.CAPACITY)
+                blocked[ways].append(ref)
+        assert [b.gate.order(0, r).quantity for r in (1, 2, 3)] == [1, 1, 1]
+        assert b.exp() == Exposure(0, 3, 0)
+    assert blocked[1] == [r for r in range(4, 1004) if r % 16 in (1, 2, 3)]
+    assert blocked[4] == []
+
+
+def test_replace_and_order_replaced_in_a_full_set():
+    b = Bench(gate=Gate(n_sessions=2, n_symbols=8, n_orders=16, order_ways=4))
+    for ref in (1, 50, 55, 56):                               # set 1 full
+        assert_accept(b.c(enter(ref, quantity=10)))
+    # A Replace's new number in its original's full set is refused: both must be tracked.
+    assert_reject(b.c(replace_order(1, 61, 20)), R.CAPACITY)
+    assert_accept(b.c(replace_order(1, 65, 20)))              # 0b01_00_00_01: set 0, way 0
+    assert b.gate.order(0, 65).pending and b.exp() == Exposure(0, 50, 0)
+    assert b.gate.snapshot()["sessions"][0]["orders"][0][0] == 65
+    b.x(replaced(1, 65, 20))
+    assert b.gate.order(0, 1) is None and b.gate.order(0, 65).quantity == 20
+    # An Order Replaced the gate holds no pending entry for takes the original's symbol and
+    # side when the new number has a way once the original has left: here the original's.
+    b.x(replaced(50, 64, 30, side="S"))                       # 64: set 1, lowest free way
+    assert b.gate.order(0, 50) is None
+    assert b.gate.order(0, 64).side == "B" and b.gate.order(0, 64).quantity == 30
+    assert b.gate.snapshot()["sessions"][0]["orders"][4][0] == 64     # 1's way 0
+    # With the set full after the original left, it is unmatched and the original is gone.
+    assert_accept(b.c(enter(66, quantity=10)))                # 0b01_00_00_10: set 3
+    assert_accept(b.c(enter(79, quantity=10)))                # 0b01_00_11_11: set 1, way 1
+    b.x(replaced(66, 81, 30))                                 # 0b01_01_00_01: set 1, full
+    assert b.state().unmatched == 1
+    assert b.gate.order(0, 66) is None and b.gate.order(0, 81) is None
+    assert b.exp() == Exposure(0, 80, 0)                      # 65, 64, 79, 55, 56 remain
+
+
+def test_order_ways_must_divide_n_orders_into_power_of_two_sets():
+    for n_orders, ways in ((16, 3), (16, 0), (24, 2), (16, 32)):
+        with pytest.raises(ValueError, match="order_ways"):
+            Gate(n_orders=n_orders, order_ways=ways)
+    assert Gate(n_orders=24).order_ways == 1                  # direct-mapped: any size
+    assert Gate(n_orders=16, order_ways=16).order_ways == 16
 
 
 def test_modify_reduce_or_sell_side_change_passes_like_a_cancel():
@@ -863,7 +974,9 @@ def _check_invariants(gate: Gate) -> None:
     for s, st_ in enumerate(snap["sessions"]):
         charged = 0
         for slot, (ref, y, side, qty, price, pending, _orig, rq, rn) in st_["orders"].items():
-            assert slot == ref % gate.n_orders
+            # Each order in a way of its own set, once (rule 12).
+            assert slot // gate.order_ways == order_set(ref, gate.n_orders, gate.order_ways)
+            assert [r[0] for r in st_["orders"].values()].count(ref) == 1
             assert qty >= 0 and rq >= 0 and rn >= 0
             if not pending:
                 assert qty > 0
@@ -886,7 +999,8 @@ def _check_invariants(gate: Gate) -> None:
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_invariants_hold_over_random_event_streams(data):
-    gate = Gate(n_sessions=2, n_symbols=4, n_orders=8, n_executions=4, n_verdicts=4)
+    gate = Gate(n_sessions=2, n_symbols=4, n_orders=8, n_executions=4, n_verdicts=4,
+                order_ways=data.draw(st.sampled_from((1, 2, 8))))
     rate = RateLimit(burst=4, refill_us=50, trip_after=3)
     lim = limits(sessions=(session(0, rate=rate, credit=2_000 * P100),
                            session(1, rate=rate)),

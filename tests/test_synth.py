@@ -174,7 +174,8 @@ def test_unknown_profile_refused(capsys):
 
 def test_blocks_build_components():
     # Every registered block builds from the options it declares, with the CLI's defaults.
-    defaults = {"width": 8, "direction": "exchange", "delay": 27, "profile": PROFILES["full"]}
+    defaults = {"width": 8, "direction": "exchange", "delay": 27, "profile": PROFILES["full"],
+                "order_ways": 1}
     for name, (factory, options) in BLOCKS.items():
         component = factory(**{option: defaults[option] for option in options})
         assert isinstance(component, wiring.Component), name

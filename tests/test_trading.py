@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from wiregate.sim.trading import Port, Sizes, Trading
+from wiregate.sim.trading import Port, Sizes, Trading, stride_ref
 from wiregate.sw.model import Revoke
 from wiregate.sw.proto import ouch
 from wiregate.sw.reasons import Reason
@@ -118,3 +118,21 @@ def test_the_exchange_answers_only_what_the_gate_passed():
             assert (item.event.session, item.event.msg.user_ref_num) in passed, item
             answered += 1
     assert answered > 200
+
+
+def test_runs_of_user_ref_nums_collide_on_a_resting_order():
+    assert [stride_ref(10, 3, 16), stride_ref(19, 3, 16), stride_ref(3, 3, 16)] == [19, 35, 19]
+    items = Trading(5, SIZES).generate(3_000)
+    _, verdicts = replay(items)
+    last, runs, blocked = {}, 0, 0
+    for item, verdict in verdicts:
+        if verdict.msg_type not in (b"O", b"U") or item.event.retransmit:
+            continue
+        s, ref = item.session, verdict.user_ref_num
+        if ref - last.get(s, ref) == SIZES.n_orders:
+            runs += 1
+            blocked += verdict.reasons >> Reason.CAPACITY & 1
+        last[s] = max(last.get(s, 0), ref)
+    # Numbers n_orders apart one after the other, and many of them refused on an entry a
+    # resting order holds.
+    assert runs >= 20 and blocked >= 10, (runs, blocked)

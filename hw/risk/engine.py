@@ -8,7 +8,7 @@ later, where it is judged and where it writes every table it changes:
 =========  ==================================================================================
 stage      what happens
 =========  ==================================================================================
-READ (0)   choose the event (client first, see below); read the order table at the slots of
+READ (0)   choose the event (client first, see below); read the order table at the sets of
            its UserRefNum and original UserRefNum, the verdict memory, the execution table;
            probe the symbol hash table; start the message's ``quantity x price`` (the
            notional check's multiplier)
@@ -26,16 +26,23 @@ Which event enters. A client message enters in the cycle it arrives, always: its
 deadline (the holdback). So does the end of a client frame (the undo of a void one). The
 other events wait for a cycle with no client event: revokes of a void frame's orders first,
 then control events, then exchange events.
-A revoke or an exchange event waits too while an event in flight touches the same order or
-execution slot of its session (a *hazard*), so the entry it reads in ``READ`` is the one it
+A revoke or an exchange event waits too while an event in flight touches the same order set
+or execution slot of its session (a *hazard*), so the entry it reads in ``READ`` is the one it
 changes at ``EXEC``: that lets it start ``quantity x price`` of the entry before ``EXEC``.
 
-Order Replaced changes two order slots in one pass (the original leaves, the new order takes
-its own slot), but the entries' block RAM takes one write per cycle. So whether a slot holds
-an order is the XOR of two bits in two tables, each with its own write port: ``held`` in the
-entry, written with the entry at the message's slot, and the slot's bit in ``vacated``,
-written only by an Order Replaced at its original's slot (a different slot), to the entry's
-``held`` so that the XOR becomes 0. Both are read with the entries and forwarded like them,
+The open-order table has ``order_ways`` ways (model rule 12): each way is its own table, read
+at the set of the UserRefNum (``order_set``) and forwarded on its own, so an insert still in
+flight into a way is seen by the way choice of every later event at EXEC. There the ways
+holding the UserRefNum give the entry, and the *place* an entry is written is that way, else
+the lowest free way of the set; with none, CAPACITY. One way is the direct-mapped table.
+
+Order Replaced changes two entries in one pass (the original leaves, the new order takes its
+place), but a way's block RAM takes one write per cycle. So whether an entry holds an order
+is the XOR of two bits in two tables, each with its own write port: ``held`` in the entry,
+written with the entry at its place, and the entry's bit in ``vacated``, written only by an
+Order Replaced at its original's way when the original is in another set, to the entry's
+``held`` so that the XOR becomes 0 (an original in the same set leaves through its way's own
+entry write). Both are read with the entries and forwarded like them,
 so the XOR is exact at KEY and EXEC. Both orders' charges
 move in the one exposure word read at KEY: they are one order's history, of one symbol. An
 exchange whose Order Replaced names another original than the client's Replace did, of
@@ -139,6 +146,9 @@ class Engine(wiring.Component):
         Width of the client frame tag carried to ``verdict`` (the rewrite's).
     backlog_high, backlog_low : int or None
         The drop-copy marks of model rule 11, in records; None (both): BACKLOG never fires.
+    order_ways : int
+        Ways per set of the open-order table (model rule 12), a power of two below
+        ``n_orders``; 1 (the default) is direct-mapped.
 
     Attributes
     ----------
@@ -190,7 +200,7 @@ class Engine(wiring.Component):
     latency = EXEC
 
     def __init__(self, regmap, *, n_executions=256, frame_bits=4, backlog_high=None,
-                 backlog_low=None):
+                 backlog_low=None, order_ways=1):
         if not isinstance(regmap, RegisterMap):
             raise TypeError(f"regmap must be a RegisterMap, not {regmap!r}")
         if (backlog_high is None) != (backlog_low is None):
@@ -202,8 +212,12 @@ class Engine(wiring.Component):
         for name, value in (("n_orders", regmap.n_orders), ("n_executions", n_executions)):
             if value < 2 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two, at least 2, not {value}")
+        if order_ways < 1 or order_ways & (order_ways - 1) or order_ways >= regmap.n_orders:
+            raise ValueError(f"order_ways must be a power of two below n_orders "
+                             f"{regmap.n_orders}, not {order_ways}")
         self._regmap = regmap
         self._n_executions = n_executions
+        self._order_ways = order_ways
         ns, ny = regmap.n_sessions, regmap.n_symbols
         symbol = range(ny)
         self._order = data.StructLayout({
@@ -325,8 +339,21 @@ class Engine(wiring.Component):
             "revoke_head", "revoke_mark", "revoke_tail"))
         m.d.comb += revoke_read.addr.eq(revoke_head)
 
+        ways = self._order_ways
+        way_bits = (ways - 1).bit_length()
+        set_bits = order_bits - way_bits
+
         def slot(ref):
             return ref[:order_bits]
+
+        def order_set(ref):
+            """Model ``order_set``: the slot with one way, else the UserRefNum XOR-folded."""
+            if ways == 1:
+                return slot(ref)
+            folded = ref[:set_bits]
+            for low in range(set_bits, REF_BITS, set_bits):
+                folded = folded ^ ref[low:low + set_bits]
+            return folded
 
         def has_orig(msg_type):
             # Replace Order and Order Replaced share the type byte U: only they name two.
@@ -337,15 +364,16 @@ class Engine(wiring.Component):
                 ouch.OrderExecuted, ouch.BrokenTrade, ouch.TradeCorrection)).any()
 
         def hazard(session, ref, orig, names_orig, match, names_match):
-            """An event in flight touches an order or execution slot this one reads."""
+            """An event in flight touches an order set or execution slot this one reads."""
             hits = []
             for t in tokens[1:]:
                 f = t.event.fields
                 busy = t.valid & (t.kind != _Kind.CONTROL) & (t.kind != _Kind.FRAME_END) \
                     & (t.event.session == session)
                 theirs_orig = has_orig(t.event.msg_type) & (t.kind != _Kind.REVOKE)
-                mine = [(slot(ref), 1), (slot(orig), names_orig)]
-                theirs = [(slot(f.user_ref_num), 1), (slot(f.orig_user_ref_num), theirs_orig)]
+                mine = [(order_set(ref), 1), (order_set(orig), names_orig)]
+                theirs = [(order_set(f.user_ref_num), 1),
+                          (order_set(f.orig_user_ref_num), theirs_orig)]
                 orders = Cat(a_on & b_on & (a_slot == b_slot)
                              for a_slot, a_on in mine for b_slot, b_on in theirs).any()
                 execs = names_match & uses_execution(t.event.msg_type) \
@@ -397,10 +425,32 @@ class Engine(wiring.Component):
         kept = data.StructLayout({**dict(self._order.members), "held": 1})
 
         def order_table(name, shape, address, peek=False):
-            table = RmwTable(shape, no * per_session, EXEC, taps=(PRICE, KEY), peek=peek)
-            m.submodules[name] = table
-            m.d.comb += table.read_addr.eq(Cat(slot(address), s0.event.session))
-            return table
+            """One table per way, each read at the address's set."""
+            tables = []
+            for way in range(ways):
+                table = RmwTable(shape, per_session << set_bits, EXEC, taps=(PRICE, KEY),
+                                 peek=peek)
+                m.submodules[name if ways == 1 else f"{name}{way}"] = table
+                m.d.comb += table.read_addr.eq(Cat(order_set(address), s0.event.session))
+                tables.append(table)
+            return tables
+
+        def find(name, entries, vacated, ref):
+            """The ways of a set that hold an order, those holding ``ref``, and its entry.
+
+            At most one way holds ``ref``; with none, the entry is way 0's.
+            """
+            holds = Cat(e.held ^ v for e, v in zip(entries, vacated, strict=True))
+            hits = Cat(h & (e.user_ref_num == ref) for e, h in zip(entries, holds, strict=True))
+            entry = Signal(kept, name=name)
+            m.d.comb += entry.eq(entries[0])
+            for way in range(1, ways):
+                with m.If(hits[way]):
+                    m.d.comb += entry.eq(entries[way])
+            return holds, hits, entry
+
+        def stage(tables, at):
+            return [getattr(t, at) for t in tables]
 
         orders_a = order_table("orders_a", kept, f0.user_ref_num, peek=True)   # the message's
         orders_b = order_table("orders_b", kept, f0.orig_user_ref_num)   # a Replace's original
@@ -431,25 +481,28 @@ class Engine(wiring.Component):
         m.d.comb += [notional.quantity.eq(f0.quantity), notional.price.eq(f0.price)]
         m.submodules.order_product = order_product = Multiplier(
             QUANTITY_BITS, PRICE_BITS, EXEC - PRICE)
+        _, _, a_price = find("a_price", stage(orders_a, f"tap{PRICE}"),
+                             stage(vacated_a, f"tap{PRICE}"),
+                             tokens[PRICE].event.fields.user_ref_num)
         m.d.comb += [order_product.a.eq(tokens[PRICE].event.fields.quantity),
-                     order_product.b.eq(orders_a.tap1.price)]
+                     order_product.b.eq(a_price.price)]
 
         # --- KEY: the symbol, and the reads keyed by it -----------------------------------
         sk = tokens[KEY]
         k_type, kf = sk.event.msg_type, sk.event.fields
         found = late(lookup.o.found, KEY - 2, "found")
         found_index = late(lookup.o.index, KEY - 2, "found_index")
-        a_key, b_key, x_key = (getattr(t, f"tap{KEY}") for t in (orders_a, orders_b, executions))
-
-        def names(entry, held, ref, live_only):
-            named = held & (entry.user_ref_num == ref)
-            return named & ~entry.pending if live_only else named
+        x_key = getattr(executions, f"tap{KEY}")
+        _, a_key_hits, a_key = find("a_key", stage(orders_a, f"tap{KEY}"),
+                                    stage(vacated_a, f"tap{KEY}"), kf.user_ref_num)
+        _, b_key_hits, b_key = find("b_key", stage(orders_b, f"tap{KEY}"),
+                                    stage(vacated_b, f"tap{KEY}"), kf.orig_user_ref_num)
 
         key_symbol = Signal(range(ny))
         key_known = Signal()
         is_enter_k = (sk.kind == _Kind.CLIENT) & (k_type == _type(ouch.EnterOrder))
-        a_named = names(a_key, a_key.held ^ vacated_a.tap2, kf.user_ref_num, False)
-        b_live = names(b_key, b_key.held ^ vacated_b.tap2, kf.orig_user_ref_num, True)
+        a_named = a_key_hits.any()
+        b_live = b_key_hits.any() & ~b_key.pending
         x_named = x_key.valid & (x_key.match_number == kf.match_number) \
             & (x_key.user_ref_num == kf.user_ref_num)
         with m.If(is_enter_k):
@@ -631,12 +684,15 @@ class Engine(wiring.Component):
         def of_type(*classes):
             return Cat(t_ == _type(c) for c in classes).any()
 
-        a, b, xe = orders_a.value, orders_b.value, executions.value
-        a_holds = a.held ^ vacated_a.value
-        same_slot = slot(xf_.orig_user_ref_num) == slot(xf_.user_ref_num)
-        a_live = names(a, a_holds, xf_.user_ref_num, True)
-        a_named_x = names(a, a_holds, xf_.user_ref_num, False)
-        b_live_x = names(b, b.held ^ vacated_b.value, xf_.orig_user_ref_num, True)
+        xe = executions.value
+        a_holds, a_hits, a = find("a", stage(orders_a, "value"), stage(vacated_a, "value"),
+                                  xf_.user_ref_num)
+        _, b_hits, b = find("b", stage(orders_b, "value"), stage(vacated_b, "value"),
+                            xf_.orig_user_ref_num)
+        same_set = order_set(xf_.orig_user_ref_num) == order_set(xf_.user_ref_num)
+        a_named_x = a_hits.any()
+        a_live = a_named_x & ~a.pending
+        b_live_x = b_hits.any() & ~b.pending
         x_match = xe.valid & (xe.match_number == xf_.match_number) \
             & (xe.user_ref_num == xf_.user_ref_num)
         is_buy_msg = xf_.side == ord(BUY)
@@ -761,7 +817,7 @@ class Engine(wiring.Component):
             | ((yl_known & x_symbol.restricted) << Reason.RESTRICTED)
             | ((is_replace & ~b_live_x) << Reason.UNKNOWN_ORDER)
             | ((xf_.user_ref_num <= last_ref[s]) << Reason.DUPLICATE_REF)
-            | ((a_holds & (a.user_ref_num != xf_.user_ref_num)) << Reason.CAPACITY)
+            | ((~a_named_x & a_holds.all()) << Reason.CAPACITY)
             | (Mux(yl_known, x_quantity_fire, x_quantity_base) << Reason.QUANTITY)
             | (Mux(yl_known, notional.fire, notional.fire_without_symbol) << Reason.NOTIONAL)
             | ((yl_known & x_collar_fire) << Reason.COLLAR)
@@ -829,9 +885,25 @@ class Engine(wiring.Component):
         # The order-table entry written at the message's slot, the slots filled and emptied,
         # and the deltas to exposure and credit.
         new_entry = Signal(kept)
-        fill = Signal()             # slot(ref) holds an order from now
-        empty = Signal()            # slot(ref) holds none from now
-        empty_orig = Signal()       # slot(orig_ref) holds none from now (Order Replaced)
+        fill = Signal()             # ref's place holds an order from now
+        empty = Signal()            # ref's place holds none from now
+        empty_orig = Signal()       # orig_ref's way holds none from now (Order Replaced)
+        # The entry's place (model rule 12): the way of ref's set that holds ref, else the
+        # lowest free way; an Order Replaced's original leaves first when it is in that set.
+        leaving = Signal(ways)
+        after = Signal(ways)        # the ways that hold an order once the original left
+        place = Signal(ways)        # one-hot; way 0 when the set is full (then nothing writes)
+        m.d.comb += [
+            leaving.eq(Mux(is_exchange & of_type(ouch.OrderReplaced) & b_live_x & same_set,
+                           b_hits, 0)),
+            after.eq(a_holds & ~leaving),
+            place.eq(1),
+        ]
+        for way in reversed(range(ways)):
+            with m.If(~after[way]):
+                m.d.comb += place.eq(1 << way)
+        with m.If((a_hits & after).any()):
+            m.d.comb += place.eq(a_hits & after)
         d_position = Signal(signed(QUANTITY_BITS + 2))
         d_buy = Signal(signed(QUANTITY_BITS + 2))
         d_sell = Signal(signed(QUANTITY_BITS + 2))
@@ -901,17 +973,16 @@ class Engine(wiring.Component):
                     m.d.comb += free(a)
             with m.Elif(of_type(ouch.OrderReplaced)):
                 # Model _replaced in one pass: the original leaves, then the new order takes
-                # its own slot, from its pending entry or else the original. Both charges
+                # its place, from its pending entry or else the original. Both charges
                 # move in the one exposure word read at KEY: the original and the new order
                 # are one order's history, of one symbol (an exchange that names another
                 # original than the Replace did is outside this; see the module docstring).
-                current = a_holds & ~(b_live_x & same_slot)     # after the original left
-                named = a_named_x & current
+                named = (a_hits & after).any()
                 ctx = kept(Mux(named, a.as_value(), b.as_value()))
-                gone = [charge(b, b_live_x), charge(a, current)]
+                gone = [charge(b, b_live_x), charge(a, named)]
                 m.d.comb += [record_symbol_known.eq(named | b_live_x),
                              record_symbol.eq(ctx.symbol_index), empty_orig.eq(b_live_x)]
-                with m.If(~named & (current | ~b_live_x)):
+                with m.If(~named & (after.all() | ~b_live_x)):
                     m.d.comb += [count_unmatched.eq(1), *move(gone[:1])]
                 with m.Elif((xf_.order_state == ord(DEAD)) | (xf_.quantity == 0)):
                     m.d.comb += [empty.eq(1), *move(gone)]
@@ -984,17 +1055,21 @@ class Engine(wiring.Component):
                     ]
 
         # The writes.
-        # The entry's write at the message's slot decides that slot's occupancy (an emptied
-        # slot's other fields are never read); an original elsewhere is vacated.
-        for table in (orders_a, orders_b):
-            m.d.comb += [table.write_en.eq(fill | empty | (empty_orig & same_slot)),
-                         table.write_addr.eq(Cat(slot(xf_.user_ref_num), s)),
-                         table.write_data.eq(new_entry),
-                         table.write_data.held.eq(fill ^ vacated_a.value)]
-        for table in (vacated_a, vacated_b):
-            m.d.comb += [table.write_en.eq(empty_orig & ~same_slot),
-                         table.write_addr.eq(Cat(slot(xf_.orig_user_ref_num), s)),
-                         table.write_data.eq(b.held)]
+        # The entry's write at its place decides that way's occupancy (an emptied way's other
+        # fields are never read); an original leaving a way of the same set is emptied by
+        # that way's own entry write, one in another set is vacated.
+        for way in range(ways):
+            orig_here = empty_orig & b_hits[way]
+            for table in (orders_a[way], orders_b[way]):
+                m.d.comb += [
+                    table.write_en.eq(((fill | empty) & place[way]) | (orig_here & same_set)),
+                    table.write_addr.eq(Cat(order_set(xf_.user_ref_num), s)),
+                    table.write_data.eq(new_entry),
+                    table.write_data.held.eq((fill & place[way]) ^ vacated_a[way].value)]
+            for table in (vacated_a[way], vacated_b[way]):
+                m.d.comb += [table.write_en.eq(orig_here & ~same_set),
+                             table.write_addr.eq(Cat(order_set(xf_.orig_user_ref_num), s)),
+                             table.write_data.eq(orders_b[way].value.held)]
         m.d.comb += [
             executions.write_en.eq(write_execution),
             executions.write_addr.eq(Cat(xf_.match_number[:exec_bits], s)),
@@ -1120,10 +1195,17 @@ class Engine(wiring.Component):
             self.peek_exposure.data.eq(exposure.peek_data),
             self.peek_exposure.ok.eq(~sl.valid),     # no event read at KEY a cycle ago
             self.peek_order.ok.eq(~tokens[1].valid),    # none read at READ a cycle ago
-            self.peek_order.data.eq(orders_a.peek_data.as_value()[:self._order.size]),
-            self.peek_order.valid.eq(orders_a.peek_data.held ^ vacated_a.peek_data),
         ]
-        for table in (orders_a, vacated_a):
+        # An order entry is (set, way): the slot's low bits name the way.
+        peek_way = Signal(max(1, way_bits))
+        m.d.sync += peek_way.eq(self.peek_order.slot[:way_bits])
+        peeked = Array(t.peek_data.as_value()[:self._order.size] for t in orders_a)
+        peek_holds = Array(t.peek_data.held ^ v.peek_data
+                           for t, v in zip(orders_a, vacated_a, strict=True))
+        m.d.comb += [self.peek_order.data.eq(peeked[peek_way]),
+                     self.peek_order.valid.eq(peek_holds[peek_way])]
+        for table in (*orders_a, *vacated_a):
             m.d.comb += [table.read_en.eq(s0.valid),
-                         table.peek_addr.eq(Cat(self.peek_order.slot, self.peek_order.session))]
+                         table.peek_addr.eq(Cat(self.peek_order.slot[way_bits:],
+                                                self.peek_order.session))]
         return m
