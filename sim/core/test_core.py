@@ -85,7 +85,8 @@ async def random_day(dut):
     await tb.run(tb.play(items, stretch=STRETCH))
     await tb.run(tb.finish("random_day"))
     raced = tb.races_seen()
-    dut._log.info("random_day: racing host actions %s", raced)
+    dut._log.info("random_day: racing host actions %s; client frames by the ingress "
+                  "reference %s", raced, tb.board.counters("client"))
     if tb.racing:
         assert raced.get("client") and raced.get("exchange"), \
             f"seed {tb.seed}: no host action raced the frames of both links: {raced}"
