@@ -10,7 +10,11 @@ Who does what
 - *The broker* sends client frames of one to four OUCH messages per session: Enter,
   Replace, Cancel and Modify of its live orders (sometimes of orders it does not have), a
   few Account Query, Mass Cancel, Disable and Enable, and records the parser could not
-  decode (:class:`~wiregate.sw.model.Malformed`). Some frames are retransmissions (recent
+  decode (:class:`~wiregate.sw.model.Malformed`). Now and then an Account Query rides at
+  the end of a frame, right behind an order (at W = 8 the two can settle in one beat: the
+  ingress's *crowded* rule). A few accepted Enter orders per session are quotes, left
+  resting all day: the broker never changes them and the exchange never fills them (a
+  Mass Cancel or a dead Accepted may still end one). Some frames are retransmissions (recent
   messages again, ``retransmit=True``, now and then with a field changed), some end void
   (:class:`~wiregate.sw.model.FrameVoid` after the frame's messages; the broker usually
   sends the same messages again as new data, as a TCP sender does).
@@ -196,6 +200,9 @@ _ROLES = (
 _CREDIT_HEADROOM = ((20_000, 2_000_000, 20_000_000), (1, 3, 6))
 _GATEWAY_HEADROOM = ((50_000, 5_000_000, 100_000_000), (1, 3, 6))
 HEARTBEAT_TIMEOUT_US = 250
+QUERY_BEHIND = 0.05         # fresh frames that end with an Account Query behind their messages
+QUOTE_CHANCE = 0.08         # accepted Enter orders kept resting as quotes, up to a share of the
+QUOTE_SHARE = 32            # open-order table: n_orders // QUOTE_SHARE per session (at least 1)
 _MAX_AGES = (0, 400, 800, 1_500)                          # reference_max_age_us choices
 
 
@@ -260,6 +267,7 @@ class Trading:
         self._arrivals: deque = deque()             # (due step, session, message)
         self._last_due = [0] * n
         self._book: list[dict[int, _Resting]] = [{} for _ in range(n)]
+        self._quotes: list[set[int]] = [set() for _ in range(n)]    # resting all day
         self._executions: list[list] = []           # [session, ref, match, quantity, price]
         self._match = self.rng.randrange(1, 1 << 20)
         self._order_number = self.rng.randrange(1, 1 << 30)
@@ -320,6 +328,8 @@ class Trading:
                                                                rng.choice((1, 1, 2))))]
         else:
             planned = [None] * rng.choices((1, 2, 3, 4), (70, 20, 7, 3))[0]
+            if rng.random() < QUERY_BEHIND:
+                planned.append(ouch.AccountQuery())
         sent, accepted = [], []
         for k, msg in enumerate(planned):
             if msg is None:     # built now: it depends on the verdicts before it
@@ -332,6 +342,7 @@ class Trading:
                 self._history[s].append(msg)
                 if verdict.accept:
                     accepted.append(msg)
+                    self._maybe_quote(s, msg)
         if rng.random() < self.void:
             self._emit(Port.FRAME_END, FrameVoid(self.t, s), s, frame)
             for msg in accepted:
@@ -367,9 +378,12 @@ class Trading:
         if kind in "CDE":
             self._ref[s] += 1
             ref = self._ref[s]
-            if kind == "C":
-                return ouch.MassCancel(user_ref_num=ref, firm="FIRM",
-                                       symbol=self.rng.choice(list(self._names.values())))
+            if kind == "C":     # of a symbol the session quotes in only when all are
+                quoted = {e.symbol_index for e in self.gate.sessions[s].orders
+                          if e is not None and e.user_ref_num in self._quotes_of(s)}
+                names = [n for i, n in self._names.items() if i not in quoted]
+                return ouch.MassCancel(user_ref_num=ref, firm="FIRM", symbol=self.rng.choice(
+                    names or list(self._names.values())))
             cls = ouch.DisableOrderEntry if kind == "D" else ouch.EnableOrderEntry
             return cls(user_ref_num=ref, firm="FIRM")
         return {"O": self._enter, "U": self._replace, "X": self._cancel,
@@ -400,7 +414,23 @@ class Trading:
         return self.rng.choice(live).user_ref_num
 
     def _live(self, s: int) -> list:
-        return [e for e in self.gate.sessions[s].orders if e is not None and not e.pending]
+        """The session's open orders the broker may change (its quotes aside)."""
+        quotes = self._quotes_of(s)
+        return [e for e in self.gate.sessions[s].orders
+                if e is not None and not e.pending and e.user_ref_num not in quotes]
+
+    def _quotes_of(self, s: int) -> set[int]:
+        """The session's quotes the gate still holds (the others are forgotten)."""
+        held = {e.user_ref_num for e in self.gate.sessions[s].orders if e is not None}
+        self._quotes[s] &= held
+        return self._quotes[s]
+
+    def _maybe_quote(self, s: int, msg) -> None:
+        """An accepted Enter becomes a quote now and then, while the session has room."""
+        if msg.TYPE != ouch.EnterOrder.TYPE or self.rng.random() >= QUOTE_CHANCE:
+            return
+        if len(self._quotes_of(s)) < max(1, self.sizes.n_orders // QUOTE_SHARE):
+            self._quotes[s].add(msg.user_ref_num)
 
     def _stranger(self, s: int) -> int:
         """A UserRefNum the session probably has no live order for."""
@@ -591,7 +621,8 @@ class Trading:
     def _exchange(self) -> None:
         """What the exchange does on its own: fills, breaks, corrections and noise."""
         rng = self.rng
-        resting = [(s, ref) for s, book in enumerate(self._book) for ref in book]
+        resting = [(s, ref) for s, book in enumerate(self._book) for ref in book
+                   if ref not in self._quotes[s]]
         if resting and rng.random() < 0.12:
             self._execute(*rng.choice(resting))
         if self._executions and rng.random() < 0.008:

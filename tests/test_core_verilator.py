@@ -1,7 +1,9 @@
 """The core bench under Verilator (cocotb): the whole gateway against the model, both widths.
 
-Each cocotb test runs in its own simulator process (``COCOTB_TEST_FILTER``): a reset does not
-clear the core's block RAM, and every test starts from a fresh model.
+The random day races a share of its host actions with the traffic (``WG_RACE``, see
+:mod:`wiregate.sim.core.plan`). Each cocotb test runs in its own simulator process
+(``COCOTB_TEST_FILTER``): a reset does not clear the core's block RAM, and every test starts
+from a fresh model.
 """
 
 import os
@@ -34,7 +36,7 @@ def test_core(profile, width, record_property, monkeypatch):
     for name in TESTS:
         tests, failed = run_bench(core_for(width), "core", {"width": width, "profile": profile},
                                   "wiregate.sim.core.test_core",
-                                  extra_env={"WG_MESSAGES": str(MESSAGES),
+                                  extra_env={"WG_MESSAGES": str(MESSAGES), "WG_RACE": "1",
                                              "COCOTB_TEST_FILTER": rf"\.{name}$"})
         assert (tests, failed) == (1, 0), f"{name} at W={width}"
         passed += tests - failed

@@ -10,7 +10,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
 
 from wiregate.hw.ingress.ingress import Ingress
-from wiregate.sim.beats import frame_cycles, frame_ends
+from wiregate.sim.beats import frame_cycles, frame_ends, pack_beat
 from wiregate.sw.proto.errors import ProtocolError
 from wiregate.sw.proto.frames import build_frame, parse_frame
 from wiregate.sw.regmap import RegisterMap
@@ -171,3 +171,66 @@ def test_lookup_and_drop(width, toward_exchange):
         assert drop == exp_drop, where
         drops += drop
     assert dropped == drops
+
+
+def straddle(width):
+    """One session frame per cycle it spends in the ingress, each with a commit's swap in it;
+    the banks alternate between holding the frame's session and not, so the swaps remove and
+    add it in turn. Returns (swap cycle, removes, passed, hit) per frame."""
+    rng = random.Random(width)
+    dut = Ingress(width, REGMAP, toward_exchange=True)
+    frame = tcp(CLIENTS[0], EXCHANGE, rng, vlan=7)
+    cycles = frame_cycles([(frame, False)], width, rng, idle=0)
+    seen = []
+
+    async def write(ctx, index, values):
+        ctx.set(dut.write_session.en, 1)
+        ctx.set(dut.write_session.index, index)
+        ctx.set(dut.write_session.entry, values)
+        await ctx.tick()
+        ctx.set(dut.write_session.en, 0)
+
+    async def testbench(ctx):
+        held = dict(entry(CLIENTS[0]))
+        await write(ctx, 0, held)
+        ctx.set(dut.swap, 1)        # the bank that holds the session is active
+        await ctx.tick()
+        ctx.set(dut.swap, 0)
+        removes = True
+        for at in range(len(cycles) + dut.latency):     # the lookup sees the beats late
+            await write(ctx, 0, {**held, "valid": int(not removes)})     # the shadow bank
+            passed = hit = None
+            for c in range(len(cycles) + dut.latency + 4):
+                valid, word = pack_beat(cycles[c] if c < len(cycles) else None)
+                ctx.set(dut.i.valid, valid)
+                ctx.set(dut.i.payload.as_value(), word)
+                ctx.set(dut.swap, c == at)
+                await ctx.tick()
+                if ctx.get(dut.decision.valid):
+                    passed = not ctx.get(dut.decision.payload.drop)
+                if ctx.get(dut.o.valid):
+                    b = ctx.get(dut.o.payload).beat.beat.beat
+                    if any(lane.keep and lane.last for lane in b.beat.lanes):
+                        hit = bool(b.hit)
+            ctx.set(dut.swap, 0)
+            seen.append((at, removes, passed, hit))
+            removes = not removes
+
+    sim = Simulator(dut)
+    sim.add_clock(8e-9)
+    sim.add_testbench(testbench)
+    sim.run()
+    return seen
+
+
+@pytest.mark.parametrize("width", [1, 8])
+def test_a_swap_under_the_headers_sees_one_table(width):
+    """A commit's swap in any cycle of a frame's headers: the frame passes exactly when it
+    belongs to a session (one table decides both), whether the swap removes its session
+    or adds it; early swaps give the new table, late ones the old."""
+    seen = straddle(width)
+    for at, removes, passed, hit in seen:
+        assert passed is not None and hit is not None, (at, removes)
+        assert passed == hit, f"W={width} swap in cycle {at}, removes={removes}: " \
+            f"passed={passed}, session={hit}"
+    assert {hit == (not removes) for _, removes, _, hit in seen} == {True, False}

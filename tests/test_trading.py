@@ -17,6 +17,11 @@ from wiregate.sw.reasons import Reason
 
 SIZES = Sizes(n_sessions=4, n_symbols=32, n_orders=16, n_executions=16)
 _ANSWERS = {ouch.OrderAccepted.TYPE, ouch.OrderReplaced.TYPE, ouch.OrderModified.TYPE}
+_ORDERS = (ouch.EnterOrder.TYPE, ouch.ReplaceOrder.TYPE, ouch.CancelOrder.TYPE,
+           ouch.ModifyOrder.TYPE)
+# Exchange messages that change or end an order: a quote gets none of them.
+_TOUCHES = {ouch.OrderReplaced.TYPE, ouch.OrderModified.TYPE, ouch.OrderCanceled.TYPE,
+            ouch.AiqCanceled.TYPE, ouch.OrderExecuted.TYPE}
 
 
 def replay(items, sizes=SIZES):
@@ -136,3 +141,43 @@ def test_runs_of_user_ref_nums_collide_on_a_resting_order():
     # Numbers n_orders apart one after the other, and many of them refused on an entry a
     # resting order holds.
     assert runs >= 20 and blocked >= 10, (runs, blocked)
+
+
+def test_queries_ride_behind_orders():
+    """Some fresh frames end with an Account Query right behind an order (at W = 8 the two
+    can settle in one beat, which the ingress's crowded rule decides)."""
+    items = Trading(4, SIZES).generate(3_000)
+    frames = {}
+    for item in items:
+        if item.port is Port.CLIENT and not item.event.retransmit:
+            frames.setdefault(item.frame, []).append(getattr(item.event.msg, "TYPE", None))
+    behind = [types for types in frames.values() if len(types) > 1
+              and types[-1] == ouch.AccountQuery.TYPE and types[-2] in _ORDERS]
+    assert len(behind) >= 20, len(behind)
+
+
+def test_quotes_rest_all_day():
+    """Each session keeps a few accepted Enter orders resting from early in the day to its
+    end: never replaced, canceled, modified or executed."""
+    sizes = Sizes(n_sessions=4, n_symbols=32, n_orders=64, n_executions=16)
+    trading = Trading(5, sizes)
+    items = trading.generate(6_000)
+    end = items[-1].t
+    entered = {(item.session, item.event.msg.user_ref_num): item.t for item in items
+               if item.port is Port.CLIENT and not item.event.retransmit
+               and getattr(item.event.msg, "TYPE", None) == ouch.EnterOrder.TYPE}
+    touched = {(item.event.session, getattr(item.event.msg, "user_ref_num", None))
+               for item in items if item.port is Port.EXCHANGE
+               and item.event.msg.TYPE in _TOUCHES}
+    for item in items:
+        if item.port is Port.CLIENT and getattr(item.event.msg, "TYPE", None) in _ORDERS[1:]:
+            msg = item.event.msg
+            touched.add((item.session, getattr(msg, "orig_user_ref_num", msg.user_ref_num)))
+    old = set()
+    for s, st in enumerate(trading.gate.sessions):
+        for entry in st.orders:
+            key = (s, entry.user_ref_num) if entry is not None else None
+            if key in entered and entered[key] < end // 2 and key not in touched:
+                old.add(key)
+    assert len({s for s, _ in old}) >= 3, sorted(old)
+    assert old <= {(s, ref) for s in range(4) for ref in trading._quotes[s]}

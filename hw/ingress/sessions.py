@@ -41,8 +41,8 @@ class SessionLookup(wiring.Component):
     """Match each frame's 4-tuple against the host-loaded session table.
 
     The session table is banked: the host writes the shadow bank and ``swap`` (a commit)
-    makes it active. A frame keeps the session it matched when its headers completed, so a
-    swap in mid-frame never splits one.
+    makes it active. A frame keeps the session it matched when its 4-tuple was seen, and its
+    pass decision is that match's, so a swap in mid-frame never splits one.
 
     Parameters
     ----------
@@ -159,18 +159,25 @@ class SessionLookup(wiring.Component):
         ip_frame = (hdr.kind == FrameKind.TCP) | (hdr.kind == FrameKind.IPV4)
         by_rule = ip_frame & any_rule
 
-        # Per frame: the session matched when the headers completed.
+        # Per frame: the session matched when the 4-tuple is seen (or, for a frame without
+        # one, when the headers complete). The pass decision (``admit``) is taken then too,
+        # so a commit's swap between the 4-tuple and the headers' end cannot give the frame
+        # one table's decision and the other's session (a pass unjudged, or a judged drop).
+        # A frame is a session's only once its headers are complete (``complete``).
         latched = Signal()
         hit = Signal()
+        complete = Signal()
         index = Signal(range(regmap.n_sessions))
         first = Cat(lane.keep & lane.first for lane in beat.lanes).any()
         last = valid & Cat(lane.keep & lane.last for lane in beat.lanes).any()
         with m.If(valid):
             with m.If(first):
-                m.d.sync += [latched.eq(0), hit.eq(0)]
-            with m.If(hdr.done & (~latched | first)):
+                m.d.sync += [latched.eq(0), hit.eq(0), complete.eq(0)]
+            with m.If((hdr.ports | hdr.done) & (~latched | first)):
                 m.d.sync += [latched.eq(1), hit.eq(hit_now), index.eq(index_now)]
-        frame_hit = Mux(latched & ~first, hit, hdr.done & hit_now)
+            with m.If(hdr.done):
+                m.d.sync += complete.eq(1)
+        frame_hit = Mux(latched & ~first, hit & (complete | hdr.done), hdr.done & hit_now)
         frame_index = Mux(latched & ~first, index, index_now)
 
         drop = 0

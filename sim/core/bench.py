@@ -15,11 +15,18 @@ client reacts only to what reached it. A commit therefore finds the links quiet:
 ingress's session table and the engine's limits swap together, never under a frame's
 headers, and the scoreboard knows which table each frame met. Frames are built when they are
 queued, from the state of their session's stream then.
+
+Racing (``TB.racing``, :meth:`Plan.races`). A racing host action goes a few cycles after its
+time, whatever is on the links, and the frames after it do not wait for it. The replay takes
+host actions in the order their writes were taken and applies each where the drop copy puts
+it among the events, so the model judges every frame as the engine met it. The bench notes
+the cycle each racing action took effect in (a commit: its swap) and, at the end, how many
+landed while a frame was on each link or its events on their way to the engine.
 """
 
 import pickle
-from bisect import bisect_left
-from collections import deque
+from bisect import bisect_left, bisect_right
+from collections import Counter, deque
 
 import cocotb
 from cocotb.clock import Clock
@@ -118,6 +125,10 @@ class TB(Plan):
         self.read_cycles = []       # bench cycle in which each record's last beat was taken
         self.most_queued = 0        # the largest fill a record reported
         self.play_start = 0         # the cycle :meth:`play` started in
+        self.wire = {"client": [], "exchange": []}     # (first, last) cycle of each frame
+        self.last_race = None       # the last racing host job
+        self.race_takes = []        # (action, cycle its write was taken) of racing jobs
+        self._took = 0              # the cycle the last host write that changes state was taken
 
     @property
     def dropcopy_ready(self) -> float:
@@ -243,13 +254,17 @@ class TB(Plan):
 
     async def release(self, job, *, after_others=True):
         """Queue ``job`` on its port (``after_others``: once every earlier job of the other
-        ports is done)."""
+        ports is done). A racing host job (``job.work["at"]``) is no job the others wait
+        for."""
         if after_others:
             await self.others_done(job.port)
         if job.port != "control":
             job.gap = self.gap_after(job.port)
         self.queues[job.port].append(job)
-        self.last[job.port] = job
+        if job.work.get("at") is None:
+            self.last[job.port] = job
+        else:
+            self.last_race = job
         self.wake[job.port].set()
 
     async def others_done(self, port):
@@ -263,7 +278,7 @@ class TB(Plan):
                     await self.until(last.end + self.settle)
 
     async def all_done(self):
-        for last in self.last.values():
+        for last in (*self.last.values(), self.last_race):
             if last is not None:
                 await last.done.wait()
 
@@ -288,7 +303,13 @@ class TB(Plan):
                 await self.until(start + int(t * per_us))
             self.gap_extra = k not in fast
             if port == "control":
-                await self.release(Job("control", event=self.scaled(work["event"])))
+                event = self.scaled(work["event"])
+                delay = self.races(event)
+                if delay is None:
+                    await self.release(Job("control", event=event, at=None))
+                else:
+                    await self.release(Job("control", event=event, at=self.now() + delay),
+                                       after_others=False)
                 continue
             await self.others_done(port)
             await self.connect_waiting()
@@ -318,6 +339,7 @@ class TB(Plan):
                 payload.value = word
                 await FallingEdge(clk)
             valid.value = 0
+            self.wire[port].append((self.now() - len(job.work["beats"]), self.now() - 1))
             job.finish(self.now())
             free = self.now() + job.gap
 
@@ -433,15 +455,25 @@ class TB(Plan):
     async def control_driver(self):
         while True:
             job = await self.next_job("control")
+            at = job.work.get("at")
+            if at is not None:
+                await self.until(at)
             await self.host(job.work["event"])
+            if at is not None:
+                self.race_takes.append((type(job.work["event"]).__name__, self._took))
             job.finish(self.now())
+
+    def took(self, event) -> None:
+        """Host action ``event``'s write that changes state is taken in this cycle."""
+        self.board.replay.control(event)
+        self._took = self.now()
 
     async def host(self, event):
         """One host action through the register map's encoders."""
         regmap = self.regmap
 
         def taken():
-            self.board.replay.control(event)
+            self.took(event)
 
         match event:
             case Commit():
@@ -488,7 +520,7 @@ class TB(Plan):
     async def swap(self, event):
         """The commit: swap the banks, wait until it is done, connect new sessions."""
         await self.write(self.regmap.encode_write("commit", swap=1),
-                         lambda: self.board.replay.control(event))
+                         lambda: self.took(event))
         await self.until_committed()
         self.set_sessions(event.limits)
 
@@ -531,6 +563,25 @@ class TB(Plan):
                            "%d exchange frames, %d cycles", name, self.records,
                            dict(replay.kinds), replay.accepted, replay.rejected,
                            len(self.board.sent), len(self.board.exchange_sent), self.now())
+
+    def races_seen(self) -> dict:
+        """How the racing host actions met the links: by action; and how many took effect
+        while a frame was on the client link, on the exchange link, on either, on both, or
+        its events on their way to the engine (``settle`` cycles after its last beat)."""
+        firsts = {port: [first for first, _ in frames] for port, frames in self.wire.items()}
+
+        def busy(port, cycle):
+            k = bisect_right(firsts[port], cycle) - 1
+            return k >= 0 and cycle <= self.wire[port][k][1] + self.settle
+
+        seen = Counter(action for action, _ in self.race_takes)
+        for _, cycle in self.race_takes:
+            ports = [port for port in self.wire if busy(port, cycle)]
+            for port in ports:
+                seen[port] += 1
+            seen["either"] += bool(ports)
+            seen["both"] += len(ports) == len(self.wire)
+        return dict(seen)
 
     def report_latency(self, name):
         """First byte in on client_rx to first byte out on exchange_tx, every frame."""

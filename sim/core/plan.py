@@ -8,6 +8,16 @@ the order the items are played, each link's idle time once per frame, and the dr
 host's pace is a function of the cycle (:func:`dropcopy_ready`). So two benches that play
 the same items in the same order put the same frames on the wire in the same cycles, however
 they schedule their work.
+
+Racing. With ``racing`` set, a share of the host actions played (:data:`RACE_SHARE`, drawn
+from a generator of their own) race the links: such an action goes a random number of cycles
+after its time, while the frames queued before it are on the wire and their events in the
+pipeline, and the frames after it do not wait for it (:meth:`Plan.races`). The drop copy
+orders it among the events, and the model replays it there. A commit that changes the session
+table never races: the scoreboard names each frame's session when the frame is queued, with
+the table active then (the ingress latches it when the frame's headers end, which a racing
+swap could straddle). Only the cocotb bench races; the compiled harness plays every action
+on quiet links.
 """
 
 import dataclasses
@@ -35,6 +45,7 @@ from .scoreboard import Scoreboard
 __all__ = [
     "DROPCOPY_READY",
     "GAPS",
+    "RACE_SHARE",
     "READBACK_BITS",
     "READBACK_FIELDS",
     "READBACK_WORDS",
@@ -65,6 +76,16 @@ STRETCH = (0.45, 300)
 READBACK_FIELDS = ("credit_used", "last_user_ref_num", "unmatched", "tokens", "throttle_count")
 READBACK_BITS = ("throttled", "kill_sessions", "in_sync")
 READBACK_WORDS = ("gateway_credit_used", "kill_gateway")
+# Racing mode: the share of host actions that race the links, and how late after its time one
+# goes at the most, in byte times (a frame or two: it lands among the frames queued before it).
+RACE_SHARE = 0.5
+RACE_SPREAD_BYTES = 240
+
+
+def _session_table(limits) -> dict:
+    """A commit's session table as the scoreboard takes it: index -> 4-tuple."""
+    return {s.index: (s.client.ip, s.client.port, s.exchange.ip, s.exchange.port)
+            for s in limits.sessions}
 
 
 def _mix(x: int) -> int:
@@ -109,6 +130,8 @@ class Plan:
         Sessions a commit loaded that never had a connection.
     gap_extra : bool
         Whether frames queued now get random idle time after the inter-frame gap.
+    racing : bool
+        Whether a share of the host actions played race the links (:meth:`races`).
     """
 
     def __init__(self, width: int, seed: int, scale: float = 1.0):
@@ -132,6 +155,9 @@ class Plan:
         self.handshakes = []
         self.gap_extra = True
         self.junk = 0               # varies the bytes of malformed packets
+        self.racing = False
+        self._race_rng = random.Random(f"{seed}-race")
+        self._race_table = None     # the session table of the last commit played
 
     def gap_after(self, port: str) -> int:
         """Idle cycles after a frame queued now on ``port``: the inter-frame gap, and a
@@ -232,8 +258,7 @@ class Plan:
     def set_sessions(self, limits):
         """A commit of ``limits`` is done: the scoreboard's session table, and the sessions
         to connect."""
-        table = {s.index: (s.client.ip, s.client.port, s.exchange.ip, s.exchange.port)
-                 for s in limits.sessions}
+        table = _session_table(limits)
         self.board.set_sessions(table)
         self.handshakes += [s for s in sorted(table) if s not in self.connected]
 
@@ -273,6 +298,20 @@ class Plan:
             elif not isinstance(item.event, SessionSync):
                 yield ("control", item.t, dict(event=item.event))
         yield from packed()
+
+    def races(self, event) -> int | None:
+        """Whether host action ``event``, the next played, races the links: the cycles after
+        its time it goes in, or None when it waits for quiet links (see the module
+        docstring). Draws for every action, so the draws do not depend on the mode."""
+        rng = self._race_rng
+        race = rng.random() < RACE_SHARE
+        delay = rng.randrange(-(-RACE_SPREAD_BYTES // self.width))
+        if isinstance(event, Commit):
+            table = _session_table(event.limits)
+            same, self._race_table = table == self._race_table, table
+            if not same:
+                return None
+        return delay if self.racing and race else None
 
     def scaled(self, event):
         """A commit's limits with their times scaled like the items' (``scale``)."""

@@ -71,6 +71,11 @@ class Scoreboard:
             new.tracker, new.saved, new.counters = old.tracker, old.saved, old.counters
             self._models[direction] = new
 
+    def counters(self, direction: str) -> dict:
+        """The ingress reference's counters of ``direction`` (``client`` or ``exchange``):
+        events, malformed ones by reason, crowded, unrewritable and void frames."""
+        return dict(self._models[direction].counters)
+
     def in_sync(self, session: int) -> bool:
         """Both trackers of ``session`` follow their streams (the gateway's sync view)."""
         return all(isinstance(m.tracker.next.get(session), int) for m in self._models.values())

@@ -74,13 +74,22 @@ def _messages():
 
 @cocotb.test()
 async def random_day(dut):
-    """A seeded trading day: every record replayed, every frame and the final state checked."""
+    """A seeded trading day: every record replayed, every frame and the final state checked.
+    With ``WG_RACE=1`` a share of the host actions race the links (:meth:`Plan.races`): some
+    must then have taken effect while frames of each link were on their way to the engine."""
     tb = _tb(dut)
+    tb.racing = os.environ.get("WG_RACE") == "1"
     await tb.start()
     trading = Trading(tb.seed, tb.sizes)
     items = trading.generate(_messages())
     await tb.run(tb.play(items, stretch=STRETCH))
     await tb.run(tb.finish("random_day"))
+    raced = tb.races_seen()
+    dut._log.info("random_day: racing host actions %s; client frames by the ingress "
+                  "reference %s", raced, tb.board.counters("client"))
+    if tb.racing:
+        assert raced.get("client") and raced.get("exchange"), \
+            f"seed {tb.seed}: no host action raced the frames of both links: {raced}"
     if os.environ.get("WG_DUMP"):       # for the compiled harness's agreement test
         tb.dump(os.environ["WG_DUMP"])
     lost = [s for s in tb.board.sessions if s in tb.connected and not tb.board.in_sync(s)]
