@@ -36,7 +36,7 @@ from wiregate.sw.profiles import PROFILES, profile
 
 from .export import export_verilog
 from .synth import BLOCKS as SYNTH_BLOCKS
-from .synth import SYNTH_ROOT, _run_yosys, lut4_equivalents
+from .synth import SYNTH_ROOT, _profile_regmap, _run_yosys, lut4_equivalents
 
 __all__ = ["BLOCKS", "PARTS", "OutOfContext", "main", "place_and_route", "port_bits", "summarize"]
 
@@ -73,9 +73,23 @@ def _stage(module_name, cls_name, directed=False):
     return factory
 
 
+def _control(module_name, cls_name):
+    """A factory of the control block ``cls_name`` at W = 1 with ``profile``'s register map
+    (the drop copy as deep as the profile's)."""
+    def factory(profile):
+        cls = getattr(importlib.import_module(f"wiregate.hw.control.{module_name}"), cls_name)
+        regmap = _profile_regmap(profile, 1)
+        if cls_name == "DropCopy":
+            return cls(1, regmap, depth=regmap.dropcopy_depth)
+        return cls(regmap)
+    return factory
+
+
 # Block name -> (factory, the command-line options it takes). ``ingress`` and ``holdback``
-# are those of the synthesis report; the rest are the ingress's stages one by one, to place
-# a stage alone (a minute or two) before the whole ingress (a quarter of an hour).
+# are those of the synthesis report; then the ingress's stages one by one, to place a stage
+# alone (a minute or two) before the whole ingress (a quarter of an hour); then the control
+# plane at W = 1: the register file, the control port (deframer, executor, outbound mux,
+# framer) and the drop copy, each with ``--profile``'s sizes.
 BLOCKS = {
     "ingress": SYNTH_BLOCKS["ingress"],
     "holdback": SYNTH_BLOCKS["holdback"],
@@ -84,6 +98,9 @@ BLOCKS = {
     "tcp_tracker": (_stage("tcp_tracker", "TcpTracker"), ("width",)),
     "soupbin": (_stage("soupbin", "SoupBinFramer"), ("width",)),
     "ouch_extract": (_stage("ouch_extract", "OuchExtractor", True), ("width", "direction")),
+    "register_file": (_control("register_file", "RegisterFile"), ("profile",)),
+    "control_port": (_control("control_port", "ControlPort"), ("profile",)),
+    "dropcopy": (_control("dropcopy", "DropCopy"), ("profile",)),
 }
 
 

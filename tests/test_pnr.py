@@ -6,6 +6,7 @@ from amaranth.sim import Simulator
 
 from wiregate.hw.egress.holdback import Holdback
 from wiregate.sim.pnr import (
+    BLOCKS,
     IN_PINS,
     XOR_FANIN,
     OutOfContext,
@@ -15,6 +16,7 @@ from wiregate.sim.pnr import (
     summarize,
 )
 from wiregate.sim.synth import lut4_equivalents
+from wiregate.sw.profiles import profile
 
 from .test_synth import register_bits
 
@@ -98,3 +100,17 @@ def test_wrapper_folds_every_output_into_the_pin():
     assert depth >= 2
     assert parities[:-depth] == pins[depth:]
     assert 0 < sum(parities) < len(parities)
+
+
+def test_control_blocks_take_the_profiles_sizes():
+    # The control plane is placed at the part's sizes, not the simulation defaults.
+    chosen = profile("colorlight-5a75b")
+    for name in ("register_file", "control_port", "dropcopy"):
+        factory, options = BLOCKS[name]
+        assert options == ("profile",)
+        block = factory(profile=chosen)
+        if name == "dropcopy":
+            assert block.depth == chosen.dropcopy_depth
+        else:
+            assert (block.regmap.n_sessions, block.regmap.n_symbols) == \
+                (chosen.n_sessions, chosen.n_symbols)

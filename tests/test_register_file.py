@@ -521,7 +521,7 @@ def test_commit_waiting_reads_as_commit_pending():
 
 def test_counter_reads_right_after_a_snapshot():
     # The snapshot reaches memory one counter a cycle, lowest first; reads that come at once,
-    # highest first, ahead of it, must still see the copy of the write's cycle.
+    # highest first, while it is under way, must still see the copy of the write's cycle.
     regmap = RegisterMap(**ODD)
     dut = RegisterFile(regmap)
     host = Host(regmap)

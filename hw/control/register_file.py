@@ -20,12 +20,12 @@ overtakes it), and nothing is lost. A commit waiting in the slot reads as
 ``status.commit_pending``, so the host never sees a gap between its write and the engine's
 own ``commit_pending``.
 
-Reads. A register, a bitmap of flip-flops, an unbanked table and a counter are answered one
-cycle later. The status bits, the kill registers and the session bitmaps read the state
-(W1S and W1C alike: the map's access meaning, both "read the state"); a 64-bit status
-register latches its high word when its low word is read (the register map's rule for the
-status block); counters read their snapshot, which only a host write changes. The pass
-rules and the write-only registers read 0.
+Reads. A register, a bitmap of flip-flops and an unbanked table are answered one cycle
+later, a counter two cycles later (see Counters). The status bits, the kill registers and
+the session bitmaps read the state (W1S and W1C alike: the map's access meaning, both "read
+the state"); a 64-bit status register latches its high word when its low word is read (the
+register map's rule for the status block); counters read their snapshot, which only a host
+write changes. The pass rules and the write-only registers read 0.
 
 The other tables live where the order path reads them: the shadow bank of the banked tables
 and the exposure and open orders in the engine, the symbol kill latches in the kill block's
@@ -39,11 +39,12 @@ is flip-flops in the engine, read here through the same path.
 
 Counters. The snapshot and the base of each counter live in LUT RAM, not flip-flops. A
 ``counter_control`` write that asks for a snapshot or a clear copies every live counter at
-once into a capture register as it is taken; then a sweep, one counter a cycle, writes
-``capture - base`` into the snapshot memory and (for a clear) ``capture`` into the base
-memory, with ``write_ready`` low until it is done. A read of a counter the sweep has not
-reached yet has that counter swept in its own cycle and answered with the new value, so
-every read after the write sees the copy made at one instant, as the map says.
+once into a capture register as it is taken; then a sweep, one counter a cycle in index
+order through a two-stage pipeline (select the capture and read the base; subtract and
+write), writes ``capture - base`` into the snapshot memory and (for a clear) ``capture``
+into the base memory, with ``write_ready`` low until it is done. A counter read waits for
+the sweep to finish (``read_valid`` comes later), so every read after the write sees the
+copy made at one instant, as the map says.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -177,10 +178,11 @@ class RegisterFile(wiring.Component):
 
     Latency
     -------
-    Reads: one cycle; a table read at least three, one more than its port's ``ok`` waits. A
-    table write port pulses and a control event becomes valid one cycle after the write that
-    causes it is taken. After a ``counter_control`` write with a bit set, ``write_ready`` is
-    low for one cycle per counter (the sweep).
+    Reads: one cycle; a counter two, more while a sweep runs (it waits for the sweep's end);
+    a table read at least three, one more than its port's ``ok`` waits. A table write port
+    pulses and a control event becomes valid one cycle after the write that causes it is
+    taken. After a ``counter_control`` write with a bit set, ``write_ready`` is low for one
+    cycle per counter and one more (the sweep and its pipeline).
     """
 
     def __init__(self, regmap):
@@ -268,49 +270,42 @@ class RegisterFile(wiring.Component):
         m.submodules.counter_base = base = Memory(shape=width, depth=n, init=[], attrs=lut_ram)
         m.submodules.counter_snapshot = snapshots = Memory(shape=width, depth=n, init=[],
                                                            attrs=lut_ram)
-        base_read, base_write = base.read_port(domain="comb"), base.write_port()
-        snapshot_write = snapshots.write_port()
-        # A read sees the sweep's write of its own cycle: the counter it asks for is swept then.
-        snapshot_read = snapshots.read_port(transparent_for=(snapshot_write,))
+        # The sweep is a pipeline, one counter a cycle in index order: its index (``now``)
+        # selects the capture and reads the base into registers; the next cycle subtracts
+        # and writes. No stage holds more than one wide mux or one carry chain.
+        base_read, base_write = base.read_port(), base.write_port()
+        snapshot_write, snapshot_read = snapshots.write_port(), snapshots.read_port()
         snapshot, clear = Signal(), Signal()     # what the sweep does, from the write's bits
-        unswept = Signal(n)                      # counters whose new values are not in yet
-        offset = bus.read_addr - first
-        asked = Signal(range(n))                 # the counter a read asks for
-        reads_counter = Signal()
-        lowest_unswept = Signal(range(n))
-        for k in reversed(range(n)):             # the last assignment, the lowest bit, wins
-            with m.If(unswept[k]):
-                m.d.comb += lowest_unswept.eq(k)
-        now = Signal(range(n))                   # the counter swept in this cycle
+        sweeping = Signal()                      # stage 1: ``now`` is to be swept
+        now = Signal(range(n))
+        writing = Signal()                       # stage 2: ``at``'s new values are written
+        at = Signal(range(n))
         captured = Signal(width)
-        sweeping = unswept.any()
+        busy = sweeping | writing
+        m.d.sync += [writing.eq(sweeping), at.eq(now)]
+        with m.If(sweeping):
+            m.d.sync += [captured.eq(Array(capture)[now]), now.eq(now + 1)]
+            with m.If(now == n - 1):
+                m.d.sync += [sweeping.eq(0), now.eq(0)]
         m.d.comb += [
-            asked.eq(offset[1:]),
-            reads_counter.eq((bus.read_addr >= first) & (offset < 2 * n)),
-            now.eq(Mux(bus.read_en & reads_counter & unswept.bit_select(asked, 1),
-                       asked, lowest_unswept)),
-            captured.eq(Array(capture)[now]),
             base_read.addr.eq(now),
-            base_write.addr.eq(now),
+            base_write.addr.eq(at),
             base_write.data.eq(captured),
-            base_write.en.eq(sweeping & clear),
-            snapshot_write.addr.eq(now),
+            base_write.en.eq(writing & clear),
+            snapshot_write.addr.eq(at),
             # After the clear if both: the snapshot uses the old base.
             snapshot_write.data.eq(captured - base_read.data),
-            snapshot_write.en.eq(sweeping & snapshot),
-            snapshot_read.addr.eq(asked),
+            snapshot_write.en.eq(writing & snapshot),
         ]
-        with m.If(sweeping):
-            m.d.sync += unswept.bit_select(now, 1).eq(0)
         with m.If(write & (bus.write_addr == reg("counter_control").address)
                   & (field("counter_control", "snapshot") | field("counter_control", "clear"))):
             m.d.sync += [*(c.eq(getattr(self, f"count_{r.name}"))
                            for c, r in zip(capture, group, strict=True)),
                          snapshot.eq(field("counter_control", "snapshot")),
                          clear.eq(field("counter_control", "clear")),
-                         unswept.eq((1 << n) - 1)]
+                         sweeping.eq(1)]
         # The next counter_control write must not capture before this sweep is done.
-        m.d.comb += bus.write_ready.eq(~pending.any() & ~sweeping)
+        m.d.comb += bus.write_ready.eq(~pending.any() & ~busy)
 
         # --- tables: per-table staging, the last used word writes the entry ----------------
         # The port's entry is the staging register itself, not a registered copy of it: the
@@ -458,16 +453,29 @@ class RegisterFile(wiring.Component):
                     m.d.sync += [waiting.eq(1), waited.eq(0), which.eq(k), index.eq(entry),
                                  word.eq(bus.read_addr[:word_bits])]
 
-        # A counter's word comes from the snapshot memory's read register: the other
-        # registers' answer is registered beside it and the two are chosen after.
+        # A counter read waits for the sweep to finish (``counter_wait``), then reads the
+        # snapshot memory, whose read register answers the next cycle: the other registers'
+        # answer is registered beside it and the two are chosen after.
+        offset = bus.read_addr - first
+        reads_counter = Signal()
+        m.d.comb += reads_counter.eq((bus.read_addr >= first) & (offset < 2 * n))
+        counter_wait = Signal()
+        counter_go = Signal()
+        asked = Signal(range(n))
         counter_word = Signal()
         high_word = Signal()
         answer = Signal(WORD_BITS)
+        m.d.comb += [counter_go.eq(counter_wait & ~busy), snapshot_read.addr.eq(asked)]
+        with m.If(bus.read_en & reads_counter):
+            m.d.sync += [counter_wait.eq(1), asked.eq(offset[1:]), high_word.eq(offset[0])]
+        with m.If(counter_go):
+            m.d.sync += counter_wait.eq(0)
         m.d.comb += bus.read_data.eq(Mux(counter_word,
                                          snapshot_read.data.word_select(high_word, WORD_BITS),
                                          answer))
-        m.d.sync += [counter_word.eq(bus.read_en & reads_counter), high_word.eq(offset[0])]
-        m.d.sync += [bus.read_valid.eq(bus.read_en & ~table_read | answered), answer.eq(0)]
+        m.d.sync += counter_word.eq(counter_go)
+        m.d.sync += [bus.read_valid.eq(bus.read_en & ~table_read & ~reads_counter | answered
+                                       | counter_go), answer.eq(0)]
         with m.If(answered):
             m.d.sync += answer.eq(Array(chosen)[which])
         with m.If(bus.read_en), m.Switch(bus.read_addr):

@@ -441,6 +441,8 @@ class TB(Plan):
             dut.control__read_en.value = 1
             await FallingEdge(dut.clk)
             dut.control__read_en.value = 0
+            while not dut.control__read_valid.value:    # a counter waits for its sweep
+                await FallingEdge(dut.clk)
             words.append(int(dut.control__read_data.value))
         return self.regmap.decode_read(name, words, index)
 

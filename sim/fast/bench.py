@@ -177,7 +177,7 @@ class FastBench(Plan):
         self.collect()
 
     def read(self, name, index=None) -> dict:
-        """``TB.read``: each word's address one cycle, its data the next."""
+        """``TB.read``: each word's address one cycle, its data with ``read_valid``."""
         sim, words = self.sim, []
         for address in self.regmap.read_addresses(name, index):
             self.until(self.t + 1)
@@ -185,6 +185,8 @@ class FastBench(Plan):
             sim.poke("control__read_en", 1)
             self.until(self.t + 1)
             sim.poke("control__read_en", 0)
+            while not sim.peek("control__read_valid"):
+                self.until(self.t + 1)
             words.append(sim.peek("control__read_data"))
         return self.regmap.decode_read(name, words, index)
 
