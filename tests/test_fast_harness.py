@@ -7,7 +7,6 @@ the same frames must leave the core on both ports, the same records in the drop 
 same cycles.
 """
 
-import dataclasses
 import os
 import pickle
 
@@ -62,9 +61,6 @@ def test_fast_agrees_with_cocotb(width, tmp_path, monkeypatch):
     assert len(fast["records"]) == len(cocotb["records"]) > AGREE_MESSAGES // 2
     for key in ("egress", "client_tx", "client_starts", "egress_starts"):
         assert fast[key] == cocotb[key], f"W={width} seed {seed}: {key} differ"
-    # A record's ``queued`` is the drop-copy reader's position, and each bench emulates the
-    # host's reads itself (they part by a cycle at times); every other field must agree.
-    # The cocotb bench checks ``queued`` against the reads it made (model rule 11).
-    unread = [[dataclasses.replace(r, queued=0) for r in side["records"]]
-              for side in (fast, cocotb)]
-    assert unread[0] == unread[1], f"W={width} seed {seed}: records differ"
+    # Every field, ``queued`` too: both benches pace the drop-copy host by the same hash of
+    # the same cycle numbers, so they read each record in the same cycle.
+    assert fast["records"] == cocotb["records"], f"W={width} seed {seed}: records differ"
