@@ -164,12 +164,14 @@ class OuchExtractor(wiring.Component):
 
     Latency
     -------
-    :attr:`latency` (two) cycles: the input beat is registered with what each of its bytes
-    tells on its own (stage 1), then the lane chain settles the event (stage 2), which rides
-    on the output beat that holds its last needed byte. The counters follow a cycle later.
+    :attr:`latency` (three) cycles: the input beat is registered with what each of its bytes
+    tells on its own (stage 1), the lane chain settles the event (stage 2), then the fields
+    of its fixed part are checked and gated and the frame's verdicts taken (stage 3). The
+    event rides on the output beat that holds its last needed byte; the counters follow a
+    cycle later.
     """
 
-    latency = 2
+    latency = 3
 
     def __init__(self, width, regmap, *, toward_exchange):
         self._width = check_width(width)
@@ -226,6 +228,12 @@ class OuchExtractor(wiring.Component):
             "type_room": 1,       # two payload bytes or more after the type byte's segment
             **({"fields": data.StructLayout(capture)} if client else {}),
         })
+
+        # Stage 2's event: the fields as captured, checked and gated in stage 3 (``price_high``:
+        # the captured price has bits above the event's).
+        lane2_event = data.StructLayout({**{name: fl.shape for name, fl in lane_event},
+                                         "check": 1, "kind": len(types), "expect": 16,
+                                         "price_high": 1})
 
         # Stage 1: the input beat registered, with what each lane's byte tells on its own
         # (its type decoded, its packet length compared with every layout's), and the
@@ -364,6 +372,7 @@ class OuchExtractor(wiring.Component):
             # Where this packet is settled, and how.
             reason = {name: Signal(name=f"lane{k}_{name}") for name in MALFORMED}
             settle = Signal(name=f"lane{k}_settle")
+            check = Signal(name=f"lane{k}_check")
             settled_before = state.carried.done & ~packet_start
             with m.If(~settled_before):
                 with m.If((f.role == Role.LEN_LO) & fact.len0):
@@ -387,18 +396,12 @@ class OuchExtractor(wiring.Component):
                                                if size != 1])):
                         m.d.comb += settle.eq(0)
                 with m.Elif((kind & fact.at_fixed) != 0):
-                    m.d.comb += settle.eq(1)
-                    has_app = of_kind(kind, app_types)
-                    side_ok = Cat(got.side == ord(s) for s in sorted(SIDES)).any()
-                    with m.If(has_app & (got.appendage_length != nxt.carried.expect)):
-                        m.d.comb += reason["bad_length"].eq(1)
-                    with m.Elif((of_kind(kind, having["side"]) & ~side_ok) |
-                                (of_kind(kind, having["price"]) & (got.price > OUCH_MAX_PRICE))):
-                        m.d.comb += reason["bad_field"].eq(1)
+                    # At the last byte of the fixed part: its fields are checked in stage 3.
+                    m.d.comb += [settle.eq(1), check.eq(1)]
             with m.If(settle):
                 m.d.comb += nxt.carried.done.eq(1)
 
-            event = Signal(lane_event, name=f"lane{k}_event")
+            event = Signal(lane2_event, name=f"lane{k}_event")
             malformed = Cat(reason[name] for name in MALFORMED)
             room = nxt.here & body & fact.len_ge3 & nxt.type_room
             m.d.comb += [
@@ -414,18 +417,18 @@ class OuchExtractor(wiring.Component):
                 event.type_offset.eq(Mux(nxt.here, nxt.type_offset, 0)),
                 event.last_offset.eq(fact.offset),
                 event.type_seq.eq(Mux(nxt.here, nxt.type_seq, 0)),
+                *(event.fields[name].eq(got[name]) for name in EVENT_FIELDS),
+                event.check.eq(check),
+                event.kind.eq(kind),
+                event.expect.eq(nxt.carried.expect),
+                event.price_high.eq(got.price[PRICE_BITS:] != 0),
             ]
-            good = settle & (malformed == 0)
-            for name in EVENT_FIELDS:
-                with m.If(good & of_kind(kind, having[name])):
-                    m.d.comb += event.fields[name].eq(got[name])
             emits.append(settle)
             events.append(event)
             state = nxt
 
         with m.If(valid):
             m.d.sync += current.eq(state)
-        last, bad_fcs = frame_end(lanes)
         # Written a cycle later, from registers: the session's next frame loads it no sooner
         # than its first payload byte, at least 54 bytes (7 beats) after this frame's end.
         save_1 = Signal(Save)
@@ -441,15 +444,63 @@ class OuchExtractor(wiring.Component):
                     m.d.sync += saved[k].eq(0)
 
         # One event per beat: the first; any other makes the frame crowded.
-        event = Signal(lane_event)
+        event_2 = Signal(lane2_event)
         for k in reversed(range(width)):
             with m.If(emits[k]):
-                m.d.comb += event.eq(events[k])
+                m.d.comb += event_2.eq(events[k])
         if client:
             # Driven here, not per lane: a constant bit in a combinational process is never
             # evaluated by Verilator (an ``always @*`` with nothing to be sensitive to).
-            m.d.comb += event.from_client.eq(Cat(emits).any())
-        crowded_now = sum(emits) > 1 if width > 1 else Const(0)
+            m.d.comb += event_2.from_client.eq(Cat(emits).any())
+        framed_3 = Signal.like(framed)
+        valid_3 = Signal()
+        settled_3 = Signal(lane2_event)
+        crowded_3 = Signal()
+        m.d.sync += [
+            framed_3.eq(framed),
+            valid_3.eq(valid),
+            settled_3.eq(Mux(valid, event_2.as_value(), 0)),
+            crowded_3.eq(sum(emits) > 1 if width > 1 else Const(0)),
+        ]
+        if client:
+            # The extra bytes are the state's after the settling beat: a later packet in that
+            # beat reaches pos width - 4 at most.
+            first = min(at + 1 for t in DIGESTED for at in digest_extra(layouts[t]))
+            if first <= width - 4:
+                raise ValueError(f"W = {width}: a digest byte at pos {first} can be "
+                                 "overwritten in the beat that settles its message")
+            extra_3 = Signal(8 * DIGEST_EXTRA)
+            extra_4 = Signal(8 * DIGEST_EXTRA)
+            m.d.sync += [extra_3.eq(state.fields.extra), extra_4.eq(extra_3)]
+
+        # Stage 3: the fixed part's fields checked, the event's fields gated, the frame's
+        # verdicts, on stage 2's registered event.
+        tracked = framed_3.beat
+        beat = tracked.beat.beat
+        lanes = beat.lanes
+        kind = settled_3.kind
+        fields = settled_3.fields
+        late = {name: Signal(name=f"late_{name}") for name in ("bad_length", "bad_field")}
+        side_ok = Cat(fields.side == ord(s) for s in sorted(SIDES)).any()
+        price_bad = settled_3.price_high | (fields.price > OUCH_MAX_PRICE)
+        with m.If(settled_3.check):
+            with m.If(of_kind(kind, app_types) & (fields.appendage_length != settled_3.expect)):
+                m.d.comb += late["bad_length"].eq(1)
+            with m.Elif((of_kind(kind, having["side"]) & ~side_ok) |
+                        (of_kind(kind, having["price"]) & price_bad)):
+                m.d.comb += late["bad_field"].eq(1)
+        event = Signal(lane_event)
+        m.d.comb += event.eq(settled_3.as_value()[:lane_event.size])
+        for name in late:
+            bit = MALFORMED.index(name)
+            m.d.comb += event.malformed[bit].eq(settled_3.malformed[bit] | late[name])
+        good = event.valid & (event.malformed == 0)
+        for name in EVENT_FIELDS:
+            with m.If(~(good & of_kind(kind, having[name]))):
+                m.d.comb += event.fields[name].eq(0)
+
+        last, bad_fcs = frame_end(lanes)
+        crowded_now = crowded_3
         unrewritable_now = Const(0)
         if client:
             unrewritable_now = event.valid & (event.malformed != 0) & ~event.room
@@ -460,9 +511,9 @@ class OuchExtractor(wiring.Component):
         unrewritable = Signal()
         crowded_frame = crowded_now | (crowded & ~frame_start)
         unrewritable_frame = unrewritable_now | (unrewritable & ~frame_start)
-        with m.If(valid):
+        with m.If(valid_3):
             m.d.sync += [crowded.eq(crowded_frame), unrewritable.eq(unrewritable_frame)]
-        ends = valid & last
+        ends = valid_3 & last
         void = ends & tracked.beat.hit & (
             (beat.errors != 0) | bad_fcs | (tracked.segment == Segment.LOST) |
             crowded_frame | unrewritable_frame)
@@ -473,24 +524,19 @@ class OuchExtractor(wiring.Component):
         unrewritable_end = Signal()
         hit_end = ends & tracked.beat.hit
         m.d.sync += [
-            self.o.valid.eq(valid),
-            o.beat.eq(framed),
-            settled.eq(Mux(valid, event.as_value(), 0)),
+            self.o.valid.eq(valid_3),
+            o.beat.eq(framed_3),
+            settled.eq(event.as_value()),
             o.void.eq(void),
             crowded_end.eq(hit_end & crowded_frame),
             unrewritable_end.eq(hit_end & unrewritable_frame),
         ]
         m.d.comb += o.event.eq(settled)
         if client:
-            # After the register, off the lane chain. The extra bytes are the state's after
-            # the settling beat: a later packet in that beat reaches pos width - 4 at most.
-            first = min(at + 1 for t in DIGESTED for at in digest_extra(layouts[t]))
-            if first <= width - 4:
-                raise ValueError(f"W = {width}: a digest byte at pos {first} can be "
-                                 "overwritten in the beat that settles its message")
-            m.d.comb += o.event.digest.eq(_digest(m, settled, current.fields.extra))
+            # After the register, off the lane chain.
+            m.d.comb += o.event.digest.eq(_digest(m, settled, extra_4))
 
-        # Counted from the output registers, a cycle after the verdicts: off the lane chain.
+        # Counted from the output registers, a cycle after the verdicts.
         count_event(m, self.count_events, settled.valid)
         for bit, name in enumerate(MALFORMED):
             count_event(m, getattr(self, f"count_{name}"), settled.malformed[bit])
