@@ -18,8 +18,9 @@ __all__ = ["DECISION_LATENCY", "LATENCY", "Ingress"]
 
 # Parser and lookup, then the register below.
 DECISION_LATENCY = HeaderParser.latency + SessionLookup.latency + 1
-# Parser, lookup, tracker, then the framer and extractor, a cycle each.
-LATENCY = HeaderParser.latency + SessionLookup.latency + TcpTracker.latency + 2
+# Parser, lookup, tracker, then the framer (a cycle) and the extractor.
+LATENCY = HeaderParser.latency + SessionLookup.latency + TcpTracker.latency + 1 + \
+    OuchExtractor.latency
 
 
 class Ingress(wiring.Component):
@@ -57,7 +58,7 @@ class Ingress(wiring.Component):
     Latency
     -------
     :data:`LATENCY` cycles: the parser's, the lookup's and the tracker's (their
-    ``latency``), then one each for the framer and extractor.
+    ``latency``), one for the framer, then the extractor's.
     """
 
     latency = LATENCY

@@ -157,15 +157,21 @@ class OuchExtractor(wiring.Component):
     i : In(stream)
         :func:`wiregate.hw.ingress.soupbin.framed_beat_layout` beats.
     o : Out(stream)
-        :func:`message_beat_layout` beats, one cycle later.
+        :func:`message_beat_layout` beats, :attr:`latency` cycles later.
     count_<name> : Out(32)
         ``events``, one per reason in :data:`~wiregate.sw.extract.MALFORMED`, and the frames
         ``crowded``, ``unrewritable`` and ``void`` (saturating).
 
     Latency
     -------
-    One cycle: the event rides on the output beat that holds its last needed byte.
+    :attr:`latency` (three) cycles: the input beat is registered with what each of its bytes
+    tells on its own (stage 1), the lane chain settles the event (stage 2), then the fields
+    of its fixed part are checked and gated and the frame's verdicts taken (stage 3). The
+    event rides on the output beat that holds its last needed byte; the counters follow a
+    cycle later.
     """
+
+    latency = 3
 
     def __init__(self, width, regmap, *, toward_exchange):
         self._width = check_width(width)
@@ -184,13 +190,9 @@ class OuchExtractor(wiring.Component):
         width = self._width
         client = self._client
         n = self._regmap.n_sessions
-        framed = self.i.payload
-        tracked = framed.beat
-        beat = tracked.beat.beat
-        hdr = beat.header
-        lanes = beat.lanes
 
         layouts = CLIENT_LAYOUTS if client else SERVER_LAYOUTS
+        types = list(layouts)
         # The lanes settle events without the digest, added after the output register (a
         # field left undriven would be a constant in a combinational process, which
         # Verilator never evaluates). It is the last field: the register zero-extends.
@@ -202,12 +204,19 @@ class OuchExtractor(wiring.Component):
         data_type = ord(DATA_TYPES[direction])
         pass_types = [ord(t) for t in PASS_TYPES[direction]]
 
+        def of_kind(kind, names):
+            """The one-hot message ``kind`` is one of the types ``names``."""
+            return Cat(kind[types.index(t)] for t in names).any()
+
         # The packet state carried from byte to byte (and, for the exchange direction,
         # from segment to segment: its message may span them). From a client, the fixed
         # bytes the digest needs beyond the event fields are captured too (``extra``).
+        # ``kind`` is the message type one-hot (zero until a data packet's type byte, and for
+        # an unknown type), ``expect`` the appendage length its packet length gives.
         sizes = {**FIELD_SIZES, **({"extra": DIGEST_EXTRA} if client else {})}
         capture = {name: 8 * size for name, size in sizes.items()}
-        carried = {"sb_type": 8, "msg_type": 8, "done": 1}
+        carried = {"sb_type": 8, "msg_type": 8, "done": 1, "data": 1, "kind": len(types),
+                   "expect": 16}
         if not client:
             carried.update(capture)
         carried_layout = data.StructLayout(carried)
@@ -216,38 +225,109 @@ class OuchExtractor(wiring.Component):
             "here": 1,            # the type byte was in this frame
             "type_offset": OFFSET_BITS,
             "type_seq": 32,
-            "type_left": OFFSET_BITS,   # payload bytes after the type byte in this segment
+            "type_room": 1,       # two payload bytes or more after the type byte's segment
             **({"fields": data.StructLayout(capture)} if client else {}),
         })
 
+        # Stage 2's event: the fields as captured, checked and gated in stage 3 (``price_high``:
+        # the captured price has bits above the event's).
+        lane2_event = data.StructLayout({**{name: fl.shape for name, fl in lane_event},
+                                         "check": 1, "kind": len(types), "expect": 16,
+                                         "price_high": 1})
+
+        # Stage 1: the input beat registered, with what each lane's byte tells on its own
+        # (its type decoded, its packet length compared with every layout's), and the
+        # session's saved state picked, so that stage 2's lane chain only selects.
+        fixed = [layouts[t].fixed_length for t in types]
+        having = {name: [t for t in types if name in {fl.name for fl in layouts[t].fields}]
+                  for name in EVENT_FIELDS}
+        app_types = [t for t in types if layouts[t].appendage_length_field is not None]
+        fact_layout = data.StructLayout({
+            "offset": OFFSET_BITS, "type_seq": 32, "left0": 1, "left_ge2": 1,
+            "len0": 1, "len1": 1, "len_ge3": 1, "pos0": 1, "pos1": 1,
+            "sb_known": 1, "sb_data": 1, "kind": len(types),
+            "p1_bad_length": 1, "p1_split": 1, "expect": 16, "at_fixed": len(types),
+        })
+        framed_in = self.i.payload
+        beat_in = framed_in.beat.beat.beat
+        hdr_in = beat_in.header
+        payload_end = hdr_in.payload_start + hdr_in.payload_len
+        facts = []
+        for k, lane in enumerate(beat_in.lanes):
+            f = framed_in.framing[k]
+            byte = lane.data
+            offset = Signal(OFFSET_BITS, name=f"lane{k}_offset")
+            left = Signal(OFFSET_BITS, name=f"lane{k}_left")   # payload bytes after this one
+            m.d.comb += [offset.eq(beat_in.offset + k), left.eq(payload_end - offset - 1)]
+            length = f.length
+            body = f.role == Role.BODY
+            kind = [byte == ord(t) for t in types]
+            expect = Const(0, 16)
+            for t in app_types:
+                expect = Mux(kind[types.index(t)], length - 1 - layouts[t].fixed_length, expect)
+            # As the type byte (pos 1), what the settle rules of stage 2 need of its layout.
+            bad_length = [(length - 1 < size) |
+                          ((length - 1 != size) if t not in app_types else Const(0))
+                          for t, size in zip(types, fixed, strict=True)]
+            split = [left < size - 1 for size in fixed]
+            fact = Signal(fact_layout, name=f"lane{k}_facts")
+            m.d.sync += [
+                fact.offset.eq(offset),
+                fact.type_seq.eq(hdr_in.seq + offset - hdr_in.payload_start),
+                fact.left0.eq(left == 0),
+                fact.left_ge2.eq(left >= 2),
+                fact.len0.eq(length == 0),
+                fact.len1.eq(length == 1),
+                fact.len_ge3.eq(length >= 3),
+                fact.pos0.eq(body & (f.pos == 0)),
+                fact.pos1.eq(body & (f.pos == 1)),
+                fact.sb_known.eq((byte == data_type) |
+                                 Cat(byte == t for t in pass_types).any()),
+                fact.sb_data.eq(byte == data_type),
+                fact.kind.eq(Cat(kind)),
+                fact.p1_bad_length.eq(Cat(kind[j] & bad_length[j] for j in range(len(kind))).any()),
+                fact.p1_split.eq(Cat(kind[j] & split[j] for j in range(len(types))).any()),
+                fact.expect.eq(expect),
+                fact.at_fixed.eq(Cat(body & (f.pos == size) if size >= 2 else Const(0)
+                                     for size in fixed)),
+            ]
+            facts.append(fact)
+        framed = Signal.like(framed_in)
+        valid = Signal()
         saved = [Signal(carried_layout, name=f"saved_{k}") for k in range(n)]
+        saved_pick = Signal(carried_layout)
+        m.d.sync += [
+            framed.eq(framed_in),
+            valid.eq(self.i.valid),
+            saved_pick.eq(Cat(saved).word_select(framed_in.beat.beat.session,
+                                                 carried_layout.size)),
+        ]
+
+        # Stage 2: the lane chain, on the registered beat.
+        tracked = framed.beat
+        beat = tracked.beat.beat
+        lanes = beat.lanes
         current = Signal(local_layout)
         state = Signal(local_layout)
         m.d.comb += state.eq(current)
         with m.Switch(framed.chain):
             with m.Case(Chain.SAVED):
-                m.d.comb += [
-                    state.eq(0),
-                    state.carried.eq(Cat(saved).word_select(tracked.beat.session,
-                                                            carried_layout.size)),
-                ]
+                # Picked in stage 1: the session's next frame loads its state no sooner than
+                # 54 bytes (7 beats) after the write below.
+                m.d.comb += [state.eq(0), state.carried.eq(saved_pick)]
             with m.Case(Chain.FRESH):
                 m.d.comb += state.eq(0)
 
         def fields_of(st):
             return st.carried if not client else st.fields
 
-        payload_end = hdr.payload_start + hdr.payload_len
-        emits, events, reasons_at, rooms = [], [], [], []
+        emits, events = [], []
         for k, lane in enumerate(lanes):
             f = framed.framing[k]
+            fact = facts[k]
             byte = lane.data
-            offset = Signal(OFFSET_BITS, name=f"lane{k}_offset")
-            left = Signal(OFFSET_BITS, name=f"lane{k}_left")   # payload bytes after this one
-            m.d.comb += [offset.eq(beat.offset + k), left.eq(payload_end - offset - 1)]
             body = f.role == Role.BODY
-            pos0 = body & (f.pos == 0)
-            pos1 = body & (f.pos == 1)
+            pos0, pos1 = fact.pos0, fact.pos1
 
             nxt = Signal(local_layout, name=f"lane{k}_state")
             m.d.comb += nxt.eq(state)
@@ -257,33 +337,23 @@ class OuchExtractor(wiring.Component):
                     nxt.carried.sb_type.eq(Mux(pos0, byte, 0)),
                     nxt.carried.msg_type.eq(0),
                     nxt.carried.done.eq(0),
+                    nxt.carried.data.eq(pos0 & fact.sb_data),
+                    nxt.carried.kind.eq(0),
                     nxt.here.eq(1),
-                    nxt.type_offset.eq(offset),
-                    nxt.type_seq.eq(hdr.seq + offset - hdr.payload_start),
-                    nxt.type_left.eq(left),
+                    nxt.type_offset.eq(fact.offset),
+                    nxt.type_seq.eq(fact.type_seq),
+                    nxt.type_room.eq(fact.left_ge2),
                 ]
             with m.If(pos1):
-                m.d.comb += nxt.carried.msg_type.eq(byte)
-            sb_type = nxt.carried.sb_type
-            msg_type = nxt.carried.msg_type
-            is_data = sb_type == data_type
+                m.d.comb += [nxt.carried.msg_type.eq(byte), nxt.carried.expect.eq(fact.expect)]
+                with m.If(state.carried.data):
+                    m.d.comb += nxt.carried.kind.eq(fact.kind)
+            kind = nxt.carried.kind
 
-            # The layout of this lane's message, decoded from its type.
-            known = Signal(name=f"lane{k}_known")
-            fixed = Signal(8, name=f"lane{k}_fixed")
-            has_app = Signal(name=f"lane{k}_has_app")
-            has_side = Signal(name=f"lane{k}_has_side")
-            has_price = Signal(name=f"lane{k}_has_price")
-            present = {name: Signal(name=f"lane{k}_has_{name}") for name in EVENT_FIELDS}
+            # The message's fields, captured by the layout its kind names.
             writes = {}
             for t, layout in layouts.items():
-                is_t = is_data & (msg_type == ord(t))
-                names = {fl.name for fl in layout.fields}
-                with m.If(is_t):
-                    m.d.comb += [known.eq(1), fixed.eq(layout.fixed_length),
-                                 has_app.eq(layout.appendage_length_field is not None),
-                                 has_side.eq("side" in names), has_price.eq("price" in names)]
-                    m.d.comb += [present[name].eq(1) for name in EVENT_FIELDS if name in names]
+                is_t = kind[types.index(t)]
                 for fl in layout.fields:
                     if fl.name in EVENT_FIELDS:
                         for b in range(fl.size):
@@ -300,73 +370,65 @@ class OuchExtractor(wiring.Component):
             got = fields_of(nxt)
 
             # Where this packet is settled, and how.
-            length = f.length
             reason = {name: Signal(name=f"lane{k}_{name}") for name in MALFORMED}
             settle = Signal(name=f"lane{k}_settle")
+            check = Signal(name=f"lane{k}_check")
             settled_before = state.carried.done & ~packet_start
             with m.If(~settled_before):
-                with m.If((f.role == Role.LEN_LO) & (length == 0)):
+                with m.If((f.role == Role.LEN_LO) & fact.len0):
                     m.d.comb += [settle.eq(1), reason["bad_length"].eq(1)]
                 with m.Elif(pos0):
-                    known_sb = (byte == data_type) | Cat(byte == t for t in pass_types).any()
-                    with m.If(~known_sb):
+                    with m.If(~fact.sb_known):
                         m.d.comb += [settle.eq(1), reason["unknown_type"].eq(1)]
-                    with m.Elif(is_data & (length == 1)):
+                    with m.Elif(fact.sb_data & fact.len1):
                         m.d.comb += [settle.eq(1), reason["bad_length"].eq(1)]
-                    with m.Elif(is_data & (left == 0) if client else Const(0)):
+                    with m.Elif(fact.sb_data & fact.left0 if client else Const(0)):
                         m.d.comb += [settle.eq(1), reason["split"].eq(1)]
-                with m.Elif(pos1 & is_data):
+                with m.Elif(pos1 & nxt.carried.data):
                     m.d.comb += settle.eq(1)
-                    with m.If(~known):
+                    with m.If(kind == 0):
                         m.d.comb += reason["unknown_type"].eq(1)
-                    with m.Elif((length - 1 < fixed) | (~has_app & (length - 1 != fixed))):
+                    with m.Elif(fact.p1_bad_length):
                         m.d.comb += reason["bad_length"].eq(1)
-                    with m.Elif(left < fixed - 1 if client else Const(0)):
+                    with m.Elif(fact.p1_split if client else Const(0)):
                         m.d.comb += reason["split"].eq(1)
-                    with m.Elif(fixed != 1):
+                    with m.Elif(of_kind(kind, [t for t, size in zip(types, fixed, strict=True)
+                                               if size != 1])):
                         m.d.comb += settle.eq(0)
-                with m.Elif(body & is_data & known & (f.pos == fixed) & (fixed >= 2)):
-                    m.d.comb += settle.eq(1)
-                    app_length = got.appendage_length
-                    side = got.side
-                    with m.If(has_app & (app_length != length - 1 - fixed)):
-                        m.d.comb += reason["bad_length"].eq(1)
-                    with m.Elif((has_side & ~Cat(side == ord(s) for s in sorted(SIDES)).any()) |
-                                (has_price & (got.price > OUCH_MAX_PRICE))):
-                        m.d.comb += reason["bad_field"].eq(1)
+                with m.Elif((kind & fact.at_fixed) != 0):
+                    # At the last byte of the fixed part: its fields are checked in stage 3.
+                    m.d.comb += [settle.eq(1), check.eq(1)]
             with m.If(settle):
                 m.d.comb += nxt.carried.done.eq(1)
 
-            event = Signal(lane_event, name=f"lane{k}_event")
+            event = Signal(lane2_event, name=f"lane{k}_event")
             malformed = Cat(reason[name] for name in MALFORMED)
-            room = nxt.here & (f.role == Role.BODY) & (length - 1 >= 2) & (nxt.type_left >= 2)
+            room = nxt.here & body & fact.len_ge3 & nxt.type_room
             m.d.comb += [
                 event.valid.eq(settle),
                 event.session.eq(tracked.beat.session),
-                event.sb_type.eq(sb_type),
-                event.msg_type.eq(msg_type),
-                event.length.eq(length),
+                event.sb_type.eq(nxt.carried.sb_type),
+                event.msg_type.eq(nxt.carried.msg_type),
+                event.length.eq(f.length),
                 event.malformed.eq(malformed),
                 event.retransmit.eq(tracked.segment == Segment.RETRANSMIT),
                 event.continued.eq(~nxt.here),
                 event.room.eq(room),
                 event.type_offset.eq(Mux(nxt.here, nxt.type_offset, 0)),
-                event.last_offset.eq(offset),
+                event.last_offset.eq(fact.offset),
                 event.type_seq.eq(Mux(nxt.here, nxt.type_seq, 0)),
+                *(event.fields[name].eq(got[name]) for name in EVENT_FIELDS),
+                event.check.eq(check),
+                event.kind.eq(kind),
+                event.expect.eq(nxt.carried.expect),
+                event.price_high.eq(got.price[PRICE_BITS:] != 0),
             ]
-            good = settle & (malformed == 0)
-            for name in EVENT_FIELDS:
-                with m.If(good & present[name]):
-                    m.d.comb += event.fields[name].eq(got[name])
             emits.append(settle)
             events.append(event)
-            reasons_at.append(malformed)
-            rooms.append(room)
             state = nxt
 
-        with m.If(self.i.valid):
+        with m.If(valid):
             m.d.sync += current.eq(state)
-        last, bad_fcs = frame_end(lanes)
         # Written a cycle later, from registers: the session's next frame loads it no sooner
         # than its first payload byte, at least 54 bytes (7 beats) after this frame's end.
         save_1 = Signal(Save)
@@ -382,15 +444,63 @@ class OuchExtractor(wiring.Component):
                     m.d.sync += saved[k].eq(0)
 
         # One event per beat: the first; any other makes the frame crowded.
-        event = Signal(lane_event)
+        event_2 = Signal(lane2_event)
         for k in reversed(range(width)):
             with m.If(emits[k]):
-                m.d.comb += event.eq(events[k])
+                m.d.comb += event_2.eq(events[k])
         if client:
             # Driven here, not per lane: a constant bit in a combinational process is never
             # evaluated by Verilator (an ``always @*`` with nothing to be sensitive to).
-            m.d.comb += event.from_client.eq(Cat(emits).any())
-        crowded_now = sum(emits) > 1 if width > 1 else Const(0)
+            m.d.comb += event_2.from_client.eq(Cat(emits).any())
+        framed_3 = Signal.like(framed)
+        valid_3 = Signal()
+        settled_3 = Signal(lane2_event)
+        crowded_3 = Signal()
+        m.d.sync += [
+            framed_3.eq(framed),
+            valid_3.eq(valid),
+            settled_3.eq(Mux(valid, event_2.as_value(), 0)),
+            crowded_3.eq(sum(emits) > 1 if width > 1 else Const(0)),
+        ]
+        if client:
+            # The extra bytes are the state's after the settling beat: a later packet in that
+            # beat reaches pos width - 4 at most.
+            first = min(at + 1 for t in DIGESTED for at in digest_extra(layouts[t]))
+            if first <= width - 4:
+                raise ValueError(f"W = {width}: a digest byte at pos {first} can be "
+                                 "overwritten in the beat that settles its message")
+            extra_3 = Signal(8 * DIGEST_EXTRA)
+            extra_4 = Signal(8 * DIGEST_EXTRA)
+            m.d.sync += [extra_3.eq(state.fields.extra), extra_4.eq(extra_3)]
+
+        # Stage 3: the fixed part's fields checked, the event's fields gated, the frame's
+        # verdicts, on stage 2's registered event.
+        tracked = framed_3.beat
+        beat = tracked.beat.beat
+        lanes = beat.lanes
+        kind = settled_3.kind
+        fields = settled_3.fields
+        late = {name: Signal(name=f"late_{name}") for name in ("bad_length", "bad_field")}
+        side_ok = Cat(fields.side == ord(s) for s in sorted(SIDES)).any()
+        price_bad = settled_3.price_high | (fields.price > OUCH_MAX_PRICE)
+        with m.If(settled_3.check):
+            with m.If(of_kind(kind, app_types) & (fields.appendage_length != settled_3.expect)):
+                m.d.comb += late["bad_length"].eq(1)
+            with m.Elif((of_kind(kind, having["side"]) & ~side_ok) |
+                        (of_kind(kind, having["price"]) & price_bad)):
+                m.d.comb += late["bad_field"].eq(1)
+        event = Signal(lane_event)
+        m.d.comb += event.eq(settled_3.as_value()[:lane_event.size])
+        for name in late:
+            bit = MALFORMED.index(name)
+            m.d.comb += event.malformed[bit].eq(settled_3.malformed[bit] | late[name])
+        good = event.valid & (event.malformed == 0)
+        for name in EVENT_FIELDS:
+            with m.If(~(good & of_kind(kind, having[name]))):
+                m.d.comb += event.fields[name].eq(0)
+
+        last, bad_fcs = frame_end(lanes)
+        crowded_now = crowded_3
         unrewritable_now = Const(0)
         if client:
             unrewritable_now = event.valid & (event.malformed != 0) & ~event.room
@@ -401,38 +511,36 @@ class OuchExtractor(wiring.Component):
         unrewritable = Signal()
         crowded_frame = crowded_now | (crowded & ~frame_start)
         unrewritable_frame = unrewritable_now | (unrewritable & ~frame_start)
-        with m.If(self.i.valid):
+        with m.If(valid_3):
             m.d.sync += [crowded.eq(crowded_frame), unrewritable.eq(unrewritable_frame)]
-        ends = self.i.valid & last
+        ends = valid_3 & last
         void = ends & tracked.beat.hit & (
             (beat.errors != 0) | bad_fcs | (tracked.segment == Segment.LOST) |
             crowded_frame | unrewritable_frame)
 
         o = self.o.payload
         settled = Signal(full_event)
+        crowded_end = Signal()
+        unrewritable_end = Signal()
+        hit_end = ends & tracked.beat.hit
         m.d.sync += [
-            self.o.valid.eq(self.i.valid),
-            o.beat.eq(framed),
-            settled.eq(Mux(self.i.valid, event.as_value(), 0)),
+            self.o.valid.eq(valid_3),
+            o.beat.eq(framed_3),
+            settled.eq(event.as_value()),
             o.void.eq(void),
+            crowded_end.eq(hit_end & crowded_frame),
+            unrewritable_end.eq(hit_end & unrewritable_frame),
         ]
         m.d.comb += o.event.eq(settled)
         if client:
-            # After the register, off the lane chain. The extra bytes are the state's after
-            # the settling beat: a later packet in that beat reaches pos width - 4 at most.
-            first = min(at + 1 for t in DIGESTED for at in digest_extra(layouts[t]))
-            if first <= width - 4:
-                raise ValueError(f"W = {width}: a digest byte at pos {first} can be "
-                                 "overwritten in the beat that settles its message")
-            m.d.comb += o.event.digest.eq(_digest(m, settled, current.fields.extra))
+            # After the register, off the lane chain.
+            m.d.comb += o.event.digest.eq(_digest(m, settled, extra_4))
 
-        count_event(m, self.count_events, self.i.valid & event.valid)
+        # Counted from the output registers, a cycle after the verdicts.
+        count_event(m, self.count_events, settled.valid)
         for bit, name in enumerate(MALFORMED):
-            count_event(m, getattr(self, f"count_{name}"),
-                        self.i.valid & event.valid & event.malformed[bit])
-        hit_end = ends & tracked.beat.hit
-        count_event(m, self.count_crowded, hit_end & crowded_frame)
-        count_event(m, self.count_unrewritable, hit_end & unrewritable_frame)
-        count_event(m, self.count_void, void)
+            count_event(m, getattr(self, f"count_{name}"), settled.malformed[bit])
+        count_event(m, self.count_crowded, crowded_end)
+        count_event(m, self.count_unrewritable, unrewritable_end)
+        count_event(m, self.count_void, o.void)
         return m
-

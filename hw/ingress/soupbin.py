@@ -66,6 +66,7 @@ STATE_LAYOUT = data.StructLayout({
     "len_hi": 8,
     "length": 16,
     "pos": 16,
+    "rest": 16,       # BODY: bytes after the next one (``length - 1 - pos``): zero at the end
 })
 FRESH_STATE = {"phase": Role.LEN_HI}
 
@@ -97,15 +98,18 @@ def _step(m, state, active, byte, name):
                     out.end.eq(length == 0),
                     after.length.eq(length),
                     after.pos.eq(0),
+                    after.rest.eq(length - 1),
                     after.phase.eq(Mux(length == 0, Role.LEN_HI, Role.BODY)),
                 ]
             with m.Case(Role.BODY):
-                end = state.pos + 1 == state.length
+                # A count down, not ``pos + 1 == length``: no carry chain before the end.
+                end = state.rest == 0
                 m.d.comb += [
                     out.pos.eq(state.pos),
                     out.length.eq(state.length),
                     out.end.eq(end),
                     after.pos.eq(state.pos + 1),
+                    after.rest.eq(state.rest - 1),
                     after.phase.eq(Mux(end, Role.LEN_HI, Role.BODY)),
                 ]
     return out, after
@@ -171,12 +175,20 @@ class SoupBinFramer(wiring.Component):
         current = Signal(STATE_LAYOUT, init=FRESH_STATE)
         state = Signal(STATE_LAYOUT)
         fresh = Const(FRESH_STATE, STATE_LAYOUT)
+        session_saved = Cat(saved).word_select(tracked.beat.session, STATE_LAYOUT.size)
+        if self._width == 1:
+            # Picked a beat ahead, off the byte's path: at W = 1 the beat before a frame's
+            # first payload byte is its last TCP header byte, which has the frame's session
+            # (from ``header.done``). A wider beat may hold both.
+            picked = Signal(STATE_LAYOUT)
+            with m.If(self.i.valid):
+                m.d.sync += picked.eq(session_saved)
+            session_saved = picked
         with m.Switch(chain):
             with m.Case(Chain.CONTINUE):
                 m.d.comb += state.eq(current)
             with m.Case(Chain.SAVED):
-                m.d.comb += state.eq(Cat(saved).word_select(tracked.beat.session,
-                                                            STATE_LAYOUT.size))
+                m.d.comb += state.eq(session_saved)
             with m.Case(Chain.FRESH):
                 m.d.comb += state.eq(fresh)
 
