@@ -14,6 +14,7 @@ import argparse
 import gc
 import time
 
+from wiregate.sim.results import report
 from wiregate.sim.trading import Sizes, Trading
 from wiregate.sw.dropcopy import Control, Kind, Record
 from wiregate.sw.model import (
@@ -161,10 +162,7 @@ def main(argv=None) -> int:
             f"model {result['model_events_per_s']:,.0f} events/s, shadow check "
             f"{result['shadow_records_per_s']:,.0f} records/s (one core, CPU time, "
             f"{time.strftime('%Y-%m-%d %H:%M')})")
-    print(line)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(line + "\n")
+    report(line, args.out)
     return 0
 
 

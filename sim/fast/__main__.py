@@ -3,6 +3,7 @@
 import argparse
 import random
 
+from ..results import report
 from . import random_day
 
 
@@ -23,10 +24,7 @@ def main() -> None:
             f"Python model and scoreboard {python_s:.1f} s; day generated in "
             f"{f['generate_s']:.1f} s; wall clock {f['wall_s']:.1f} s); "
             f"{bench.board.replay.accepted} accepted, {bench.board.replay.rejected} rejected")
-    print(line)
-    if args.out:
-        with open(args.out, "a") as out:
-            print(line, file=out)
+    report(line, args.out)
 
 
 if __name__ == "__main__":

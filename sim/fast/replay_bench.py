@@ -18,6 +18,7 @@ import time
 import warnings
 
 from wiregate.sim.capture import replay_model
+from wiregate.sim.results import report
 from wiregate.sw.limits import load_limits
 from wiregate.sw.profiles import PROFILES
 from wiregate.sw.proto import pcap
@@ -149,11 +150,7 @@ def main() -> None:
             f"{f['cycles_per_s']:,} cycles/s; model engine alone "
             f"{f['model_engine_orders_per_s']:,} orders/s); latency in cycles: first byte "
             f"{lat['first_byte']}, verdict {lat['verdict']}")
-    print(line)
-    if args.out:
-        with open(args.out, "a") as out:
-            print(line, file=out)
-            print(json.dumps(f), file=out)
+    report(line, args.out, json.dumps(f))
 
 
 if __name__ == "__main__":
