@@ -69,6 +69,7 @@ _RULE9 = (b"O", b"U", b"M")     # the messages whose retransmission gets a remem
 _CARRIED = {"user_ref_num", "orig_user_ref_num", "side", "quantity", "price", "symbol",
             "match_number", "order_state"}
 _MALFORMED = Malformed("undecodable client message (drop copy msg_type 0)")
+_VERDICT, _EXCHANGE = Kind.VERDICT, Kind.EXCHANGE    # a Record holds its kind as a Kind
 
 
 _VERDICT_NAMES = ("accept", "reasons", "primary", "session", "msg_type", "retransmit",
@@ -116,39 +117,39 @@ def control_fields(event, t, epoch) -> dict:
 
 
 def _builders(classes) -> dict:
-    """Per OUCH type byte: (class, its fields with those a record does not carry blank,
-    [(field, kind)] of those it carries)."""
+    """Per OUCH type byte: a function of a record that makes the OUCH message it describes,
+    its carried fields from the record and the others blank.
+
+    The message's ``__dict__`` is made at once, by a dict display compiled for the type
+    (the fields a record carries read from it, the others constants): the frozen
+    dataclass's ``__init__`` would cost a quarter of the check, and it checks nothing (the
+    Record checked every value); filling the dict field by field costs twice this.
+    """
     out = {}
     for type_byte, cls in classes.items():
         kinds = {f.name: f.kind for f in cls.LAYOUT.fields}
-        names = [f.name for f in fields(cls)]
-        blank = {name: _BLANK[kinds[name]] if name in kinds else () for name in names}
-        carried = [(name, kinds[name]) for name in names if name in _CARRIED]
-        out[type_byte[0]] = (cls, blank, carried)
+        items = []
+        for f in fields(cls):
+            name, kind = f.name, kinds.get(f.name)
+            if name not in _CARRIED:
+                value = _BLANK[kind] if kind is not None else ()
+            elif name == "symbol":
+                value = "rec.symbol.decode('latin-1').rstrip(' ')"
+            elif kind == "c":
+                value = f"chr(rec.{name})"
+            else:
+                value = f"rec.{name}"
+            items.append(f"{name!r}: {value if name in _CARRIED else repr(value)}")
+        namespace = {"_new": object.__new__, "_set": object.__setattr__, "_cls": cls}
+        exec(f"def build(rec):\n    msg = _new(_cls)\n"
+             f"    _set(msg, '__dict__', {{{', '.join(items)}}})\n    return msg\n", namespace)
+        out[type_byte[0]] = namespace["build"]
     return out
 
 
 _BLANK = {"u": 0, "a": "", "c": " "}
 _CLIENT = _builders(ouch._CLIENT_CLASSES)
 _SERVER = _builders(ouch._SERVER_CLASSES)
-
-
-def _message(builder, rec: Record):
-    """The OUCH message a record describes: its carried fields, the others blank."""
-    cls, blank, carried = builder
-    values = blank.copy()
-    for name, kind in carried:
-        if name == "symbol":
-            values[name] = rec.symbol.decode("latin-1").rstrip(" ")
-        elif kind == "c":
-            values[name] = chr(getattr(rec, name))
-        else:
-            values[name] = getattr(rec, name)
-    # The message's fields filled in directly: the frozen dataclass's __init__ would cost a
-    # quarter of the check, and it checks nothing (Record checked every value).
-    msg = object.__new__(cls)
-    msg.__dict__.update(values)
-    return msg
 
 
 @dataclass(frozen=True)
@@ -242,8 +243,30 @@ class ShadowCheck:
         """Apply one record to the model and compare; return the mismatch, if any."""
         if self.mismatch is not None:
             return self.mismatch
+        # One record (the hot path of the daemon: written out, not split into calls).
         try:
-            self._check(rec)
+            sequence, gate = rec.sequence, self.gate
+            if sequence != self.next_sequence:
+                self._fail(rec, "sequence", sequence, self.next_sequence,
+                           "a gap: records were lost" if sequence > self.next_sequence
+                           else "the sequence went back")
+            if rec.time_us < gate.now:
+                self._fail(rec, "time_us", rec.time_us, gate.now, "time went back")
+            position = sequence - rec.queued
+            if position != gate.host_read:  # the same position again would change nothing
+                self._apply(rec, HostRead(rec.time_us, position), "queued")
+            kind = rec.kind
+            if kind is _VERDICT:
+                self._verdict(rec)
+            elif kind is _EXCHANGE:
+                builder = _SERVER.get(rec.msg_type)
+                if builder is None:
+                    self._fail(rec, "msg_type", rec.msg_type, None,
+                               "not an exchange message type")
+                self._apply(rec, ExchangeMessage(rec.time_us, rec.session,
+                                                 builder(rec)), "session")
+            else:
+                self._control(rec)
         except _Failed as failed:
             self.mismatch = failed.mismatch
             return self.mismatch
@@ -253,44 +276,32 @@ class ShadowCheck:
 
     # --- One record ---------------------------------------------------------------------
 
-    def _check(self, rec: Record) -> None:
-        sequence = rec.sequence
-        if sequence != self.next_sequence:
-            self._fail(rec, "sequence", sequence, self.next_sequence,
-                       "a gap: records were lost" if sequence > self.next_sequence
-                       else "the sequence went back")
-        if rec.time_us < self.gate.now:
-            self._fail(rec, "time_us", rec.time_us, self.gate.now, "time went back")
-        position = sequence - rec.queued
-        if position != self.gate.host_read:     # the same position again would change nothing
-            self._apply(rec, HostRead(rec.time_us, position), "queued")
-        kind = rec.kind
-        if kind == Kind.VERDICT:
-            self._verdict(rec)
-        elif kind == Kind.EXCHANGE:
-            builder = _SERVER.get(rec.msg_type)
-            if builder is None:
-                self._fail(rec, "msg_type", rec.msg_type, None, "not an exchange message type")
-            self._apply(rec, ExchangeMessage(rec.time_us, rec.session, _message(builder, rec)),
-                        "session")
-        else:
-            self._control(rec)
-
     def _verdict(self, rec: Record) -> None:
         gate = self.gate
-        if rec.msg_type == 0:
+        msg_type = rec.msg_type
+        if msg_type == 0:
             msg = _MALFORMED
         else:
-            builder = _CLIENT.get(rec.msg_type)
+            builder = _CLIENT.get(msg_type)
             if builder is None:
-                self._fail(rec, "msg_type", rec.msg_type, None, "not a client message type")
-            msg = _message(builder, rec)
-        retransmit = bool(rec.retransmit)
-        verdict = self._apply(rec, ClientMessage(rec.time_us, rec.session, msg, retransmit,
-                                                 True), "session")
-        self._verdicts.append((rec.session, gate._frame, verdict, retransmit))
-        if _verdict_of(rec) == _verdict_values(verdict, retransmit):
-            return      # the usual case, compared as one tuple
+                self._fail(rec, "msg_type", msg_type, None, "not a client message type")
+            msg = builder(rec)
+        retransmit = rec.retransmit == 1
+        t, session = rec.time_us, rec.session
+        try:    # the model's ClientMessage(t, session, msg, retransmit, True), not made
+            verdict = gate._take_client(t, session, msg, retransmit, True)
+        except ValueError as error:
+            event = ClientMessage(t, session, msg, retransmit, True)
+            self._fail(rec, "session", session, None, f"the model refuses {event!r}: {error}")
+        self._verdicts.append((session, gate._frame, verdict, retransmit))
+        # The usual case, compared as one tuple (_verdict_values written out).
+        primary, symbol_index = verdict.primary, verdict.symbol_index
+        if _verdict_of(rec) == (
+                verdict.accept, verdict.reasons,
+                NO_PRIMARY if primary is None else primary, verdict.session,
+                verdict.msg_type[0] if verdict.msg_type else 0, retransmit,
+                symbol_index is not None, symbol_index or 0, verdict.user_ref_num or 0):
+            return
         expected = verdict_fields(verdict, retransmit)
         if (retransmit and rec.reasons == _OUT_OF_SYNC and verdict.msg_type in _RULE9
                 and rec.reasons != verdict.reasons):
