@@ -1274,7 +1274,7 @@ class Gate:
         # ref, symbol_index, side, quantity, price, add_quantity, add_notional,
         # unknown_symbol, unknown_order
         word, place = self._judge(t, s, msg.user_ref_num, symbol_index, msg.side, q, p, q,
-                                  q * p, self.loaded and yl is None, False)
+                                  q * p, self.limits is not None and yl is None, False)
         if word == 0:
             self._store(s, place, OrderEntry(msg.user_ref_num, symbol_index, msg.side, q, p))
         return self._verdict(word, s, msg.user_ref_num, symbol_index, msg.TYPE)
@@ -1286,7 +1286,7 @@ class Gate:
         if orig is not None:
             symbol_index, side = orig.symbol_index, orig.side
             q1, p1 = orig.quantity, orig.price
-            unknown_symbol = self.loaded and self._symbol_limits[symbol_index] is None
+            unknown_symbol = self.limits is not None and self._symbol_limits[symbol_index] is None
         else:
             symbol_index, side, q1, p1, unknown_symbol = None, None, 0, 0, False
         add_quantity = max(0, q2 - q1)
