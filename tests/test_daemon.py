@@ -28,6 +28,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from wiregate.sim.demo_trading import Clients, Exchange, Planned, connect, connections
 from wiregate.sw.audit import iter_entries, verify
 from wiregate.sw.control import FrameReader, decode_frame, encode_frame, stuff
 from wiregate.sw.control import Kind as FrameKind
@@ -36,9 +37,11 @@ from wiregate.sw.daemon.config import load_config
 from wiregate.sw.daemon.references import DATAGRAM
 from wiregate.sw.daemon.service import Daemon
 from wiregate.sw.driver import Driver, SocketTransport, Transport
-from wiregate.sw.dropcopy import Control, Record, decode_records
+from wiregate.sw.dropcopy import Control, Kind, Record, decode_records
 from wiregate.sw.limits import load_limits
 from wiregate.sw.model import collar_fires
+from wiregate.sw.proto import ouch
+from wiregate.sw.reasons import Reason
 
 pytestmark = pytest.mark.verilator
 
@@ -91,18 +94,24 @@ def limits_text(gateway=(), **symbol0) -> str:
 @pytest.fixture
 def setup(tmp_path, sim_port):
     """(config path, limits path, audit folder, port)."""
+    return *daemon_files(tmp_path, sim_port, limits_text()), sim_port
+
+
+def daemon_files(tmp_path, port: int, text: str) -> tuple[Path, Path, Path]:
+    """The daemon's configuration for the gateway on ``port`` and its limit file holding
+    ``text``: (config path, limits path, audit folder)."""
     limits = tmp_path / "limits.yaml"
-    limits.write_text(limits_text())
+    limits.write_text(text)
     config = tmp_path / "daemon.yaml"
     config.write_text(yaml.safe_dump({
-        "target": f"sim://127.0.0.1:{sim_port}", "limits": "limits.yaml",
+        "target": f"sim://127.0.0.1:{port}", "limits": "limits.yaml",
         "timeout": f"{TIMEOUT}s",
         "heartbeat": {"interval": "50ms", "status_interval": "500ms"},
         "push": {"verify": True, "watch_interval": "100ms"},
         "shadow": {"kill_scope": "gateway", "kill_within": "5s"},
         "audit": {"path": "audit", "max_bytes": "16KiB"},
         "metrics": {"port": 0}}))
-    return config, limits, tmp_path / "audit", sim_port
+    return config, limits, tmp_path / "audit"
 
 
 async def until(condition, what: str, timeout: float = 2 * TIMEOUT) -> None:
@@ -609,3 +618,101 @@ def test_a_stale_reference_feed_alerts_when_the_model_collar_starts_rejecting(se
         assert collar_fires(price, price, alerted[y.symbol][0] - since, max_age_us, y.collar)
     # AAPL was fresh while fed: its one alert came after its last write.
     assert alerted["AAPL"][0] > writes[-1].time_us
+
+
+def test_a_stale_reference_makes_the_collar_reject_orders_end_to_end(wiregate_sim, tmp_path):
+    """Orders through ``wiregate sim``'s client side while the daemon feeds references: an
+    AAPL order while AAPL is fed is accepted; once MSFT (never fed) has gone stale, an MSFT
+    order is rejected with COLLAR, and so is an AAPL order once its feed stopped and it went
+    stale. The shadow check agrees on every record (the model decides each verdict), and
+    each verdict's COLLAR bit is what :func:`collar_fires` says of the order's price and the
+    age of its reference, taken from the drop copy's own SET_REFERENCE and COMMIT records."""
+    sim = wiregate_sim("--profile", PROFILE, "--width", WIDTH, "--client-port", 0,
+                       "--exchange-port", 0)
+    max_age_us = 2_000
+    config, limits, audit = daemon_files(tmp_path, sim.port, limits_text(gateway={
+        # The clients' traffic slows the simulated gateway: a longer heartbeat timeout
+        # than the other tests' keeps HEARTBEAT out of these verdicts.
+        "heartbeat_timeout": "5ms", "reference_max_age": f"{max_age_us}us"}))
+    settings = yaml.safe_load(config.read_text())
+    settings["references"] = {"source": "udp", "port": 0, "max_rate": 500, "interval": "20ms"}
+    config.write_text(yaml.safe_dump(settings))
+    loaded = load_limits(limits)
+    aapl, msft = loaded.symbols[0], loaded.symbols[1]
+    fed = aapl.reference_price + 100
+    session = 0
+    orders = {}         # name -> (symbol limits, price, UserRefNum)
+
+    def stale() -> set[str]:
+        return {a["symbol"] for a in alerts(audit) if a["alert"] == "reference_stale"}
+
+    def verdict(ref: int) -> Record | None:
+        found = [r for r in records(audit) if r.kind == Kind.VERDICT and r.session == session
+                 and r.user_ref_num == ref]
+        return found[0] if found else None
+
+    async def body(daemon):
+        await until(lambda: daemon.reference_source is not None, "the reference socket")
+        links = connections(loaded)
+        client, exchange = await connect(sim.sides["client"]), await connect(
+            sim.sides["exchange"])
+        clients = Clients(client, loaded, links)
+        tasks = [asyncio.ensure_future(clients.listen()),
+                 asyncio.ensure_future(Exchange(exchange, loaded, links, seed=1).listen())]
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        feeding = True
+
+        async def feed():
+            while feeding:
+                sender.sendto(DATAGRAM.pack(b"AAPL    ", fed, 0),
+                              daemon.reference_source.address)
+                await asyncio.sleep(0.05)
+
+        async def order(name: str, symbol, price: int) -> None:
+            ref = len(orders) + 1
+            orders[name] = (symbol, price, ref)
+            clients.send(Planned(0, 0, session, ouch.EnterOrder(
+                user_ref_num=ref, side="B", quantity=100, symbol=symbol.symbol, price=price,
+                time_in_force="0", display="Y", capacity="A", intermarket_sweep="N",
+                cross_type="N", clordid=f"STALE{ref}")), 0)
+            await until(lambda: verdict(ref) is not None, f"the verdict on {name}")
+
+        feeder = asyncio.ensure_future(feed())
+        try:
+            await clients.login(TIMEOUT)
+            await until(lambda: any(r.control == Control.SET_REFERENCE
+                                    for r in records(audit)), "a reference written")
+            await order("AAPL fed", aapl, fed)
+            await until(lambda: "MSFT" in stale(), "MSFT to go stale")
+            await order("MSFT stale", msft, msft.reference_price)
+            feeding = False
+            await feeder
+            await until(lambda: "AAPL" in stale(), "AAPL to go stale")
+            await order("AAPL stale", aapl, fed)
+        finally:
+            feeding = False
+            sender.close()
+            for task in (feeder, *tasks):
+                task.cancel()
+            client.writer.close()
+            exchange.writer.close()
+
+    daemon = asyncio.run(serve(config, sim.port, body))
+    got = records(audit)
+    assert daemon.mismatch is None and daemon.shadow.checked == len(got)
+    commit = next(r for r in got if r.control == Control.COMMIT).time_us
+    collar_bit = 1 << Reason.COLLAR
+    decided = {}
+    for name, (symbol, price, ref) in orders.items():
+        rec = verdict(ref)
+        # The reference in effect: the last SET_REFERENCE of the symbol before the verdict,
+        # or the limit file's at the commit.
+        writes = [r for r in got if r.control == Control.SET_REFERENCE and
+                  r.symbol_index == symbol.index and r.sequence < rec.sequence]
+        reference, since = ((writes[-1].price, writes[-1].argument) if writes
+                            else (symbol.reference_price, commit))
+        fires = collar_fires(price, reference, rec.time_us - since, max_age_us, symbol.collar)
+        assert bool(rec.reasons & collar_bit) == fires, name
+        decided[name] = (rec.accept, rec.primary if not rec.accept else None)
+    assert decided == {"AAPL fed": (1, None), "MSFT stale": (0, Reason.COLLAR),
+                       "AAPL stale": (0, Reason.COLLAR)}
