@@ -65,11 +65,11 @@ def _field_sizes():
 FIELD_SIZES = _field_sizes()
 
 
-def _digest(m, event, extra):
-    """The digest of a settled client ``event`` (:func:`wiregate.sw.extract.digest`) whose
-    layout's other fixed bytes are ``extra`` (big-endian, as captured; bytes past the
-    layout's own are stale and masked here)."""
-    msg_type = event.msg_type
+def _digest(m, msg_type, fields, extra, good):
+    """The digest (:func:`wiregate.sw.extract.digest`) of a settled client message of type
+    ``msg_type``, zero unless it is ``good`` and of a DIGESTED type. ``fields`` are its event
+    fields (zero where its layout has none), ``extra`` its layout's other fixed bytes
+    (big-endian, as captured; bytes past the layout's own are stale and masked here)."""
 
     def of_type(types):
         return Cat(msg_type == t[0] for t in types).any()
@@ -83,7 +83,7 @@ def _digest(m, event, extra):
         lsb = 8 * (DIGEST_EXTRA - 1 - b)
         parts.append((Mux(of_type(users), extra[lsb:lsb + 8], 0), 8))
     for name, size in reversed(DIGEST_FIELDS):
-        field = event.fields[name]
+        field = fields[name]
         parts += [(field, len(field)), (None, 8 * size - len(field))]
     parts.append((msg_type, 8))
     held, at = [], 0        # the input bits the word holds
@@ -96,7 +96,7 @@ def _digest(m, event, extra):
         raise ValueError("the digest input is not the one sw/extract.py declares")
     word = Signal(len(held), name="digest_input")
     digest = Signal(DIGEST_BITS, name="digest")
-    digested = event.valid & (event.malformed == 0) & of_type(DIGESTED)
+    digested = good & of_type(DIGESTED)
     trees = [(word & sum((mask >> bit & 1) << k for k, bit in enumerate(held))).xor()
              for mask in DIGEST_MASKS]
     m.d.comb += [
@@ -242,11 +242,16 @@ class OuchExtractor(wiring.Component):
         having = {name: [t for t in types if name in {fl.name for fl in layouts[t].fields}]
                   for name in EVENT_FIELDS}
         app_types = [t for t in types if layouts[t].appendage_length_field is not None]
+        # ``start``: the byte starts a packet; ``early``: it settles the packet on its own
+        # (a zero length, or the SoupBin type byte), for the reasons ``early_reason``;
+        # ``p1_*``: as the message type byte, what it settles (``p1_pending``: nothing yet).
+        reason_layout = data.StructLayout({name: 1 for name in MALFORMED})
         fact_layout = data.StructLayout({
-            "offset": OFFSET_BITS, "type_seq": 32, "left0": 1, "left_ge2": 1,
-            "len0": 1, "len1": 1, "len_ge3": 1, "pos0": 1, "pos1": 1,
-            "sb_known": 1, "sb_data": 1, "kind": len(types),
-            "p1_bad_length": 1, "p1_split": 1, "expect": 16, "at_fixed": len(types),
+            "offset": OFFSET_BITS, "type_seq": 32, "left_ge2": 1, "len_ge3": 1,
+            "start": 1, "pos0": 1, "pos1": 1, "sb_data": 1, "kind": len(types),
+            "early": 1, "early_reason": reason_layout,
+            "p1_pending": 1, "p1_reason": reason_layout,
+            "expect": 16, "at_fixed": len(types),
         })
         framed_in = self.i.payload
         beat_in = framed_in.beat.beat.beat
@@ -270,23 +275,38 @@ class OuchExtractor(wiring.Component):
                           ((length - 1 != size) if t not in app_types else Const(0))
                           for t, size in zip(types, fixed, strict=True)]
             split = [left < size - 1 for size in fixed]
+            pos0 = body & (f.pos == 0)
+            sb_data = byte == data_type
+            sb_known = sb_data | Cat(byte == t for t in pass_types).any()
+            len_lo = f.role == Role.LEN_LO
+            # The settle rules of stage 2 as far as this byte decides them, in their order.
+            early = {"bad_length": (len_lo & (length == 0)) |
+                     (pos0 & sb_data & (length == 1)),
+                     "unknown_type": pos0 & ~sb_known,
+                     "split": pos0 & sb_data & (length != 1) & (left == 0)
+                     if client else Const(0)}
+            p1_unknown = Cat(kind) == 0
+            p1_bad_length = ~p1_unknown & Cat(
+                kind[j] & bad_length[j] for j in range(len(kind))).any()
+            p1_split = ~p1_unknown & ~p1_bad_length & Cat(
+                kind[j] & split[j] for j in range(len(types))).any() if client else Const(0)
+            p1 = {"unknown_type": p1_unknown, "bad_length": p1_bad_length, "split": p1_split}
             fact = Signal(fact_layout, name=f"lane{k}_facts")
             m.d.sync += [
                 fact.offset.eq(offset),
                 fact.type_seq.eq(hdr_in.seq + offset - hdr_in.payload_start),
-                fact.left0.eq(left == 0),
                 fact.left_ge2.eq(left >= 2),
-                fact.len0.eq(length == 0),
-                fact.len1.eq(length == 1),
                 fact.len_ge3.eq(length >= 3),
-                fact.pos0.eq(body & (f.pos == 0)),
+                fact.start.eq(len_lo | pos0),
+                fact.pos0.eq(pos0),
                 fact.pos1.eq(body & (f.pos == 1)),
-                fact.sb_known.eq((byte == data_type) |
-                                 Cat(byte == t for t in pass_types).any()),
-                fact.sb_data.eq(byte == data_type),
+                fact.sb_data.eq(sb_data),
                 fact.kind.eq(Cat(kind)),
-                fact.p1_bad_length.eq(Cat(kind[j] & bad_length[j] for j in range(len(kind))).any()),
-                fact.p1_split.eq(Cat(kind[j] & split[j] for j in range(len(types))).any()),
+                fact.early.eq(Cat(early.values()).any()),
+                *(fact.early_reason[name].eq(early.get(name, 0)) for name in MALFORMED),
+                fact.p1_pending.eq(~Cat(p1.values()).any() & Cat(
+                    kind[j] for j, size in enumerate(fixed) if size != 1).any()),
+                *(fact.p1_reason[name].eq(p1.get(name, 0)) for name in MALFORMED),
                 fact.expect.eq(expect),
                 fact.at_fixed.eq(Cat(body & (f.pos == size) if size >= 2 else Const(0)
                                      for size in fixed)),
@@ -331,7 +351,7 @@ class OuchExtractor(wiring.Component):
 
             nxt = Signal(local_layout, name=f"lane{k}_state")
             m.d.comb += nxt.eq(state)
-            packet_start = (f.role == Role.LEN_LO) | pos0
+            packet_start = fact.start
             with m.If(packet_start):
                 m.d.comb += [
                     nxt.carried.sb_type.eq(Mux(pos0, byte, 0)),
@@ -349,11 +369,14 @@ class OuchExtractor(wiring.Component):
                 with m.If(state.carried.data):
                     m.d.comb += nxt.carried.kind.eq(fact.kind)
             kind = nxt.carried.kind
+            # Past the type byte (a field's byte, the fixed part's last), the kind is the
+            # state's: read there so, no select of the type byte sits in those paths.
+            kind_before = state.carried.kind
 
             # The message's fields, captured by the layout its kind names.
             writes = {}
             for t, layout in layouts.items():
-                is_t = kind[types.index(t)]
+                is_t = kind_before[types.index(t)]
                 for fl in layout.fields:
                     if fl.name in EVENT_FIELDS:
                         for b in range(fl.size):
@@ -375,27 +398,14 @@ class OuchExtractor(wiring.Component):
             check = Signal(name=f"lane{k}_check")
             settled_before = state.carried.done & ~packet_start
             with m.If(~settled_before):
-                with m.If((f.role == Role.LEN_LO) & fact.len0):
-                    m.d.comb += [settle.eq(1), reason["bad_length"].eq(1)]
-                with m.Elif(pos0):
-                    with m.If(~fact.sb_known):
-                        m.d.comb += [settle.eq(1), reason["unknown_type"].eq(1)]
-                    with m.Elif(fact.sb_data & fact.len1):
-                        m.d.comb += [settle.eq(1), reason["bad_length"].eq(1)]
-                    with m.Elif(fact.sb_data & fact.left0 if client else Const(0)):
-                        m.d.comb += [settle.eq(1), reason["split"].eq(1)]
-                with m.Elif(pos1 & nxt.carried.data):
+                with m.If(fact.early):
                     m.d.comb += settle.eq(1)
-                    with m.If(kind == 0):
-                        m.d.comb += reason["unknown_type"].eq(1)
-                    with m.Elif(fact.p1_bad_length):
-                        m.d.comb += reason["bad_length"].eq(1)
-                    with m.Elif(fact.p1_split if client else Const(0)):
-                        m.d.comb += reason["split"].eq(1)
-                    with m.Elif(of_kind(kind, [t for t, size in zip(types, fixed, strict=True)
-                                               if size != 1])):
-                        m.d.comb += settle.eq(0)
-                with m.Elif((kind & fact.at_fixed) != 0):
+                    m.d.comb += [reason[name].eq(fact.early_reason[name]) for name in MALFORMED]
+                with m.Elif(pos1 & state.carried.data):
+                    # The type byte of a data packet (its kind is ``fact.kind``).
+                    m.d.comb += settle.eq(~fact.p1_pending)
+                    m.d.comb += [reason[name].eq(fact.p1_reason[name]) for name in MALFORMED]
+                with m.Elif((kind_before & fact.at_fixed) != 0):
                     # At the last byte of the fixed part: its fields are checked in stage 3.
                     m.d.comb += [settle.eq(1), check.eq(1)]
             with m.If(settle):
@@ -443,8 +453,11 @@ class OuchExtractor(wiring.Component):
                 with m.Elif(save_1 == Save.FRESH):
                     m.d.sync += saved[k].eq(0)
 
-        # One event per beat: the first; any other makes the frame crowded.
+        # One event per beat: the first; any other makes the frame crowded. Registered whole
+        # whether or not a lane settles (lane 0's then, not valid), so that the settle logic
+        # reaches only the register's ``valid``; the event is cleared after stage 3.
         event_2 = Signal(lane2_event)
+        m.d.comb += event_2.eq(events[0])
         for k in reversed(range(width)):
             with m.If(emits[k]):
                 m.d.comb += event_2.eq(events[k])
@@ -459,7 +472,8 @@ class OuchExtractor(wiring.Component):
         m.d.sync += [
             framed_3.eq(framed),
             valid_3.eq(valid),
-            settled_3.eq(Mux(valid, event_2.as_value(), 0)),
+            settled_3.eq(event_2),
+            settled_3.valid.eq(valid & event_2.valid),
             crowded_3.eq(sum(emits) > 1 if width > 1 else Const(0)),
         ]
         if client:
@@ -470,8 +484,7 @@ class OuchExtractor(wiring.Component):
                 raise ValueError(f"W = {width}: a digest byte at pos {first} can be "
                                  "overwritten in the beat that settles its message")
             extra_3 = Signal(8 * DIGEST_EXTRA)
-            extra_4 = Signal(8 * DIGEST_EXTRA)
-            m.d.sync += [extra_3.eq(state.fields.extra), extra_4.eq(extra_3)]
+            m.d.sync += extra_3.eq(state.fields.extra)
 
         # Stage 3: the fixed part's fields checked, the event's fields gated, the frame's
         # verdicts, on stage 2's registered event.
@@ -526,15 +539,21 @@ class OuchExtractor(wiring.Component):
         m.d.sync += [
             self.o.valid.eq(valid_3),
             o.beat.eq(framed_3),
-            settled.eq(event.as_value()),
+            settled.eq(Mux(event.valid, event.as_value(), 0)),
             o.void.eq(void),
             crowded_end.eq(hit_end & crowded_frame),
             unrewritable_end.eq(hit_end & unrewritable_frame),
         ]
         m.d.comb += o.event.eq(settled)
         if client:
-            # After the register, off the lane chain.
-            m.d.comb += o.event.digest.eq(_digest(m, settled, extra_4))
+            # Beside the event's register, from stage 2's: the fields as the layout has them
+            # (the event's own are also cleared unless it is good, which only the digest's
+            # zero depends on), so that the late checks do not lead into the XOR trees.
+            digest = Signal(DIGEST_BITS, name="digest_out")
+            of_layout = {name: Mux(of_kind(kind, having[name]), fields[name], 0)
+                         for name, _ in DIGEST_FIELDS}
+            m.d.sync += digest.eq(_digest(m, settled_3.msg_type, of_layout, extra_3, good))
+            m.d.comb += o.event.digest.eq(digest)
 
         # Counted from the output registers, a cycle after the verdicts.
         count_event(m, self.count_events, settled.valid)
