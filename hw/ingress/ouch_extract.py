@@ -212,11 +212,15 @@ class OuchExtractor(wiring.Component):
         # from segment to segment: its message may span them). From a client, the fixed
         # bytes the digest needs beyond the event fields are captured too (``extra``).
         # ``kind`` is the message type one-hot (zero until a data packet's type byte, and for
-        # an unknown type), ``expect`` the appendage length its packet length gives.
+        # an unknown type). Beside the captured fields, the checks of the fixed part as its
+        # bytes pass (``checks``): the appendage length is not the one the packet length
+        # gives, the side is not a side, the price so far is above the largest valid one
+        # (``price_gt``) or equal to it (``price_eq``).
         sizes = {**FIELD_SIZES, **({"extra": DIGEST_EXTRA} if client else {})}
         capture = {name: 8 * size for name, size in sizes.items()}
-        carried = {"sb_type": 8, "msg_type": 8, "done": 1, "data": 1, "kind": len(types),
-                   "expect": 16}
+        capture["checks"] = data.StructLayout({"app_bad": 1, "side_bad": 1, "price_gt": 1,
+                                               "price_eq": 1})
+        carried = {"sb_type": 8, "msg_type": 8, "done": 1, "data": 1, "kind": len(types)}
         if not client:
             carried.update(capture)
         carried_layout = data.StructLayout(carried)
@@ -229,11 +233,11 @@ class OuchExtractor(wiring.Component):
             **({"fields": data.StructLayout(capture)} if client else {}),
         })
 
-        # Stage 2's event: the fields as captured, checked and gated in stage 3 (``price_high``:
-        # the captured price has bits above the event's).
+        # Stage 2's event: the fields as captured, gated in stage 3, with the checks of its
+        # fixed part (``app_bad``: the appendage length; ``field_bad``: the side or price).
         lane2_event = data.StructLayout({**{name: fl.shape for name, fl in lane_event},
-                                         "check": 1, "kind": len(types), "expect": 16,
-                                         "price_high": 1})
+                                         "check": 1, "kind": len(types), "app_bad": 1,
+                                         "field_bad": 1})
 
         # Stage 1: the input beat registered, with what each lane's byte tells on its own
         # (its type decoded, its packet length compared with every layout's), and the
@@ -245,14 +249,26 @@ class OuchExtractor(wiring.Component):
         # ``start``: the byte starts a packet; ``early``: it settles the packet on its own
         # (a zero length, or the SoupBin type byte), for the reasons ``early_reason``;
         # ``p1_*``: as the message type byte, what it settles (``p1_pending``: nothing yet).
+        # Per message type, as a byte of that type's fixed part: ``app_bad``, an appendage
+        # length byte other than the packet length gives; ``side_bad``, a side byte that is no
+        # side; ``price``, a price byte (``price_first``: its first), compared with the
+        # largest valid price's byte (``price_gt``, ``price_eq``).
         reason_layout = data.StructLayout({name: 1 for name in MALFORMED})
+        per_type = ("at_fixed", "app_bad", "side_bad", "price", "price_first", "price_gt",
+                    "price_eq")
         fact_layout = data.StructLayout({
             "offset": OFFSET_BITS, "type_seq": 32, "left_ge2": 1, "len_ge3": 1,
             "start": 1, "pos0": 1, "pos1": 1, "sb_data": 1, "kind": len(types),
             "early": 1, "early_reason": reason_layout,
             "p1_pending": 1, "p1_reason": reason_layout,
-            "expect": 16, "at_fixed": len(types),
+            **{name: len(types) for name in per_type},
         })
+        max_price = OUCH_MAX_PRICE.to_bytes(FIELD_SIZES["price"], "big")
+        side_bytes = [ord(side) for side in sorted(SIDES)]
+
+        def field_at(t, name):
+            """The SoupBin position of field ``name``'s first byte in type ``t``, or None."""
+            return next((fl.offset + 1 for fl in layouts[t].fields if fl.name == name), None)
         framed_in = self.i.payload
         beat_in = framed_in.beat.beat.beat
         hdr_in = beat_in.header
@@ -267,9 +283,28 @@ class OuchExtractor(wiring.Component):
             length = f.length
             body = f.role == Role.BODY
             kind = [byte == ord(t) for t in types]
-            expect = Const(0, 16)
-            for t in app_types:
-                expect = Mux(kind[types.index(t)], length - 1 - layouts[t].fixed_length, expect)
+            # Each type's fixed-part checks, as far as this byte is one of its checked fields.
+            checks = {name: [Const(0)] * len(types) for name in per_type[1:]}
+            side_ok = Cat(byte == side for side in side_bytes).any()
+            for j, t in enumerate(types):
+                if t in app_types:
+                    at = field_at(t, layouts[t].appendage_length_field)
+                    expect = Signal(16, name=f"lane{k}_expect_{t.decode()}")
+                    m.d.comb += expect.eq(length - 1 - layouts[t].fixed_length)
+                    checks["app_bad"][j] = body & (((f.pos == at) & (byte != expect[8:])) |
+                                                   ((f.pos == at + 1) & (byte != expect[:8])))
+                at = field_at(t, "side")
+                if at is not None:
+                    checks["side_bad"][j] = body & (f.pos == at) & ~side_ok
+                at = field_at(t, "price")
+                if at is not None:
+                    on = [body & (f.pos == at + b) for b in range(len(max_price))]
+                    checks["price"][j] = Cat(on).any()
+                    checks["price_first"][j] = on[0]
+                    checks["price_gt"][j] = Cat(on[b] & (byte > v)
+                                                for b, v in enumerate(max_price)).any()
+                    checks["price_eq"][j] = Cat(on[b] & (byte == v)
+                                                for b, v in enumerate(max_price)).any()
             # As the type byte (pos 1), what the settle rules of stage 2 need of its layout.
             bad_length = [(length - 1 < size) |
                           ((length - 1 != size) if t not in app_types else Const(0))
@@ -307,7 +342,7 @@ class OuchExtractor(wiring.Component):
                 fact.p1_pending.eq(~Cat(p1.values()).any() & Cat(
                     kind[j] for j, size in enumerate(fixed) if size != 1).any()),
                 *(fact.p1_reason[name].eq(p1.get(name, 0)) for name in MALFORMED),
-                fact.expect.eq(expect),
+                *(fact[name].eq(Cat(bits)) for name, bits in checks.items()),
                 fact.at_fixed.eq(Cat(body & (f.pos == size) if size >= 2 else Const(0)
                                      for size in fixed)),
             ]
@@ -365,7 +400,7 @@ class OuchExtractor(wiring.Component):
                     nxt.type_room.eq(fact.left_ge2),
                 ]
             with m.If(pos1):
-                m.d.comb += [nxt.carried.msg_type.eq(byte), nxt.carried.expect.eq(fact.expect)]
+                m.d.comb += nxt.carried.msg_type.eq(byte)
                 with m.If(state.carried.data):
                     m.d.comb += nxt.carried.kind.eq(fact.kind)
             kind = nxt.carried.kind
@@ -391,6 +426,18 @@ class OuchExtractor(wiring.Component):
                 with m.If(Cat(hits).any()):
                     m.d.comb += byte_k.eq(byte)
             got = fields_of(nxt)
+
+            # The fixed part's checks, as its bytes pass (by the state's kind: past the type).
+            hit = {name: (kind_before & fact[name]).any() for name in per_type[1:]}
+            with m.If(packet_start):
+                m.d.comb += got.checks.eq(0)
+            with m.If(hit["app_bad"]):
+                m.d.comb += got.checks.app_bad.eq(1)
+            with m.If(hit["side_bad"]):
+                m.d.comb += got.checks.side_bad.eq(1)
+            with m.If(hit["price"] & (hit["price_first"] | fields_of(state).checks.price_eq)):
+                m.d.comb += [got.checks.price_gt.eq(hit["price_gt"]),
+                             got.checks.price_eq.eq(hit["price_eq"])]
 
             # Where this packet is settled, and how.
             reason = {name: Signal(name=f"lane{k}_{name}") for name in MALFORMED}
@@ -430,8 +477,8 @@ class OuchExtractor(wiring.Component):
                 *(event.fields[name].eq(got[name]) for name in EVENT_FIELDS),
                 event.check.eq(check),
                 event.kind.eq(kind),
-                event.expect.eq(nxt.carried.expect),
-                event.price_high.eq(got.price[PRICE_BITS:] != 0),
+                event.app_bad.eq(got.checks.app_bad),
+                event.field_bad.eq(got.checks.side_bad | got.checks.price_gt),
             ]
             emits.append(settle)
             events.append(event)
@@ -494,13 +541,10 @@ class OuchExtractor(wiring.Component):
         kind = settled_3.kind
         fields = settled_3.fields
         late = {name: Signal(name=f"late_{name}") for name in ("bad_length", "bad_field")}
-        side_ok = Cat(fields.side == ord(s) for s in sorted(SIDES)).any()
-        price_bad = settled_3.price_high | (fields.price > OUCH_MAX_PRICE)
         with m.If(settled_3.check):
-            with m.If(of_kind(kind, app_types) & (fields.appendage_length != settled_3.expect)):
+            with m.If(settled_3.app_bad):
                 m.d.comb += late["bad_length"].eq(1)
-            with m.Elif((of_kind(kind, having["side"]) & ~side_ok) |
-                        (of_kind(kind, having["price"]) & price_bad)):
+            with m.Elif(settled_3.field_bad):
                 m.d.comb += late["bad_field"].eq(1)
         event = Signal(lane_event)
         m.d.comb += event.eq(settled_3.as_value()[:lane_event.size])
