@@ -273,13 +273,27 @@ class OuchExtractor(wiring.Component):
         beat_in = framed_in.beat.beat.beat
         hdr_in = beat_in.header
         payload_end = hdr_in.payload_start + hdr_in.payload_len
+        left_ahead = Signal(OFFSET_BITS)
+        seq_ahead = Signal(32)
         facts = []
         for k, lane in enumerate(beat_in.lanes):
             f = framed_in.framing[k]
             byte = lane.data
             offset = Signal(OFFSET_BITS, name=f"lane{k}_offset")
             left = Signal(OFFSET_BITS, name=f"lane{k}_left")   # payload bytes after this one
-            m.d.comb += [offset.eq(beat_in.offset + k), left.eq(payload_end - offset - 1)]
+            seq = Signal(32, name=f"lane{k}_seq")    # the byte's TCP sequence number
+            m.d.comb += offset.eq(beat_in.offset + k)
+            if width == 1:
+                # Worked out a beat ahead, for the next byte, off the byte's path: at W = 1
+                # the beat before a payload byte is in its frame and has the header record
+                # (the last TCP header byte has it, from ``header.done``; see the framer).
+                m.d.comb += [left.eq(left_ahead), seq.eq(seq_ahead)]
+                with m.If(self.i.valid):
+                    m.d.sync += [left_ahead.eq(payload_end - offset - 2),
+                                 seq_ahead.eq(hdr_in.seq + offset + 1 - hdr_in.payload_start)]
+            else:
+                m.d.comb += [left.eq(payload_end - offset - 1),
+                             seq.eq(hdr_in.seq + offset - hdr_in.payload_start)]
             length = f.length
             body = f.role == Role.BODY
             kind = [byte == ord(t) for t in types]
@@ -329,7 +343,7 @@ class OuchExtractor(wiring.Component):
             fact = Signal(fact_layout, name=f"lane{k}_facts")
             m.d.sync += [
                 fact.offset.eq(offset),
-                fact.type_seq.eq(hdr_in.seq + offset - hdr_in.payload_start),
+                fact.type_seq.eq(seq),
                 fact.left_ge2.eq(left >= 2),
                 fact.len_ge3.eq(length >= 3),
                 fact.start.eq(len_lo | pos0),
