@@ -69,7 +69,7 @@ def _digest(m, msg_type, fields, extra, good):
     """The digest (:func:`wiregate.sw.extract.digest`) of a settled client message of type
     ``msg_type``, zero unless it is ``good`` and of a DIGESTED type. ``fields`` are its event
     fields (zero where its layout has none), ``extra`` its layout's other fixed bytes
-    (big-endian, as captured; bytes past the layout's own are stale and masked here)."""
+    (big-endian, as captured; zero past the layout's own)."""
 
     def of_type(types):
         return Cat(msg_type == t[0] for t in types).any()
@@ -78,10 +78,7 @@ def _digest(m, msg_type, fields, extra, good):
     # to be zero (a good price's high bytes) are left out of the word and of the masks:
     # Verilator -O2 miscomputes some XOR trees over a word with a constant run inside.
     parts = []      # (value, or None where zero; width)
-    for b in reversed(range(DIGEST_EXTRA)):
-        users = [t for t in DIGESTED if b < len(digest_extra(CLIENT_LAYOUTS[t]))]
-        lsb = 8 * (DIGEST_EXTRA - 1 - b)
-        parts.append((Mux(of_type(users), extra[lsb:lsb + 8], 0), 8))
+    parts.append((extra, 8 * DIGEST_EXTRA))
     for name, size in reversed(DIGEST_FIELDS):
         field = fields[name]
         parts += [(field, len(field)), (None, 8 * size - len(field))]
@@ -204,10 +201,6 @@ class OuchExtractor(wiring.Component):
         data_type = ord(DATA_TYPES[direction])
         pass_types = [ord(t) for t in PASS_TYPES[direction]]
 
-        def of_kind(kind, names):
-            """The one-hot message ``kind`` is one of the types ``names``."""
-            return Cat(kind[types.index(t)] for t in names).any()
-
         # The packet state carried from byte to byte (and, for the exchange direction,
         # from segment to segment: its message may span them). From a client, the fixed
         # bytes the digest needs beyond the event fields are captured too (``extra``).
@@ -237,14 +230,13 @@ class OuchExtractor(wiring.Component):
         # fixed part (``app_bad``: the appendage length; ``field_bad``: the side or price).
         lane2_event = data.StructLayout({**{name: fl.shape for name, fl in lane_event},
                                          "check": 1, "kind": len(types), "app_bad": 1,
-                                         "field_bad": 1})
+                                         "field_bad": 1,
+                                         **({"extra": 8 * DIGEST_EXTRA} if client else {})})
 
         # Stage 1: the input beat registered, with what each lane's byte tells on its own
         # (its type decoded, its packet length compared with every layout's), and the
         # session's saved state picked, so that stage 2's lane chain only selects.
         fixed = [layouts[t].fixed_length for t in types]
-        having = {name: [t for t in types if name in {fl.name for fl in layouts[t].fields}]
-                  for name in EVENT_FIELDS}
         app_types = [t for t in types if layouts[t].appendage_length_field is not None]
         # ``start``: the byte starts a packet; ``early``: it settles the packet on its own
         # (a zero length, or the SoupBin type byte), for the reasons ``early_reason``;
@@ -443,8 +435,10 @@ class OuchExtractor(wiring.Component):
 
             # The fixed part's checks, as its bytes pass (by the state's kind: past the type).
             hit = {name: (kind_before & fact[name]).any() for name in per_type[1:]}
+            # A packet's captures start cleared: a field (or extra byte) its layout has not
+            # is zero, without a select by its type.
             with m.If(packet_start):
-                m.d.comb += got.checks.eq(0)
+                m.d.comb += [got[name].eq(0) for name in (*sizes, "checks")]
             with m.If(hit["app_bad"]):
                 m.d.comb += got.checks.app_bad.eq(1)
             with m.If(hit["side_bad"]):
@@ -493,6 +487,7 @@ class OuchExtractor(wiring.Component):
                 event.kind.eq(kind),
                 event.app_bad.eq(got.checks.app_bad),
                 event.field_bad.eq(got.checks.side_bad | got.checks.price_gt),
+                *([event.extra.eq(got.extra)] if client else []),
             ]
             emits.append(settle)
             events.append(event)
@@ -537,15 +532,6 @@ class OuchExtractor(wiring.Component):
             settled_3.valid.eq(valid & event_2.valid),
             crowded_3.eq(sum(emits) > 1 if width > 1 else Const(0)),
         ]
-        if client:
-            # The extra bytes are the state's after the settling beat: a later packet in that
-            # beat reaches pos width - 4 at most.
-            first = min(at + 1 for t in DIGESTED for at in digest_extra(layouts[t]))
-            if first <= width - 4:
-                raise ValueError(f"W = {width}: a digest byte at pos {first} can be "
-                                 "overwritten in the beat that settles its message")
-            extra_3 = Signal(8 * DIGEST_EXTRA)
-            m.d.sync += extra_3.eq(state.fields.extra)
 
         # Stage 3: the fixed part's fields checked, the event's fields gated, the frame's
         # verdicts, on stage 2's registered event.
@@ -566,9 +552,8 @@ class OuchExtractor(wiring.Component):
             bit = MALFORMED.index(name)
             m.d.comb += event.malformed[bit].eq(settled_3.malformed[bit] | late[name])
         good = event.valid & (event.malformed == 0)
-        for name in EVENT_FIELDS:
-            with m.If(~(good & of_kind(kind, having[name]))):
-                m.d.comb += event.fields[name].eq(0)
+        with m.If(~good):
+            m.d.comb += event.fields.eq(0)
 
         last, bad_fcs = frame_end(lanes)
         crowded_now = crowded_3
@@ -604,13 +589,12 @@ class OuchExtractor(wiring.Component):
         ]
         m.d.comb += o.event.eq(settled)
         if client:
-            # Beside the event's register, from stage 2's: the fields as the layout has them
-            # (the event's own are also cleared unless it is good, which only the digest's
-            # zero depends on), so that the late checks do not lead into the XOR trees.
+            # Beside the event's register, from stage 2's fields (the event's own are also
+            # cleared unless it is good, which only the digest's zero depends on), so that
+            # the late reasons do not lead into the XOR trees.
             digest = Signal(DIGEST_BITS, name="digest_out")
-            of_layout = {name: Mux(of_kind(kind, having[name]), fields[name], 0)
-                         for name, _ in DIGEST_FIELDS}
-            m.d.sync += digest.eq(_digest(m, settled_3.msg_type, of_layout, extra_3, good))
+            m.d.sync += digest.eq(_digest(m, settled_3.msg_type, fields, settled_3.extra,
+                                          good))
             m.d.comb += o.event.digest.eq(digest)
 
         # Counted from the output registers, a cycle after the verdicts.
