@@ -191,8 +191,7 @@ def _run_nextpnr(args: list[str], cwd: Path) -> None:
 
 
 def place_and_route(component: wiring.Component, name: str, build_dir: Path, *,
-                    part="25k", package="CABGA256", speed=6, freq=125.0, seed=1,
-                    router="router1") -> dict:
+                    part="25k", package="CABGA256", speed=6, freq=125.0, seed=1) -> dict:
     """Synthesize ``component`` out of context and place and route it.
 
     Parameters
@@ -204,9 +203,9 @@ def place_and_route(component: wiring.Component, name: str, build_dir: Path, *,
     build_dir : Path
         Where the Verilog, ``yosys.log``, ``stat.json``, the netlist, ``nextpnr.log`` and
         ``report.json`` go.
-    part, package, speed, freq, seed, router
+    part, package, speed, freq, seed
         nextpnr-ecp5's device option (a key of :data:`PARTS`), package, speed grade, target
-        clock in MHz, placer seed and router (``router1`` or ``router2``).
+        clock in MHz and placer seed.
 
     Returns
     -------
@@ -227,7 +226,6 @@ def place_and_route(component: wiring.Component, name: str, build_dir: Path, *,
     started = time.monotonic()
     _run_nextpnr(["--json", "netlist.json", f"--{part}", "--package", package,
                   "--speed", str(speed), "--freq", str(freq), "--seed", str(seed),
-                  "--router", router,
                   "--timing-allow-fail", "--report", "report.json"], build_dir)
     log.info("nextpnr-ecp5 of %s: %.1f s", name, time.monotonic() - started)
     stat = json.loads((build_dir / "stat.json").read_text())["design"]["num_cells_by_type"]
@@ -318,8 +316,6 @@ def main(argv=None):
     parser.add_argument("--speed", type=int, choices=(6, 7, 8), default=6)
     parser.add_argument("--freq", type=float, default=125.0, help="target clock in MHz")
     parser.add_argument("--seed", type=int, default=1, help="placer seed")
-    parser.add_argument("--router", choices=("router1", "router2"), default="router1",
-                        help="nextpnr's router (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
 
@@ -331,7 +327,7 @@ def main(argv=None):
     started = time.monotonic()
     result = place_and_route(factory(**build), args.block, build_dir, part=args.part,
                              package=args.package, speed=args.speed, freq=args.freq,
-                             seed=args.seed, router=args.router)
+                             seed=args.seed)
     summary = summarize(result, args.part, args.freq)
     elapsed = time.monotonic() - started
     if args.json:
