@@ -162,8 +162,9 @@ class OuchExtractor(wiring.Component):
     Latency
     -------
     :attr:`latency` (three) cycles: the input beat is registered with what each of its bytes
-    tells on its own (stage 1), the lane chain settles the event (stage 2), then the fields
-    of its fixed part are checked and gated and the frame's verdicts taken (stage 3). The
+    tells on its own (stage 1), the lane chain settles the event and checks its fixed part
+    as it passes (stage 2), then the checks become reasons, the fields are gated, the
+    digest is taken and the frame's verdicts (stage 3). The
     event rides on the output beat that holds its last needed byte; the counters follow a
     cycle later.
     """
@@ -229,7 +230,7 @@ class OuchExtractor(wiring.Component):
         # Stage 2's event: the fields as captured, gated in stage 3, with the checks of its
         # fixed part (``app_bad``: the appendage length; ``field_bad``: the side or price).
         lane2_event = data.StructLayout({**{name: fl.shape for name, fl in lane_event},
-                                         "check": 1, "kind": len(types), "app_bad": 1,
+                                         "check": 1, "app_bad": 1,
                                          "field_bad": 1,
                                          **({"extra": 8 * DIGEST_EXTRA} if client else {})})
 
@@ -484,7 +485,6 @@ class OuchExtractor(wiring.Component):
                 event.type_seq.eq(Mux(nxt.here, nxt.type_seq, 0)),
                 *(event.fields[name].eq(got[name]) for name in EVENT_FIELDS),
                 event.check.eq(check),
-                event.kind.eq(kind),
                 event.app_bad.eq(got.checks.app_bad),
                 event.field_bad.eq(got.checks.side_bad | got.checks.price_gt),
                 *([event.extra.eq(got.extra)] if client else []),
@@ -533,12 +533,11 @@ class OuchExtractor(wiring.Component):
             crowded_3.eq(sum(emits) > 1 if width > 1 else Const(0)),
         ]
 
-        # Stage 3: the fixed part's fields checked, the event's fields gated, the frame's
+        # Stage 3: the fixed part's checks made reasons, the event's fields gated, the frame's
         # verdicts, on stage 2's registered event.
         tracked = framed_3.beat
         beat = tracked.beat.beat
         lanes = beat.lanes
-        kind = settled_3.kind
         fields = settled_3.fields
         late = {name: Signal(name=f"late_{name}") for name in ("bad_length", "bad_field")}
         with m.If(settled_3.check):
