@@ -64,12 +64,12 @@ def _headers(width):
 
 
 def _stage(module_name, cls_name, directed=False):
-    """A factory of the ingress stage ``cls_name`` with the default register map."""
-    def factory(width, direction="exchange"):
-        from wiregate.sw.regmap import RegisterMap
+    """A factory of the ingress stage ``cls_name`` with ``profile``'s register map (as many
+    sessions as the profile's)."""
+    def factory(width, profile, direction="exchange"):
         cls = getattr(importlib.import_module(f"wiregate.hw.ingress.{module_name}"), cls_name)
         kwargs = {"toward_exchange": direction == "exchange"} if directed else {}
-        return cls(width, RegisterMap(), **kwargs)
+        return cls(width, _profile_regmap(profile, width), **kwargs)
     return factory
 
 
@@ -94,10 +94,11 @@ BLOCKS = {
     "ingress": SYNTH_BLOCKS["ingress"],
     "holdback": SYNTH_BLOCKS["holdback"],
     "headers": (_headers, ("width",)),
-    "sessions": (_stage("sessions", "SessionLookup", True), ("width", "direction")),
-    "tcp_tracker": (_stage("tcp_tracker", "TcpTracker"), ("width",)),
-    "soupbin": (_stage("soupbin", "SoupBinFramer"), ("width",)),
-    "ouch_extract": (_stage("ouch_extract", "OuchExtractor", True), ("width", "direction")),
+    "sessions": (_stage("sessions", "SessionLookup", True), ("width", "direction", "profile")),
+    "tcp_tracker": (_stage("tcp_tracker", "TcpTracker"), ("width", "profile")),
+    "soupbin": (_stage("soupbin", "SoupBinFramer"), ("width", "profile")),
+    "ouch_extract": (_stage("ouch_extract", "OuchExtractor", True),
+                     ("width", "direction", "profile")),
     "register_file": (_control("register_file", "RegisterFile"), ("profile",)),
     "control_port": (_control("control_port", "ControlPort"), ("profile",)),
     "dropcopy": (_control("dropcopy", "DropCopy"), ("profile",)),
@@ -308,7 +309,7 @@ def main(argv=None):
                         help="where the frames go (ingress, sessions, ouch_extract)")
     parser.add_argument("--delay", type=int, default=27, help="holdback delay in bytes")
     parser.add_argument("--profile", default="full",
-                        help=f"build profile of the ingress: {', '.join(PROFILES)} "
+                        help=f"build profile of the ingress and its stages: {', '.join(PROFILES)} "
                         "(default: %(default)s)")
     parser.add_argument("--part", choices=sorted(PARTS), default="25k")
     parser.add_argument("--package", default="CABGA256")

@@ -114,3 +114,18 @@ def test_control_blocks_take_the_profiles_sizes():
         else:
             assert (block.regmap.n_sessions, block.regmap.n_symbols) == \
                 (chosen.n_sessions, chosen.n_symbols)
+
+
+def test_ingress_stages_take_the_profiles_sessions():
+    # An ingress stage alone is placed with as many sessions as the profile's part holds:
+    # the session its output names ranges over the profile's, not the simulation default.
+    chosen = profile("colorlight-5a75b")
+    paths = {"sessions": (), "tcp_tracker": ("beat",), "soupbin": ("beat", "beat"),
+             "ouch_extract": ("event",)}
+    for name, path in paths.items():
+        factory, options = BLOCKS[name]
+        assert "profile" in options
+        layout = factory(width=1, profile=chosen).o.payload.shape()
+        for member in path:
+            layout = layout[member].shape
+        assert layout["session"].shape == range(chosen.n_sessions), name

@@ -65,11 +65,11 @@ def _field_sizes():
 FIELD_SIZES = _field_sizes()
 
 
-def _digest(m, event, extra):
-    """The digest of a settled client ``event`` (:func:`wiregate.sw.extract.digest`) whose
-    layout's other fixed bytes are ``extra`` (big-endian, as captured; bytes past the
-    layout's own are stale and masked here)."""
-    msg_type = event.msg_type
+def _digest(m, msg_type, fields, extra, good):
+    """The digest (:func:`wiregate.sw.extract.digest`) of a settled client message of type
+    ``msg_type``, zero unless it is ``good`` and of a DIGESTED type. ``fields`` are its event
+    fields (zero where its layout has none), ``extra`` its layout's other fixed bytes
+    (big-endian, as captured; zero past the layout's own)."""
 
     def of_type(types):
         return Cat(msg_type == t[0] for t in types).any()
@@ -78,12 +78,9 @@ def _digest(m, event, extra):
     # to be zero (a good price's high bytes) are left out of the word and of the masks:
     # Verilator -O2 miscomputes some XOR trees over a word with a constant run inside.
     parts = []      # (value, or None where zero; width)
-    for b in reversed(range(DIGEST_EXTRA)):
-        users = [t for t in DIGESTED if b < len(digest_extra(CLIENT_LAYOUTS[t]))]
-        lsb = 8 * (DIGEST_EXTRA - 1 - b)
-        parts.append((Mux(of_type(users), extra[lsb:lsb + 8], 0), 8))
+    parts.append((extra, 8 * DIGEST_EXTRA))
     for name, size in reversed(DIGEST_FIELDS):
-        field = event.fields[name]
+        field = fields[name]
         parts += [(field, len(field)), (None, 8 * size - len(field))]
     parts.append((msg_type, 8))
     held, at = [], 0        # the input bits the word holds
@@ -96,7 +93,7 @@ def _digest(m, event, extra):
         raise ValueError("the digest input is not the one sw/extract.py declares")
     word = Signal(len(held), name="digest_input")
     digest = Signal(DIGEST_BITS, name="digest")
-    digested = event.valid & (event.malformed == 0) & of_type(DIGESTED)
+    digested = good & of_type(DIGESTED)
     trees = [(word & sum((mask >> bit & 1) << k for k, bit in enumerate(held))).xor()
              for mask in DIGEST_MASKS]
     m.d.comb += [
@@ -165,8 +162,9 @@ class OuchExtractor(wiring.Component):
     Latency
     -------
     :attr:`latency` (three) cycles: the input beat is registered with what each of its bytes
-    tells on its own (stage 1), the lane chain settles the event (stage 2), then the fields
-    of its fixed part are checked and gated and the frame's verdicts taken (stage 3). The
+    tells on its own (stage 1), the lane chain settles the event and checks its fixed part
+    as it passes (stage 2), then the checks become reasons, the fields are gated, the
+    digest is taken and the frame's verdicts (stage 3). The
     event rides on the output beat that holds its last needed byte; the counters follow a
     cycle later.
     """
@@ -204,19 +202,19 @@ class OuchExtractor(wiring.Component):
         data_type = ord(DATA_TYPES[direction])
         pass_types = [ord(t) for t in PASS_TYPES[direction]]
 
-        def of_kind(kind, names):
-            """The one-hot message ``kind`` is one of the types ``names``."""
-            return Cat(kind[types.index(t)] for t in names).any()
-
         # The packet state carried from byte to byte (and, for the exchange direction,
         # from segment to segment: its message may span them). From a client, the fixed
         # bytes the digest needs beyond the event fields are captured too (``extra``).
         # ``kind`` is the message type one-hot (zero until a data packet's type byte, and for
-        # an unknown type), ``expect`` the appendage length its packet length gives.
+        # an unknown type). Beside the captured fields, the checks of the fixed part as its
+        # bytes pass (``checks``): the appendage length is not the one the packet length
+        # gives, the side is not a side, the price so far is above the largest valid one
+        # (``price_gt``) or equal to it (``price_eq``).
         sizes = {**FIELD_SIZES, **({"extra": DIGEST_EXTRA} if client else {})}
         capture = {name: 8 * size for name, size in sizes.items()}
-        carried = {"sb_type": 8, "msg_type": 8, "done": 1, "data": 1, "kind": len(types),
-                   "expect": 16}
+        capture["checks"] = data.StructLayout({"app_bad": 1, "side_bad": 1, "price_gt": 1,
+                                               "price_eq": 1})
+        carried = {"sb_type": 8, "msg_type": 8, "done": 1, "data": 1, "kind": len(types)}
         if not client:
             carried.update(capture)
         carried_layout = data.StructLayout(carried)
@@ -229,65 +227,129 @@ class OuchExtractor(wiring.Component):
             **({"fields": data.StructLayout(capture)} if client else {}),
         })
 
-        # Stage 2's event: the fields as captured, checked and gated in stage 3 (``price_high``:
-        # the captured price has bits above the event's).
+        # Stage 2's event: the fields as captured, gated in stage 3, with the checks of its
+        # fixed part (``app_bad``: the appendage length; ``field_bad``: the side or price).
         lane2_event = data.StructLayout({**{name: fl.shape for name, fl in lane_event},
-                                         "check": 1, "kind": len(types), "expect": 16,
-                                         "price_high": 1})
+                                         "check": 1, "app_bad": 1,
+                                         "field_bad": 1,
+                                         **({"extra": 8 * DIGEST_EXTRA} if client else {})})
 
         # Stage 1: the input beat registered, with what each lane's byte tells on its own
         # (its type decoded, its packet length compared with every layout's), and the
         # session's saved state picked, so that stage 2's lane chain only selects.
         fixed = [layouts[t].fixed_length for t in types]
-        having = {name: [t for t in types if name in {fl.name for fl in layouts[t].fields}]
-                  for name in EVENT_FIELDS}
         app_types = [t for t in types if layouts[t].appendage_length_field is not None]
+        # ``start``: the byte starts a packet; ``early``: it settles the packet on its own
+        # (a zero length, or the SoupBin type byte), for the reasons ``early_reason``;
+        # ``p1_*``: as the message type byte, what it settles (``p1_pending``: nothing yet).
+        # Per message type, as a byte of that type's fixed part: ``app_bad``, an appendage
+        # length byte other than the packet length gives; ``side_bad``, a side byte that is no
+        # side; ``price``, a price byte (``price_first``: its first), compared with the
+        # largest valid price's byte (``price_gt``, ``price_eq``).
+        reason_layout = data.StructLayout({name: 1 for name in MALFORMED})
+        per_type = ("at_fixed", "app_bad", "side_bad", "price", "price_first", "price_gt",
+                    "price_eq")
         fact_layout = data.StructLayout({
-            "offset": OFFSET_BITS, "type_seq": 32, "left0": 1, "left_ge2": 1,
-            "len0": 1, "len1": 1, "len_ge3": 1, "pos0": 1, "pos1": 1,
-            "sb_known": 1, "sb_data": 1, "kind": len(types),
-            "p1_bad_length": 1, "p1_split": 1, "expect": 16, "at_fixed": len(types),
+            "offset": OFFSET_BITS, "type_seq": 32, "left_ge2": 1, "len_ge3": 1,
+            "start": 1, "pos0": 1, "pos1": 1, "sb_data": 1, "kind": len(types),
+            "early": 1, "early_reason": reason_layout,
+            "p1_pending": 1, "p1_reason": reason_layout,
+            **{name: len(types) for name in per_type},
         })
+        max_price = OUCH_MAX_PRICE.to_bytes(FIELD_SIZES["price"], "big")
+        side_bytes = [ord(side) for side in sorted(SIDES)]
+
+        def field_at(t, name):
+            """The SoupBin position of field ``name``'s first byte in type ``t``, or None."""
+            return next((fl.offset + 1 for fl in layouts[t].fields if fl.name == name), None)
         framed_in = self.i.payload
         beat_in = framed_in.beat.beat.beat
         hdr_in = beat_in.header
         payload_end = hdr_in.payload_start + hdr_in.payload_len
+        left_ahead = Signal(OFFSET_BITS)
+        seq_ahead = Signal(32)
         facts = []
         for k, lane in enumerate(beat_in.lanes):
             f = framed_in.framing[k]
             byte = lane.data
             offset = Signal(OFFSET_BITS, name=f"lane{k}_offset")
             left = Signal(OFFSET_BITS, name=f"lane{k}_left")   # payload bytes after this one
-            m.d.comb += [offset.eq(beat_in.offset + k), left.eq(payload_end - offset - 1)]
+            seq = Signal(32, name=f"lane{k}_seq")    # the byte's TCP sequence number
+            m.d.comb += offset.eq(beat_in.offset + k)
+            if width == 1:
+                # Worked out a beat ahead, for the next byte, off the byte's path: at W = 1
+                # the beat before a payload byte is in its frame and has the header record
+                # (the last TCP header byte has it, from ``header.done``; see the framer).
+                m.d.comb += [left.eq(left_ahead), seq.eq(seq_ahead)]
+                with m.If(self.i.valid):
+                    m.d.sync += [left_ahead.eq(payload_end - offset - 2),
+                                 seq_ahead.eq(hdr_in.seq + offset + 1 - hdr_in.payload_start)]
+            else:
+                m.d.comb += [left.eq(payload_end - offset - 1),
+                             seq.eq(hdr_in.seq + offset - hdr_in.payload_start)]
             length = f.length
             body = f.role == Role.BODY
             kind = [byte == ord(t) for t in types]
-            expect = Const(0, 16)
-            for t in app_types:
-                expect = Mux(kind[types.index(t)], length - 1 - layouts[t].fixed_length, expect)
+            # Each type's fixed-part checks, as far as this byte is one of its checked fields.
+            checks = {name: [Const(0)] * len(types) for name in per_type[1:]}
+            side_ok = Cat(byte == side for side in side_bytes).any()
+            for j, t in enumerate(types):
+                if t in app_types:
+                    at = field_at(t, layouts[t].appendage_length_field)
+                    expect = Signal(16, name=f"lane{k}_expect_{t.decode()}")
+                    m.d.comb += expect.eq(length - 1 - layouts[t].fixed_length)
+                    checks["app_bad"][j] = body & (((f.pos == at) & (byte != expect[8:])) |
+                                                   ((f.pos == at + 1) & (byte != expect[:8])))
+                at = field_at(t, "side")
+                if at is not None:
+                    checks["side_bad"][j] = body & (f.pos == at) & ~side_ok
+                at = field_at(t, "price")
+                if at is not None:
+                    on = [body & (f.pos == at + b) for b in range(len(max_price))]
+                    checks["price"][j] = Cat(on).any()
+                    checks["price_first"][j] = on[0]
+                    checks["price_gt"][j] = Cat(on[b] & (byte > v)
+                                                for b, v in enumerate(max_price)).any()
+                    checks["price_eq"][j] = Cat(on[b] & (byte == v)
+                                                for b, v in enumerate(max_price)).any()
             # As the type byte (pos 1), what the settle rules of stage 2 need of its layout.
             bad_length = [(length - 1 < size) |
                           ((length - 1 != size) if t not in app_types else Const(0))
                           for t, size in zip(types, fixed, strict=True)]
             split = [left < size - 1 for size in fixed]
+            pos0 = body & (f.pos == 0)
+            sb_data = byte == data_type
+            sb_known = sb_data | Cat(byte == t for t in pass_types).any()
+            len_lo = f.role == Role.LEN_LO
+            # The settle rules of stage 2 as far as this byte decides them, in their order.
+            early = {"bad_length": (len_lo & (length == 0)) |
+                     (pos0 & sb_data & (length == 1)),
+                     "unknown_type": pos0 & ~sb_known,
+                     "split": pos0 & sb_data & (length != 1) & (left == 0)
+                     if client else Const(0)}
+            p1_unknown = Cat(kind) == 0
+            p1_bad_length = ~p1_unknown & Cat(
+                kind[j] & bad_length[j] for j in range(len(kind))).any()
+            p1_split = ~p1_unknown & ~p1_bad_length & Cat(
+                kind[j] & split[j] for j in range(len(types))).any() if client else Const(0)
+            p1 = {"unknown_type": p1_unknown, "bad_length": p1_bad_length, "split": p1_split}
             fact = Signal(fact_layout, name=f"lane{k}_facts")
             m.d.sync += [
                 fact.offset.eq(offset),
-                fact.type_seq.eq(hdr_in.seq + offset - hdr_in.payload_start),
-                fact.left0.eq(left == 0),
+                fact.type_seq.eq(seq),
                 fact.left_ge2.eq(left >= 2),
-                fact.len0.eq(length == 0),
-                fact.len1.eq(length == 1),
                 fact.len_ge3.eq(length >= 3),
-                fact.pos0.eq(body & (f.pos == 0)),
+                fact.start.eq(len_lo | pos0),
+                fact.pos0.eq(pos0),
                 fact.pos1.eq(body & (f.pos == 1)),
-                fact.sb_known.eq((byte == data_type) |
-                                 Cat(byte == t for t in pass_types).any()),
-                fact.sb_data.eq(byte == data_type),
+                fact.sb_data.eq(sb_data),
                 fact.kind.eq(Cat(kind)),
-                fact.p1_bad_length.eq(Cat(kind[j] & bad_length[j] for j in range(len(kind))).any()),
-                fact.p1_split.eq(Cat(kind[j] & split[j] for j in range(len(types))).any()),
-                fact.expect.eq(expect),
+                fact.early.eq(Cat(early.values()).any()),
+                *(fact.early_reason[name].eq(early.get(name, 0)) for name in MALFORMED),
+                fact.p1_pending.eq(~Cat(p1.values()).any() & Cat(
+                    kind[j] for j, size in enumerate(fixed) if size != 1).any()),
+                *(fact.p1_reason[name].eq(p1.get(name, 0)) for name in MALFORMED),
+                *(fact[name].eq(Cat(bits)) for name, bits in checks.items()),
                 fact.at_fixed.eq(Cat(body & (f.pos == size) if size >= 2 else Const(0)
                                      for size in fixed)),
             ]
@@ -331,7 +393,7 @@ class OuchExtractor(wiring.Component):
 
             nxt = Signal(local_layout, name=f"lane{k}_state")
             m.d.comb += nxt.eq(state)
-            packet_start = (f.role == Role.LEN_LO) | pos0
+            packet_start = fact.start
             with m.If(packet_start):
                 m.d.comb += [
                     nxt.carried.sb_type.eq(Mux(pos0, byte, 0)),
@@ -345,15 +407,18 @@ class OuchExtractor(wiring.Component):
                     nxt.type_room.eq(fact.left_ge2),
                 ]
             with m.If(pos1):
-                m.d.comb += [nxt.carried.msg_type.eq(byte), nxt.carried.expect.eq(fact.expect)]
+                m.d.comb += nxt.carried.msg_type.eq(byte)
                 with m.If(state.carried.data):
                     m.d.comb += nxt.carried.kind.eq(fact.kind)
             kind = nxt.carried.kind
+            # Past the type byte (a field's byte, the fixed part's last), the kind is the
+            # state's: read there so, no select of the type byte sits in those paths.
+            kind_before = state.carried.kind
 
             # The message's fields, captured by the layout its kind names.
             writes = {}
             for t, layout in layouts.items():
-                is_t = kind[types.index(t)]
+                is_t = kind_before[types.index(t)]
                 for fl in layout.fields:
                     if fl.name in EVENT_FIELDS:
                         for b in range(fl.size):
@@ -369,33 +434,34 @@ class OuchExtractor(wiring.Component):
                     m.d.comb += byte_k.eq(byte)
             got = fields_of(nxt)
 
+            # The fixed part's checks, as its bytes pass (by the state's kind: past the type).
+            hit = {name: (kind_before & fact[name]).any() for name in per_type[1:]}
+            # A packet's captures start cleared: a field (or extra byte) its layout has not
+            # is zero, without a select by its type.
+            with m.If(packet_start):
+                m.d.comb += [got[name].eq(0) for name in (*sizes, "checks")]
+            with m.If(hit["app_bad"]):
+                m.d.comb += got.checks.app_bad.eq(1)
+            with m.If(hit["side_bad"]):
+                m.d.comb += got.checks.side_bad.eq(1)
+            with m.If(hit["price"] & (hit["price_first"] | fields_of(state).checks.price_eq)):
+                m.d.comb += [got.checks.price_gt.eq(hit["price_gt"]),
+                             got.checks.price_eq.eq(hit["price_eq"])]
+
             # Where this packet is settled, and how.
             reason = {name: Signal(name=f"lane{k}_{name}") for name in MALFORMED}
             settle = Signal(name=f"lane{k}_settle")
             check = Signal(name=f"lane{k}_check")
             settled_before = state.carried.done & ~packet_start
             with m.If(~settled_before):
-                with m.If((f.role == Role.LEN_LO) & fact.len0):
-                    m.d.comb += [settle.eq(1), reason["bad_length"].eq(1)]
-                with m.Elif(pos0):
-                    with m.If(~fact.sb_known):
-                        m.d.comb += [settle.eq(1), reason["unknown_type"].eq(1)]
-                    with m.Elif(fact.sb_data & fact.len1):
-                        m.d.comb += [settle.eq(1), reason["bad_length"].eq(1)]
-                    with m.Elif(fact.sb_data & fact.left0 if client else Const(0)):
-                        m.d.comb += [settle.eq(1), reason["split"].eq(1)]
-                with m.Elif(pos1 & nxt.carried.data):
+                with m.If(fact.early):
                     m.d.comb += settle.eq(1)
-                    with m.If(kind == 0):
-                        m.d.comb += reason["unknown_type"].eq(1)
-                    with m.Elif(fact.p1_bad_length):
-                        m.d.comb += reason["bad_length"].eq(1)
-                    with m.Elif(fact.p1_split if client else Const(0)):
-                        m.d.comb += reason["split"].eq(1)
-                    with m.Elif(of_kind(kind, [t for t, size in zip(types, fixed, strict=True)
-                                               if size != 1])):
-                        m.d.comb += settle.eq(0)
-                with m.Elif((kind & fact.at_fixed) != 0):
+                    m.d.comb += [reason[name].eq(fact.early_reason[name]) for name in MALFORMED]
+                with m.Elif(pos1 & state.carried.data):
+                    # The type byte of a data packet (its kind is ``fact.kind``).
+                    m.d.comb += settle.eq(~fact.p1_pending)
+                    m.d.comb += [reason[name].eq(fact.p1_reason[name]) for name in MALFORMED]
+                with m.Elif((kind_before & fact.at_fixed) != 0):
                     # At the last byte of the fixed part: its fields are checked in stage 3.
                     m.d.comb += [settle.eq(1), check.eq(1)]
             with m.If(settle):
@@ -419,9 +485,9 @@ class OuchExtractor(wiring.Component):
                 event.type_seq.eq(Mux(nxt.here, nxt.type_seq, 0)),
                 *(event.fields[name].eq(got[name]) for name in EVENT_FIELDS),
                 event.check.eq(check),
-                event.kind.eq(kind),
-                event.expect.eq(nxt.carried.expect),
-                event.price_high.eq(got.price[PRICE_BITS:] != 0),
+                event.app_bad.eq(got.checks.app_bad),
+                event.field_bad.eq(got.checks.side_bad | got.checks.price_gt),
+                *([event.extra.eq(got.extra)] if client else []),
             ]
             emits.append(settle)
             events.append(event)
@@ -443,8 +509,11 @@ class OuchExtractor(wiring.Component):
                 with m.Elif(save_1 == Save.FRESH):
                     m.d.sync += saved[k].eq(0)
 
-        # One event per beat: the first; any other makes the frame crowded.
+        # One event per beat: the first; any other makes the frame crowded. Registered whole
+        # whether or not a lane settles (lane 0's then, not valid), so that the settle logic
+        # reaches only the register's ``valid``; the event is cleared after stage 3.
         event_2 = Signal(lane2_event)
+        m.d.comb += event_2.eq(events[0])
         for k in reversed(range(width)):
             with m.If(emits[k]):
                 m.d.comb += event_2.eq(events[k])
@@ -459,35 +528,22 @@ class OuchExtractor(wiring.Component):
         m.d.sync += [
             framed_3.eq(framed),
             valid_3.eq(valid),
-            settled_3.eq(Mux(valid, event_2.as_value(), 0)),
+            settled_3.eq(event_2),
+            settled_3.valid.eq(valid & event_2.valid),
             crowded_3.eq(sum(emits) > 1 if width > 1 else Const(0)),
         ]
-        if client:
-            # The extra bytes are the state's after the settling beat: a later packet in that
-            # beat reaches pos width - 4 at most.
-            first = min(at + 1 for t in DIGESTED for at in digest_extra(layouts[t]))
-            if first <= width - 4:
-                raise ValueError(f"W = {width}: a digest byte at pos {first} can be "
-                                 "overwritten in the beat that settles its message")
-            extra_3 = Signal(8 * DIGEST_EXTRA)
-            extra_4 = Signal(8 * DIGEST_EXTRA)
-            m.d.sync += [extra_3.eq(state.fields.extra), extra_4.eq(extra_3)]
 
-        # Stage 3: the fixed part's fields checked, the event's fields gated, the frame's
+        # Stage 3: the fixed part's checks made reasons, the event's fields gated, the frame's
         # verdicts, on stage 2's registered event.
         tracked = framed_3.beat
         beat = tracked.beat.beat
         lanes = beat.lanes
-        kind = settled_3.kind
         fields = settled_3.fields
         late = {name: Signal(name=f"late_{name}") for name in ("bad_length", "bad_field")}
-        side_ok = Cat(fields.side == ord(s) for s in sorted(SIDES)).any()
-        price_bad = settled_3.price_high | (fields.price > OUCH_MAX_PRICE)
         with m.If(settled_3.check):
-            with m.If(of_kind(kind, app_types) & (fields.appendage_length != settled_3.expect)):
+            with m.If(settled_3.app_bad):
                 m.d.comb += late["bad_length"].eq(1)
-            with m.Elif((of_kind(kind, having["side"]) & ~side_ok) |
-                        (of_kind(kind, having["price"]) & price_bad)):
+            with m.Elif(settled_3.field_bad):
                 m.d.comb += late["bad_field"].eq(1)
         event = Signal(lane_event)
         m.d.comb += event.eq(settled_3.as_value()[:lane_event.size])
@@ -495,9 +551,8 @@ class OuchExtractor(wiring.Component):
             bit = MALFORMED.index(name)
             m.d.comb += event.malformed[bit].eq(settled_3.malformed[bit] | late[name])
         good = event.valid & (event.malformed == 0)
-        for name in EVENT_FIELDS:
-            with m.If(~(good & of_kind(kind, having[name]))):
-                m.d.comb += event.fields[name].eq(0)
+        with m.If(~good):
+            m.d.comb += event.fields.eq(0)
 
         last, bad_fcs = frame_end(lanes)
         crowded_now = crowded_3
@@ -526,15 +581,20 @@ class OuchExtractor(wiring.Component):
         m.d.sync += [
             self.o.valid.eq(valid_3),
             o.beat.eq(framed_3),
-            settled.eq(event.as_value()),
+            settled.eq(Mux(event.valid, event.as_value(), 0)),
             o.void.eq(void),
             crowded_end.eq(hit_end & crowded_frame),
             unrewritable_end.eq(hit_end & unrewritable_frame),
         ]
         m.d.comb += o.event.eq(settled)
         if client:
-            # After the register, off the lane chain.
-            m.d.comb += o.event.digest.eq(_digest(m, settled, extra_4))
+            # Beside the event's register, from stage 2's fields (the event's own are also
+            # cleared unless it is good, which only the digest's zero depends on), so that
+            # the late reasons do not lead into the XOR trees.
+            digest = Signal(DIGEST_BITS, name="digest_out")
+            m.d.sync += digest.eq(_digest(m, settled_3.msg_type, fields, settled_3.extra,
+                                          good))
+            m.d.comb += o.event.digest.eq(digest)
 
         # Counted from the output registers, a cycle after the verdicts.
         count_event(m, self.count_events, settled.valid)
