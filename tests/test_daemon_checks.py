@@ -6,6 +6,7 @@ unit is $0.0001), not by the check's own arithmetic.
 """
 
 import itertools
+from pathlib import Path
 
 import pytest
 import yaml
@@ -407,3 +408,15 @@ def test_a_replace_of_an_order_the_daemon_never_saw_counts_without_a_symbol():
     assert fired(velocity, records) == [(0, Action(
         "n", "alert", None, "$3,000.00 of new notional within 1s, above $2,999.00"))]
     assert fired(locate, records) == []
+
+
+def test_the_demo_checks_file_builds_one_alerting_check_of_each_kind():
+    """examples/demo-checks.yaml (the demo-load run's ``--checks``) declares every check the
+    daemon has, each only alerting, so the demo trades the same day with them."""
+    section = yaml.safe_load(Path(__file__).parent.parent.joinpath(
+        "examples", "demo-checks.yaml").read_text())["checks"]
+    checks = build_checks(section)
+    assert {type(check) for check in checks} == {
+        GrossNotional, Concentration, OrderVelocity, NotionalVelocity, RepeatedExecutions,
+        Locate}
+    assert {entry["action"] for entry in section} == {"alert"}

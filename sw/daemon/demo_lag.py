@@ -9,6 +9,11 @@ the last record's time while records wait) and ``wiregate_dropcopy_behind_record
 between reads, each record's ``queued`` (the records ahead of it in the gateway's queue when
 it was made). The monitor's own shadow check runs too, in the same process: the lag is an
 upper bound.
+
+With ``--checks FILE`` (a YAML file with a ``checks:`` section, as in the daemon's
+configuration; ``examples/demo-checks.yaml``) every record also goes to those software
+checks, and what each asked for (count, first action) is printed. Only their actions are
+collected, none is carried out, so the demo's day is the same with or without them.
 """
 
 import argparse
@@ -17,6 +22,8 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 from wiregate.sim.demo import Demo
 from wiregate.sw.audit import AuditWriter
@@ -27,7 +34,7 @@ from wiregate.sw.shadow import ShadowCheck
 from .alerts import Alerts
 from .bench import report
 from .config import DaemonConfig
-from .service import Daemon
+from .service import Daemon, configured_checks
 
 __all__ = ["LagDemo"]
 
@@ -53,10 +60,12 @@ class LagDemo(Demo):
         (lag_us, behind_records) at each status read.
     """
 
-    def __init__(self, out: Path, orders: int, status_s: float, audit: Path):
+    def __init__(self, out: Path, orders: int, status_s: float, audit: Path, checks=()):
         super().__init__(out, orders)
         self.status_s = status_s
         self.samples: list[tuple[float, float]] = []
+        self.checks = list(checks)
+        self.actions: dict[str, list] = {check.name: [] for check in self.checks}
         # The demo's command lines are control hosts too: the reads wait while one runs
         # (the gateway refuses a command whose sequence number another host just used).
         self._quiet = asyncio.Lock()
@@ -68,11 +77,16 @@ class LagDemo(Demo):
     async def _monitor(self, driver) -> None:
         sampling = asyncio.ensure_future(self._sample(driver))
         try:
-            await super()._monitor(_Tap(driver, self.daemon.take))
+            await super()._monitor(_Tap(driver, self._take))
         finally:
             if sampling.done():
                 sampling.result()       # raises what stopped the sampling
             sampling.cancel()
+
+    def _take(self, record) -> None:
+        self.daemon.take(record)
+        for check in self.checks:
+            self.actions[check.name].extend(check.observe(record))
 
     async def _cli(self, *arguments: str) -> None:
         async with self._quiet:
@@ -103,9 +117,14 @@ def main(argv=None) -> int:
                         help="host seconds between status reads (the daemon's default is 1)")
     parser.add_argument("--out", type=Path, default=Path("build", "demo-lag"))
     parser.add_argument("--results", help="append the result line to this file")
+    parser.add_argument("--checks", type=Path,
+                        help="a YAML file whose checks: section the records also go through")
     args = parser.parse_args(argv)
+    checks = []
+    if args.checks is not None:
+        checks = configured_checks(yaml.safe_load(args.checks.read_text()).get("checks"))
     with tempfile.TemporaryDirectory() as audit:
-        demo = LagDemo(args.out, args.orders, args.status_s, Path(audit))
+        demo = LagDemo(args.out, args.orders, args.status_s, Path(audit), checks)
         summary = asyncio.run(demo.run())
         demo.daemon.audit.close()
     lags = [lag for lag, _ in demo.samples]
@@ -120,6 +139,10 @@ def main(argv=None) -> int:
             f"{daemon.shadow.checked} records; demo shadow "
             f"{summary['shadow']['mismatch'] or 'agreed'} ({time.strftime('%Y-%m-%d %H:%M')})")
     report(line, args.results)
+    for name, actions in demo.actions.items():
+        first = f"; first: {actions[0].kind} {actions[0].target} ({actions[0].detail})" \
+            if actions else ""
+        print(f"check {name}: {len(actions)} action(s){first}")
     return 0 if daemon.mismatch is None else 1
 
 
