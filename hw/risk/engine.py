@@ -433,6 +433,12 @@ class Engine(wiring.Component):
             **{name: shape for name, shape in self._order.members.items()
                if name != "user_ref_num"}, "ref_tag": tag_bits, "held": 1})
 
+        # A Replace's original (``orders_b``) is used only while it is live: no pending
+        # charge (a live entry's charge quantity is its quantity) and no price (the
+        # products take the message's, or ``orders_a``'s at PRICE).
+        kept_b = data.StructLayout({name: shape for name, shape in kept.members.items()
+                                    if name not in ("price", "charge_quantity")})
+
         def tag(ref):
             return ref[set_bits:]
 
@@ -455,7 +461,7 @@ class Engine(wiring.Component):
             holds = Cat(e.held ^ v for e, v in zip(entries, vacated, strict=True))
             hits = Cat(h & (e.ref_tag == tag(ref))
                        for e, h in zip(entries, holds, strict=True))
-            entry = Signal(kept, name=name)
+            entry = Signal(entries[0].shape(), name=name)
             m.d.comb += entry.eq(entries[0])
             for way in range(1, ways):
                 with m.If(hits[way]):
@@ -466,7 +472,7 @@ class Engine(wiring.Component):
             return [getattr(t, at) for t in tables]
 
         orders_a = order_table("orders_a", kept, f0.user_ref_num, peek=True)   # the message's
-        orders_b = order_table("orders_b", kept, f0.orig_user_ref_num)   # a Replace's original
+        orders_b = order_table("orders_b", kept_b, f0.orig_user_ref_num)  # a Replace's original
         vacated_a = order_table("vacated_a", 1, f0.user_ref_num, peek=True)
         vacated_b = order_table("vacated_b", 1, f0.orig_user_ref_num)
         m.submodules.executions = executions = RmwTable(self._execution, ne * per_session, EXEC,
@@ -937,10 +943,10 @@ class Engine(wiring.Component):
         record_symbol_known = Signal()
         record_symbol = Signal(range(ny))
 
-        def charge(entry, present):
-            """``entry``'s shares on the buy side, on the sell side, and its notional."""
-            return (Mux(present & entry.is_buy, entry.charge_quantity, 0),
-                    Mux(present & ~entry.is_buy, entry.charge_quantity, 0),
+        def charge(entry, present, shares):
+            """``entry``'s ``shares`` on the buy side, on the sell side, and its notional."""
+            return (Mux(present & entry.is_buy, shares, 0),
+                    Mux(present & ~entry.is_buy, shares, 0),
                     Mux(present, entry.charge_notional, 0))
 
         def move(removed, added=(0, 0, 0)):
@@ -951,7 +957,7 @@ class Engine(wiring.Component):
             return [d_buy.eq(buy), d_sell.eq(sell), d_credit.eq(notional_)]
 
         def free(entry):
-            return [empty.eq(1), *move([charge(entry, 1)])]
+            return [empty.eq(1), *move([charge(entry, 1, entry.charge_quantity)])]
 
         def reduce_to(entry, open_q, charge_n, is_buy):
             """``entry`` (live) with open quantity ``open_q`` and charge ``charge_n``."""
@@ -961,7 +967,7 @@ class Engine(wiring.Component):
                 new_entry.eq(entry), new_entry.quantity.eq(open_q),
                 new_entry.charge_quantity.eq(open_q), new_entry.charge_notional.eq(charge_n),
                 new_entry.is_buy.eq(is_buy),
-                *move([charge(entry, 1)], (Mux(stays & is_buy, open_q, 0),
+                *move([charge(entry, 1, entry.charge_quantity)], (Mux(stays & is_buy, open_q, 0),
                                            Mux(stays & ~is_buy, open_q, 0),
                                            Mux(stays, charge_n, 0))),
             ]
@@ -1001,10 +1007,11 @@ class Engine(wiring.Component):
                 # are one order's history, of one symbol (an exchange that names another
                 # original than the Replace did is outside this; see the module docstring).
                 named = (a_hits & after).any()
-                ctx = kept(Mux(named, a.as_value(), b.as_value()))
-                gone = [charge(b, b_live_x), charge(a, named)]
+                ctx_symbol = Mux(named, a.symbol_index, b.symbol_index)
+                ctx_buy = Mux(named, a.is_buy, b.is_buy)
+                gone = [charge(b, b_live_x, b.quantity), charge(a, named, a.charge_quantity)]
                 m.d.comb += [record_symbol_known.eq(named | b_live_x),
-                             record_symbol.eq(ctx.symbol_index), empty_orig.eq(b_live_x)]
+                             record_symbol.eq(ctx_symbol), empty_orig.eq(b_live_x)]
                 with m.If(~named & (after.all() | ~b_live_x)):
                     m.d.comb += [count_unmatched.eq(1), *move(gone[:1])]
                 with m.Elif((xf_.order_state == ord(DEAD)) | (xf_.quantity == 0)):
@@ -1013,13 +1020,13 @@ class Engine(wiring.Component):
                     m.d.comb += [
                         fill.eq(1),
                         new_entry.ref_tag.eq(tag(xf_.user_ref_num)),
-                        new_entry.symbol_index.eq(ctx.symbol_index),
-                        new_entry.is_buy.eq(ctx.is_buy),
+                        new_entry.symbol_index.eq(ctx_symbol),
+                        new_entry.is_buy.eq(ctx_buy),
                         new_entry.quantity.eq(xf_.quantity), new_entry.price.eq(xf_.price),
                         new_entry.charge_quantity.eq(xf_.quantity),
                         new_entry.charge_notional.eq(msg_product),
-                        *move(gone, (Mux(ctx.is_buy, xf_.quantity, 0),
-                                     Mux(ctx.is_buy, 0, xf_.quantity), msg_product)),
+                        *move(gone, (Mux(ctx_buy, xf_.quantity, 0),
+                                     Mux(ctx_buy, 0, xf_.quantity), msg_product)),
                     ]
             with m.Elif(of_type(ouch.OrderCanceled, ouch.AiqCanceled, ouch.OrderExecuted)):
                 with m.If(~a_live):
@@ -1085,7 +1092,8 @@ class Engine(wiring.Component):
                 m.d.comb += [
                     table.write_en.eq(((fill | empty) & place[way]) | (orig_here & same_set)),
                     table.write_addr.eq(Cat(order_set(xf_.user_ref_num), s)),
-                    table.write_data.eq(new_entry),
+                    *(table.write_data[name].eq(new_entry[name])
+                      for name in table.write_data.shape().members),
                     table.write_data.held.eq((fill & place[way]) ^ vacated_a[way].value)]
             for table in (vacated_a[way], vacated_b[way]):
                 m.d.comb += [table.write_en.eq(orig_here & ~same_set),
