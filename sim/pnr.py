@@ -191,7 +191,8 @@ def _run_nextpnr(args: list[str], cwd: Path) -> None:
 
 
 def place_and_route(component: wiring.Component, name: str, build_dir: Path, *,
-                    part="25k", package="CABGA256", speed=6, freq=125.0, seed=1) -> dict:
+                    part="25k", package="CABGA256", speed=6, freq=125.0, seed=1,
+                    router="router1", route=True) -> dict:
     """Synthesize ``component`` out of context and place and route it.
 
     Parameters
@@ -206,6 +207,11 @@ def place_and_route(component: wiring.Component, name: str, build_dir: Path, *,
     part, package, speed, freq, seed
         nextpnr-ecp5's device option (a key of :data:`PARTS`), package, speed grade, target
         clock in MHz and placer seed.
+    router : str
+        nextpnr's router: ``router1`` (its default) or ``router2`` (faster on a large,
+        congested block).
+    route : bool
+        False: stop after placement; the report then gives nextpnr's estimate of Fmax.
 
     Returns
     -------
@@ -226,6 +232,7 @@ def place_and_route(component: wiring.Component, name: str, build_dir: Path, *,
     started = time.monotonic()
     _run_nextpnr(["--json", "netlist.json", f"--{part}", "--package", package,
                   "--speed", str(speed), "--freq", str(freq), "--seed", str(seed),
+                  "--router", router, *(() if route else ("--no-route",)),
                   "--timing-allow-fail", "--report", "report.json"], build_dir)
     log.info("nextpnr-ecp5 of %s: %.1f s", name, time.monotonic() - started)
     stat = json.loads((build_dir / "stat.json").read_text())["design"]["num_cells_by_type"]
@@ -316,6 +323,10 @@ def main(argv=None):
     parser.add_argument("--speed", type=int, choices=(6, 7, 8), default=6)
     parser.add_argument("--freq", type=float, default=125.0, help="target clock in MHz")
     parser.add_argument("--seed", type=int, default=1, help="placer seed")
+    parser.add_argument("--router", choices=("router1", "router2"), default="router1",
+                        help="nextpnr's router (router2 is faster on a large, congested block)")
+    parser.add_argument("--no-route", dest="route", action="store_false",
+                        help="stop after placement: Fmax is nextpnr's estimate")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
 
@@ -327,8 +338,9 @@ def main(argv=None):
     started = time.monotonic()
     result = place_and_route(factory(**build), args.block, build_dir, part=args.part,
                              package=args.package, speed=args.speed, freq=args.freq,
-                             seed=args.seed)
+                             seed=args.seed, router=args.router, route=args.route)
     summary = summarize(result, args.part, args.freq)
+    summary["routed"] = args.route
     elapsed = time.monotonic() - started
     if args.json:
         print(json.dumps({"block": args.block, **params, "package": args.package,
@@ -338,6 +350,8 @@ def main(argv=None):
         print(f"{args.block} {described}: synth_ecp5 and nextpnr-ecp5 in {elapsed:.0f} s "
               f"({build_dir})")
         print(format_summary(summary))
+        if not args.route:
+            print("not routed: the Fmax above is nextpnr's estimate after placement")
     return 0 if summary["met"] else 1
 
 

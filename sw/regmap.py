@@ -655,8 +655,10 @@ class RegisterMap:
                  "per-symbol limits, by symbol index; ref_update sets the reference "
                  "the collar uses in both banks, but a read returns the reference "
                  "fields as the host wrote them",
-                 (("reference_price", 32, "collar reference (price units); 0: none, reject"),
-                  ("collar", 32, "band either side of the reference (price units)"),
+                 (("reference_price", 31, "collar reference (price units, at most "
+                                          "OUCH_MAX_PRICE); 0: none, reject"),
+                  ("collar", 31, "band either side of the reference (price units, at most "
+                                 "OUCH_MAX_PRICE)"),
                   ("max_order_quantity", 32, "shares per order"),
                   ("max_order_notional", 64, "quantity x price per order (price units)"),
                   ("max_long", 32, "projected long per session (shares)"),

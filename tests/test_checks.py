@@ -47,6 +47,8 @@ from wiregate.sw.tables import compile_limits
 # One entry of each table is all a check sees; the entry layouts do not depend on sizes.
 REGMAP = RegisterMap(n_sessions=1, n_symbols=1, symbol_slots=8)
 U32, U64 = (1 << 32) - 1, (1 << 64) - 1
+# The widest reference and band the symbol limits hold (an OUCH price fits 31 bits).
+U31 = (1 << REGMAP.table("symbol_limits").field("collar").width) - 1
 S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
 N_RANDOM = 2500
 
@@ -70,8 +72,9 @@ def around(*pivots, lo=0, hi=U32):
 
 def symbol_limits(rng, **fields):
     values = {name: rng.choice((0, 1, U32, rng.getrandbits(32)))
-              for name in ("reference_price", "collar", "max_order_quantity", "max_long",
-                           "max_short")}
+              for name in ("max_order_quantity", "max_long", "max_short")}
+    values |= {name: rng.choice((0, 1, U31, rng.getrandbits(31)))
+               for name in ("reference_price", "collar")}
     values["max_order_notional"] = rng.choice((0, 1, U64, rng.getrandbits(64)))
     values |= fields
     return SymbolLimits(index=0, symbol="WG", restricted=rng.random() < 0.5, **values)
@@ -296,8 +299,8 @@ def check_collar(seed, latency, n=N_RANDOM):
     rng = random.Random(seed)
     cases = []
     for _ in range(n):
-        reference = near(rng, (1, OUCH_MAX_PRICE, rng.getrandbits(31)))
-        band = near(rng, (1, reference // 20, reference))
+        reference = near(rng, (1, OUCH_MAX_PRICE, rng.getrandbits(31)), hi=U31)
+        band = near(rng, (1, reference // 20, reference), hi=U31)
         symbol = symbol_limits(rng, reference_price=reference, collar=band)
         price = near(rng, (reference - band, reference + band, reference))
         gateway = gateway_limits(rng, reference_max_age_us=near(rng, (1, 1_000_000)))
@@ -316,7 +319,7 @@ def test_collar_random(latency):
 def test_collar_edges():
     rng = random.Random(3)
     cases = []
-    for reference, band in itertools.product((0, 1, 100, OUCH_MAX_PRICE, U32), (0, 1, 5, U32)):
+    for reference, band in itertools.product((0, 1, 100, OUCH_MAX_PRICE, U31), (0, 1, 5, U31)):
         symbol = symbol_limits(rng, reference_price=reference, collar=band)
         for price in around(0, reference - band, reference, reference + band):
             gateway = gateway_limits(rng, reference_max_age_us=0)
@@ -453,8 +456,10 @@ def test_scalar_limit_ports_match_the_regmap():
     gateway = entry_layout(REGMAP, "gateway_limits")
     collar, position, credit = (port_shapes(CollarCheck), port_shapes(PositionCheck),
                                 port_shapes(CreditCheck))
-    pairs = [(collar["reference"], symbol["reference_price"]),
-             (collar["collar"], symbol["collar"]),
+    # The reference port takes the committed reference or a host's update, the wider.
+    assert collar["reference"].width == REGMAP.register("ref_price").width \
+        >= Shape.cast(symbol["reference_price"].shape).width
+    pairs = [(collar["collar"], symbol["collar"]),
              (collar["reference_stamp"], symbol["reference_stamp_us"]),
              (collar["max_age"], gateway["reference_max_age_us"]),
              (position["max_long"], symbol["max_long"]),

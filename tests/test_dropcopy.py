@@ -262,11 +262,11 @@ def test_smallest_queues(depth):
 @pytest.mark.parametrize("width", [1, 8])
 def test_back_to_back(width):
     # Records queued while `o` is busy leave without a gap between them, and the first
-    # record is on `o` two cycles after it entered an idle drop copy.
+    # record is on `o` three cycles after it entered an idle drop copy.
     rng = random.Random(width)
     records = [(random_record(rng), True) for _ in range(6)]
     out = check(width, 8, records, seed=None)
-    first = 2
+    first = 3
     assert out.beat_cycles == list(range(first, first + 6 * RECORD_SIZE // width))
 
 

@@ -189,6 +189,10 @@ def test_table_entry_round_trip():
     (lambda m: m.encode_table_write("session", 0, valid=2), "valid"),
     (lambda m: m.encode_table_write("symbol_limits", 0, max_long=1 << 32), "max_long"),
     (lambda m: m.encode_table_write("symbol_limits", 0, collar=-1), "collar"),
+    # An OUCH price fits 31 bits, and so do the reference and the band around it.
+    (lambda m: m.encode_table_write("symbol_limits", 0, collar=1 << 31), "collar"),
+    (lambda m: m.encode_table_write("symbol_limits", 0, reference_price=1 << 31),
+     "reference_price"),
     (lambda m: m.encode_write("ref_update", symbol=1024), "symbol"),
     (lambda m: m.encode_write("scratch", 1 << 32), "scratch"),
     (lambda m: m.encode_write("commit", 2), "commit"),

@@ -10,6 +10,7 @@ construction; the output pcaps are read back with scapy, checksums recomputed by
 import io
 import json
 import random
+import re
 import struct
 from pathlib import Path
 
@@ -17,12 +18,12 @@ import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
-from scapy.utils import rdpcap, wrpcap
+from scapy.utils import EDecimal, rdpcap, wrpcap
 
 from wiregate.sim.capture import Progress
 from wiregate.sw.cli import main
 from wiregate.sw.limits import load_limits
-from wiregate.sw.model import ClientMessage, Commit, Gate, Heartbeat
+from wiregate.sw.model import ClientMessage, Commit, ExchangeMessage, Gate, Heartbeat
 from wiregate.sw.profiles import PROFILES
 from wiregate.sw.proto import ouch
 from wiregate.sw.reasons import Reason
@@ -39,9 +40,9 @@ def enter(ref, qty, symbol, price, side=b"B"):
                        price, b"0", b"Y", b"A", b"N", b"N", f"C{ref}".encode().ljust(14), 0)
 
 
-def accepted(ref, qty, symbol, price):
+def accepted(ref, qty, symbol, price, side=b"B"):
     """An OUCH 5.0 Order Accepted (64 bytes)."""
-    return struct.pack(">cQIcI8sQccQcccc14sH", b"A", 1, ref, b"B", qty, symbol.ljust(8),
+    return struct.pack(">cQIcI8sQccQcccc14sH", b"A", 1, ref, side, qty, symbol.ljust(8),
                        price, b"0", b"Y", 77 + ref, b"A", b"N", b"N", b"L",
                        f"C{ref}".encode().ljust(14), 0)
 
@@ -69,7 +70,8 @@ class Capture:
                      flags=flags, chksum=checksum))
         if payload:
             pkt = pkt / Raw(payload)
-        self.t = max(self.t, max((p.time for p in self.packets), default=0)) + 0.00001
+        # The packets are in time order: the last one's is the latest.
+        self.t = max(self.t, self.packets[-1].time if self.packets else 0) + 0.00001
         pkt.time = self.t
         self.packets.append(pkt)
         if advance:
@@ -390,62 +392,254 @@ def test_progress_bar_only_on_a_terminal():
     assert shown.getvalue().endswith("1000/1000 frames\n") and "\r" in shown.getvalue()
 
 
-def order_flow(path, orders, seed=1):
-    """``orders`` Enter Orders, five to a frame, session 0, every 20th frame followed by the
-    exchange's Order Accepted: random symbols (one unknown), quantities, sides and prices.
-    With no fills the session's order table fills, so most later orders reject (CAPACITY)."""
-    rng = random.Random(seed)
-    prices = {b"AAPL": 2_285_000, b"MSFT": 4_153_000, b"NVDA": 1_354_000,
-              b"AMZN": 1_862_000, b"ZZZZ": 10_000}
-    cap = Capture()
-    cap.handshake()
-    ref = 0
-    for k in range(orders // 5):
-        messages = []
-        for _ in range(5):
-            ref += 1
-            symbol = rng.choice(list(prices))
-            messages.append(enter(ref, rng.choice((1, 10, 100, 60_000)), symbol,
-                                  max(1, prices[symbol] + rng.randint(-100_000, 100_000)),
-                                  rng.choice((b"B", b"S"))))
-        cap.client(*messages)
-        if k % 20 == 0:
-            cap.exchange(accepted(ref, 1, b"AAPL", 2_285_000))
-    return cap.write(path)
+def replace(orig, ref, qty, price):
+    """An OUCH 5.0 Replace Order (40 bytes)."""
+    return struct.pack(">cIIIQccc14sH", b"U", orig, ref, qty, price, b"0", b"Y", b"N",
+                       f"C{ref}".encode().ljust(14), 0)
 
 
-# The capture's frames come 10 us apart; the gateware engine shortens the gaps to what the
-# drop copy needs (five 88-byte records a frame: 440 cycles at W = 1, 55 at W = 8).
-DENSE_GAP_US = {1: "4", 8: "1"}
+def replaced(orig, ref, side, qty, symbol, price):
+    """An OUCH 5.0 Order Replaced (68 bytes)."""
+    return struct.pack(">cQIIcI8sQccQcccc14sH", b"U", 3, orig, ref, side, qty,
+                       symbol.ljust(8), price, b"0", b"Y", 77 + ref, b"A", b"N", b"N", b"L",
+                       f"C{ref}".encode().ljust(14), 0)
+
+
+def canceled(ref, qty):
+    """An OUCH 5.0 Order Canceled (18 bytes): ``qty`` shares taken off, user requested."""
+    return struct.pack(">cQIIc", b"C", 4, ref, qty, b"U")
+
+
+def price_units(dollars):
+    return round(dollars * 10_000)
+
+
+class TradingDay:
+    """A trading day of the four sessions of limits/default.yaml, built with scapy and
+    ``struct`` like every capture here.
+
+    Clients send Enter Orders (small, priced inside the collar, on the loaded symbols),
+    cancel and replace their resting orders; the exchange answers what reached it (what the
+    model, driven straight with the packed messages, accepts): Order Accepted, then a full
+    or a partial execution or none, Order Replaced, Order Canceled. Clients cancel when
+    many orders rest, so the order tables stay far from full. Now and then an order aims at
+    one reject reason (``aims``: reason name -> positions in the verdict log); once,
+    three sessions pile up large resting orders until the session's or the gateway's credit
+    stops them, then cancel them. ``moved``: positions of the sells of a name that
+    cannot be shorted (max_short 0), possible only after an earlier buy of it executed.
+
+    Frames are spaced by the drop copy's pace: ``us_per_record`` microseconds for each
+    message in the frame (every message makes one record), at least 1 us.
+    """
+
+    SYMBOLS = [b"AAPL", b"MSFT", b"NVDA", b"AMZN", b"GOOGL", b"META", b"TSLA", b"AMD",
+               b"INTC", b"NFLX", b"JPM", b"BAC", b"XOM", b"KO", b"SPY", b"QQQ", b"ON"]
+    def __init__(self, limits, seed, us_per_record):
+        self.rng = random.Random(seed)
+        self.limits = load_limits(limits)
+        self.reference = {s.symbol.encode(): s.reference_price for s in self.limits.symbols}
+        full = PROFILES["full"]
+        self.gate = Gate(full.n_sessions, full.n_symbols, full.n_orders, full.n_executions,
+                         n_verdicts=full.n_orders)
+        self.gate.apply(Commit(0, self.limits))
+        self.gate.apply(Heartbeat(0))
+        packets = []
+        self.caps = [Capture(("02:00:00:00:01:%02x" % (k + 1), f"10.1.0.{k + 1}", 40001),
+                             packets) for k in range(4)]
+        self.packets = packets
+        self.us_per_record = us_per_record
+        self.clock_us = 0
+        self.next_ref = [1] * 4
+        self.book = [{} for _ in range(4)]     # what rests at the exchange: ref -> order
+        self.expected = []                     # (frame, session, ref, verdict, reasons)
+        self.aims = {}
+        self.moved = []
+        self.match = 0
+        self.to_sell = [[] for _ in range(4)]  # sells due once their buy has filled
+        for cap in self.caps:
+            cap.handshake()
+            for k in range(3):
+                self._stamp(len(packets) - 3 + k, 10)
+
+    def _stamp(self, index, gap_us):
+        self.clock_us += gap_us
+        self.packets[index].time = EDecimal(1_700_000_000) + EDecimal(self.clock_us) / 10**6
+
+    def _gap(self, messages):
+        return max(1, -(-len(messages) * int(self.us_per_record * 1000) // 1000))
+
+    def client(self, s, messages):
+        """Send ``messages`` (body, aim) in one frame of session ``s``; the exchange answers
+        what the model accepts, five messages to a frame."""
+        index = self.caps[s].client(*(body for body, _ in messages))
+        self._stamp(index, self._gap(messages))
+        answers = []
+        for body, aim in messages:
+            msg = ouch.decode_client(body)
+            verdict = self.gate.apply(ClientMessage(self.clock_us, s, msg))
+            if aim == "MOVED":
+                self.moved.append(len(self.expected))
+            elif aim not in (None, "FILL"):
+                self.aims.setdefault(aim, []).append(len(self.expected))
+            self.expected.append((index, s, msg.user_ref_num,
+                                  "accept" if verdict.accept else "reject",
+                                  [r.name for r in Reason if verdict.reasons >> r & 1]))
+            if verdict.accept:
+                answers += self._answer(s, msg, aim)
+        for k in range(0, len(answers), 5):
+            chunk = answers[k:k + 5]
+            self._stamp(self.caps[s].exchange(*chunk), self._gap(chunk))
+            for body in chunk:
+                self.gate.apply(ExchangeMessage(self.clock_us, s, ouch.decode_server(body)))
+        return verdict
+
+    def _answer(self, s, msg, aim):
+        book, rng = self.book[s], self.rng
+        if isinstance(msg, ouch.CancelOrder):
+            order = book.pop(msg.user_ref_num)
+            return [canceled(msg.user_ref_num, order[2])]
+        if isinstance(msg, ouch.ReplaceOrder):
+            symbol, side, _, _ = book.pop(msg.orig_user_ref_num)
+            book[msg.user_ref_num] = [symbol, side, msg.quantity, msg.price]
+            return [replaced(msg.orig_user_ref_num, msg.user_ref_num, side, msg.quantity,
+                             symbol, msg.price)]
+        ref, qty, price = msg.user_ref_num, msg.quantity, msg.price
+        symbol = msg.symbol.encode().rstrip()
+        out = [accepted(ref, qty, symbol, price, msg.side.encode())]
+        fate = rng.random() if aim is None else 0.0 if aim == "FILL" else 1.0
+        if aim == "FILL":
+            self.to_sell[s].append((symbol, qty))
+        if fate < 0.55:                         # executed: whole, or part and the rest rests
+            done = qty if fate < 0.35 or qty == 1 else rng.randint(1, qty - 1)
+            self.match += 1
+            out.append(executed(ref, done, price, self.match))
+            qty -= done
+        if qty:
+            book[ref] = [symbol, msg.side.encode(), qty, price]
+        return out
+
+    def _ref(self, s):
+        self.next_ref[s] += 1
+        return self.next_ref[s] - 1
+
+    def _price(self, symbol, away=0.01):
+        return price_units(round(self.reference[symbol] / 10_000 *
+                                 (1 + self.rng.uniform(-away, away)), 2))
+
+    def good_enter(self, s):
+        symbol = self.rng.choice(self.SYMBOLS)
+        qty = self.rng.randint(1, 20 if s < 3 else 6)
+        return enter(self._ref(s), qty, symbol, self._price(symbol),
+                     self.rng.choice((b"B", b"S"))), None
+
+    def aimed(self, s, reason):
+        """An Enter Order that breaks one limit of every session (and maybe another)."""
+        price = self._price
+        return {
+            "QUANTITY": lambda: enter(self._ref(s), 6_000, b"MSFT", price(b"MSFT")),
+            "NOTIONAL": lambda: enter(self._ref(s), 7_000, b"AMD", price(b"AMD")),
+            "COLLAR": lambda: enter(self._ref(s), 10, b"AAPL",
+                                    price_units(228.50 * 1.08)),
+            "UNKNOWN_SYMBOL": lambda: enter(self._ref(s), 10, b"ZZZZ", 1_000_000),
+            "RESTRICTED": lambda: enter(self._ref(s), 10, b"SIRI", price(b"SIRI")),
+            "POSITION": lambda: enter(self._ref(s), 50, b"AMC", price(b"AMC"), b"S"),
+            "DUPLICATE_REF": lambda: enter(max(1, self.next_ref[s] - 3), 10, b"KO", price(b"KO")),
+        }[reason](), reason
+
+    def credit_squeeze(self):
+        """Large resting buys of SPY in sessions 0, 1, 2 until credit stops each, then
+        every one cancelled."""
+        size = {0: 4_300, 1: 4_300, 2: 1_700}        # just under each session's notional
+        for s in (0, 1, 2):
+            for _ in range(40):
+                body = enter(self._ref(s), size[s], b"SPY", self.reference[b"SPY"])
+                if not self.client(s, [(body, "CREDIT")]).accept:
+                    break
+        for s in (0, 1, 2):
+            big = [ref for ref, order in self.book[s].items() if order[0] == b"SPY"
+                   and order[2] >= 1_000]
+            for k in range(0, len(big), 5):
+                self.client(s, [(cancel(ref), None) for ref in big[k:k + 5]])
+
+    def day(self, orders):
+        rng = self.rng
+        squeeze_at, sent = orders // 3, 0
+        while sent < orders:
+            if squeeze_at is not None and sent >= squeeze_at:
+                self.credit_squeeze()
+                squeeze_at = None
+                continue
+            s = rng.randrange(4)
+            book, messages, touched = self.book[s], [], set()
+            for _ in range(rng.randint(1, 5)):
+                live = [ref for ref in book if ref not in touched]
+                r = rng.random()
+                if r < 0.01:
+                    messages.append(self.aimed(s, rng.choice(AIMED)))
+                elif r < 0.02:      # a name that cannot be shorted: bought, filled, sold
+                    messages.append((enter(self._ref(s), 10, b"GME", self._price(b"GME")),
+                                     "FILL"))
+                elif self.to_sell[s]:
+                    symbol, qty = self.to_sell[s].pop()
+                    messages.append((enter(self._ref(s), qty, symbol, self._price(symbol),
+                                           b"S"), "MOVED"))
+                elif live and r < (0.6 if len(live) > 24 else 0.09):
+                    ref = rng.choice(live)
+                    touched.add(ref)
+                    messages.append((cancel(ref), None))
+                elif live and r < 0.15:
+                    ref = rng.choice(live)
+                    touched.add(ref)
+                    symbol, _, qty, _ = book[ref]
+                    messages.append((replace(ref, self._ref(s), max(1, qty + rng.randint(
+                        -2, 2)), self._price(symbol)), None))
+                else:
+                    messages.append(self.good_enter(s))
+            self.client(s, messages)
+            sent += len(messages)
+        return self
+
+    def write(self, path):
+        wrpcap(str(path), self.packets)
+        return str(path)
+
+
+# Microseconds of capture time a message: the drop copy's pace (an 88-byte record a
+# message, 88 cycles of 8 ns at W = 1, 11 of 6.4 ns at W = 8), so it keeps up and no more
+# cycles are simulated than it needs (frames are at least 1 us apart).
+US_PER_RECORD = {1: 0.75, 8: 0.1}
+AIMED = ("QUANTITY", "NOTIONAL", "COLLAR", "UNKNOWN_SYMBOL", "RESTRICTED", "POSITION",
+         "DUPLICATE_REF")
 
 
 def no_rate_limit(tmp_path):
-    """limits/default.yaml with session 0's order rate unlimited in practice.
+    """limits/default.yaml with every session's order rate unlimited in practice.
 
     The gateware engine's clock is the core's: its verdicts come a few microseconds after
     the capture's times (the commit before the first frame, the frame's wire time), so a
     verdict at the edge of the rate bucket can differ from the model engine's, which judges
     at the capture's times (the gateware engine checks every record against the model at
     the core's times). Without the rate check, nothing in the capture depends on time."""
-    text = Path(LIMITS).read_text()
-    limited = "rate: {burst: 200, refill: 200us, trip_after: 500}"
-    assert limited in text
+    text, opened = re.subn(r"rate: \{[^}]*\}", "rate: {burst: 4_000_000_000, refill: 1us, "
+                           "trip_after: 4_000_000_000}", Path(LIMITS).read_text())
+    assert opened == len(load_limits(LIMITS).sessions)
     path = tmp_path / "limits.yaml"
-    path.write_text(text.replace(limited, "rate: {burst: 4_000_000_000, refill: 1us, "
-                                          "trip_after: 4_000_000_000}", 1))
+    path.write_text(text)
     return str(path)
 
 
 @pytest.mark.verilator
 @pytest.mark.parametrize("width, profile", [(1, "colorlight-5a75b"), (8, "full")])
 def test_gateware_20k_orders(tmp_path, capsys, width, profile):
-    """20,000 orders through the core's Verilator model: no mismatch (the replay checks
-    every drop-copy record against the model), the verdict log equal to the model engine's
-    but for the times, both output pcaps byte-identical to the model engine's."""
-    path = order_flow(tmp_path / "in.pcap", 20_000)
-    options = ("--width", str(width), "--profile", profile, "--max-gap-us",
-               DENSE_GAP_US[width])
+    """A trading day of 20,000 client orders through the core's Verilator model: no
+    mismatch (the replay checks every drop-copy record against the model), the verdict log
+    equal to the model engine's but for the times and to the model's driven straight with
+    the packed messages, both output pcaps byte-identical to the model engine's; most
+    orders accepted, and each order aimed at a reason rejected with it."""
     limits = no_rate_limit(tmp_path)
+    day = TradingDay(limits, 1, US_PER_RECORD[width]).day(20_000)
+    path = day.write(tmp_path / "in.pcap")
+    options = ("--width", str(width), "--profile", profile)
     status, model = replay(tmp_path, path, *options, out="model", limits=limits)
     assert status == 0
     capsys.readouterr()
@@ -454,11 +648,23 @@ def test_gateware_20k_orders(tmp_path, capsys, width, profile):
     summary = json.loads(capsys.readouterr().out)
     assert status == 0, summary["mismatches"]
     got, want = verdicts(gateware), verdicts(model)
-    assert len(got) == 20_000 and {v["verdict"] for v in got} == {"accept", "reject"}
+    assert [(v["frame_index"], v["session"], v["user_ref_num"], v["verdict"], v["reasons"])
+            for v in want] == day.expected
     # Every field but the time: the gateware engine stamps a verdict with its record's.
     assert [v | {"t_us": 0} for v in got] == [v | {"t_us": 0} for v in want]
     for name in ("to_exchange.pcap", "to_client.pcap"):
         assert [(bytes(p), p.time) for p in rdpcap(str(gateware / name))] == \
             [(bytes(p), p.time) for p in rdpcap(str(model / name))]
-    assert summary["gateway_counters"]["orders_accepted"] == \
-        sum(v["verdict"] == "accept" for v in want)
+    accepts = sum(v["verdict"] == "accept" for v in got)
+    assert summary["gateway_counters"]["orders_accepted"] == accepts
+    # A trading day: most orders pass, and the table of open orders never fills.
+    assert len(got) >= 20_000 and accepts > 0.95 * len(got)
+    assert summary["reasons"].get("CAPACITY", 0) < 0.01 * len(got)
+    for reason in AIMED:
+        assert day.aims[reason], reason
+        assert all(reason in got[k]["reasons"] for k in day.aims[reason]), reason
+    squeezed = {r for k in day.aims["CREDIT"] for r in got[k]["reasons"]}
+    assert {"CREDIT_SESSION", "CREDIT_GATEWAY"} <= squeezed
+    # Positions moved: a sell of a name with max_short 0 passes only after a buy filled.
+    assert day.moved and all(got[k]["verdict"] == "accept" for k in day.moved)
+    assert {v["session"] for v in got} == {0, 1, 2, 3}

@@ -74,7 +74,9 @@ class DropCopy(wiring.Component):
     ``regmap``) and its 64-bit sequence number: 605 bits with drop copy 1.0 and the
     ``colorlight-5a75b`` profile, ``ceil(605 / 36) = 17`` EBR on ECP5 for up to 512 rows
     (at the wire's widths 653 bits and 19 EBR; the two-input queue before it took twice
-    that, one input tied off in the core).
+    that, one input tied off in the core). The record being sent is a copy in flip-flops,
+    so that the bytes are picked far from the block RAM's slow output; the next one waits
+    in the memory's read register.
 
     Fill. ``queued`` is the number of records in the queue, the one being sent included:
     records taken in earlier cycles less those whose last beat left in earlier cycles. The
@@ -113,7 +115,8 @@ class DropCopy(wiring.Component):
 
     Latency
     -------
-    A record entering an empty queue while ``o`` is idle is on ``o`` two cycles later.
+    A record entering an empty queue while ``o`` is idle is on ``o`` three cycles later
+    (written, fetched, copied into ``current``).
     Records leave back to back, one every ``RECORD_SIZE / width`` cycles while ``o.ready``
     stays high.
     """
@@ -151,53 +154,71 @@ class DropCopy(wiring.Component):
         beats = RECORD_SIZE // width
 
         # Rows count modulo 2 * depth, so that full and empty differ.
-        write_row = Signal(depth.bit_length() + 1)
-        read_row = Signal(depth.bit_length() + 1)
-        level = Signal(depth.bit_length() + 1)
-        m.d.comb += level.eq(write_row - read_row)
         address_bits = (depth - 1).bit_length()
+        write_row = Signal(address_bits + 1)
+        read_row = Signal(address_bits + 1)
 
         i = self.i
         sequence = Signal(_SEQUENCE.bits)
-        take = i.valid & (level < depth)
-        m.d.sync += [sequence.eq(sequence + i.valid), write_row.eq(write_row + take)]
 
-        # The record being sent stays in the memory's read register (a read port with its
-        # enable low holds its data), so the next one is fetched on the last beat of this
-        # one and records leave without a gap.
+        # The block RAM's read port has no output register on the ECP5 and its 5.8 ns
+        # clock-to-out leaves no room for the byte mux behind it: the record being sent is
+        # copied into ``current`` (flip-flops) and the bytes are picked from there. The next
+        # record is fetched as soon as the read register is free and waits there
+        # (``ahead``), so it is copied on the last beat of this one and records leave
+        # without a gap.
         loaded = Signal()
+        ahead = Signal()
         beat = Signal(range(beats))
-        last_beat = beat == beats - 1
+        last_beat = Signal()        # beat == beats - 1, a flip-flop: it gates the fill count
         moved = self.o.valid & self.o.ready
         sent = moved & last_beat
         fetch = Signal()
+        copy = Signal()
 
         slot = _slot_layout(self._regmap)
         m.submodules.memory = memory = Memory(shape=slot, depth=depth, init=[])
         write, read = memory.write_port(), memory.read_port()
+        current = Signal(slot)
+        # The queue holds ``depth`` records besides the one being sent: those in the memory
+        # and the one in the read register, ``held`` of them. It is full when ``held`` has
+        # reached ``depth``, a power of two: its top bit, not a subtraction and a compare.
+        held = Signal(address_bits + 1)
+        take = i.valid & ~held[address_bits]
+        m.d.sync += held.eq(held + take - copy)
+        m.d.sync += [sequence.eq(sequence + i.valid), write_row.eq(write_row + take)]
         m.d.comb += [
             write.en.eq(take),
             write.addr.eq(write_row[:address_bits]),
             write.data.sequence.eq(sequence),
             write.data.record.eq(i.payload),
-            fetch.eq((level != 0) & (~loaded | sent)),
+            copy.eq(ahead & (~loaded | sent)),
+            # A row written in this cycle is never the one fetched (the queue would be
+            # full), but Yosys cannot see that from ``held`` and would wrap the block RAM
+            # in read-first emulation (a flip-flop per data bit each side); the last term
+            # says it.
+            fetch.eq((write_row != read_row) & (~ahead | copy)
+                     & ~(take & (write.addr == read.addr))),
             read.en.eq(fetch),
             read.addr.eq(read_row[:address_bits]),
         ]
         with m.If(fetch):
-            m.d.sync += [read_row.eq(read_row + 1), loaded.eq(1), beat.eq(0)]
+            m.d.sync += [read_row.eq(read_row + 1), ahead.eq(1)]
+        with m.Elif(copy):
+            m.d.sync += ahead.eq(0)
+        with m.If(copy):
+            m.d.sync += [current.eq(read.data), loaded.eq(1), beat.eq(0),
+                         last_beat.eq(beats == 1)]
         with m.Elif(sent):
             m.d.sync += loaded.eq(0)
         with m.Elif(moved):
-            m.d.sync += beat.eq(beat + 1)
+            m.d.sync += [beat.eq(beat + 1), last_beat.eq(beat == beats - 2)]
 
         # Named signals, not one nested expression: each lane would otherwise rebuild the
         # whole record in simulation, and the netlist reads the same.
-        current = Signal(slot)
         wire = Signal(8 * RECORD_SIZE)
         lanes = Signal(8 * width)
         m.d.comb += [
-            current.eq(read.data),
             wire.eq(_wire(current)),
             lanes.eq(wire.word_select(beat, 8 * width)),
         ]

@@ -47,6 +47,9 @@ the sweep to finish (``read_valid`` comes later), so every read after the write 
 copy made at one instant, as the map says.
 """
 
+import operator
+from functools import reduce
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -68,6 +71,9 @@ TABLE_READS = ("session", "session_limits", "gateway_limits", "symbol_limits", "
                "exposure", "order", "kill_symbols")
 
 _ONES = (1 << WORD_BITS) - 1
+# Readable register words per registered part of the read answer: each part is one
+# compare per address and an OR of this many words, not a decode of the whole map.
+ANSWER_GROUP = 8
 
 
 def bus_signature(regmap: RegisterMap) -> wiring.Signature:
@@ -240,13 +246,17 @@ class RegisterFile(wiring.Component):
             self.control.payload.eq(event),
             self.control.payload.index.eq(event.index + lowest),
         ]
-        with m.If(self.control.valid & self.control.ready):
-            m.d.sync += pending.eq(pending & (pending - 1))
+        # ``pending_next`` is ``pending`` of the next cycle, so that ``write_ready`` can be a
+        # flip-flop (it gates the counter capture's enable, thousands of flip-flops).
+        pending_next = Signal(WORD_BITS)
+        m.d.comb += pending_next.eq(Mux(self.control.valid & self.control.ready,
+                                        pending & (pending - 1), pending))
+        m.d.sync += pending.eq(pending_next)
 
         def queue(code, scope=0, index=0, bits=1, price=0, stamp=0):
-            return [event.code.eq(code), event.scope.eq(scope), event.index.eq(index),
-                    event.price.eq(price), event.stamp.eq(stamp), event.in_sync.eq(0),
-                    pending.eq(bits)]
+            m.d.sync += [event.code.eq(code), event.scope.eq(scope), event.index.eq(index),
+                         event.price.eq(price), event.stamp.eq(stamp), event.in_sync.eq(0)]
+            m.d.comb += pending_next.eq(bits)
 
         write = Signal()
         m.d.comb += write.eq(bus.write_en & bus.write_ready)
@@ -277,16 +287,19 @@ class RegisterFile(wiring.Component):
         snapshot_write, snapshot_read = snapshots.write_port(), snapshots.read_port()
         snapshot, clear = Signal(), Signal()     # what the sweep does, from the write's bits
         sweeping = Signal()                      # stage 1: ``now`` is to be swept
+        sweeping_next = Signal()
         now = Signal(range(n))
         writing = Signal()                       # stage 2: ``at``'s new values are written
         at = Signal(range(n))
         captured = Signal(width)
         busy = sweeping | writing
-        m.d.sync += [writing.eq(sweeping), at.eq(now)]
+        m.d.sync += [writing.eq(sweeping), at.eq(now), sweeping.eq(sweeping_next)]
+        m.d.comb += sweeping_next.eq(sweeping)
         with m.If(sweeping):
             m.d.sync += [captured.eq(Array(capture)[now]), now.eq(now + 1)]
             with m.If(now == n - 1):
-                m.d.sync += [sweeping.eq(0), now.eq(0)]
+                m.d.sync += now.eq(0)
+                m.d.comb += sweeping_next.eq(0)
         m.d.comb += [
             base_read.addr.eq(now),
             base_write.addr.eq(at),
@@ -302,10 +315,13 @@ class RegisterFile(wiring.Component):
             m.d.sync += [*(c.eq(getattr(self, f"count_{r.name}"))
                            for c, r in zip(capture, group, strict=True)),
                          snapshot.eq(field("counter_control", "snapshot")),
-                         clear.eq(field("counter_control", "clear")),
-                         sweeping.eq(1)]
-        # The next counter_control write must not capture before this sweep is done.
-        m.d.comb += bus.write_ready.eq(~pending.any() & ~busy)
+                         clear.eq(field("counter_control", "clear"))]
+            m.d.comb += sweeping_next.eq(1)
+        # The next counter_control write must not capture before this sweep is done. The
+        # events queued by this cycle's write are in ``pending_next``, not yet in ``pending``.
+        ready = Signal(init=1)
+        m.d.sync += ready.eq(~pending_next.any() & ~sweeping_next & ~sweeping)
+        m.d.comb += bus.write_ready.eq(ready)
 
         # --- tables: per-table staging, the last used word writes the entry ----------------
         # The port's entry is the staging register itself, not a registered copy of it: the
@@ -331,17 +347,17 @@ class RegisterFile(wiring.Component):
                             m.d.sync += value[r.name].eq(data)
 
             with m.Case(reg("commit").address), m.If(field("commit", "swap")):
-                m.d.sync += queue(Control.COMMIT)
+                queue(Control.COMMIT)
             with m.Case(reg("heartbeat").address), m.If(field("heartbeat", "beat")):
-                m.d.sync += queue(Control.HEARTBEAT)
+                queue(Control.HEARTBEAT)
             for action, code in (("set", Control.KILL), ("release", Control.RELEASE)):
                 name = f"kill_gateway_{action}"
                 with m.Case(reg(name).address), m.If(field(name, "gateway")):
-                    m.d.sync += queue(code, scope=SCOPES.index("gateway"))
+                    queue(code, scope=SCOPES.index("gateway"))
             with m.Case(reg("ref_update").address):
                 symbol = field("ref_update", "symbol")
                 with m.If(symbol < regmap.n_symbols):
-                    m.d.sync += queue(Control.SET_REFERENCE, index=symbol,
+                    queue(Control.SET_REFERENCE, index=symbol,
                                       price=value["ref_price"], stamp=value["ref_stamp_us"])
 
             for t in tables:
@@ -368,7 +384,7 @@ class RegisterFile(wiring.Component):
                     # Bits past the last latch name nothing: no event for them.
                     valid = Mux(k < last, _ONES, Mux(k == last, (2 << tail) - 1, 0))
                     with m.Case(_case(t, address_bits)):
-                        m.d.sync += queue(code, scope=SCOPES.index(scope),
+                        queue(code, scope=SCOPES.index(scope),
                                           index=Cat(Const(0, WORD_BITS.bit_length() - 1), k),
                                           bits=data & valid)
 
@@ -464,25 +480,33 @@ class RegisterFile(wiring.Component):
         asked = Signal(range(n))
         counter_word = Signal()
         high_word = Signal()
-        answer = Signal(WORD_BITS)
         m.d.comb += [counter_go.eq(counter_wait & ~busy), snapshot_read.addr.eq(asked)]
         with m.If(bus.read_en & reads_counter):
             m.d.sync += [counter_wait.eq(1), asked.eq(offset[1:]), high_word.eq(offset[0])]
         with m.If(counter_go):
             m.d.sync += counter_wait.eq(0)
+        # The answer is registered in parts, each 0 unless it answers: the register words in
+        # groups of ANSWER_GROUP addresses, the table read beside them; the bus ORs the parts
+        # (and picks the counter). No cycle decodes every readable address into one word.
+        table_answer = Signal(WORD_BITS)
+        m.d.sync += table_answer.eq(Mux(answered, Array(chosen)[which], 0))
+        parts = [table_answer]
+        words = sorted(readable.items())
+        for g in range(0, len(words), ANSWER_GROUP):
+            part = Signal(WORD_BITS, name=f"answer{g // ANSWER_GROUP}")
+            m.d.sync += part.eq(0)
+            with m.If(bus.read_en), m.Switch(bus.read_addr):
+                for address, read_word in words[g:g + ANSWER_GROUP]:
+                    with m.Case(address):
+                        m.d.sync += part.eq(read_word)
+                        if address in latched:
+                            high, source = latched[address]
+                            m.d.sync += high.eq(source)
+            parts.append(part)
         m.d.comb += bus.read_data.eq(Mux(counter_word,
                                          snapshot_read.data.word_select(high_word, WORD_BITS),
-                                         answer))
+                                         reduce(operator.or_, parts)))
         m.d.sync += counter_word.eq(counter_go)
-        m.d.sync += [bus.read_valid.eq(bus.read_en & ~table_read & ~reads_counter | answered
-                                       | counter_go), answer.eq(0)]
-        with m.If(answered):
-            m.d.sync += answer.eq(Array(chosen)[which])
-        with m.If(bus.read_en), m.Switch(bus.read_addr):
-            for address, read_word in readable.items():
-                with m.Case(address):
-                    m.d.sync += answer.eq(read_word)
-                    if address in latched:
-                        high, source = latched[address]
-                        m.d.sync += high.eq(source)
+        m.d.sync += bus.read_valid.eq(bus.read_en & ~table_read & ~reads_counter | answered
+                                      | counter_go)
         return m

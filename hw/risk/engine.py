@@ -49,7 +49,8 @@ exchange whose Order Replaced names another original than the client's Replace d
 another symbol, would have that symbol's exposure left uncorrected (the model's
 ``_replaced`` would move it); the exchange side of a real session never does that.
 
-Retransmissions (model rule 9). The verdict memory keeps, per slot, the UserRefNum, the
+Retransmissions (model rule 9). The verdict memory keeps, per slot, the UserRefNum (its
+bits above the slot, as the order table keeps those above the set), the
 verdict and the message's digest; a retransmitted Enter, Replace or Modify gets the verdict
 back only if both match. The digest comes with the event: the client extractor computes it
 (:func:`wiregate.sw.extract.digest`, 32 bits, linear) over every byte of the message's
@@ -228,14 +229,16 @@ class Engine(wiring.Component):
         self._execution = data.StructLayout({
             "valid": 1, "match_number": MATCH_BITS, "user_ref_num": REF_BITS,
             "symbol_index": symbol, "is_buy": 1, "quantity": QUANTITY_BITS,
-            "price": PRICE_BITS, "notional": NOTIONAL_BITS,
+            "price": PRICE_BITS,
         })
         self._exposure = data.StructLayout({
             "position": signed(POSITION_BITS), "working_buy": QUANTITY_BITS,
             "working_sell": QUANTITY_BITS,
         })
         self._remembered = data.StructLayout({
-            "valid": 1, "user_ref_num": REF_BITS, "digest": DIGEST_BITS,
+            # The UserRefNum above its slot (the address holds the slot).
+            "valid": 1, "ref_tag": REF_BITS - (regmap.n_orders - 1).bit_length(),
+            "digest": DIGEST_BITS,
             "reasons": REASON_BITS, "symbol_known": 1, "symbol_index": symbol,
         })
         event = event_layout(regmap)
@@ -422,7 +425,22 @@ class Engine(wiring.Component):
         # READ: the tables, read at the slots the event names.
         # Which slots hold an order: the entry's ``held`` XOR the slot's ``vacated`` bit (see
         # the module docstring), each read here and forwarded to KEY and EXEC.
-        kept = data.StructLayout({**dict(self._order.members), "held": 1})
+        # The entry keeps only the UserRefNum's tag, the bits above its set: the set (the
+        # address) gives the rest, ``set ^ fold(tag)`` (``order_set`` is linear), so two
+        # numbers of one set with the same tag are one number.
+        tag_bits = REF_BITS - set_bits
+        kept = data.StructLayout({
+            **{name: shape for name, shape in self._order.members.items()
+               if name != "user_ref_num"}, "ref_tag": tag_bits, "held": 1})
+
+        # A Replace's original (``orders_b``) is used only while it is live: no pending
+        # charge (a live entry's charge quantity is its quantity) and no price (the
+        # products take the message's, or ``orders_a``'s at PRICE).
+        kept_b = data.StructLayout({name: shape for name, shape in kept.members.items()
+                                    if name not in ("price", "charge_quantity")})
+
+        def tag(ref):
+            return ref[set_bits:]
 
         def order_table(name, shape, address, peek=False):
             """One table per way, each read at the address's set."""
@@ -441,8 +459,9 @@ class Engine(wiring.Component):
             At most one way holds ``ref``; with none, the entry is way 0's.
             """
             holds = Cat(e.held ^ v for e, v in zip(entries, vacated, strict=True))
-            hits = Cat(h & (e.user_ref_num == ref) for e, h in zip(entries, holds, strict=True))
-            entry = Signal(kept, name=name)
+            hits = Cat(h & (e.ref_tag == tag(ref))
+                       for e, h in zip(entries, holds, strict=True))
+            entry = Signal(entries[0].shape(), name=name)
             m.d.comb += entry.eq(entries[0])
             for way in range(1, ways):
                 with m.If(hits[way]):
@@ -453,11 +472,11 @@ class Engine(wiring.Component):
             return [getattr(t, at) for t in tables]
 
         orders_a = order_table("orders_a", kept, f0.user_ref_num, peek=True)   # the message's
-        orders_b = order_table("orders_b", kept, f0.orig_user_ref_num)   # a Replace's original
+        orders_b = order_table("orders_b", kept_b, f0.orig_user_ref_num)  # a Replace's original
         vacated_a = order_table("vacated_a", 1, f0.user_ref_num, peek=True)
         vacated_b = order_table("vacated_b", 1, f0.orig_user_ref_num)
         m.submodules.executions = executions = RmwTable(self._execution, ne * per_session, EXEC,
-                                                        taps=(KEY,))
+                                                        taps=(PRICE, KEY))
         m.d.comb += executions.read_addr.eq(Cat(f0.match_number[:exec_bits], s0.event.session))
         is_modify0 = s0.event.msg_type == _type(ouch.ModifyOrder)
         m.submodules.remembered = remembered = RmwTable(self._remembered,
@@ -486,6 +505,16 @@ class Engine(wiring.Component):
                              tokens[PRICE].event.fields.user_ref_num)
         m.d.comb += [order_product.a.eq(tokens[PRICE].event.fields.quantity),
                      order_product.b.eq(a_price.price)]
+        # The notional a Broken Trade or Trade Correction reverses, from the execution's
+        # quantity and price, rather than 64 bits more in every entry: no event in flight
+        # writes the execution an exchange event reads (background hazards), so the entry
+        # at PRICE is the one at EXEC.
+        x_price = getattr(executions, f"tap{PRICE}")
+        m.submodules.execution_product = execution_product = Multiplier(
+            QUANTITY_BITS, PRICE_BITS, EXEC - PRICE)
+        m.d.comb += [execution_product.a.eq(x_price.quantity),
+                     execution_product.b.eq(x_price.price)]
+        xe_notional = execution_product.product
 
         # --- KEY: the symbol, and the reads keyed by it -----------------------------------
         sk = tokens[KEY]
@@ -846,7 +875,7 @@ class Engine(wiring.Component):
                 m.d.comb += [verdict_symbol_known.eq(symbol_of_msg),
                              verdict_symbol.eq(symbol_of_idx)]
             with m.Elif(ev.retransmit):
-                with m.If(stored.valid & (stored.user_ref_num == xf_.user_ref_num)
+                with m.If(stored.valid & (stored.ref_tag == xf_.user_ref_num[order_bits:])
                           & (stored.digest == ev.digest)):
                     m.d.comb += [fires.eq(stored.reasons),
                                  verdict_symbol_known.eq(stored.symbol_known),
@@ -872,7 +901,7 @@ class Engine(wiring.Component):
                 remembered.write_en.eq(1),
                 remembered.write_addr.eq(Cat(slot(xf_.user_ref_num), s, is_modify)),
                 remembered.write_data.valid.eq(1),
-                remembered.write_data.user_ref_num.eq(xf_.user_ref_num),
+                remembered.write_data.ref_tag.eq(xf_.user_ref_num[order_bits:]),
                 remembered.write_data.digest.eq(ev.digest),
                 remembered.write_data.reasons.eq(fires),
                 remembered.write_data.symbol_known.eq(verdict_symbol_known),
@@ -914,10 +943,10 @@ class Engine(wiring.Component):
         record_symbol_known = Signal()
         record_symbol = Signal(range(ny))
 
-        def charge(entry, present):
-            """``entry``'s shares on the buy side, on the sell side, and its notional."""
-            return (Mux(present & entry.is_buy, entry.charge_quantity, 0),
-                    Mux(present & ~entry.is_buy, entry.charge_quantity, 0),
+        def charge(entry, present, shares):
+            """``entry``'s ``shares`` on the buy side, on the sell side, and its notional."""
+            return (Mux(present & entry.is_buy, shares, 0),
+                    Mux(present & ~entry.is_buy, shares, 0),
                     Mux(present, entry.charge_notional, 0))
 
         def move(removed, added=(0, 0, 0)):
@@ -928,7 +957,7 @@ class Engine(wiring.Component):
             return [d_buy.eq(buy), d_sell.eq(sell), d_credit.eq(notional_)]
 
         def free(entry):
-            return [empty.eq(1), *move([charge(entry, 1)])]
+            return [empty.eq(1), *move([charge(entry, 1, entry.charge_quantity)])]
 
         def reduce_to(entry, open_q, charge_n, is_buy):
             """``entry`` (live) with open quantity ``open_q`` and charge ``charge_n``."""
@@ -938,7 +967,7 @@ class Engine(wiring.Component):
                 new_entry.eq(entry), new_entry.quantity.eq(open_q),
                 new_entry.charge_quantity.eq(open_q), new_entry.charge_notional.eq(charge_n),
                 new_entry.is_buy.eq(is_buy),
-                *move([charge(entry, 1)], (Mux(stays & is_buy, open_q, 0),
+                *move([charge(entry, 1, entry.charge_quantity)], (Mux(stays & is_buy, open_q, 0),
                                            Mux(stays & ~is_buy, open_q, 0),
                                            Mux(stays, charge_n, 0))),
             ]
@@ -951,7 +980,7 @@ class Engine(wiring.Component):
             charge_q = add_q
             m.d.comb += [
                 fill.eq(1), new_entry.pending.eq(is_replace),
-                new_entry.user_ref_num.eq(xf_.user_ref_num),
+                new_entry.ref_tag.eq(tag(xf_.user_ref_num)),
                 new_entry.symbol_index.eq(verdict_symbol), new_entry.is_buy.eq(side_buy),
                 new_entry.quantity.eq(xf_.quantity), new_entry.price.eq(xf_.price),
                 new_entry.charge_quantity.eq(charge_q), new_entry.charge_notional.eq(add_n),
@@ -978,10 +1007,11 @@ class Engine(wiring.Component):
                 # are one order's history, of one symbol (an exchange that names another
                 # original than the Replace did is outside this; see the module docstring).
                 named = (a_hits & after).any()
-                ctx = kept(Mux(named, a.as_value(), b.as_value()))
-                gone = [charge(b, b_live_x), charge(a, named)]
+                ctx_symbol = Mux(named, a.symbol_index, b.symbol_index)
+                ctx_buy = Mux(named, a.is_buy, b.is_buy)
+                gone = [charge(b, b_live_x, b.quantity), charge(a, named, a.charge_quantity)]
                 m.d.comb += [record_symbol_known.eq(named | b_live_x),
-                             record_symbol.eq(ctx.symbol_index), empty_orig.eq(b_live_x)]
+                             record_symbol.eq(ctx_symbol), empty_orig.eq(b_live_x)]
                 with m.If(~named & (after.all() | ~b_live_x)):
                     m.d.comb += [count_unmatched.eq(1), *move(gone[:1])]
                 with m.Elif((xf_.order_state == ord(DEAD)) | (xf_.quantity == 0)):
@@ -989,14 +1019,14 @@ class Engine(wiring.Component):
                 with m.Else():
                     m.d.comb += [
                         fill.eq(1),
-                        new_entry.user_ref_num.eq(xf_.user_ref_num),
-                        new_entry.symbol_index.eq(ctx.symbol_index),
-                        new_entry.is_buy.eq(ctx.is_buy),
+                        new_entry.ref_tag.eq(tag(xf_.user_ref_num)),
+                        new_entry.symbol_index.eq(ctx_symbol),
+                        new_entry.is_buy.eq(ctx_buy),
                         new_entry.quantity.eq(xf_.quantity), new_entry.price.eq(xf_.price),
                         new_entry.charge_quantity.eq(xf_.quantity),
                         new_entry.charge_notional.eq(msg_product),
-                        *move(gone, (Mux(ctx.is_buy, xf_.quantity, 0),
-                                     Mux(ctx.is_buy, 0, xf_.quantity), msg_product)),
+                        *move(gone, (Mux(ctx_buy, xf_.quantity, 0),
+                                     Mux(ctx_buy, 0, xf_.quantity), msg_product)),
                     ]
             with m.Elif(of_type(ouch.OrderCanceled, ouch.AiqCanceled, ouch.OrderExecuted)):
                 with m.If(~a_live):
@@ -1018,7 +1048,6 @@ class Engine(wiring.Component):
                             new_execution.is_buy.eq(a.is_buy),
                             new_execution.quantity.eq(xf_.quantity),
                             new_execution.price.eq(xf_.price),
-                            new_execution.notional.eq(msg_product),
                         ]
             with m.Elif(of_type(ouch.OrderModified)):
                 with m.If(~a_live):
@@ -1040,18 +1069,17 @@ class Engine(wiring.Component):
                 with m.Elif(of_type(ouch.BrokenTrade)):
                     m.d.comb += [
                         d_position.eq(Mux(xe.is_buy, -xe.quantity, xe.quantity)),
-                        d_credit.eq(-xe.notional),
+                        d_credit.eq(-xe_notional),
                         write_execution.eq(1), new_execution.eq(0),
                     ]
                 with m.Else():
                     m.d.comb += [
                         d_position.eq(Mux(xe.is_buy, xf_.quantity - xe.quantity,
                                           xe.quantity - xf_.quantity)),
-                        d_credit.eq(msg_product - xe.notional),
+                        d_credit.eq(msg_product - xe_notional),
                         write_execution.eq(1), new_execution.eq(xe),
                         new_execution.quantity.eq(xf_.quantity),
                         new_execution.price.eq(xf_.price),
-                        new_execution.notional.eq(msg_product),
                     ]
 
         # The writes.
@@ -1064,7 +1092,8 @@ class Engine(wiring.Component):
                 m.d.comb += [
                     table.write_en.eq(((fill | empty) & place[way]) | (orig_here & same_set)),
                     table.write_addr.eq(Cat(order_set(xf_.user_ref_num), s)),
-                    table.write_data.eq(new_entry),
+                    *(table.write_data[name].eq(new_entry[name])
+                      for name in table.write_data.shape().members),
                     table.write_data.held.eq((fill & place[way]) ^ vacated_a[way].value)]
             for table in (vacated_a[way], vacated_b[way]):
                 m.d.comb += [table.write_en.eq(orig_here & ~same_set),
@@ -1197,13 +1226,24 @@ class Engine(wiring.Component):
             self.peek_order.ok.eq(~tokens[1].valid),    # none read at READ a cycle ago
         ]
         # An order entry is (set, way): the slot's low bits name the way.
-        peek_way = Signal(max(1, way_bits))
-        m.d.sync += peek_way.eq(self.peek_order.slot[:way_bits])
-        peeked = Array(t.peek_data.as_value()[:self._order.size] for t in orders_a)
+        # The UserRefNum is the set read and the entry's tag.
+        peek_slot = Signal.like(self.peek_order.slot)
+        m.d.sync += peek_slot.eq(self.peek_order.slot)
+        peek_way, peek_set = peek_slot[:way_bits], peek_slot[way_bits:]
+        peeked = Array(t.peek_data for t in orders_a)[peek_way]
         peek_holds = Array(t.peek_data.held ^ v.peek_data
                            for t, v in zip(orders_a, vacated_a, strict=True))
-        m.d.comb += [self.peek_order.data.eq(peeked[peek_way]),
-                     self.peek_order.valid.eq(peek_holds[peek_way])]
+        low = peek_set
+        if ways > 1:
+            high = Cat(Const(0, set_bits), peeked.ref_tag)
+            for at in range(set_bits, REF_BITS, set_bits):
+                low = low ^ high[at:at + set_bits]
+        m.d.comb += [
+            *(self.peek_order.data[name].eq(peeked[name])
+              for name in self._order.members if name != "user_ref_num"),
+            self.peek_order.data.user_ref_num.eq(Cat(low, peeked.ref_tag)),
+            self.peek_order.valid.eq(peek_holds[peek_way]),
+        ]
         for table in (*orders_a, *vacated_a):
             m.d.comb += [table.read_en.eq(s0.valid),
                          table.peek_addr.eq(Cat(self.peek_order.slot[way_bits:],

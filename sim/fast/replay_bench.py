@@ -1,8 +1,8 @@
 """``python -m wiregate.sim.fast.replay_bench``: the replay rate of ``wiregate replay``.
 
-A capture of N Enter Orders (five to a frame, session 0 of the limit file, every 20th frame
-answered by an Order Accepted: the shape of ``order_flow`` in ``tests/test_replay.py``,
-built here with the project's frame code for speed) goes through both engines at one width;
+A capture of N Enter Orders (session 0 of the limit file, every 20th frame answered by an
+Order Accepted, built with the project's frame code for speed; as many orders a frame as the
+drop copy can record in the frame's time, below) goes through both engines at one width;
 the gateware engine's verdicts and output pcaps must equal the model engine's, and its own
 check of every drop-copy record must find no mismatch. The figures (orders per second in
 processor time of the replay loop, its wall clock, the harness's share, the latency
@@ -29,9 +29,15 @@ from .capture import replay_gateware
 __all__ = ["order_flow", "unlimited_rate"]
 
 PROFILE = {1: "colorlight-5a75b", 8: "full"}
-# The capture's frames come 10 us apart; shortened to what the drop copy needs (five 88-byte
-# records a frame: 440 cycles at W = 1, 55 at W = 8), as tests/test_replay.py does.
-GAP_US = {1: 4, 8: 1}
+# The drop copy leaves the core a lane width a cycle: an 88-byte record a message takes 88
+# cycles at W = 1 (8 ns) and 11 at W = 8 (6.4 ns). Each frame carries about as many orders
+# as the drop copy takes out in the time to the next frame, so few more cycles are
+# simulated than it needs: 17 orders (1,496 cycles) every 12 us (1,500 cycles) at W = 1;
+# at W = 8, 7 orders every 1 us (156 cycles), where 12 and 14 lost records after about
+# 1,400 (the core takes more than 11 cycles a record there when frames come this dense).
+# Either frame is far below the MSS (50 bytes an order).
+GAP_US = {1: 12, 8: 1}
+PER_FRAME = {1: 17, 8: 7}
 PRICES = {b"AAPL": 2_285_000, b"MSFT": 4_153_000, b"NVDA": 1_354_000, b"AMZN": 1_862_000,
           b"ZZZZ": 10_000}
 
@@ -40,8 +46,9 @@ def _soup(kind: bytes, messages) -> bytes:
     return b"".join(struct.pack(">Hc", 1 + len(m), kind) + m for m in messages)
 
 
-def order_flow(limits, orders: int, seed: int = 1) -> list:
-    """The capture's pcap records (see the module docstring)."""
+def order_flow(limits, orders: int, per_frame: int, gap_us: int, seed: int = 1) -> list:
+    """The capture's pcap records (see the module docstring): ``per_frame`` orders a frame,
+    frames ``gap_us`` apart."""
     s = limits.sessions[0]
     client = {"src_mac": "02:00:00:00:01:01", "dst_mac": "02:00:00:00:00:fe",
               "src_ip": s.client.ip, "dst_ip": s.exchange.ip, "src_port": s.client.port,
@@ -57,7 +64,7 @@ def order_flow(limits, orders: int, seed: int = 1) -> list:
         records.append(pcap.PcapRecord(t, build_frame(payload, seq=seq[side], ack=seq[other],
                                                       flags=flags, **ends)))
         seq[side] = (seq[side] + len(payload) + ("S" in flags)) % 2**32
-        t += 10_000
+        t += gap_us * 1_000
 
     seq["c"] -= 1
     seq["e"] -= 1
@@ -65,9 +72,9 @@ def order_flow(limits, orders: int, seed: int = 1) -> list:
     send("e", b"", "SA")
     send("c", b"", "A")
     ref = 0
-    for k in range(orders // 5):
+    for k, start in enumerate(range(0, orders, per_frame)):
         messages = []
-        for _ in range(5):
+        for _ in range(min(per_frame, orders - start)):
             ref += 1
             symbol = rng.choice(list(PRICES))
             price = max(1, PRICES[symbol] + rng.randint(-100_000, 100_000))
@@ -103,7 +110,7 @@ def run(width: int, orders: int, limits_path: str) -> dict:
     profile = PROFILES[PROFILE[width]]
     limits = unlimited_rate(load_limits(limits_path, max_sessions=profile.n_sessions,
                                         max_symbols=profile.n_symbols))
-    records = order_flow(limits, orders)
+    records = order_flow(limits, orders, PER_FRAME[width], GAP_US[width])
     model = replay_model(records, limits, profile, width, max_gap_us=GAP_US[width],
                          progress=False)
     wall = time.perf_counter()
@@ -119,6 +126,7 @@ def run(width: int, orders: int, limits_path: str) -> dict:
     run_ = latency["run"]
     return {"width": width, "profile": profile.name, "orders": orders,
             "frames": len(records), "max_gap_us": GAP_US[width],
+            "orders_per_frame": PER_FRAME[width],
             "accepted": gateware.summary()["verdicts"]["accept"],
             "replay_s": round(gateware.seconds, 1),
             "orders_per_s": round(orders / gateware.seconds),
@@ -142,7 +150,8 @@ def main() -> None:
     f = run(args.width, args.orders, args.limits)
     lat = {k: f["latency"][k]["cycles"] for k in ("first_byte", "verdict")}
     line = (f"W={f['width']} replay --engine gateware ({f['profile']}, --max-gap-us "
-            f"{f['max_gap_us']}): {f['orders']} orders in {f['frames']} frames, "
+            f"{f['max_gap_us']}): {f['orders']} orders in {f['frames']} frames "
+            f"({f['orders_per_frame']} a frame), "
             f"{f['accepted']} accepted, verdicts and pcaps equal to the model engine's; "
             f"{f['replay_s']} s of processor time = {f['orders_per_s']:,} orders/s (wall "
             f"clock {f['replay_wall_s']} s, {f['total_wall_s']} s with the build check and the "

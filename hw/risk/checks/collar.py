@@ -32,9 +32,10 @@ class CollarCheck(Check):
     ----------
     price : In(PRICE_BITS)
     reference : In(32)
-        Reference price; 0 means none (fires).
-    collar : In(32)
-        Band either side of the reference, in price units.
+        Reference price; 0 means none (fires). As wide as the host's reference update
+        (``ref_price``); the committed one (``reference_price``) is 31 bits.
+    collar : In(31)
+        Band either side of the reference, in price units (at most an OUCH price).
     reference_stamp : In(TIME_BITS)
         Time the reference was set, microseconds.
     now : In(TIME_BITS)
@@ -53,7 +54,7 @@ class CollarCheck(Check):
         super().__init__({
             "price": In(PRICE_BITS),
             "reference": In(32),
-            "collar": In(32),
+            "collar": In(31),
             "reference_stamp": In(TIME_BITS),
             "now": In(TIME_BITS),
             "max_age": In(32),
