@@ -110,7 +110,8 @@ class Bench:
         self.ctx, self.dut, self.host, self.rng = ctx, dut, host, rng
         self.regmap = host.regmap
 
-    async def write(self, pairs):
+    async def write(self, pairs, idle=True):
+        """Each word once ``write_ready`` takes it; then, if ``idle``, a few idle cycles."""
         bus = self.dut.bus
         for address, word in pairs:
             self.ctx.set(bus.write_en, 1)
@@ -121,7 +122,7 @@ class Bench:
                 if ready:
                     break
             self.ctx.set(bus.write_en, 0)
-            for _ in range(self.rng.choice([0, 0, 0, 1, 3])):
+            for _ in range(self.rng.choice([0, 0, 0, 1, 3]) if idle else 0):
                 await self.ctx.tick()
 
     async def read(self, addresses, cycles=None):
@@ -259,18 +260,19 @@ class Bench:
         await self.counters_now(self.rng.getrandbits(1), self.rng.getrandbits(1))
 
     async def counters_now(self, snapshot, clear):
-        """Counters move, then a counter_control write, then they move again at once."""
+        """Counters move, a counter_control write, they move in the cycle after it is taken
+        (the copy is of that cycle), then they move again (which must not show)."""
         host = self.host
+        self.count()
+        await self.write(self.regmap.encode_write("counter_control", snapshot=snapshot,
+                                                  clear=clear), idle=False)
         self.count()
         for name in host.live:
             if snapshot:
                 host.snapshot[name] = (host.live[name] - host.base[name]) % (1 << 64)
             if clear:
                 host.base[name] = host.live[name]
-        await self.write(self.regmap.encode_write("counter_control", snapshot=snapshot,
-                                                  clear=clear))
-        # The copy is of the counters as the write was taken: they move on at once (while
-        # the copy is swept into memory), and that must not show.
+        await self.ctx.tick()
         self.count()
 
     async def scratch(self):
@@ -506,8 +508,11 @@ def test_commit_waiting_reads_as_commit_pending():
             assert ctx.get(dut.control.valid) and not ctx.get(dut.bus.write_ready)
             assert await commit_pending() == 1
         ctx.set(dut.control.ready, 1)
-        await ctx.tick()        # the engine takes the commit; the scratch write is taken next
+        await ctx.tick()        # the engine takes the commit; the scratch write is taken after
         ctx.set(dut.control.ready, 0)
+        assert not ctx.get(dut.control.valid) and not ctx.get(dut.bus.write_ready)
+        await ctx.tick()        # (a cycle later: ``write_ready`` waits for an empty slot)
+        assert ctx.get(dut.bus.write_ready)
         await ctx.tick()
         ctx.set(dut.bus.write_en, 0)
         assert await commit_pending() == 0

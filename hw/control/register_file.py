@@ -39,10 +39,11 @@ is flip-flops in the engine, read here through the same path.
 
 Counters. The snapshot and the base of each counter live in LUT RAM, not flip-flops. A
 ``counter_control`` write that asks for a snapshot or a clear copies every live counter at
-once into a capture register as it is taken; then a sweep, one counter a cycle in index
-order through a two-stage pipeline (select the capture and read the base; subtract and
-write), writes ``capture - base`` into the snapshot memory and (for a clear) ``capture``
-into the base memory, with ``write_ready`` low until it is done. A counter read waits for
+once into a capture register, in the cycle after the write is taken; then a sweep, one
+counter a cycle in index order through a three-stage pipeline (select a capture in each
+group of eight; select the group's and read the base; subtract and write), writes
+``capture - base`` into the snapshot memory and (for a clear) ``capture`` into the base
+memory, with ``write_ready`` low until it is done. A counter read waits for
 the sweep to finish (``read_valid`` comes later), so every read after the write sees the
 copy made at one instant, as the map says.
 """
@@ -74,6 +75,10 @@ _ONES = (1 << WORD_BITS) - 1
 # Readable register words per registered part of the read answer: each part is one
 # compare per address and an OR of this many words, not a decode of the whole map.
 ANSWER_GROUP = 8
+# Counter captures per first-stage select of the counter sweep (a power of two).
+SWEEP_GROUP = 8
+# Bits of a group's capture select driven by one copy of the sweep's index.
+SWEEP_SLICE = 16
 
 
 def bus_signature(regmap: RegisterMap) -> wiring.Signature:
@@ -180,15 +185,15 @@ class RegisterFile(wiring.Component):
         A narrower counter is zero-extended by its ``eq``, and synthesis then drops the
         constant high half of its capture register. Reads return ``live - base`` as of
         the last ``counter_control.snapshot``; ``counter_control.clear`` sets
-        ``base = live``.
+        ``base = live``. ``live`` is the count in the cycle after the write is taken.
 
     Latency
     -------
     Reads: one cycle; a counter two, more while a sweep runs (it waits for the sweep's end);
-    a table read at least three, one more than its port's ``ok`` waits. A table write port
+    a table read at least four, one more than its port's ``ok`` waits. A table write port
     pulses and a control event becomes valid one cycle after the write that causes it is
     taken. After a ``counter_control`` write with a bit set, ``write_ready`` is low for one
-    cycle per counter and one more (the sweep and its pipeline).
+    cycle per counter and two more (the copy, then the sweep and its pipeline).
     """
 
     def __init__(self, regmap):
@@ -246,17 +251,18 @@ class RegisterFile(wiring.Component):
             self.control.payload.eq(event),
             self.control.payload.index.eq(event.index + lowest),
         ]
-        # ``pending_next`` is ``pending`` of the next cycle, so that ``write_ready`` can be a
-        # flip-flop (it gates the counter capture's enable, thousands of flip-flops).
+        # ``pending_next`` is ``pending`` of the next cycle.
         pending_next = Signal(WORD_BITS)
         m.d.comb += pending_next.eq(Mux(self.control.valid & self.control.ready,
                                         pending & (pending - 1), pending))
         m.d.sync += pending.eq(pending_next)
 
+        queueing = Signal()     # this cycle's write queues events (maybe none: no bit set)
+
         def queue(code, scope=0, index=0, bits=1, price=0, stamp=0):
             m.d.sync += [event.code.eq(code), event.scope.eq(scope), event.index.eq(index),
                          event.price.eq(price), event.stamp.eq(stamp), event.in_sync.eq(0)]
-            m.d.comb += pending_next.eq(bits)
+            m.d.comb += [pending_next.eq(bits), queueing.eq(1)]
 
         write = Signal()
         m.d.comb += write.eq(bus.write_en & bus.write_ready)
@@ -280,28 +286,48 @@ class RegisterFile(wiring.Component):
         m.submodules.counter_base = base = Memory(shape=width, depth=n, init=[], attrs=lut_ram)
         m.submodules.counter_snapshot = snapshots = Memory(shape=width, depth=n, init=[],
                                                            attrs=lut_ram)
-        # The sweep is a pipeline, one counter a cycle in index order: its index (``now``)
-        # selects the capture and reads the base into registers; the next cycle subtracts
-        # and writes. No stage holds more than one wide mux or one carry chain.
+        # The sweep is a pipeline, one counter a cycle in index order: ``now`` picks a capture
+        # in each group of SWEEP_GROUP (a register per group), the next cycle picks the group's
+        # register and reads the base, the cycle after subtracts and writes. No stage holds
+        # more than one narrow mux or one carry chain: the 36-to-1 select of 64-bit captures
+        # in one cycle was the block's critical path.
         base_read, base_write = base.read_port(), base.write_port()
         snapshot_write, snapshot_read = snapshots.write_port(), snapshots.read_port()
         snapshot, clear = Signal(), Signal()     # what the sweep does, from the write's bits
+        capturing = Signal()                     # the live counters are copied now
         sweeping = Signal()                      # stage 1: ``now`` is to be swept
         sweeping_next = Signal()
         now = Signal(range(n))
-        writing = Signal()                       # stage 2: ``at``'s new values are written
+        now_next = Signal(range(n))
+        member_bits = SWEEP_GROUP.bit_length() - 1
+        picking = Signal()                       # stage 2: ``picked`` is to be read
+        picked = Signal(range(n))
+        groups = [Signal(width, name=f"sweep_group{g}") for g in range(-(-n // SWEEP_GROUP))]
+        writing = Signal()                       # stage 3: ``at``'s new values are written
         at = Signal(range(n))
         captured = Signal(width)
-        busy = sweeping | writing
-        m.d.sync += [writing.eq(sweeping), at.eq(now), sweeping.eq(sweeping_next)]
-        m.d.comb += sweeping_next.eq(sweeping)
+        busy = capturing | sweeping | picking | writing
+        m.d.sync += [picking.eq(sweeping), picked.eq(now), writing.eq(picking), at.eq(picked),
+                     sweeping.eq(sweeping_next), now.eq(now_next),
+                     captured.eq(Array(groups)[picked[member_bits:]])]
+        m.d.comb += [sweeping_next.eq(sweeping), now_next.eq(now)]
         with m.If(sweeping):
-            m.d.sync += [captured.eq(Array(capture)[now]), now.eq(now + 1)]
+            m.d.comb += now_next.eq(now + 1)
             with m.If(now == n - 1):
-                m.d.sync += now.eq(0)
-                m.d.comb += sweeping_next.eq(0)
+                m.d.comb += [now_next.eq(0), sweeping_next.eq(0)]
+        # Each SWEEP_SLICE bits of a group's select has its own copy of ``now``'s low bits
+        # (kept apart in synthesis): one register driving every select was a net of hundreds
+        # of loads, the slowest path after the 36-to-1 select was split.
+        for g, group_register in enumerate(groups):
+            members = capture[g * SWEEP_GROUP:(g + 1) * SWEEP_GROUP]
+            for low in range(0, width, SWEEP_SLICE):
+                member = Signal(member_bits, name=f"sweep_member{g}_{low}", attrs={"keep": 1})
+                m.d.sync += member.eq(now_next[:member_bits])
+                with m.If(sweeping):
+                    m.d.sync += group_register[low:low + SWEEP_SLICE].eq(
+                        Array(c[low:low + SWEEP_SLICE] for c in members)[member])
         m.d.comb += [
-            base_read.addr.eq(now),
+            base_read.addr.eq(picked),
             base_write.addr.eq(at),
             base_write.data.eq(captured),
             base_write.en.eq(writing & clear),
@@ -310,17 +336,28 @@ class RegisterFile(wiring.Component):
             snapshot_write.data.eq(captured - base_read.data),
             snapshot_write.en.eq(writing & snapshot),
         ]
-        with m.If(write & (bus.write_addr == reg("counter_control").address)
-                  & (field("counter_control", "snapshot") | field("counter_control", "clear"))):
-            m.d.sync += [*(c.eq(getattr(self, f"count_{r.name}"))
-                           for c, r in zip(capture, group, strict=True)),
-                         snapshot.eq(field("counter_control", "snapshot")),
+        # The write only raises ``capturing``; the copy is taken in the next cycle, so the
+        # enable of thousands of capture flip-flops starts at one flip-flop, not at the bus's
+        # address decode (that path was the block's slowest).
+        request = Signal()
+        m.d.comb += request.eq(write & (bus.write_addr == reg("counter_control").address)
+                               & (field("counter_control", "snapshot")
+                                  | field("counter_control", "clear")))
+        m.d.sync += capturing.eq(request)
+        with m.If(request):
+            m.d.sync += [snapshot.eq(field("counter_control", "snapshot")),
                          clear.eq(field("counter_control", "clear"))]
+        with m.If(capturing):
+            m.d.sync += [c.eq(getattr(self, f"count_{r.name}"))
+                         for c, r in zip(capture, group, strict=True)]
             m.d.comb += sweeping_next.eq(1)
-        # The next counter_control write must not capture before this sweep is done. The
-        # events queued by this cycle's write are in ``pending_next``, not yet in ``pending``.
+        # The next counter_control write must not capture before this sweep is done, and no
+        # write is taken while events wait in the slot or this cycle's write queues some
+        # (even if its bits name none, or the last event leaves now: a cycle later, but the
+        # flip-flop's input is a few gates, not the queue's next state).
         ready = Signal(init=1)
-        m.d.sync += ready.eq(~pending_next.any() & ~sweeping_next & ~sweeping)
+        m.d.sync += ready.eq(~pending.any() & ~queueing & ~request & ~sweeping_next
+                             & ~sweeping)
         m.d.comb += bus.write_ready.eq(ready)
 
         # --- tables: per-table staging, the last used word writes the entry ----------------
@@ -358,7 +395,7 @@ class RegisterFile(wiring.Component):
                 symbol = field("ref_update", "symbol")
                 with m.If(symbol < regmap.n_symbols):
                     queue(Control.SET_REFERENCE, index=symbol,
-                                      price=value["ref_price"], stamp=value["ref_stamp_us"])
+                          price=value["ref_price"], stamp=value["ref_stamp_us"])
 
             for t in tables:
                 word_bits = t.entry_words.bit_length() - 1
@@ -385,8 +422,9 @@ class RegisterFile(wiring.Component):
                     valid = Mux(k < last, _ONES, Mux(k == last, (2 << tail) - 1, 0))
                     with m.Case(_case(t, address_bits)):
                         queue(code, scope=SCOPES.index(scope),
-                                          index=Cat(Const(0, WORD_BITS.bit_length() - 1), k),
-                                          bits=data & valid)
+                              index=Cat(Const(0, WORD_BITS.bit_length() - 1), k),
+                              bits=data & valid)
+
 
         # --- reads ---------------------------------------------------------------------------
         def place(register, values):
@@ -488,8 +526,14 @@ class RegisterFile(wiring.Component):
         # The answer is registered in parts, each 0 unless it answers: the register words in
         # groups of ANSWER_GROUP addresses, the table read beside them; the bus ORs the parts
         # (and picks the counter). No cycle decodes every readable address into one word.
+        # A table read's answer in two steps: each table's addressed word into a register,
+        # then the table's pick (the two selects in one cycle were the block's slowest path).
         table_answer = Signal(WORD_BITS)
-        m.d.sync += table_answer.eq(Mux(answered, Array(chosen)[which], 0))
+        table_words = [Signal(WORD_BITS, name=f"table_word{k}") for k in range(len(reads))]
+        answered_1 = Signal()
+        m.d.sync += [*(w.eq(c) for w, c in zip(table_words, chosen, strict=True)),
+                     answered_1.eq(answered),
+                     table_answer.eq(Mux(answered_1, Array(table_words)[which], 0))]
         parts = [table_answer]
         words = sorted(readable.items())
         for g in range(0, len(words), ANSWER_GROUP):
@@ -507,6 +551,6 @@ class RegisterFile(wiring.Component):
                                          snapshot_read.data.word_select(high_word, WORD_BITS),
                                          reduce(operator.or_, parts)))
         m.d.sync += counter_word.eq(counter_go)
-        m.d.sync += bus.read_valid.eq(bus.read_en & ~table_read & ~reads_counter | answered
+        m.d.sync += bus.read_valid.eq(bus.read_en & ~table_read & ~reads_counter | answered_1
                                       | counter_go)
         return m
