@@ -10,8 +10,9 @@ the host codec's layout table (:data:`wiregate.sw.proto.ouch.CLIENT_LAYOUTS` /
 
 From a client, the event also carries the retransmission digest of the message's fixed part
 (:func:`wiregate.sw.extract.digest`): the fixed bytes that are no event field are captured
-as the event fields are, and the digest's XOR trees work on the registered event, after the
-lane-to-lane chain.
+as the event fields are. At W = 8 the digest's XOR trees work on the registered event, after
+the lane-to-lane chain; at W = 1 they work a cycle ahead, in registered shares, on the
+captures before the settling byte, whose own share is added at the end.
 
 At W = 8 one beat can settle more than one packet (two Account Queries are four bytes
 apart). The event stream carries one event per beat, so a frame where that happens is
@@ -63,24 +64,23 @@ def _field_sizes():
 
 
 FIELD_SIZES = _field_sizes()
+# Digest input bits per registered share of each digest bit's XOR tree at W = 1 (three LUT4
+# levels for the about half of them each mask sets).
+DIGEST_CHUNK = 64
 
 
-def _digest(m, msg_type, fields, extra, good):
-    """The digest (:func:`wiregate.sw.extract.digest`) of a settled client message of type
-    ``msg_type``, zero unless it is ``good`` and of a DIGESTED type. ``fields`` are its event
-    fields (zero where its layout has none), ``extra`` its layout's other fixed bytes
+def _digest_word(m, msg_type, fields, extra, name):
+    """The input of the digest (:func:`wiregate.sw.extract.digest`) of a client message of
+    type ``msg_type``, as a word, and the input bit each of its bits is. ``fields`` are its
+    event fields (zero where its layout has none), ``extra`` its layout's other fixed bytes
     (big-endian, as captured; zero past the layout's own)."""
-
-    def of_type(types):
-        return Cat(msg_type == t[0] for t in types).any()
-
     # The input, least significant first: the extra bytes, the fields, the type. Bits known
     # to be zero (a good price's high bytes) are left out of the word and of the masks:
     # Verilator -O2 miscomputes some XOR trees over a word with a constant run inside.
     parts = []      # (value, or None where zero; width)
     parts.append((extra, 8 * DIGEST_EXTRA))
-    for name, size in reversed(DIGEST_FIELDS):
-        field = fields[name]
+    for field_name, size in reversed(DIGEST_FIELDS):
+        field = fields[field_name]
         parts += [(field, len(field)), (None, 8 * size - len(field))]
     parts.append((msg_type, 8))
     held, at = [], 0        # the input bits the word holds
@@ -91,16 +91,44 @@ def _digest(m, msg_type, fields, extra, good):
     if at != 8 * (1 + sum(size for _, size in DIGEST_FIELDS) + DIGEST_EXTRA) or \
             any(mask >> at for mask in DIGEST_MASKS):
         raise ValueError("the digest input is not the one sw/extract.py declares")
-    word = Signal(len(held), name="digest_input")
-    digest = Signal(DIGEST_BITS, name="digest")
-    digested = good & of_type(DIGESTED)
-    trees = [(word & sum((mask >> bit & 1) << k for k, bit in enumerate(held))).xor()
-             for mask in DIGEST_MASKS]
-    m.d.comb += [
-        word.eq(Cat(value for value, _ in parts if value is not None)),
-        digest.eq(Mux(digested, Cat(trees), 0)),
-    ]
-    return digest
+    word = Signal(len(held), name=name)
+    m.d.comb += word.eq(Cat(value for value, _ in parts if value is not None))
+    return word, held
+
+
+def _parity(word, held, mask):
+    """The parity of the bits of ``word`` (input bits ``held``) that ``mask`` sets."""
+    return (word & sum((mask >> bit & 1) << k for k, bit in enumerate(held))).xor()
+
+
+def _field_input_bit(name):
+    """The digest input bit of event field ``name``'s least significant bit."""
+    at = 8 * DIGEST_EXTRA
+    for field_name, size in reversed(DIGEST_FIELDS):
+        if field_name == name:
+            return at
+        at += 8 * size
+    raise ValueError(f"{name} is not digested")
+
+
+def _last_bytes():
+    """Per DIGESTED type whose fixed part ends in a digested field byte: the type byte, the
+    field and the byte's least significant bit in it (an appendage length is not digested)."""
+    last = []
+    for t in DIGESTED:
+        layout = CLIENT_LAYOUTS[t]
+        offset = layout.fixed_length - 1
+        for fl in layout.fields:
+            if fl.offset <= offset < fl.end and fl.name in dict(DIGEST_FIELDS) \
+                    and fl.name != layout.appendage_length_field:
+                last.append((t[0], fl.name, 8 * (fl.end - 1 - offset)))
+            elif fl.offset <= offset < fl.end and fl.name != layout.appendage_length_field:
+                raise ValueError(f"type {t}: its fixed part ends in an extra byte")
+    return last
+
+
+def _of_type(msg_type, types):
+    return Cat(msg_type == t[0] for t in types).any()
 
 
 def event_layout(regmap: RegisterMap) -> data.StructLayout:
@@ -588,12 +616,42 @@ class OuchExtractor(wiring.Component):
         ]
         m.d.comb += o.event.eq(settled)
         if client:
-            # Beside the event's register, from stage 2's fields (the event's own are also
-            # cleared unless it is good, which only the digest's zero depends on), so that
-            # the late reasons do not lead into the XOR trees.
             digest = Signal(DIGEST_BITS, name="digest_out")
-            m.d.sync += digest.eq(_digest(m, settled_3.msg_type, fields, settled_3.extra,
-                                          good))
+            digested = good & _of_type(settled_3.msg_type, DIGESTED)
+            if width == 1:
+                # A byte a cycle: the digest of every byte but the settling one is worked out
+                # over the captures of the cycle before (``current``, stage 2's state) in
+                # two registered halves, and the settling byte's own share (Modify's last
+                # quantity byte; Enter and Replace end in their appendage length, which is
+                # not digested) is added here. No wide XOR tree in one cycle.
+                widths = {name: len(fields[name]) for name, _ in DIGEST_FIELDS}
+                word, held = _digest_word(
+                    m, current.carried.msg_type,
+                    {name: current.fields[name][:w] for name, w in widths.items()},
+                    current.fields.extra, "digest_input")
+                chunks = [range(at, min(at + DIGEST_CHUNK, len(held)))
+                          for at in range(0, len(held), DIGEST_CHUNK)]
+                bits = []
+                for i, mask in enumerate(DIGEST_MASKS):
+                    shares = [Signal(name=f"digest{i}_part{c}") for c in range(len(chunks))]
+                    for share, chunk in zip(shares, chunks, strict=True):
+                        m.d.sync += share.eq(_parity(word[chunk.start:chunk.stop],
+                                                     held[chunk.start:chunk.stop], mask))
+                    for msg_type, name, lsb in _last_bytes():
+                        base = _field_input_bit(name) + lsb
+                        byte = fields[name][lsb:lsb + 8]
+                        shares.append((settled_3.msg_type == msg_type) &
+                                      _parity(byte, range(base, base + 8), mask))
+                    bits.append(Cat(shares).xor())
+                m.d.sync += digest.eq(Mux(digested, Cat(bits), 0))
+            else:
+                # Beside the event's register, from stage 2's fields (the event's own are
+                # also cleared unless it is good, which only the digest's zero depends on),
+                # so that the late reasons do not lead into the XOR trees.
+                word, held = _digest_word(m, settled_3.msg_type, fields, settled_3.extra,
+                                          "digest_input")
+                m.d.sync += digest.eq(Mux(digested, Cat(_parity(word, held, mask)
+                                                        for mask in DIGEST_MASKS), 0))
             m.d.comb += o.event.digest.eq(digest)
 
         # Counted from the output registers, a cycle after the verdicts.
