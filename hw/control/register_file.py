@@ -77,8 +77,6 @@ _ONES = (1 << WORD_BITS) - 1
 ANSWER_GROUP = 8
 # Counter captures per first-stage select of the counter sweep (a power of two).
 SWEEP_GROUP = 8
-# Bits of a group's capture select driven by one copy of the sweep's index.
-SWEEP_SLICE = 16
 
 
 def bus_signature(regmap: RegisterMap) -> wiring.Signature:
@@ -298,7 +296,6 @@ class RegisterFile(wiring.Component):
         sweeping = Signal()                      # stage 1: ``now`` is to be swept
         sweeping_next = Signal()
         now = Signal(range(n))
-        now_next = Signal(range(n))
         member_bits = SWEEP_GROUP.bit_length() - 1
         picking = Signal()                       # stage 2: ``picked`` is to be read
         picked = Signal(range(n))
@@ -308,24 +305,18 @@ class RegisterFile(wiring.Component):
         captured = Signal(width)
         busy = capturing | sweeping | picking | writing
         m.d.sync += [picking.eq(sweeping), picked.eq(now), writing.eq(picking), at.eq(picked),
-                     sweeping.eq(sweeping_next), now.eq(now_next),
+                     sweeping.eq(sweeping_next),
                      captured.eq(Array(groups)[picked[member_bits:]])]
-        m.d.comb += [sweeping_next.eq(sweeping), now_next.eq(now)]
+        m.d.comb += sweeping_next.eq(sweeping)
         with m.If(sweeping):
-            m.d.comb += now_next.eq(now + 1)
+            m.d.sync += now.eq(now + 1)
             with m.If(now == n - 1):
-                m.d.comb += [now_next.eq(0), sweeping_next.eq(0)]
-        # Each SWEEP_SLICE bits of a group's select has its own copy of ``now``'s low bits
-        # (kept apart in synthesis): one register driving every select was a net of hundreds
-        # of loads, the slowest path after the 36-to-1 select was split.
-        for g, group_register in enumerate(groups):
-            members = capture[g * SWEEP_GROUP:(g + 1) * SWEEP_GROUP]
-            for low in range(0, width, SWEEP_SLICE):
-                member = Signal(member_bits, name=f"sweep_member{g}_{low}", attrs={"keep": 1})
-                m.d.sync += member.eq(now_next[:member_bits])
-                with m.If(sweeping):
-                    m.d.sync += group_register[low:low + SWEEP_SLICE].eq(
-                        Array(c[low:low + SWEEP_SLICE] for c in members)[member])
+                m.d.sync += now.eq(0)
+                m.d.comb += sweeping_next.eq(0)
+        with m.If(sweeping):
+            for g, group_register in enumerate(groups):
+                members = capture[g * SWEEP_GROUP:(g + 1) * SWEEP_GROUP]
+                m.d.sync += group_register.eq(Array(members)[now[:member_bits]])
         m.d.comb += [
             base_read.addr.eq(picked),
             base_write.addr.eq(at),
@@ -424,7 +415,6 @@ class RegisterFile(wiring.Component):
                         queue(code, scope=SCOPES.index(scope),
                               index=Cat(Const(0, WORD_BITS.bit_length() - 1), k),
                               bits=data & valid)
-
 
         # --- reads ---------------------------------------------------------------------------
         def place(register, values):

@@ -112,18 +112,18 @@ def _field_input_bit(name):
 
 
 def _last_bytes():
-    """Per DIGESTED type whose fixed part ends in a digested field byte: the type byte, the
+    """Per DIGESTED type whose fixed part ends in a digested field's byte: the type byte, the
     field and the byte's least significant bit in it (an appendage length is not digested)."""
     last = []
     for t in DIGESTED:
         layout = CLIENT_LAYOUTS[t]
         offset = layout.fixed_length - 1
-        for fl in layout.fields:
-            if fl.offset <= offset < fl.end and fl.name in dict(DIGEST_FIELDS) \
-                    and fl.name != layout.appendage_length_field:
-                last.append((t[0], fl.name, 8 * (fl.end - 1 - offset)))
-            elif fl.offset <= offset < fl.end and fl.name != layout.appendage_length_field:
-                raise ValueError(f"type {t}: its fixed part ends in an extra byte")
+        fl = next(fl for fl in layout.fields if fl.offset <= offset < fl.end)
+        if fl.name == layout.appendage_length_field:
+            continue
+        if fl.name not in dict(DIGEST_FIELDS):
+            raise ValueError(f"type {t}: its fixed part ends in an extra byte")
+        last.append((t[0], fl.name, 8 * (fl.end - 1 - offset)))
     return last
 
 
@@ -621,7 +621,7 @@ class OuchExtractor(wiring.Component):
             if width == 1:
                 # A byte a cycle: the digest of every byte but the settling one is worked out
                 # over the captures of the cycle before (``current``, stage 2's state) in
-                # two registered halves, and the settling byte's own share (Modify's last
+                # registered shares, and the settling byte's own share (Modify's last
                 # quantity byte; Enter and Replace end in their appendage length, which is
                 # not digested) is added here. No wide XOR tree in one cycle.
                 widths = {name: len(fields[name]) for name, _ in DIGEST_FIELDS}
@@ -631,15 +631,15 @@ class OuchExtractor(wiring.Component):
                     current.fields.extra, "digest_input")
                 chunks = [range(at, min(at + DIGEST_CHUNK, len(held)))
                           for at in range(0, len(held), DIGEST_CHUNK)]
+                last_bytes = [(msg_type, fields[name][lsb:lsb + 8], _field_input_bit(name) + lsb)
+                              for msg_type, name, lsb in _last_bytes()]
                 bits = []
                 for i, mask in enumerate(DIGEST_MASKS):
                     shares = [Signal(name=f"digest{i}_part{c}") for c in range(len(chunks))]
                     for share, chunk in zip(shares, chunks, strict=True):
                         m.d.sync += share.eq(_parity(word[chunk.start:chunk.stop],
                                                      held[chunk.start:chunk.stop], mask))
-                    for msg_type, name, lsb in _last_bytes():
-                        base = _field_input_bit(name) + lsb
-                        byte = fields[name][lsb:lsb + 8]
+                    for msg_type, byte, base in last_bytes:
                         shares.append((settled_3.msg_type == msg_type) &
                                       _parity(byte, range(base, base + 8), mask))
                     bits.append(Cat(shares).xor())
