@@ -554,8 +554,12 @@ class Engine(wiring.Component):
         m.d.comb += exposure.read_addr.eq(Cat(key_symbol, sk.event.session))
 
         symbol_entry = entry_layout(regmap, "symbol_limits")
+        # No read meets a write at its address: the host writes the shadow bank, and no event
+        # in flight reads it but while a commit is in flight (``commit_pending``: the host
+        # does not write then). no_rw_check spares Yosys the read-old-data behaviour, two
+        # flip-flops a bit beside the block RAM.
         m.submodules.symbol_limits = symbol_limits = memory.Memory(
-            shape=symbol_entry, depth=2 << symbol_bits, init=[])
+            shape=symbol_entry, depth=2 << symbol_bits, init=[], attrs={"no_rw_check": 1})
         sl_write = symbol_limits.write_port()
         sl_read = symbol_limits.read_port()
         host = self.write_symbol_limits
@@ -567,7 +571,10 @@ class Engine(wiring.Component):
         # The live reference: a reference update after the bank's commit overrides the bank.
         live_ref = data.StructLayout({"price": PRICE_BITS, "stamp": TIME_BITS, "epoch": 32,
                                       "valid": 1})
-        m.submodules.references = references = memory.Memory(shape=live_ref, depth=ny, init=[])
+        # A reference update reads its own address as it writes it, and reads nothing it uses:
+        # no other read meets a write (no_rw_check, as for the symbol limits).
+        m.submodules.references = references = memory.Memory(shape=live_ref, depth=ny, init=[],
+                                                              attrs={"no_rw_check": 1})
         ref_write = references.write_port()
         ref_read = references.read_port()
         set_reference = (sk.valid & (sk.kind == _Kind.CONTROL)
