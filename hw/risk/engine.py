@@ -920,6 +920,20 @@ class Engine(wiring.Component):
         # --- Exchange events, revokes: the new entry and the charges it moves ------------
         # The order-table entry written at the message's slot, the slots filled and emptied,
         # and the deltas to exposure and credit.
+        # Which case the event is (each of these ends the event's order-table business).
+        def exchange_of(*classes):
+            return is_exchange & of_type(*classes)
+
+        revoke = sx.valid & (sx.kind == _Kind.REVOKE)
+        x_accepted = exchange_of(ouch.OrderAccepted)
+        x_replaced = exchange_of(ouch.OrderReplaced)
+        x_reduced = exchange_of(ouch.OrderCanceled, ouch.AiqCanceled, ouch.OrderExecuted)
+        x_executed = exchange_of(ouch.OrderExecuted) & a_live
+        x_modified = exchange_of(ouch.OrderModified)
+        x_rejected = exchange_of(ouch.OrderRejected)
+        x_trade = exchange_of(ouch.BrokenTrade, ouch.TradeCorrection)
+        x_traded = x_trade & x_match
+        x_corrected = x_traded & of_type(ouch.TradeCorrection)
         new_entry = Signal(kept)
         fill = Signal()             # ref's place holds an order from now
         empty = Signal()            # ref's place holds none from now
@@ -930,8 +944,7 @@ class Engine(wiring.Component):
         after = Signal(ways)        # the ways that hold an order once the original left
         place = Signal(ways)        # one-hot; way 0 when the set is full (then nothing writes)
         m.d.comb += [
-            leaving.eq(Mux(is_exchange & of_type(ouch.OrderReplaced) & b_live_x & same_set,
-                           b_hits, 0)),
+            leaving.eq(Mux(x_replaced & b_live_x & same_set, b_hits, 0)),
             after.eq(a_holds & ~leaving),
             place.eq(1),
         ]
@@ -950,144 +963,99 @@ class Engine(wiring.Component):
         record_symbol_known = Signal()
         record_symbol = Signal(range(ny))
 
-        def charge(entry, present, shares):
-            """``entry``'s ``shares`` on the buy side, on the sell side, and its notional."""
-            return (Mux(present & entry.is_buy, shares, 0),
-                    Mux(present & ~entry.is_buy, shares, 0),
-                    Mux(present, entry.charge_notional, 0))
-
-        def move(removed, added=(0, 0, 0)):
-            """Deltas: ``removed`` charges (a list) leave, the ``added`` one arrives."""
-            buy, sell, notional_ = added
-            for r_buy, r_sell, r_notional in removed:
-                buy, sell, notional_ = buy - r_buy, sell - r_sell, notional_ - r_notional
-            return [d_buy.eq(buy), d_sell.eq(sell), d_credit.eq(notional_)]
-
-        def free(entry):
-            return [empty.eq(1), *move([charge(entry, 1, entry.charge_quantity)])]
-
-        def reduce_to(entry, open_q, charge_n, is_buy):
-            """``entry`` (live) with open quantity ``open_q`` and charge ``charge_n``."""
-            stays = open_q != 0
-            return [
-                fill.eq(stays), empty.eq(~stays),
-                new_entry.eq(entry), new_entry.quantity.eq(open_q),
-                new_entry.charge_quantity.eq(open_q), new_entry.charge_notional.eq(charge_n),
-                new_entry.is_buy.eq(is_buy),
-                *move([charge(entry, 1, entry.charge_quantity)], (Mux(stays & is_buy, open_q, 0),
-                                           Mux(stays & ~is_buy, open_q, 0),
-                                           Mux(stays, charge_n, 0))),
-            ]
-
+        dead = xf_.order_state == ord(DEAD)
         msg_product = notional.notional
         part_product = order_product.product    # the message's quantity x the order's price
-        executed_dir = Mux(a.is_buy, xf_.quantity, -xf_.quantity)
+        less = xf_.quantity < a.quantity        # a cancel or fill leaves some; a modify shrinks
+        reduced = x_reduced & a_live
+        modified = x_modified & a_live
+        modified_stays = modified & Mux(less, xf_.quantity, a.quantity).any()
+        # Model _replaced in one pass: the original leaves, then the new order takes its place,
+        # from its pending entry (``named``) or else the original. Both charges move in the one
+        # exposure word read at KEY: the original and the new order are one order's history,
+        # of one symbol (an exchange that names another original than the Replace did is
+        # outside this; see the module docstring).
+        named = (a_hits & after).any()
+        r_unmatched = ~named & (after.all() | ~b_live_x)
+        r_gone = dead | (xf_.quantity == 0)
+        frees = ((revoke | x_rejected) & a_named_x) | (x_accepted & a_live & dead)
+        m.d.comb += [
+            fill.eq(places | (reduced & less) | modified_stays
+                    | (x_replaced & ~r_unmatched & ~r_gone)),
+            empty.eq(frees | (reduced & ~less) | (modified & ~modified_stays)
+                     | (x_replaced & ~r_unmatched & r_gone)),
+            empty_orig.eq(x_replaced & b_live_x),
+            count_unmatched.eq(((revoke | x_rejected) & ~a_named_x)
+                               | ((x_accepted | x_reduced | x_modified) & ~a_live)
+                               | (x_replaced & r_unmatched) | (x_trade & ~x_match)),
+        ]
 
-        with m.If(places):
-            charge_q = add_q
-            m.d.comb += [
-                fill.eq(1), new_entry.pending.eq(is_replace),
-                new_entry.ref_tag.eq(tag(xf_.user_ref_num)),
-                new_entry.symbol_index.eq(verdict_symbol), new_entry.is_buy.eq(side_buy),
-                new_entry.quantity.eq(xf_.quantity), new_entry.price.eq(xf_.price),
-                new_entry.charge_quantity.eq(charge_q), new_entry.charge_notional.eq(add_n),
-                d_buy.eq(Mux(side_buy, charge_q, 0)), d_sell.eq(Mux(side_buy, 0, charge_q)),
-                d_credit.eq(add_n),
-            ]
-        with m.If(sx.valid & (sx.kind == _Kind.REVOKE)):
-            m.d.comb += [record_symbol_known.eq(a_named_x), record_symbol.eq(a.symbol_index)]
-            with m.If(a_named_x):
-                m.d.comb += free(a)
-            with m.Else():
-                m.d.comb += count_unmatched.eq(1)
-        with m.If(is_exchange):
-            m.d.comb += [record_symbol_known.eq(a_named_x), record_symbol.eq(a.symbol_index)]
-            with m.If(of_type(ouch.OrderAccepted)):
-                with m.If(~a_live):
-                    m.d.comb += count_unmatched.eq(1)
-                with m.Elif(xf_.order_state == ord(DEAD)):
-                    m.d.comb += free(a)
-            with m.Elif(of_type(ouch.OrderReplaced)):
-                # Model _replaced in one pass: the original leaves, then the new order takes
-                # its place, from its pending entry or else the original. Both charges
-                # move in the one exposure word read at KEY: the original and the new order
-                # are one order's history, of one symbol (an exchange that names another
-                # original than the Replace did is outside this; see the module docstring).
-                named = (a_hits & after).any()
-                ctx_symbol = Mux(named, a.symbol_index, b.symbol_index)
-                ctx_buy = Mux(named, a.is_buy, b.is_buy)
-                gone = [charge(b, b_live_x, b.quantity), charge(a, named, a.charge_quantity)]
-                m.d.comb += [record_symbol_known.eq(named | b_live_x),
-                             record_symbol.eq(ctx_symbol), empty_orig.eq(b_live_x)]
-                with m.If(~named & (after.all() | ~b_live_x)):
-                    m.d.comb += [count_unmatched.eq(1), *move(gone[:1])]
-                with m.Elif((xf_.order_state == ord(DEAD)) | (xf_.quantity == 0)):
-                    m.d.comb += [empty.eq(1), *move(gone)]
-                with m.Else():
-                    m.d.comb += [
-                        fill.eq(1),
-                        new_entry.ref_tag.eq(tag(xf_.user_ref_num)),
-                        new_entry.symbol_index.eq(ctx_symbol),
-                        new_entry.is_buy.eq(ctx_buy),
-                        new_entry.quantity.eq(xf_.quantity), new_entry.price.eq(xf_.price),
-                        new_entry.charge_quantity.eq(xf_.quantity),
-                        new_entry.charge_notional.eq(msg_product),
-                        *move(gone, (Mux(ctx_buy, xf_.quantity, 0),
-                                     Mux(ctx_buy, 0, xf_.quantity), msg_product)),
-                    ]
-            with m.Elif(of_type(ouch.OrderCanceled, ouch.AiqCanceled, ouch.OrderExecuted)):
-                with m.If(~a_live):
-                    m.d.comb += count_unmatched.eq(1)
-                with m.Else():
-                    gone = xf_.quantity >= a.quantity
-                    m.d.comb += reduce_to(a, Mux(gone, 0, a.quantity - xf_.quantity),
-                                          a.charge_notional - part_product, a.is_buy)
-                    with m.If(of_type(ouch.OrderExecuted)):
-                        m.d.comb += [
-                            d_position.eq(executed_dir),
-                            d_credit.eq(Mux(gone, 0, a.charge_notional - part_product)
-                                        - a.charge_notional + msg_product),
-                            write_execution.eq(1),
-                            new_execution.valid.eq(1),
-                            new_execution.match_number.eq(xf_.match_number),
-                            new_execution.user_ref_num.eq(xf_.user_ref_num),
-                            new_execution.symbol_index.eq(a.symbol_index),
-                            new_execution.is_buy.eq(a.is_buy),
-                            new_execution.quantity.eq(xf_.quantity),
-                            new_execution.price.eq(xf_.price),
-                        ]
-            with m.Elif(of_type(ouch.OrderModified)):
-                with m.If(~a_live):
-                    m.d.comb += count_unmatched.eq(1)
-                with m.Else():
-                    smaller = xf_.quantity < a.quantity
-                    m.d.comb += reduce_to(a, Mux(smaller, xf_.quantity, a.quantity),
-                                          Mux(smaller, part_product, a.charge_notional),
-                                          is_buy_msg)
-            with m.Elif(of_type(ouch.OrderRejected)):
-                with m.If(a_named_x):
-                    m.d.comb += free(a)
-                with m.Else():
-                    m.d.comb += count_unmatched.eq(1)
-            with m.Elif(of_type(ouch.BrokenTrade, ouch.TradeCorrection)):
-                m.d.comb += [record_symbol_known.eq(x_match), record_symbol.eq(xe.symbol_index)]
-                with m.If(~x_match):
-                    m.d.comb += count_unmatched.eq(1)
-                with m.Elif(of_type(ouch.BrokenTrade)):
-                    m.d.comb += [
-                        d_position.eq(Mux(xe.is_buy, -xe.quantity, xe.quantity)),
-                        d_credit.eq(-xe_notional),
-                        write_execution.eq(1), new_execution.eq(0),
-                    ]
-                with m.Else():
-                    m.d.comb += [
-                        d_position.eq(Mux(xe.is_buy, xf_.quantity - xe.quantity,
-                                          xe.quantity - xf_.quantity)),
-                        d_credit.eq(msg_product - xe_notional),
-                        write_execution.eq(1), new_execution.eq(xe),
-                        new_execution.quantity.eq(xf_.quantity),
-                        new_execution.price.eq(xf_.price),
-                    ]
+        # The entry written at ref's place, field by field (read only where it holds an order,
+        # so each field is what the cases that fill the place write): an Enter or Replace
+        # placed; the named order reduced or modified; the new order of an Order Replaced.
+        from_b = x_replaced & ~named
+        exchange_symbol = Mux(from_b, b.symbol_index, a.symbol_index)
+        m.d.comb += [
+            new_entry.pending.eq(is_client & is_replace),
+            new_entry.ref_tag.eq(tag(xf_.user_ref_num)),
+            new_entry.symbol_index.eq(Mux(is_client, verdict_symbol, exchange_symbol)),
+            new_entry.is_buy.eq(Mux(is_client, side_buy, Mux(
+                x_modified, is_buy_msg, Mux(from_b, b.is_buy, a.is_buy)))),
+            new_entry.quantity.eq(Mux(x_reduced, a.quantity - xf_.quantity,
+                                      Mux(x_modified & ~less, a.quantity, xf_.quantity))),
+            new_entry.price.eq(Mux(x_reduced | x_modified, a.price, xf_.price)),
+            new_entry.charge_quantity.eq(Mux(is_client, add_q, new_entry.quantity)),
+            new_entry.charge_notional.eq(Mux(is_client, add_n, Mux(
+                x_reduced, a.charge_notional - part_product,
+                Mux(x_modified, Mux(less, part_product, a.charge_notional), msg_product)))),
+        ]
+
+        # The deltas: the new entry's charge arrives, the named order's and (Order Replaced)
+        # the original's leave; a fill, a broken trade or a correction moves the position
+        # and the credit by the executed notional. Each sum is one adder over operands that
+        # are 0 outside their cases.
+        leaves_a = frees | reduced | modified | (x_replaced & named)
+        leaves_b = x_replaced & b_live_x
+
+        def side(entry, on, shares, buy):
+            return Mux(on & (entry.is_buy == buy), shares, 0)
+
+        for delta, buy in ((d_buy, 1), (d_sell, 0)):
+            m.d.comb += delta.eq(side(new_entry, fill, new_entry.charge_quantity, buy)
+                                 - side(a, leaves_a, a.charge_quantity, buy)
+                                 - side(b, leaves_b, b.quantity, buy))
+        # Credit: a Modify that keeps its quantity moves nothing; a cancel or fill that
+        # leaves some takes off the quantity at the order's price; an order that leaves
+        # takes off its whole charge.
+        plus = Mux(places, add_n, Mux(x_executed | x_corrected | (fill & x_replaced),
+                                      msg_product, Mux(modified_stays & less, part_product, 0)))
+        minus_a = Mux((frees | (reduced & ~less) | (modified & ~(modified_stays & ~less))
+                       | (x_replaced & named)), a.charge_notional,
+                      Mux(reduced, part_product, Mux(x_traded, xe_notional, 0)))
+        minus_b = Mux(leaves_b, b.charge_notional, 0)
+        m.d.comb += d_credit.eq(plus - minus_a - minus_b)
+        # Position: a fill adds its quantity on the order's side; a broken trade takes the
+        # execution's back, a correction replaces it by the message's.
+        to_buy = Mux(x_executed, a.is_buy, xe.is_buy)
+        gained = Mux(x_executed | x_corrected, xf_.quantity, 0)
+        lost = Mux(x_traded, xe.quantity, 0)
+        m.d.comb += d_position.eq(Mux(to_buy, gained, lost) - Mux(to_buy, lost, gained))
+
+        # The execution written: a fill's, a correction's (the execution with the message's
+        # quantity and price), or a broken trade's (no longer valid).
+        m.d.comb += [
+            write_execution.eq(x_executed | x_traded),
+            new_execution.valid.eq(~of_type(ouch.BrokenTrade)),
+            new_execution.match_number.eq(xf_.match_number),
+            new_execution.user_ref_num.eq(xf_.user_ref_num),
+            new_execution.symbol_index.eq(Mux(x_executed, a.symbol_index, xe.symbol_index)),
+            new_execution.is_buy.eq(Mux(x_executed, a.is_buy, xe.is_buy)),
+            new_execution.quantity.eq(xf_.quantity),
+            new_execution.price.eq(xf_.price),
+            record_symbol_known.eq(Mux(x_trade, x_match,
+                                       Mux(x_replaced, named | b_live_x, a_named_x))),
+            record_symbol.eq(Mux(x_trade, xe.symbol_index, exchange_symbol)),
+        ]
 
         # The writes.
         # The entry's write at its place decides that way's occupancy (an emptied way's other
@@ -1110,15 +1078,16 @@ class Engine(wiring.Component):
             executions.write_en.eq(write_execution),
             executions.write_addr.eq(Cat(xf_.match_number[:exec_bits], s)),
             executions.write_data.eq(new_execution),
-            exposure.write_en.eq((d_position != 0) | (d_buy != 0) | (d_sell != 0)),
+            # Every event writes back the word it read, changed or not: a write of an
+            # unchanged word changes nothing, and the test would cost a LUT a bit.
+            exposure.write_en.eq(sx.valid),
             exposure.write_addr.eq(Cat(late(key_symbol, EXEC - KEY, "e_symbol"), s)),
             exposure.write_data.position.eq(expo.position + d_position),
             exposure.write_data.working_buy.eq(expo.working_buy + d_buy),
             exposure.write_data.working_sell.eq(expo.working_sell + d_sell),
         ]
-        with m.If(d_credit != 0):
-            m.d.sync += [credit[s].eq(credit[s] + d_credit),
-                         gateway_credit.eq(gateway_credit + d_credit)]
+        m.d.sync += [credit[s].eq(credit[s] + d_credit),
+                     gateway_credit.eq(gateway_credit + d_credit)]
         with m.If(count_unmatched):
             m.d.sync += unmatched[s].eq(unmatched[s] + 1)
 
