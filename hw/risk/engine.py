@@ -77,6 +77,9 @@ cycle of latency). The rate buckets and the heartbeat watchdog see the timebase
 microsecond, the one at ``LIMITS``.
 """
 
+import operator
+from functools import reduce
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, enum, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -308,10 +311,14 @@ class Engine(wiring.Component):
         symbol_bits = max(1, (ny - 1).bit_length())
         per_session = 1 << session_bits
         event = event_layout(regmap)
+        # A control event's price and stamp travel in the event's fields (see READ).
+        carried_control = data.StructLayout({
+            name: shape for name, shape in control_layout(regmap).members.items()
+            if name not in ("price", "stamp")})
         token = data.StructLayout({
             "valid": 1, "kind": _Kind, "event": event, "opens_frame": 1,
             "frame": len(self.client.payload.frame), "void": 1,
-            "control": control_layout(regmap), "bank": 1, "epoch": 32,
+            "control": carried_control, "bank": 1, "epoch": 32,
         })
 
         def late(value, stages, name):
@@ -392,30 +399,58 @@ class Engine(wiring.Component):
         zero = Const(0, REF_BITS)
         r_blocked = hazard(revoke_read.data.session, revoke_read.data.ref, zero, 0, zero, 0)
 
-        m.d.comb += [s0.bank.eq(bank), s0.epoch.eq(epoch)]
-        with m.If(self.frame_end.valid):
-            m.d.comb += [s0.valid.eq(1), s0.kind.eq(_Kind.FRAME_END),
-                         s0.void.eq(self.frame_end.void)]
-        with m.Elif(self.client.valid):
-            m.d.comb += [s0.valid.eq(1), s0.kind.eq(_Kind.CLIENT),
-                         s0.event.eq(self.client.payload.event),
-                         s0.opens_frame.eq(self.client.payload.opens_frame),
-                         s0.frame.eq(self.client.payload.frame)]
-        with m.Elif((revoke_head != revoke_mark) & ~r_blocked):
-            m.d.comb += [s0.valid.eq(1), s0.kind.eq(_Kind.REVOKE),
-                         s0.event.session.eq(revoke_read.data.session),
-                         s0.event.fields.user_ref_num.eq(revoke_read.data.ref)]
+        # Which event enters (one of them at most), then the token as an AND-OR of the
+        # sources: a multiplexer chain in priority order cost a LUT a bit per source.
+        takes = {kind: Signal(name=f"takes_{kind.name.lower()}") for kind in (
+            _Kind.FRAME_END, _Kind.CLIENT, _Kind.REVOKE, _Kind.CONTROL, _Kind.EXCHANGE)}
+        asks = {_Kind.FRAME_END: self.frame_end.valid, _Kind.CLIENT: self.client.valid,
+                _Kind.REVOKE: (revoke_head != revoke_mark) & ~r_blocked,
+                _Kind.CONTROL: self.control.valid,
+                _Kind.EXCHANGE: self.exchange.valid & ~x_blocked}
+        before = Const(0)
+        for kind, take in takes.items():
+            m.d.comb += take.eq(asks[kind] & ~before)
+            before = before | asks[kind]
+
+        def gated(value, kind):
+            value = Value.cast(value)
+            return value & takes[kind].replicate(len(value))
+
+        # A control event's reference price and stamp ride in bits only a client event
+        # fills, the digest and the symbol (the engine reads neither of an exchange event,
+        # so they are not taken from one): 96 bits fewer in every stage, and no bit of the
+        # token has more than two sources.
+        control = self.control.payload
+        overlaid = Signal(event)
+        m.d.comb += [overlaid.digest.eq(control.price), overlaid.fields.symbol.eq(control.stamp)]
+        exchanged = Signal(event)
+        m.d.comb += [exchanged.eq(self.exchange.payload), exchanged.digest.eq(0),
+                     exchanged.fields.symbol.eq(0)]
+        carried = Signal(carried_control)
+        m.d.comb += [carried[name].eq(control[name]) for name in carried_control.members]
+        revoked = Signal(event)
+        m.d.comb += [revoked.session.eq(revoke_read.data.session),
+                     revoked.fields.user_ref_num.eq(revoke_read.data.ref)]
+        commits = takes[_Kind.CONTROL] & (control.code == Control.COMMIT)
+        m.d.comb += [
+            s0.valid.eq(Cat(takes.values()).any()),
+            s0.kind.as_value().eq(reduce(operator.or_, (
+                gated(Const(kind.value, _Kind.as_shape()), kind) for kind in takes))),
+            s0.event.eq(gated(self.client.payload.event, _Kind.CLIENT)
+                        | gated(exchanged, _Kind.EXCHANGE)
+                        | gated(revoked, _Kind.REVOKE) | gated(overlaid, _Kind.CONTROL)),
+            s0.opens_frame.eq(gated(self.client.payload.opens_frame, _Kind.CLIENT)),
+            s0.frame.eq(gated(self.client.payload.frame, _Kind.CLIENT)),
+            s0.void.eq(gated(self.frame_end.void, _Kind.FRAME_END)),
+            s0.control.eq(gated(carried, _Kind.CONTROL)),
+            s0.bank.eq(bank ^ commits), s0.epoch.eq(epoch + commits),
+            self.control.ready.eq(takes[_Kind.CONTROL]),
+            self.exchange.ready.eq(takes[_Kind.EXCHANGE]),
+        ]
+        with m.If(commits):
+            m.d.sync += [bank.eq(~bank), epoch.eq(epoch + 1)]
+        with m.If(takes[_Kind.REVOKE]):
             m.d.sync += revoke_head.eq(revoke_head + 1)
-        with m.Elif(self.control.valid):
-            m.d.comb += [s0.valid.eq(1), s0.kind.eq(_Kind.CONTROL),
-                         s0.control.eq(self.control.payload), self.control.ready.eq(1)]
-            with m.If(self.control.payload.code == Control.COMMIT):
-                m.d.comb += s0.bank.eq(~bank)
-                m.d.sync += [bank.eq(~bank), epoch.eq(epoch + 1)]
-                m.d.comb += s0.epoch.eq(epoch + 1)
-        with m.Elif(self.exchange.valid & ~x_blocked):
-            m.d.comb += [s0.valid.eq(1), s0.kind.eq(_Kind.EXCHANGE),
-                         s0.event.eq(self.exchange.payload), self.exchange.ready.eq(1)]
 
         commits_in_flight = Cat(t.valid & (t.kind == _Kind.CONTROL)
                                 & (t.control.code == Control.COMMIT) for t in tokens[1:])
@@ -581,7 +616,7 @@ class Engine(wiring.Component):
                          & (sk.control.code == Control.SET_REFERENCE))
         m.d.comb += [
             ref_write.en.eq(set_reference), ref_write.addr.eq(sk.control.index),
-            ref_write.data.price.eq(sk.control.price), ref_write.data.stamp.eq(sk.control.stamp),
+            ref_write.data.price.eq(sk.event.digest), ref_write.data.stamp.eq(kf.symbol),
             ref_write.data.epoch.eq(sk.epoch), ref_write.data.valid.eq(1),
             ref_read.addr.eq(key_symbol),
         ]
@@ -1187,8 +1222,8 @@ class Engine(wiring.Component):
                                      rec.symbol_known.eq(1)]
                 with m.Case(Control.SET_REFERENCE):
                     m.d.comb += [rec.symbol_index.eq(sx.control.index), rec.symbol_known.eq(1),
-                                 rec.price.eq(sx.control.price),
-                                 rec.argument.eq(sx.control.stamp)]
+                                 rec.price.eq(ev.digest),
+                                 rec.argument.eq(xf_.symbol)]
                 with m.Case(Control.SESSION_SYNC):
                     m.d.comb += [rec.session.eq(sx.control.index),
                                  rec.argument.eq(sx.control.in_sync)]
