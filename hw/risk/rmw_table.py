@@ -9,9 +9,11 @@ answer is to stall; the order path must never stall, so this table forwards inst
 A read issued in cycle ``r`` sees every write up to cycle ``r`` (the memory is written at
 the end of the write cycle and the read port is transparent to it). The event reaches the
 execute stage in cycle ``r + distance``; the writes it missed are those of cycles ``r + 1``
-.. ``r + distance - 1``, exactly the last ``distance - 1`` writes, which this table keeps in
-registers with their addresses. At execute the newest of them with the same address
-replaces the value read. No key pattern can defeat it and nothing waits.
+.. ``r + distance - 1``. So the value travels to the execute stage in registers, one a stage,
+and each write is applied *as it happens* to every travelling value of its address: a stage
+register takes the write of its cycle instead of the value before it when their addresses
+match. No key pattern can defeat it and nothing waits, and the execute stage reads a
+register: no write history is kept and no forwarding multiplexer sits before execute.
 
 Block RAM (an ECP5 DP16KD) has two ports: the engine's read takes one and the execute
 stage's write the other. The host's *peek* has no port of its own: it borrows the read port
@@ -22,7 +24,7 @@ a read port that must see the old data during a write is kept apart from that wr
 """
 
 from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -110,44 +112,24 @@ class RmwTable(wiring.Component):
         else:
             m.d.comb += read.addr.eq(self.read_addr)
 
-        # The address travels to the execute stage; the data joins it one cycle after the
-        # read and then travels with it.
-        record = data.StructLayout({"addr": range(depth), "data": self._shape})
+        # The address and the value travel to the execute stage, the value joining one cycle
+        # after the read; each stage takes the write of its cycle when the addresses match.
         addrs = [self.read_addr]
-        for k in range(distance):
+        for k in range(distance - 1):
             stage = Signal(range(depth), name=f"addr{k + 1}")
             m.d.sync += stage.eq(addrs[-1])
             addrs.append(stage)
         value = read.data
-        values = {1: value}      # the unforwarded data at each stage, by distance
-        for k in range(distance - 1):
-            stage = Signal(self._shape, name=f"data{k + 2}")
-            m.d.sync += stage.eq(value)
+        values = {1: value}      # the value at each stage, by distance, every write applied
+        for k in range(1, distance):
+            stage = Signal(self._shape, name=f"data{k + 1}")
+            with m.If(self.write_en & (self.write_addr == addrs[k])):
+                m.d.sync += stage.eq(self.write_data)
+            with m.Else():
+                m.d.sync += stage.eq(value)
             value = stage
-            values[k + 2] = value
-        # What the travelling value missed: the write of each of the last `distance - 1`
-        # cycles. history[k] is the write of k + 1 cycles ago.
-        history = []
-        for k in range(distance - 1):
-            entry = Signal(data.StructLayout({"valid": 1, "write": record}), name=f"wrote{k}")
-            if k == 0:
-                m.d.sync += [
-                    entry.valid.eq(self.write_en),
-                    entry.write.addr.eq(self.write_addr),
-                    entry.write.data.eq(self.write_data),
-                ]
-            else:
-                m.d.sync += entry.eq(history[-1])
-            history.append(entry)
-
-        # Oldest first, so the newest matching write is applied last and wins.
-        def forward(output, stage, read):
-            m.d.comb += output.eq(read)
-            for entry in reversed(history[:stage - 1]):
-                with m.If(entry.valid & (entry.write.addr == addrs[stage])):
-                    m.d.comb += output.eq(entry.write.data)
-
-        forward(self.value, distance, value)
+            values[k + 1] = value
+        m.d.comb += self.value.eq(values[distance])
         for tap in self._taps:
-            forward(getattr(self, f"tap{tap}"), tap, values[tap])
+            m.d.comb += getattr(self, f"tap{tap}").eq(values[tap])
         return m
