@@ -422,6 +422,8 @@ class Engine(wiring.Component):
         # token has more than two sources.
         control = self.control.payload
         overlaid = Signal(event)
+        assert len(control.price) <= len(overlaid.digest), "the price must fit the digest"
+        assert len(control.stamp) <= len(overlaid.fields.symbol), "the stamp must fit the symbol"
         m.d.comb += [overlaid.digest.eq(control.price), overlaid.fields.symbol.eq(control.stamp)]
         exchanged = Signal(event)
         m.d.comb += [exchanged.eq(self.exchange.payload), exchanged.digest.eq(0),
