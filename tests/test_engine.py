@@ -1092,3 +1092,33 @@ def test_trading_day_at_four_ways():
     out = check_engine(items, seed=seed, sizes=sizes)
     assert len(out.verdicts) == trading.messages
     assert fired(out, R.CAPACITY) > 0
+
+
+def test_a_host_read_of_the_symbol_limits_in_the_cycle_of_a_write_is_not_ok():
+    # The symbol limits' block RAM does not define a read that meets a write at its address
+    # (no_rw_check): the host's read of the shadow bank in the cycle the host writes it is
+    # answered not ok, and the read of the next cycle returns the entry written.
+    dut = Engine(REGMAP, n_executions=SIZES.n_executions, frame_bits=FRAME_BITS,
+                 backlog_high=SIZES.backlog_high, backlog_low=SIZES.backlog_low,
+                 order_ways=SIZES.order_ways)
+    entry = dut.write_symbol_limits.entry.shape()
+    written = random.Random(5).getrandbits(entry.size)
+
+    async def testbench(ctx):
+        await ctx.tick().repeat(3)
+        assert ctx.get(dut.peek_limits.ok)
+        ctx.set(dut.peek_limits.symbol, 5)
+        ctx.set(dut.write_symbol_limits.index, 5)
+        ctx.set(dut.write_symbol_limits.entry.as_value(), written)
+        ctx.set(dut.write_symbol_limits.en, 1)
+        await ctx.tick()
+        ctx.set(dut.write_symbol_limits.en, 0)
+        assert not ctx.get(dut.peek_limits.ok)
+        await ctx.tick()
+        assert ctx.get(dut.peek_limits.ok)
+        assert ctx.get(dut.peek_limits.symbol_limits.as_value()) == written
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()

@@ -524,6 +524,39 @@ def test_commit_waiting_reads_as_commit_pending():
     sim.run()
 
 
+def test_no_write_while_the_engines_commit_is_in_flight():
+    # Once the engine has taken a commit, the bank the host writes is the one the events
+    # ahead of the commit still read: every write waits until the engine's commit_pending
+    # falls, and is then taken.
+    regmap = RegisterMap(**ODD)
+    dut = RegisterFile(regmap)
+
+    async def testbench(ctx):
+        bench = Bench(ctx, dut, Host(regmap), random.Random(0))
+        ctx.set(dut.commit_pending, 1)
+        await ctx.tick()
+        await ctx.tick()
+        [(address, word)] = regmap.encode_write("scratch", 0x3C3C3C3C)
+        ctx.set(dut.bus.write_en, 1)
+        ctx.set(dut.bus.write_addr, address)
+        ctx.set(dut.bus.write_data, word)
+        for _ in range(6):
+            assert not ctx.get(dut.bus.write_ready)
+            await ctx.tick()
+        await bench.check_read("scratch", {"value": 0})
+        ctx.set(dut.commit_pending, 0)
+        await ctx.tick()        # write_ready is a register: it rises a cycle later
+        assert ctx.get(dut.bus.write_ready)
+        await ctx.tick()
+        ctx.set(dut.bus.write_en, 0)
+        await bench.check_read("scratch", {"value": 0x3C3C3C3C})
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
 def test_counter_reads_right_after_a_snapshot():
     # The snapshot reaches memory one counter a cycle, lowest first; reads that come at once,
     # highest first, while it is under way, must still see the copy of the write's cycle.

@@ -345,10 +345,12 @@ class RegisterFile(wiring.Component):
         # The next counter_control write must not capture before this sweep is done, and no
         # write is taken while events wait in the slot or this cycle's write queues some
         # (even if its bits name none, or the last event leaves now: a cycle later, but the
-        # flip-flop's input is a few gates, not the queue's next state).
+        # flip-flop's input is a few gates, not the queue's next state). Nor while the
+        # engine's commit is in flight: the bank the host writes has just become the one the
+        # events ahead of the commit still read (the engine's symbol limits rely on it).
         ready = Signal(init=1)
         m.d.sync += ready.eq(~pending.any() & ~queueing & ~request & ~sweeping_next
-                             & ~sweeping)
+                             & ~sweeping & ~self.commit_pending)
         m.d.comb += bus.write_ready.eq(ready)
 
         # --- tables: per-table staging, the last used word writes the entry ----------------

@@ -591,15 +591,18 @@ class Engine(wiring.Component):
         m.d.comb += exposure.read_addr.eq(Cat(key_symbol, sk.event.session))
 
         symbol_entry = entry_layout(regmap, "symbol_limits")
-        # No read meets a write at its address: the host writes the shadow bank, and no event
-        # in flight reads it but while a commit is in flight (``commit_pending``: the host
-        # does not write then). no_rw_check spares Yosys the read-old-data behaviour, two
-        # flip-flops a bit beside the block RAM.
+        # No read that is used meets a write at its address: the host writes the shadow bank,
+        # which no event in flight reads but while a commit is in flight (the register file
+        # takes no write while ``commit_pending``), and a host read of the shadow bank in the
+        # cycle of a write is not ``ok`` (the register file reads again). no_rw_check spares
+        # Yosys the read-old-data logic, two flip-flops a bit beside the block RAM.
         m.submodules.symbol_limits = symbol_limits = memory.Memory(
             shape=symbol_entry, depth=2 << symbol_bits, init=[], attrs={"no_rw_check": 1})
         sl_write = symbol_limits.write_port()
         sl_read = symbol_limits.read_port()
         host = self.write_symbol_limits
+        wrote_limits = Signal()     # in the cycle of the read that is answered now
+        m.d.sync += wrote_limits.eq(host.en)
         m.d.comb += [sl_write.en.eq(host.en), sl_write.addr.eq(Cat(host.index, ~bank)),
                      sl_write.data.eq(host.entry),
                      # The host's read of the shadow bank, in a cycle with no event at KEY.
@@ -684,7 +687,7 @@ class Engine(wiring.Component):
             self.peek_limits.session_limits.eq(sess),
             self.peek_limits.gateway_limits.eq(gateway),
             self.peek_limits.symbol_limits.eq(symbol),
-            self.peek_limits.ok.eq(~sl.valid),
+            self.peek_limits.ok.eq(~sl.valid & ~wrote_limits),
         ]
         live = ref_read.data
         override = live.valid & (live.epoch == sl.epoch)
