@@ -382,6 +382,13 @@ OPERATIONS = [
 ]
 
 
+def _simulate(dut, testbench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
 def _pack(layout, entry):
     return sum(entry[name] << layout[name].offset for name in entry)
 
@@ -518,10 +525,7 @@ def test_commit_waiting_reads_as_commit_pending():
         assert await commit_pending() == 0
         await bench.check_read("scratch", {"value": 0x5A5A5A5A})
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    _simulate(dut, testbench)
 
 
 def test_no_write_while_the_engines_commit_is_in_flight():
@@ -551,10 +555,7 @@ def test_no_write_while_the_engines_commit_is_in_flight():
         ctx.set(dut.bus.write_en, 0)
         await bench.check_read("scratch", {"value": 0x3C3C3C3C})
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    _simulate(dut, testbench)
 
 
 def test_counter_reads_right_after_a_snapshot():
@@ -572,10 +573,7 @@ def test_counter_reads_right_after_a_snapshot():
             for name in reversed(names):
                 await bench.check_read(name, {"value": host.snapshot[name]})
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    _simulate(dut, testbench)
 
 
 def test_regmap_type_is_checked():
