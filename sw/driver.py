@@ -39,8 +39,6 @@ __all__ = ["CommandRefused", "Difference", "Driver", "GatewayTimeout", "PushRefu
            "SocketTransport", "Transport"]
 
 log = logging.getLogger(__name__)
-# OUT_OF_SEQUENCE refusals of one command before the driver gives up (Driver.command).
-SEQUENCE_TRIES = 4
 
 
 class Transport(ABC):
@@ -238,8 +236,9 @@ class Driver:
         A driver that does not know the gateway's sequence number, or holds a stale one
         (another host commanded since: ``wiregate heartbeat`` running while ``wiregate
         kill`` comes and goes), learns it from the answer (OUT_OF_SEQUENCE carries it) and
-        sends the command again: a refused command changed nothing. It gives up after
-        :data:`SEQUENCE_TRIES` refusals in a row (hosts racing each other).
+        sends the command again: a refused command changed nothing. Another host streaming
+        commands (a push) takes the number again and again, each try a race with its next
+        command; the driver keeps trying until it has been refused for its timeout.
         """
         words = list(words)
         async with self._one_command:
@@ -247,14 +246,19 @@ class Driver:
 
     async def _command(self, command: Command, words: list[int],
                        build: Callable[[int], bytes] | None, **fields: int) -> Response:
-        for _ in range(SEQUENCE_TRIES):
+        deadline = None
+        while True:
             sequence = self._sequence or 0
             data = build(sequence) if build else encode_command(command, sequence, words,
                                                                 **fields)
             response = await self._exchange(data)
             if response.status is Status.OUT_OF_SEQUENCE and response.expected != sequence:
                 self._sequence = response.expected
-                continue
+                now = asyncio.get_running_loop().time()
+                deadline = deadline or now + self._timeout
+                if now < deadline:
+                    continue
+                raise CommandRefused(command, Status.OUT_OF_SEQUENCE)
             if response.sequence != sequence or response.command != command:
                 raise ProtocolError(f"response to {Command(response.command).name} "
                                     f"#{response.sequence}, expected {command.name} "
@@ -265,7 +269,6 @@ class Driver:
                 raise CommandRefused(command, response.status)
             self._sequence = (sequence + 1) % (1 << 32)
             return response
-        raise CommandRefused(command, Status.OUT_OF_SEQUENCE)
 
     # -- words ----------------------------------------------------------------------------
 

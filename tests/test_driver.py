@@ -112,6 +112,45 @@ def test_driver_refuses_a_gateway_of_other_parameters():
     run(body)
 
 
+class Overtaken(Transport):
+    """``inner``, on which ``other`` (a driver sharing it) sends a heartbeat before each of
+    the first ``times`` sends: each of them goes out with a number the other host took."""
+
+    def __init__(self, inner, other, times):
+        self.inner, self.other, self.times = inner, other, times
+
+    async def send(self, data):
+        if self.times:
+            self.times -= 1
+            await self.other.heartbeat()
+        await self.inner.send(data)
+
+    async def receive(self):
+        return await self.inner.receive()
+
+
+@pytest.mark.parametrize("times", [12, None])
+def test_driver_outlasts_a_host_that_takes_its_numbers_and_gives_up_at_its_timeout(times):
+    # A push streams commands while `wiregate heartbeat` runs: the heartbeat's tries lose
+    # the race for the number many times in a row, and must still get through.
+    async def body(other, sim, transport):
+        await other.identify()
+        driver = Driver(Overtaken(transport, other, times or 1 << 30),
+                        timeout=30 if times else 0.5)
+        if times is None:
+            with pytest.raises(CommandRefused) as refused:
+                await driver.heartbeat()
+            assert refused.value.status is Status.OUT_OF_SEQUENCE
+            return
+        errors = (await other.counters())["control_command_errors"]
+        await driver.heartbeat()
+        # Every try but the last was refused; then the other host's first read, its number
+        # taken by that last try, once.
+        assert (await other.counters())["control_command_errors"] == errors + times + 1
+
+    run(body)
+
+
 class Canned(Transport):
     """A gateway that sends ``line`` once, then nothing, and hears nothing."""
 
