@@ -115,6 +115,12 @@ def probe_word(limits) -> int:
     return verdict.reasons
 
 
+def _foreground() -> None:
+    """Ctrl-C as a terminal's foreground command has it: a pytest-xdist worker ignores
+    SIGINT, and a child inherits that, so the test's Ctrl-C would not reach it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @dataclass
 class Run:
     """The test's view of one running ``wiregate sim``: the monitor and its shadow check,
@@ -170,7 +176,8 @@ class Run:
         extra = ("--target", self.sim.target, "--timeout", str(TIMEOUT)) if target else ()
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "wiregate.sw.cli", *args, *extra, cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            preexec_fn=_foreground)
 
     async def status(self) -> dict:
         code, out, err = await self.cli("status", "--json")
@@ -378,7 +385,7 @@ async def _kill_release_heartbeat(run: Run, limits_file: Path) -> None:
         # rejects (HEARTBEAT); one heartbeat recovers.
         assert heartbeat.returncode is None, (await heartbeat.communicate())[1]
         heartbeat.send_signal(signal.SIGINT)
-        _, err = await heartbeat.communicate()
+        _, err = await asyncio.wait_for(heartbeat.communicate(), TIMEOUT)
         assert heartbeat.returncode == 0, err
         async def lost():
             while not (status := await run.status())["heartbeat_lost"]:
