@@ -29,6 +29,8 @@ from wiregate.sw.model import SCOPES
 from wiregate.sw.regmap import WORD_BITS, Access, RegisterMap
 
 DEFAULT = {}
+# Cycles a write or a drain may wait before the bench calls it stuck (a sweep, a slow engine).
+WAIT_LIMIT = 5000
 # Depths that are not powers of two, two session bitmap words with a partial last one; ID
 # values other than the defaults.
 ODD = {"n_sessions": 37, "n_symbols": 40, "symbol_slots": 64, "n_pass_rules": 3,
@@ -117,10 +119,12 @@ class Bench:
             self.ctx.set(bus.write_en, 1)
             self.ctx.set(bus.write_addr, address)
             self.ctx.set(bus.write_data, word)
-            while True:
+            for _ in range(WAIT_LIMIT):
                 *_, ready = await self.ctx.tick().sample(bus.write_ready)
                 if ready:
                     break
+            else:
+                raise AssertionError(f"write of {address:#x} not taken in {WAIT_LIMIT} cycles")
             self.ctx.set(bus.write_en, 0)
             for _ in range(self.rng.choice([0, 0, 0, 1, 3]) if idle else 0):
                 await self.ctx.tick()
@@ -152,8 +156,11 @@ class Bench:
 
     async def drain(self):
         """Wait until every event has left (the slot is empty, writes are taken again)."""
-        while not self.ctx.get(self.dut.bus.write_ready):
+        for _ in range(WAIT_LIMIT):
+            if self.ctx.get(self.dut.bus.write_ready):
+                return
             await self.ctx.tick()
+        raise AssertionError(f"write_ready still low after {WAIT_LIMIT} cycles")
 
     def set_input(self, name, value):
         self.host.inputs[name] = value
@@ -308,6 +315,8 @@ class Bench:
             "limits_loaded": i["loaded"], "active_bank": i["active_bank"],
             "heartbeat_lost": i["heartbeat_lost"], "commit_pending": i["commit_pending"]})
         await self.check_read("epoch", {"value": i["epoch"]})
+        # The engine's commit_pending falls once it swaps; writes wait while it is high.
+        self.set_input("commit_pending", 0)
 
     async def read_timebase(self):
         # The high word is latched by the low word's read: both reads see one value.
