@@ -132,7 +132,12 @@ class SessionLookup(wiring.Component):
         for k, rule in enumerate(rules):
             with m.If(self.write_pass_rule.en & (self.write_pass_rule.index == k)):
                 m.d.sync += rule.eq(self.write_pass_rule.entry)
-        has_ports = (hdr.proto == IP_PROTO_TCP) | (hdr.proto == IP_PROTO_UDP)
+        # The protocol byte (23, or 27 behind a tag) is in the headers a beat or more before
+        # the ports (34 to 37) and before the end of the IPv4 header that makes a frame an
+        # IP frame, the first beats at which a rule's hit counts: its compare is registered a
+        # beat ahead, off the rules' one-cycle path.
+        has_ports = Signal()
+        m.d.sync += has_ports.eq((hdr.proto == IP_PROTO_TCP) | (hdr.proto == IP_PROTO_UDP))
         rule_hits = []
         for rule in rules:
             ip = Mux(rule.match_source, hdr.ip_src, hdr.ip_dst)
