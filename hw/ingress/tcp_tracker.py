@@ -189,6 +189,11 @@ class TcpTracker(wiring.Component):
             self.o.payload.segment.eq(segment),
         ]
 
-        count_event(m, self.count_retransmits, last & (segment == Segment.RETRANSMIT))
-        count_event(m, self.count_lost, last & (segment == Segment.LOST))
+        # Counted a cycle later, from the registered segment: the counters' enables behind the
+        # sequence compares were the whole ingress's longest path (9.2 ns, seed 1).
+        ended = Signal()
+        m.d.sync += ended.eq(last)
+        segment_out = self.o.payload.segment
+        count_event(m, self.count_retransmits, ended & (segment_out == Segment.RETRANSMIT))
+        count_event(m, self.count_lost, ended & (segment_out == Segment.LOST))
         return m
