@@ -213,6 +213,20 @@ U32_MAX = (1 << 32) - 1
 U64_MAX = (1 << 64) - 1
 _U32 = "the largest value the gateway's 32-bit table field holds"
 _U64 = "the largest value the gateway's 64-bit table field holds"
+# The message-rate fields are narrower than a word (sw/regmap.py takes these widths): each
+# session keeps its bucket and its limits in flip-flops with a counter, a compare and an
+# adder of each width, so every bit is paid once per session (issue 12's area work).
+RATE_BURST_BITS = 20      # a bucket of 1,048,575 tokens at most
+RATE_REFILL_BITS = 26     # one token every 67 s at the slowest
+RATE_TRIP_BITS = 16       # a trip after 65,535 throttled rejects in a row at most
+RATE_BURST_MAX = (1 << RATE_BURST_BITS) - 1
+RATE_REFILL_MAX = (1 << RATE_REFILL_BITS) - 1
+RATE_TRIP_MAX = (1 << RATE_TRIP_BITS) - 1
+
+
+def _field_max(bits):
+    return f"the largest value the gateway's {bits}-bit table field holds"
+
 
 _TOP_KEYS = (
     Key("gateway", "mapping"),
@@ -236,9 +250,12 @@ _SESSION_KEYS = (
     Key("rate", "mapping"),
 )
 _RATE_KEYS = (
-    Key("burst", "count", minimum=1, maximum=U32_MAX, why_maximum=_U32),
-    Key("refill", "duration", minimum=1, maximum=U32_MAX, why_maximum=_U32),
-    Key("trip_after", "count", minimum=0, maximum=U32_MAX, why_maximum=_U32),
+    Key("burst", "count", minimum=1, maximum=RATE_BURST_MAX,
+        why_maximum=_field_max(RATE_BURST_BITS)),
+    Key("refill", "duration", minimum=1, maximum=RATE_REFILL_MAX,
+        why_maximum=_field_max(RATE_REFILL_BITS)),
+    Key("trip_after", "count", minimum=0, maximum=RATE_TRIP_MAX,
+        why_maximum=_field_max(RATE_TRIP_BITS)),
 )
 _SYMBOL_KEYS = (
     Key("symbol", "symbol"),

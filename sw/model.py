@@ -103,7 +103,8 @@ Rules for client messages
    ``refill_us`` after the last refill instant credited, capped at ``burst``
    (``refill_us == 0``: never refilled; a later Commit keeps the bucket, see Control events).
    An Enter or Replace that passes every other check takes a token. One that finds the bucket empty
-   fires RATE whatever else fires, adds one to ``throttle_count`` and sets ``throttled``;
+   fires RATE whatever else fires, adds one to ``throttle_count`` (held at ``RATE_TRIP_MAX``,
+   the largest ``trip_after``, as the gateway's field is) and sets ``throttled``;
    when ``throttle_count`` reaches ``trip_after`` (not 0) the session's kill latch is set.
    An accepted message sets ``throttle_count`` to 0 and clears ``throttled``.
 7. *Gate accept of an Enter* makes its place (rule 12) a live entry (open quantity ``q`` at ``p``):
@@ -249,6 +250,7 @@ from operator import attrgetter
 from wiregate.sw.limits import (
     OUCH_MAX_PRICE,
     OUCH_MAX_QUANTITY,
+    RATE_TRIP_MAX,
     GatewayLimits,
     Limits,
     RateLimit,
@@ -731,7 +733,7 @@ def rate_take(st: "SessionState", rate: RateLimit, t: int, others_fired: bool) -
     """
     st.tokens, st.refill_mark = tokens_at(st.tokens, st.refill_mark, rate, t)
     if st.tokens == 0:
-        st.throttle_count += 1
+        st.throttle_count = min(st.throttle_count + 1, RATE_TRIP_MAX)
         st.throttled = True
         return True, rate.trip_after != 0 and st.throttle_count >= rate.trip_after
     if not others_fired:

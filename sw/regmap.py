@@ -1,4 +1,4 @@
-# Ref: wiregate register map 1.3 (this module is the specification; docs/regmap.md is generated)
+# Ref: wiregate register map 1.4 (this module is the specification; docs/regmap.md is generated)
 """The register map: the one declaration of every register and table of the gateway.
 
 The gateware builds its register file and tables from a :class:`RegisterMap`, the host
@@ -48,6 +48,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from itertools import pairwise
 
+from wiregate.sw.limits import RATE_BURST_BITS, RATE_REFILL_BITS, RATE_TRIP_BITS
 from wiregate.sw.reasons import REASON_BITS, Reason
 from wiregate.sw.tables import SymbolHash
 
@@ -69,7 +70,7 @@ WORD_BITS = 32
 _WORD_MASK = (1 << WORD_BITS) - 1
 
 MAGIC = int.from_bytes(b"WGTE", "big")   # 0x57475445: "WGTE" read as a big-endian word
-VERSION = (1, 3)                          # (major, minor) of this layout
+VERSION = (1, 4)                          # (major, minor) of this layout
 
 
 class Access(StrEnum):
@@ -672,10 +673,11 @@ class RegisterMap:
                  (("max_order_quantity", 32, "shares per order"),
                   ("max_order_notional", 64, "quantity x price per order (price units)"),
                   ("credit", 64, "working + executed gross notional cap (price units)"),
-                  ("rate_burst", 32, "token bucket size"),
-                  ("rate_refill_us", 32, "microseconds per token"),
-                  ("rate_trip_after", 32, "throttled rejects in a row that trip the "
-                                          "session kill latch; 0: never"))),
+                  ("rate_burst", RATE_BURST_BITS, "token bucket size"),
+                  ("rate_refill_us", RATE_REFILL_BITS, "microseconds per token"),
+                  ("rate_trip_after", RATE_TRIP_BITS, "throttled rejects in a row that "
+                                                      "trip the session kill latch; 0: "
+                                                      "never"))),
             _Tab("gateway_limits", 1, Access.RW, True, "gateway-wide limits",
                  (("credit", 64, "gross notional cap over all sessions (price units)"),
                   ("heartbeat_timeout_us", 32, "host silence that fails closed"),
@@ -685,8 +687,9 @@ class RegisterMap:
                  "per-session state the checks keep, by session index",
                  (("credit_used", 64, "working + executed gross notional (price units)"),
                   ("last_user_ref_num", 32, "highest UserRefNum accepted (duplicate check)"),
-                  ("tokens", 32, "message-rate tokens left"),
-                  ("throttle_count", 32, "throttled rejects in a row"),
+                  ("tokens", RATE_BURST_BITS, "message-rate tokens left"),
+                  ("throttle_count", RATE_TRIP_BITS, "throttled rejects in a row (held "
+                                                     "at its largest value)"),
                   ("throttled", 1, "the session is throttled"))),
             _Tab("exposure", self.n_sessions << idx, Access.RO, False,
                  "exposure of (session, symbol): entry session * 2**symbol_index_bits + "

@@ -26,6 +26,9 @@ from wiregate.hw.tables import entry_layout
 from wiregate.sw.limits import (
     OUCH_MAX_PRICE,
     OUCH_MAX_QUANTITY,
+    RATE_BURST_BITS,
+    RATE_REFILL_BITS,
+    RATE_TRIP_BITS,
     Endpoint,
     GatewayLimits,
     Limits,
@@ -86,8 +89,9 @@ def session_limits(rng, **fields):
               "credit": rng.choice((0, 1, U64, rng.getrandbits(64)))} | fields
     return SessionLimits(index=0, name="s0", client=Endpoint(0x0A000001, 40001),
                          exchange=Endpoint(0x0A000002, 50001),
-                         rate=RateLimit(burst=rng.getrandbits(32), refill_us=rng.getrandbits(32),
-                                        trip_after=rng.getrandbits(32)), **values)
+                         rate=RateLimit(burst=rng.getrandbits(RATE_BURST_BITS),
+                                        refill_us=rng.getrandbits(RATE_REFILL_BITS),
+                                        trip_after=rng.getrandbits(RATE_TRIP_BITS)), **values)
 
 
 def gateway_limits(rng, **fields):

@@ -30,6 +30,7 @@ from wiregate.sim.orders import (
 )
 from wiregate.sw.limits import (
     OUCH_MAX_PRICE,
+    RATE_TRIP_MAX,
     RateLimit,
 )
 from wiregate.sw.model import (
@@ -1225,6 +1226,22 @@ def test_release_does_not_reset_the_throttle_count():
     assert b.state().throttle_count == 2
     assert_reject(b.c(enter(4)), R.RATE)                      # still at trip_after: trips again
     assert b.gate.kill_session[0] and b.state().throttle_count == 3
+
+
+def test_throttle_count_holds_at_the_largest_trip_after():
+    # The gateway's field is RATE_TRIP_BITS wide; the count stops there, and a session
+    # whose trip_after is that largest value still trips on every later throttle.
+    rate = RateLimit(burst=1, refill_us=10**6, trip_after=RATE_TRIP_MAX)
+    b = Bench(lim=limits(sessions=(session(0, rate=rate),)))
+    assert_accept(b.c(enter(1)))
+    for ref in range(2, RATE_TRIP_MAX + 1):
+        b.c(enter(ref))
+    assert b.state().throttle_count == RATE_TRIP_MAX - 1 and not b.gate.kill_session[0]
+    assert_reject(b.c(enter(RATE_TRIP_MAX + 1)), R.RATE)
+    assert b.state().throttle_count == RATE_TRIP_MAX and b.gate.kill_session[0]
+    b.ctl(Release, "session", 0)
+    assert_reject(b.c(enter(RATE_TRIP_MAX + 3)), R.RATE)     # + 2: order 1's slot
+    assert b.state().throttle_count == RATE_TRIP_MAX and b.gate.kill_session[0]
 
 
 def test_out_of_sync_verdict_still_names_the_symbol():

@@ -16,13 +16,21 @@ from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
 from wiregate.hw.risk.checks.rate import Rate
-from wiregate.sw.limits import Endpoint, GatewayLimits, Limits, RateLimit, SessionLimits
+from wiregate.sw.limits import (
+    RATE_BURST_MAX,
+    RATE_REFILL_MAX,
+    RATE_TRIP_MAX,
+    Endpoint,
+    GatewayLimits,
+    Limits,
+    RateLimit,
+    SessionLimits,
+)
 from wiregate.sw.model import SessionState, rate_commit, rate_give_back, rate_take, tokens_at
 from wiregate.sw.regmap import RegisterMap
 from wiregate.sw.tables import compile_limits
 from wiregate.sw.timebase import CLOCK_HZ, timebase_us
 
-MAX32 = (1 << 32) - 1
 GATEWAY = GatewayLimits(credit=0, heartbeat_timeout_us=0, reference_max_age_us=0)
 
 
@@ -80,7 +88,9 @@ def check_rate(cycles, n_sessions, clock_hz, label):
             limits = Limits(GATEWAY, tuple(x for x in cycle.commit if x is not None), ())
             entries = compile_limits(limits, rmap).entries["session_limits"]
             images[cycle.commit] = [
-                entry if cycle.commit[s] else {name: noise.getrandbits(32) for name in entry}
+                entry if cycle.commit[s] else {
+                    name: noise.getrandbits(rmap.table("session_limits").field(name).width)
+                    for name in entry}
                 for s, entry in enumerate(entries)]
     outcomes = []
 
@@ -148,10 +158,10 @@ def check_rate(cycles, n_sessions, clock_hz, label):
 
 
 def random_rate(rng):
-    return (rng.choice([0, 1, 2, 3, rng.randint(0, 6), rng.randint(0, 6), MAX32]),
+    return (rng.choice([0, 1, 2, 3, rng.randint(0, 6), rng.randint(0, 6), RATE_BURST_MAX]),
             rng.choice([0, 1, 2, rng.randint(1, 8), rng.randint(1, 8), rng.randint(1, 40),
-                        MAX32]),
-            rng.choice([0, 1, 2, 3, rng.randint(0, 8), MAX32]))
+                        RATE_REFILL_MAX]),
+            rng.choice([0, 1, 2, 3, rng.randint(0, 8), RATE_TRIP_MAX]))
 
 
 def random_commit(rng, n_sessions):
@@ -236,7 +246,7 @@ def test_empty_bucket_trips_at_trip_after():
         (True, False), (True, False), (True, True), (True, True), (True, True)]
 
 
-@pytest.mark.parametrize("trip_after", [0, MAX32])
+@pytest.mark.parametrize("trip_after", [0, RATE_TRIP_MAX])
 def test_never_trips(trip_after):
     cycles = [Cycle(commit=only(0, 0, trip_after)), *judge_each(4)]
     assert check_rate(cycles, 1, 1_000_000, "no trip") == [(True, False)] * 4

@@ -354,12 +354,14 @@ def test_too_many_symbols_for_the_gateway():
 def test_every_limit_the_schema_admits_fits_its_table_field():
     # The loader's maxima and the register map's field widths are declared apart; a file
     # at every maximum must compile, so nothing validated can fail later without a line.
-    from wiregate.sw.limits import OUCH_MAX_PRICE, OUCH_MAX_QUANTITY, U32_MAX, U64_MAX
+    from wiregate.sw.limits import (OUCH_MAX_PRICE, OUCH_MAX_QUANTITY, RATE_BURST_MAX,
+                                    RATE_REFILL_MAX, RATE_TRIP_MAX, U32_MAX, U64_MAX)
     top = Limits(
         gateway=GatewayLimits(credit=U64_MAX, heartbeat_timeout_us=U32_MAX,
                               reference_max_age_us=U32_MAX),
         sessions=(session(0, max_order_quantity=OUCH_MAX_QUANTITY, max_order_notional=U64_MAX,
-                          credit=U64_MAX, rate=RateLimit(U32_MAX, U32_MAX, U32_MAX)),),
+                          credit=U64_MAX,
+                          rate=RateLimit(RATE_BURST_MAX, RATE_REFILL_MAX, RATE_TRIP_MAX)),),
         symbols=(symbol_limits(0, "GME", reference_price=OUCH_MAX_PRICE, collar=OUCH_MAX_PRICE,
                                max_order_quantity=OUCH_MAX_QUANTITY,
                                max_order_notional=U64_MAX, max_long=U32_MAX,
@@ -368,3 +370,6 @@ def test_every_limit_the_schema_admits_fits_its_table_field():
     image = compile_limits(top, RegisterMap())
     assert image.entries["symbol_limits"][0]["max_long"] == U32_MAX
     assert image.entries["session_limits"][0]["credit"] == U64_MAX
+    assert [image.entries["session_limits"][0][f"rate_{name}"]
+            for name in ("burst", "refill_us", "trip_after")] == [
+        RATE_BURST_MAX, RATE_REFILL_MAX, RATE_TRIP_MAX]

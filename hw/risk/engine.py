@@ -245,6 +245,7 @@ class Engine(wiring.Component):
             "reasons": REASON_BITS, "symbol_known": 1, "symbol_index": symbol,
         })
         event = event_layout(regmap)
+        state = entry_layout(regmap, "session_state")
         super().__init__({
             "client": In(stream.Signature(data.StructLayout({
                 "event": event, "opens_frame": 1, "frame": frame_bits}), always_ready=True)),
@@ -274,9 +275,9 @@ class Engine(wiring.Component):
             "in_sync": Out(ns, init=(1 << ns) - 1),
             "kill_gateway": Out(1),
             "kill_sessions": Out(ns),
-            "tokens": Out(data.ArrayLayout(32, ns)),
+            "tokens": Out(data.ArrayLayout(state["tokens"].shape, ns)),
             "throttled": Out(ns),
-            "throttle_count": Out(data.ArrayLayout(32, ns)),
+            "throttle_count": Out(data.ArrayLayout(state["throttle_count"].shape, ns)),
             "peek_exposure": In(wiring.Signature({
                 "session": Out(range(ns)), "symbol": Out(symbol),
                 "data": In(self._exposure), "ok": In(1)})),
