@@ -127,6 +127,16 @@ def _last_bytes():
     return last
 
 
+def _below(value, bound):
+    """``value < bound`` for a constant ``bound``: the high bits all zero and a compare of
+    the low ones, not a carry chain as long as ``value`` (the stage-1 length compares were
+    the ingress's longest path)."""
+    low = max(bound.bit_length(), 1)
+    if low >= len(value):
+        return value < bound
+    return (value[low:] == 0) & (value[:low] < bound)
+
+
 def _of_type(msg_type, types):
     return Cat(msg_type == t[0] for t in types).any()
 
@@ -277,8 +287,17 @@ class OuchExtractor(wiring.Component):
         reason_layout = data.StructLayout({name: 1 for name in MALFORMED})
         per_type = ("at_fixed", "app_bad", "side_bad", "price", "price_first", "price_gt",
                     "price_eq")
+        # The body positions a field or digest byte is captured at (``at_pos``: the lane's
+        # byte is the body's byte there), decoded here so that stage 2's capture enables
+        # take one bit, not a compare of the position, per byte.
+        captured = sorted({fl.offset + 1 + b for layout in layouts.values()
+                           for fl in layout.fields if fl.name in EVENT_FIELDS
+                           for b in range(fl.size)} |
+                          ({at + 1 for t in DIGESTED for at in digest_extra(layouts[t])}
+                           if client else set()))
         fact_layout = data.StructLayout({
             "offset": OFFSET_BITS, "type_seq": 32, "left_ge2": 1, "len_ge3": 1,
+            "at_pos": len(captured),
             "start": 1, "pos0": 1, "pos1": 1, "sb_data": 1, "kind": len(types),
             "early": 1, "early_reason": reason_layout,
             "p1_pending": 1, "p1_reason": reason_layout,
@@ -325,7 +344,7 @@ class OuchExtractor(wiring.Component):
                 if t in app_types:
                     at = field_at(t, layouts[t].appendage_length_field)
                     expect = Signal(16, name=f"lane{k}_expect_{t.decode()}")
-                    m.d.comb += expect.eq(length - 1 - layouts[t].fixed_length)
+                    m.d.comb += expect.eq(length - (1 + layouts[t].fixed_length))
                     checks["app_bad"][j] = body & (((f.pos == at) & (byte != expect[8:])) |
                                                    ((f.pos == at + 1) & (byte != expect[:8])))
                 at = field_at(t, "side")
@@ -341,10 +360,10 @@ class OuchExtractor(wiring.Component):
                     checks["price_eq"][j] = Cat(on[b] & (byte == v)
                                                 for b, v in enumerate(max_price)).any()
             # As the type byte (pos 1), what the settle rules of stage 2 need of its layout.
-            bad_length = [(length - 1 < size) |
-                          ((length - 1 != size) if t not in app_types else Const(0))
+            # Against constants, without ``length - 1``: the message is ``length - 1`` bytes.
+            bad_length = [_below(length, size + 1) if t in app_types else length != size + 1
                           for t, size in zip(types, fixed, strict=True)]
-            split = [left < size - 1 for size in fixed]
+            split = [_below(left, size - 1) for size in fixed]
             pos0 = body & (f.pos == 0)
             sb_data = byte == data_type
             sb_known = sb_data | Cat(byte == t for t in pass_types).any()
@@ -365,8 +384,8 @@ class OuchExtractor(wiring.Component):
             m.d.sync += [
                 fact.offset.eq(offset),
                 fact.type_seq.eq(seq),
-                fact.left_ge2.eq(left >= 2),
-                fact.len_ge3.eq(length >= 3),
+                fact.left_ge2.eq(~_below(left, 2)),
+                fact.len_ge3.eq(~_below(length, 3)),
                 fact.start.eq(len_lo | pos0),
                 fact.pos0.eq(pos0),
                 fact.pos1.eq(body & (f.pos == 1)),
@@ -380,6 +399,7 @@ class OuchExtractor(wiring.Component):
                 *(fact[name].eq(Cat(bits)) for name, bits in checks.items()),
                 fact.at_fixed.eq(Cat(body & (f.pos == size) if size >= 2 else Const(0)
                                      for size in fixed)),
+                fact.at_pos.eq(Cat(body & (f.pos == at) for at in captured)),
             ]
             facts.append(fact)
         framed = Signal.like(framed_in)
@@ -450,11 +470,12 @@ class OuchExtractor(wiring.Component):
                 for fl in layout.fields:
                     if fl.name in EVENT_FIELDS:
                         for b in range(fl.size):
-                            hit = is_t & body & (f.pos == fl.offset + 1 + b)
+                            hit = is_t & fact.at_pos[captured.index(fl.offset + 1 + b)]
                             writes.setdefault((fl.name, b), []).append(hit)
                 if client and t in DIGESTED:
                     for b, at in enumerate(digest_extra(layout)):
-                        writes.setdefault(("extra", b), []).append(is_t & body & (f.pos == at + 1))
+                        writes.setdefault(("extra", b), []).append(
+                            is_t & fact.at_pos[captured.index(at + 1)])
             for (name, b), hits in writes.items():
                 lsb = 8 * (sizes[name] - 1 - b)      # big-endian on the wire
                 byte_k = fields_of(nxt)[name][lsb:lsb + 8]
