@@ -22,6 +22,7 @@ closed: the risk core commits nothing from it and stomps it toward the exchange)
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.extract import (
@@ -404,13 +405,18 @@ class OuchExtractor(wiring.Component):
             facts.append(fact)
         framed = Signal.like(framed_in)
         valid = Signal()
-        saved = [Signal(carried_layout, name=f"saved_{k}") for k in range(n)]
+        # Each session's saved state is a row of LUT RAM, not flip-flops: toward the
+        # clients it holds every field captured so far (a message may span segments), and
+        # the RAM's read port is the session select.
+        m.submodules.saved = saved = Memory(shape=carried_layout, depth=n, init=[],
+                                            attrs={"ram_style": "distributed"})
+        saved_read = saved.read_port(domain="comb")
         saved_pick = Signal(carried_layout)
+        m.d.comb += saved_read.addr.eq(framed_in.beat.beat.session)
         m.d.sync += [
             framed.eq(framed_in),
             valid.eq(self.i.valid),
-            saved_pick.eq(Cat(saved).word_select(framed_in.beat.beat.session,
-                                                 carried_layout.size)),
+            saved_pick.eq(saved_read.data),
         ]
 
         # Stage 2: the lane chain, on the registered beat.
@@ -551,12 +557,12 @@ class OuchExtractor(wiring.Component):
         carried_1 = Signal(carried_layout)
         m.d.sync += [save_1.eq(framed.save),
                      session_1.eq(tracked.beat.session), carried_1.eq(state.carried)]
-        for k in range(n):
-            with m.If(session_1 == k):
-                with m.If(save_1 == Save.CHAIN):
-                    m.d.sync += saved[k].eq(carried_1)
-                with m.Elif(save_1 == Save.FRESH):
-                    m.d.sync += saved[k].eq(0)
+        saved_write = saved.write_port()
+        m.d.comb += [
+            saved_write.addr.eq(session_1),
+            saved_write.data.eq(Mux(save_1 == Save.CHAIN, carried_1.as_value(), 0)),
+            saved_write.en.eq((save_1 == Save.CHAIN) | (save_1 == Save.FRESH)),
+        ]
 
         # One event per beat: the first; any other makes the frame crowded. Registered whole
         # whether or not a lane settles (lane 0's then, not valid), so that the settle logic
