@@ -19,12 +19,15 @@ REGMAP = RegisterMap()
 EXCHANGE = ("10.2.0.1", 15000)
 CLIENTS = [(f"10.1.0.{k + 1}", 40001 + k) for k in range(6)]
 MACS = dict(src_mac="02:00:00:00:00:01", dst_mac="02:00:00:00:00:02")
-# rule 0: UDP to 10.2.0.50:5000 only; rule 1: anything to 10.2.0.99
+# rule 0: UDP to 10.2.0.50:5000 only; rule 1: anything to 10.2.0.99; rule 2: from
+# 10.3.0.0/16 with a source port of 7000 to 7003
 RULES = [
     dict(ip=int(ipaddress.IPv4Address("10.2.0.50")), ip_mask=0xFFFF_FFFF, port=5000,
          port_mask=0xFFFF, match_source=0, valid=1),
     dict(ip=int(ipaddress.IPv4Address("10.2.0.99")), ip_mask=0xFFFF_FFFF, port=0, port_mask=0,
          match_source=0, valid=1),
+    dict(ip=int(ipaddress.IPv4Address("10.3.0.0")), ip_mask=0xFFFF_0000, port=7000,
+         port_mask=0xFFFC, match_source=1, valid=1),
 ]
 
 
@@ -43,15 +46,16 @@ def tcp(src, dst, rng, **kw):
                        seq=rng.getrandbits(32), **kw)
 
 
-def udp(dst_ip, dport):
+def udp(dst_ip, dport, src_ip="10.1.0.1", sport=999):
     return bytes(Ether(src=MACS["src_mac"], dst=MACS["dst_mac"]) /
-                 IP(src="10.1.0.1", dst=dst_ip) / UDP(sport=999, dport=dport) / b"hello")
+                 IP(src=src_ip, dst=dst_ip) / UDP(sport=sport, dport=dport) / b"hello")
 
 
 def random_frame(rng, toward_exchange):
     """A frame of a random class; toward the clients the endpoints are swapped."""
     what = rng.choice(["session"] * 4 + ["unknown", "wrong_port", "arp", "udp_rule",
-                                         "udp_other", "rule_ip", "ipv6", "bad_checksum"])
+                                         "udp_other", "rule_ip", "rule_source",
+                                         "source_other", "ipv6", "bad_checksum"])
     client = rng.choice(CLIENTS)
     ends = (client, EXCHANGE) if toward_exchange else (EXCHANGE, client)
     if what == "session":
@@ -70,6 +74,10 @@ def random_frame(rng, toward_exchange):
         return udp("10.2.0.50", 5001)
     if what == "rule_ip":
         return tcp(client, ("10.2.0.99", 80), rng)
+    if what == "rule_source":
+        return udp("10.2.0.7", 5000, f"10.3.{rng.randrange(256)}.9", rng.randrange(7000, 7004))
+    if what == "source_other":      # the rule's source port, from outside its network
+        return udp("10.2.0.7", 5000, "10.4.0.9", 7000)
     if what == "ipv6":
         return bytes(Ether() / IPv6() / UDP() / b"x")
     frame = bytearray(tcp(*ends, rng))
@@ -99,7 +107,8 @@ def classify(frame, sessions, toward_exchange):
     pkt = Ether(frame)
     by_rule = IP in pkt and IPv6 not in pkt and (
         pkt[IP].dst == "10.2.0.99" or (UDP in pkt and pkt[IP].dst == "10.2.0.50" and
-                                       pkt[UDP].dport == 5000))
+                                       pkt[UDP].dport == 5000) or
+        (UDP in pkt and pkt[IP].src.startswith("10.3.") and 7000 <= pkt[UDP].sport < 7004))
     checks_ok = parsed is None or (parsed.tcp.checksum_ok and parsed.ip.checksum_ok)
     return hit, index, not ((hit or by_rule) and checks_ok)
 
