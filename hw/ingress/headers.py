@@ -150,7 +150,14 @@ class HeaderParser(wiring.Component):
         seen = Signal(OFFSET_BITS + 1)
         m.d.comb += seen.eq(offset + sum(lane.keep for lane in lanes))
 
-        beat_no = offset >> lane_bits if lane_bits else offset
+        beat_offset_no = beat_offset >> lane_bits if lane_bits else beat_offset
+
+        def at_beat(beat_sel):
+            """The input beat is the frame's beat ``beat_sel`` (an int, or a register). The
+            frame's start enters last, not through ``offset``'s select ahead of the compare
+            (that path, into the capture enables, was the whole ingress's longest, seed 1)."""
+            first_beat = Const(beat_sel == 0) if isinstance(beat_sel, int) else beat_sel == 0
+            return active & Mux(start, first_beat, beat_offset_no == beat_sel)
 
         def capture(index, register):
             """Load ``register`` with the frame's byte ``index`` (int, or a Value that is a
@@ -163,7 +170,7 @@ class HeaderParser(wiring.Component):
                 beat_sel = index >> lane_bits if lane_bits else index
                 here_data = Cat(lane.data for lane in lanes).word_select(lane_sel, 8) \
                     if lane_bits else lanes[0].data
-            with m.If(active & (beat_no == beat_sel)):
+            with m.If(at_beat(beat_sel)):
                 m.d.sync += register.eq(here_data)
 
         def field(base, size, name):

@@ -119,14 +119,19 @@ class SessionLookup(wiring.Component):
         # rules, registered with the beat. Both banks are compared and the active one's
         # result picked: ``active`` then selects one bit per entry, not every entry bit
         # ahead of the compare (its fan-out there was the whole ingress's longest path).
-        matches = []
+        # The addresses and the ports are compared in registers of their own and the two
+        # halves taken together in stage 2: the whole 4-tuple in one cycle was the whole
+        # ingress's longest path after the bank select's (seed 1, 8.2 ns).
+        ip_matches, port_matches = Signal(regmap.n_sessions), Signal(regmap.n_sessions)
         for k in range(regmap.n_sessions):
-            match = [entry.valid & (entry.client_ip == local_ip) &
-                     (entry.client_port == local_port) &
-                     (entry.exchange_ip == remote_ip) &
-                     (entry.exchange_port == remote_port)
-                     for entry in (banks[0][k], banks[1][k])]
-            matches.append(Mux(active, match[1], match[0]))
+            ip_match = [entry.valid & (entry.client_ip == local_ip) &
+                        (entry.exchange_ip == remote_ip)
+                        for entry in (banks[0][k], banks[1][k])]
+            port_match = [(entry.client_port == local_port) &
+                          (entry.exchange_port == remote_port)
+                          for entry in (banks[0][k], banks[1][k])]
+            m.d.sync += [ip_matches[k].eq(Mux(active, ip_match[1], ip_match[0])),
+                         port_matches[k].eq(Mux(active, port_match[1], port_match[0]))]
 
         # Pass rules: unbanked registers.
         rule_entry = entry_layout(regmap, "pass_rule")
@@ -156,10 +161,9 @@ class SessionLookup(wiring.Component):
 
         valid = Signal()
         beat = Signal(parsed_layout(self._width))
-        hits = Signal(regmap.n_sessions)
         m.d.sync += [valid.eq(self.i.valid), beat.eq(self.i.payload)]
         any_rule = (ip_oks & ports_oks).any()
-        m.d.sync += hits.eq(Cat(matches))
+        hits = ip_matches & port_matches
         hdr = beat.header
 
         # Stage 2: the frame's session and what may pass.
