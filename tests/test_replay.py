@@ -22,7 +22,7 @@ from scapy.utils import EDecimal, rdpcap, wrpcap
 
 from wiregate.sim.capture import Progress
 from wiregate.sw.cli import main
-from wiregate.sw.limits import load_limits
+from wiregate.sw.limits import RATE_BURST_MAX, load_limits
 from wiregate.sw.model import ClientMessage, Commit, ExchangeMessage, Gate, Heartbeat
 from wiregate.sw.profiles import PROFILES
 from wiregate.sw.proto import ouch
@@ -620,8 +620,8 @@ def no_rate_limit(tmp_path):
     verdict at the edge of the rate bucket can differ from the model engine's, which judges
     at the capture's times (the gateware engine checks every record against the model at
     the core's times). Without the rate check, nothing in the capture depends on time."""
-    text, opened = re.subn(r"rate: \{[^}]*\}", "rate: {burst: 4_000_000_000, refill: 1us, "
-                           "trip_after: 4_000_000_000}", Path(LIMITS).read_text())
+    text, opened = re.subn(r"rate: \{[^}]*\}", f"rate: {{burst: {RATE_BURST_MAX}, refill: 1us, "
+                           "trip_after: 0}", Path(LIMITS).read_text())
     assert opened == len(load_limits(LIMITS).sessions)
     path = tmp_path / "limits.yaml"
     path.write_text(text)

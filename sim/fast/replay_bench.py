@@ -19,7 +19,7 @@ import warnings
 
 from wiregate.sim.capture import replay_model
 from wiregate.sim.results import report
-from wiregate.sw.limits import load_limits
+from wiregate.sw.limits import RATE_BURST_MAX, load_limits
 from wiregate.sw.profiles import PROFILES
 from wiregate.sw.proto import pcap
 from wiregate.sw.proto.frames import build_frame
@@ -99,8 +99,7 @@ def unlimited_rate(limits):
     own times; the gateware engine checks every record against the model at the core's).
     Without it nothing in the capture depends on time, and the engines must agree."""
     first = limits.sessions[0]
-    rate = dataclasses.replace(first.rate, burst=4_000_000_000, refill_us=1,
-                               trip_after=4_000_000_000)
+    rate = dataclasses.replace(first.rate, burst=RATE_BURST_MAX, refill_us=1, trip_after=0)
     return dataclasses.replace(limits, sessions=(dataclasses.replace(first, rate=rate),
                                                  *limits.sessions[1:]))
 
