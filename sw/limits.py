@@ -211,8 +211,6 @@ _OUCH_PRICE = "the largest OUCH price"
 # that does not fit is refused here, where the message can name the file and line.
 U32_MAX = (1 << 32) - 1
 U64_MAX = (1 << 64) - 1
-_U32 = "the largest value the gateway's 32-bit table field holds"
-_U64 = "the largest value the gateway's 64-bit table field holds"
 # The message-rate fields are narrower than a word (sw/regmap.py takes these widths): each
 # session keeps its bucket and its limits in flip-flops with a counter, a compare and an
 # adder of each width, so every bit is paid once per session (issue 12's area work).
@@ -227,6 +225,9 @@ RATE_TRIP_MAX = (1 << RATE_TRIP_BITS) - 1
 def _field_max(bits):
     return f"the largest value the gateway's {bits}-bit table field holds"
 
+
+_U32 = _field_max(32)
+_U64 = _field_max(64)
 
 _TOP_KEYS = (
     Key("gateway", "mapping"),
