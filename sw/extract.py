@@ -58,7 +58,7 @@ frames.
 
 import copy
 import dataclasses
-import random
+import zlib
 from enum import StrEnum
 
 from wiregate.sw import model
@@ -73,8 +73,6 @@ __all__ = [
     "DIGESTED",
     "DIGEST_BITS",
     "DIGEST_EXTRA",
-    "DIGEST_FIELDS",
-    "DIGEST_MASKS",
     "EVENT_FIELDS",
     "MALFORMED",
     "PASS_TYPES",
@@ -85,6 +83,7 @@ __all__ = [
     "StreamTracker",
     "digest",
     "digest_extra",
+    "digest_length",
     "field_value",
     "is_arp",
     "marked_for_drop",
@@ -132,45 +131,36 @@ def marked_for_drop(frame: bytes, session: int | None) -> bool:
 # --- The retransmission digest (model rule 9) ----------------------------------------------
 #
 # A retransmitted Enter, Replace or Modify gets the remembered verdict only if it is the
-# message remembered, appendage aside; the gate compares a 32-bit digest of the fixed part.
-# The digest is a fixed random linear map (each bit the parity of some input bits: an XOR
-# tree in gateware) of the fixed part rearranged as the client extractor holds it: the type
-# byte, the DIGEST_FIELDS (wire bytes, zero where the layout has none), then the layout's
-# other fixed bytes in wire order (digest_extra), zero-padded to DIGEST_EXTRA bytes.
-# AppendageLength is left out with the appendage it counts.
+# message remembered, appendage aside; the gate compares a 32-bit digest of the fixed part:
+# the CRC-32 of IEEE 802.3 (zlib's) of its bytes in wire order from the type byte, its
+# AppendageLength left out with the appendage it counts. That field ends each layout that
+# has one, so the digested bytes are a prefix of the message: at W = 1 the client extractor
+# works the CRC out a byte at a time as they pass; at W = 8 it takes each type's CRC from its
+# captured bytes (the event fields and ``digest_extra``) with XOR trees.
 
 DIGEST_BITS = 32
 DIGESTED = tuple(cls.TYPE for cls in (ouch.EnterOrder, ouch.ReplaceOrder, ouch.ModifyOrder))
 
 
-def _digested_layouts():
-    return [ouch.CLIENT_LAYOUTS[t] for t in DIGESTED]
+def digest_length(layout) -> int:
+    """How many bytes of a digested layout's messages, from the type byte, the digest takes:
+    the fixed part up to its AppendageLength."""
+    if layout.appendage_length_field is None:
+        return layout.fixed_length
+    field = next(f for f in layout.fields if f.name == layout.appendage_length_field)
+    if field.end != layout.fixed_length:
+        raise ValueError(f"type {layout.type}: its AppendageLength does not end the fixed part")
+    return field.offset
 
 
 def digest_extra(layout) -> tuple[int, ...]:
     """The offsets (type byte 0) of a digested layout's fixed bytes outside EVENT_FIELDS, in
-    wire order: extra byte ``k`` of the digest's input is the message's byte at the k-th."""
+    wire order: what the extractor captures for the digest beside the event's fields."""
     return tuple(f.offset + b for f in layout.fields if f.name not in EVENT_FIELDS
                  for b in range(f.size))
 
 
-def _digest_fields():
-    sizes = {}
-    for layout in _digested_layouts():
-        for f in layout.fields:
-            if f.name in EVENT_FIELDS and f.name != layout.appendage_length_field:
-                sizes[f.name] = f.size
-    return tuple((name, sizes[name]) for name in EVENT_FIELDS if name in sizes)
-
-
-DIGEST_FIELDS = _digest_fields()    # (name, wire bytes) of the event fields digested
-DIGEST_EXTRA = max(len(digest_extra(layout)) for layout in _digested_layouts())
-_DIGEST_INPUT = 8 * (1 + sum(size for _, size in DIGEST_FIELDS) + DIGEST_EXTRA)
-# Bit i of the digest: the parity of the input bits set in DIGEST_MASKS[i], the input being
-# the big-endian int of the rearranged fixed part (its last extra byte lowest).
-_rng = random.Random(0x57475445)
-DIGEST_MASKS = tuple(_rng.getrandbits(_DIGEST_INPUT) for _ in range(DIGEST_BITS))
-del _rng
+DIGEST_EXTRA = max(len(digest_extra(ouch.CLIENT_LAYOUTS[t])) for t in DIGESTED)
 
 
 def digest(message: bytes) -> int:
@@ -180,14 +170,7 @@ def digest(message: bytes) -> int:
     layout = ouch.CLIENT_LAYOUTS.get(bytes(message[:1]))
     if layout is None or layout.type not in DIGESTED:
         return 0
-    named = {f.name: f for f in layout.fields}
-    arranged = bytearray(message[:1])
-    for name, size in DIGEST_FIELDS:
-        f = named.get(name)
-        arranged += message[f.offset:f.end] if f is not None else bytes(size)
-    arranged += bytes(message[k] for k in digest_extra(layout)).ljust(DIGEST_EXTRA, b"\0")
-    value = int.from_bytes(arranged, "big")
-    return sum(((value & mask).bit_count() & 1) << i for i, mask in enumerate(DIGEST_MASKS))
+    return zlib.crc32(bytes(message[:digest_length(layout)]))
 
 
 class Segment(StrEnum):

@@ -9,16 +9,19 @@ the host codec's layout table (:data:`wiregate.sw.proto.ouch.CLIENT_LAYOUTS` /
 :data:`~wiregate.sw.proto.ouch.SERVER_LAYOUTS`); nothing is retyped here.
 
 From a client, the event also carries the retransmission digest of the message's fixed part
-(:func:`wiregate.sw.extract.digest`): the fixed bytes that are no event field are captured
-as the event fields are. At W = 8 the digest's XOR trees work on the registered event, after
-the lane-to-lane chain; at W = 1 they work a cycle ahead, in registered shares, on the
-captures before the settling byte, whose own share is added at the end.
+(:func:`wiregate.sw.extract.digest`, a CRC-32). At W = 1 the CRC is worked out a byte at a
+time as the message passes, in the lane's state like a captured field. At W = 8 a beat holds
+eight of its bytes at any alignment, so the fixed bytes that are no event field are captured
+as the event fields are, and each type's CRC, a linear function of those captures, is taken
+with XOR trees on the registered event, after the lane-to-lane chain.
 
 At W = 8 one beat can settle more than one packet (two Account Queries are four bytes
 apart). The event stream carries one event per beat, so a frame where that happens is
 *crowded*: its later events in that beat are not emitted and the frame is void (fail
 closed: the risk core commits nothing from it and stomps it toward the exchange).
 """
+
+import zlib
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
@@ -30,13 +33,12 @@ from wiregate.sw.extract import (
     DATA_TYPES,
     DIGEST_BITS,
     DIGEST_EXTRA,
-    DIGEST_FIELDS,
-    DIGEST_MASKS,
     DIGESTED,
     EVENT_FIELDS,
     MALFORMED,
     PASS_TYPES,
     digest_extra,
+    digest_length,
 )
 from wiregate.sw.limits import OUCH_MAX_PRICE
 from wiregate.sw.model import SIDES
@@ -65,67 +67,78 @@ def _field_sizes():
 
 
 FIELD_SIZES = _field_sizes()
-# Digest input bits per registered share of each digest bit's XOR tree at W = 1 (three LUT4
-# levels for the about half of them each mask sets).
-DIGEST_CHUNK = 64
+CRC_POLY = 0xEDB88320    # CRC-32 (IEEE 802.3, zlib), bits reflected
 
 
-def _digest_word(m, msg_type, fields, extra, name):
-    """The input of the digest (:func:`wiregate.sw.extract.digest`) of a client message of
-    type ``msg_type``, as a word, and the input bit each of its bits is. ``fields`` are its
-    event fields (zero where its layout has none), ``extra`` its layout's other fixed bytes
-    (big-endian, as captured; zero past the layout's own)."""
-    # The input, least significant first: the extra bytes, the fields, the type. Bits known
-    # to be zero (a good price's high bytes) are left out of the word and of the masks:
-    # Verilator -O2 miscomputes some XOR trees over a word with a constant run inside.
-    parts = []      # (value, or None where zero; width)
-    parts.append((extra, 8 * DIGEST_EXTRA))
-    for field_name, size in reversed(DIGEST_FIELDS):
-        field = fields[field_name]
-        parts += [(field, len(field)), (None, 8 * size - len(field))]
-    parts.append((msg_type, 8))
-    held, at = [], 0        # the input bits the word holds
-    for value, width in parts:
-        if value is not None:
-            held += range(at, at + width)
-        at += width
-    if at != 8 * (1 + sum(size for _, size in DIGEST_FIELDS) + DIGEST_EXTRA) or \
-            any(mask >> at for mask in DIGEST_MASKS):
-        raise ValueError("the digest input is not the one sw/extract.py declares")
-    word = Signal(len(held), name=name)
-    m.d.comb += word.eq(Cat(value for value, _ in parts if value is not None))
-    return word, held
+def _crc_byte(crc, byte):
+    """The CRC-32 register after ``byte`` (an int), from ``crc``, neither complemented."""
+    crc ^= byte
+    for _ in range(8):
+        crc = (crc >> 1) ^ (CRC_POLY if crc & 1 else 0)
+    return crc
 
 
-def _parity(word, held, mask):
-    """The parity of the bits of ``word`` (input bits ``held``) that ``mask`` sets."""
-    return (word & sum((mask >> bit & 1) << k for k, bit in enumerate(held))).xor()
+def _crc_terms():
+    """Per bit of the register after a byte: the register's bits and the byte's bits it is
+    the XOR of (the step is linear in both)."""
+    bits = [{("crc", i)} for i in range(DIGEST_BITS)]
+    for j in range(8):
+        feedback = bits[0] ^ {("byte", j)}
+        bits = [*bits[1:], set()]
+        bits = [b ^ feedback if CRC_POLY >> i & 1 else b for i, b in enumerate(bits)]
+    return bits
 
 
-def _field_input_bit(name):
-    """The digest input bit of event field ``name``'s least significant bit."""
-    at = 8 * DIGEST_EXTRA
-    for field_name, size in reversed(DIGEST_FIELDS):
-        if field_name == name:
-            return at
-        at += 8 * size
-    raise ValueError(f"{name} is not digested")
+def _crc_step(held, byte):
+    """The complement of the CRC-32 register after ``byte``, from ``held``, the complement
+    before it. Holding the complement makes a cleared field the CRC's start (all ones) and
+    the held value, at the end, zlib's CRC (the register's complement)."""
+    # complement(step(complement(h))) = step(h) ^ complement(step(all ones, zero byte)).
+    k = ~_crc_byte(2 ** DIGEST_BITS - 1, 0) & (2 ** DIGEST_BITS - 1)
+    parts = {"crc": held, "byte": byte}
+    return Cat(Cat(parts[name][i] for name, i in sorted(terms)).xor() ^ (k >> bit & 1)
+               for bit, terms in enumerate(_crc_terms()))
 
 
-def _last_bytes():
-    """Per DIGESTED type whose fixed part ends in a digested field's byte: the type byte, the
-    field and the byte's least significant bit in it (an appendage length is not digested)."""
-    last = []
-    for t in DIGESTED:
-        layout = CLIENT_LAYOUTS[t]
-        offset = layout.fixed_length - 1
-        fl = next(fl for fl in layout.fields if fl.offset <= offset < fl.end)
-        if fl.name == layout.appendage_length_field:
-            continue
-        if fl.name not in dict(DIGEST_FIELDS):
-            raise ValueError(f"type {t}: its fixed part ends in an extra byte")
-        last.append((t[0], fl.name, 8 * (fl.end - 1 - offset)))
-    return last
+def _digest_sources(layout, fields, extra):
+    """Per digested byte of a layout past the type byte: its captured byte (an event field's,
+    or ``extra``'s, big-endian), or None where it is known to be zero (a good price's high
+    bytes, which the 32-bit price field does not hold)."""
+    sources = []
+    for at in range(1, digest_length(layout)):
+        fl = next(fl for fl in layout.fields if fl.offset <= at < fl.end)
+        if fl.name in EVENT_FIELDS:
+            value, lsb = fields[fl.name], 8 * (fl.end - 1 - at)
+        else:
+            value, lsb = extra, 8 * (DIGEST_EXTRA - 1 - digest_extra(layout).index(at))
+        sources.append(value[lsb:lsb + 8] if lsb < len(value) else None)
+    return sources
+
+
+def _digest_of_captures(m, msg_type, fields, extra):
+    """The digest of a good message of type ``msg_type`` (a DIGESTED type's), from its
+    captured bytes: per type, each CRC bit is a constant (the CRC of the type byte and zeros)
+    XOR the parity of the captured bits whose flip flips it."""
+    digest = Signal(DIGEST_BITS, name="digest_of_captures")
+    with m.Switch(msg_type):
+        for t in DIGESTED:
+            layout = CLIENT_LAYOUTS[t]
+            sources = _digest_sources(layout, fields, extra)
+            zeros = bytearray(t + bytes(len(sources)))
+            base = zlib.crc32(zeros)
+            terms = [[] for _ in range(DIGEST_BITS)]
+            for at, byte in enumerate(sources, start=1):
+                for j in range(8 if byte is not None else 0):
+                    zeros[at] ^= 1 << j
+                    flips = zlib.crc32(zeros) ^ base
+                    zeros[at] ^= 1 << j
+                    for i in range(DIGEST_BITS):
+                        if flips >> i & 1:
+                            terms[i].append(byte[j])
+            with m.Case(t[0]):
+                m.d.comb += digest.eq(Cat(Cat(bits).xor() ^ (base >> i & 1)
+                                          for i, bits in enumerate(terms)))
+    return digest
 
 
 def _below(value, bound):
@@ -242,15 +255,19 @@ class OuchExtractor(wiring.Component):
         pass_types = [ord(t) for t in PASS_TYPES[direction]]
 
         # The packet state carried from byte to byte (and, for the exchange direction,
-        # from segment to segment: its message may span them). From a client, the fixed
-        # bytes the digest needs beyond the event fields are captured too (``extra``).
+        # from segment to segment: its message may span them). From a client, the digest:
+        # at W = 1 its CRC so far (``crc``), at W = 8 the fixed bytes it needs beyond the
+        # event fields, captured as they are (``extra``).
         # ``kind`` is the message type one-hot (zero until a data packet's type byte, and for
         # an unknown type). Beside the captured fields, the checks of the fixed part as its
         # bytes pass (``checks``): the appendage length is not the one the packet length
         # gives, the side is not a side, the price so far is above the largest valid one
         # (``price_gt``) or equal to it (``price_eq``).
-        sizes = {**FIELD_SIZES, **({"extra": DIGEST_EXTRA} if client else {})}
+        serial = client and width == 1      # the digest worked out a byte at a time
+        sizes = {**FIELD_SIZES, **({"extra": DIGEST_EXTRA} if client and not serial else {})}
         capture = {name: 8 * size for name, size in sizes.items()}
+        if serial:
+            capture["crc"] = DIGEST_BITS
         capture["checks"] = data.StructLayout({"app_bad": 1, "side_bad": 1, "price_gt": 1,
                                                "price_eq": 1})
         carried = {"sb_type": 8, "msg_type": 8, "done": 1, "data": 1, "kind": len(types)}
@@ -271,7 +288,8 @@ class OuchExtractor(wiring.Component):
         lane2_event = data.StructLayout({**{name: fl.shape for name, fl in lane_event},
                                          "check": 1, "app_bad": 1,
                                          "field_bad": 1,
-                                         **({"extra": 8 * DIGEST_EXTRA} if client else {})})
+                                         **({"crc": DIGEST_BITS} if serial else
+                                            {"extra": 8 * DIGEST_EXTRA} if client else {})})
 
         # Stage 1: the input beat registered, with what each lane's byte tells on its own
         # (its type decoded, its packet length compared with every layout's), and the
@@ -295,7 +313,7 @@ class OuchExtractor(wiring.Component):
                            for fl in layout.fields if fl.name in EVENT_FIELDS
                            for b in range(fl.size)} |
                           ({at + 1 for t in DIGESTED for at in digest_extra(layouts[t])}
-                           if client else set()))
+                           if client and not serial else set()))
         fact_layout = data.StructLayout({
             "offset": OFFSET_BITS, "type_seq": 32, "left_ge2": 1, "len_ge3": 1,
             "at_pos": len(captured),
@@ -303,6 +321,9 @@ class OuchExtractor(wiring.Component):
             "early": 1, "early_reason": reason_layout,
             "p1_pending": 1, "p1_reason": reason_layout,
             **{name: len(types) for name in per_type},
+            # For the CRC: the type byte is a DIGESTED type's; per type, a digested byte
+            # past it.
+            **({"digest_type": 1, "digested": len(types)} if serial else {}),
         })
         max_price = OUCH_MAX_PRICE.to_bytes(FIELD_SIZES["price"], "big")
         side_bytes = [ord(side) for side in sorted(SIDES)]
@@ -402,6 +423,13 @@ class OuchExtractor(wiring.Component):
                                      for size in fixed)),
                 fact.at_pos.eq(Cat(body & (f.pos == at) for at in captured)),
             ]
+            if serial:
+                m.d.sync += [
+                    fact.digest_type.eq(Cat(kind[types.index(t)] for t in DIGESTED).any()),
+                    fact.digested.eq(Cat(
+                        body & ~pos0 & (f.pos != 1) & _below(f.pos, digest_length(layouts[t]) + 1)
+                        if t in DIGESTED else Const(0) for t in types)),
+                ]
             facts.append(fact)
         framed = Signal.like(framed_in)
         valid = Signal()
@@ -478,7 +506,7 @@ class OuchExtractor(wiring.Component):
                         for b in range(fl.size):
                             hit = is_t & fact.at_pos[captured.index(fl.offset + 1 + b)]
                             writes.setdefault((fl.name, b), []).append(hit)
-                if client and t in DIGESTED:
+                if client and not serial and t in DIGESTED:
                     for b, at in enumerate(digest_extra(layout)):
                         writes.setdefault(("extra", b), []).append(
                             is_t & fact.at_pos[captured.index(at + 1)])
@@ -491,10 +519,16 @@ class OuchExtractor(wiring.Component):
 
             # The fixed part's checks, as its bytes pass (by the state's kind: past the type).
             hit = {name: (kind_before & fact[name]).any() for name in per_type[1:]}
+            if serial:
+                # From the type byte to the last digested one (the CRC starts cleared: see
+                # _crc_step).
+                with m.If((pos1 & state.carried.data & fact.digest_type) |
+                          (kind_before & fact.digested).any()):
+                    m.d.comb += got.crc.eq(_crc_step(fields_of(state).crc, byte))
             # A packet's captures start cleared: a field (or extra byte) its layout has not
             # is zero, without a select by its type.
             with m.If(packet_start):
-                m.d.comb += [got[name].eq(0) for name in (*sizes, "checks")]
+                m.d.comb += [got[name].eq(0) for name in capture]
             with m.If(hit["app_bad"]):
                 m.d.comb += got.checks.app_bad.eq(1)
             with m.If(hit["side_bad"]):
@@ -542,7 +576,8 @@ class OuchExtractor(wiring.Component):
                 event.check.eq(check),
                 event.app_bad.eq(got.checks.app_bad),
                 event.field_bad.eq(got.checks.side_bad | got.checks.price_gt),
-                *([event.extra.eq(got.extra)] if client else []),
+                *([event.crc.eq(got.crc)] if serial else
+                  [event.extra.eq(got.extra)] if client else []),
             ]
             emits.append(settle)
             events.append(event)
@@ -645,40 +680,14 @@ class OuchExtractor(wiring.Component):
         if client:
             digest = Signal(DIGEST_BITS, name="digest_out")
             digested = good & _of_type(settled_3.msg_type, DIGESTED)
-            if width == 1:
-                # A byte a cycle: the digest of every byte but the settling one is worked out
-                # over the captures of the cycle before (``current``, stage 2's state) in
-                # registered shares, and the settling byte's own share (Modify's last
-                # quantity byte; Enter and Replace end in their appendage length, which is
-                # not digested) is added here. No wide XOR tree in one cycle.
-                widths = {name: len(fields[name]) for name, _ in DIGEST_FIELDS}
-                word, held = _digest_word(
-                    m, current.carried.msg_type,
-                    {name: current.fields[name][:w] for name, w in widths.items()},
-                    current.fields.extra, "digest_input")
-                chunks = [range(at, min(at + DIGEST_CHUNK, len(held)))
-                          for at in range(0, len(held), DIGEST_CHUNK)]
-                last_bytes = [(msg_type, fields[name][lsb:lsb + 8], _field_input_bit(name) + lsb)
-                              for msg_type, name, lsb in _last_bytes()]
-                bits = []
-                for i, mask in enumerate(DIGEST_MASKS):
-                    shares = [Signal(name=f"digest{i}_part{c}") for c in range(len(chunks))]
-                    for share, chunk in zip(shares, chunks, strict=True):
-                        m.d.sync += share.eq(_parity(word[chunk.start:chunk.stop],
-                                                     held[chunk.start:chunk.stop], mask))
-                    for msg_type, byte, base in last_bytes:
-                        shares.append((settled_3.msg_type == msg_type) &
-                                      _parity(byte, range(base, base + 8), mask))
-                    bits.append(Cat(shares).xor())
-                m.d.sync += digest.eq(Mux(digested, Cat(bits), 0))
+            if serial:
+                m.d.sync += digest.eq(Mux(digested, settled_3.crc, 0))
             else:
                 # Beside the event's register, from stage 2's fields (the event's own are
                 # also cleared unless it is good, which only the digest's zero depends on),
                 # so that the late reasons do not lead into the XOR trees.
-                word, held = _digest_word(m, settled_3.msg_type, fields, settled_3.extra,
-                                          "digest_input")
-                m.d.sync += digest.eq(Mux(digested, Cat(_parity(word, held, mask)
-                                                        for mask in DIGEST_MASKS), 0))
+                m.d.sync += digest.eq(Mux(digested, _digest_of_captures(
+                    m, settled_3.msg_type, fields, settled_3.extra), 0))
             m.d.comb += o.event.digest.eq(digest)
 
         # Counted from the output registers, a cycle after the verdicts.
