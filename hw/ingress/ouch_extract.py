@@ -385,7 +385,7 @@ class OuchExtractor(wiring.Component):
             # Against constants, without ``length - 1``: the message is ``length - 1`` bytes.
             bad_length = [_below(length, size + 1) if t in app_types else length != size + 1
                           for t, size in zip(types, fixed, strict=True)]
-            split = [_below(left, size - 1) for size in fixed]
+            split = [_below(left, size - 1) if client else Const(0) for size in fixed]
             pos0 = body & (f.pos == 0)
             sb_data = byte == data_type
             sb_known = sb_data | Cat(byte == t for t in pass_types).any()
@@ -396,12 +396,16 @@ class OuchExtractor(wiring.Component):
                      "unknown_type": pos0 & ~sb_known,
                      "split": pos0 & sb_data & (length != 1) & (left == 0)
                      if client else Const(0)}
-            p1_unknown = Cat(kind) == 0
-            p1_bad_length = ~p1_unknown & Cat(
-                kind[j] & bad_length[j] for j in range(len(kind))).any()
-            p1_split = ~p1_unknown & ~p1_bad_length & Cat(
-                kind[j] & split[j] for j in range(len(types))).any() if client else Const(0)
-            p1 = {"unknown_type": p1_unknown, "bad_length": p1_bad_length, "split": p1_split}
+            # As the type byte, each reason (and ``p1_pending``: a good type byte whose
+            # message settles later) is an OR over the types of what the type's one-hot
+            # ``kind`` bit selects, not one reason gated by the one before it (that chain
+            # was the whole ingress's longest path, seed 1).
+            good = [kind[j] & ~bad_length[j] & ~split[j] for j in range(len(types))]
+            p1 = {"unknown_type": Cat(kind) == 0,
+                  "bad_length": Cat(kind[j] & bad_length[j] for j in range(len(types))).any(),
+                  "split": Cat(kind[j] & ~bad_length[j] & split[j]
+                               for j in range(len(types))).any()}
+            p1_pending = Cat(good[j] for j, size in enumerate(fixed) if size != 1).any()
             fact = Signal(fact_layout, name=f"lane{k}_facts")
             m.d.sync += [
                 fact.offset.eq(offset),
@@ -415,8 +419,7 @@ class OuchExtractor(wiring.Component):
                 fact.kind.eq(Cat(kind)),
                 fact.early.eq(Cat(early.values()).any()),
                 *(fact.early_reason[name].eq(early.get(name, 0)) for name in MALFORMED),
-                fact.p1_pending.eq(~Cat(p1.values()).any() & Cat(
-                    kind[j] for j, size in enumerate(fixed) if size != 1).any()),
+                fact.p1_pending.eq(p1_pending),
                 *(fact.p1_reason[name].eq(p1.get(name, 0)) for name in MALFORMED),
                 *(fact[name].eq(Cat(bits)) for name, bits in checks.items()),
                 fact.at_fixed.eq(Cat(body & (f.pos == size) if size >= 2 else Const(0)
