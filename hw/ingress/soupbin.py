@@ -180,24 +180,22 @@ class SoupBinFramer(wiring.Component):
         state = Signal(STATE_LAYOUT)
         fresh = Const(FRESH_STATE, STATE_LAYOUT)
         session_saved = Cat(saved).word_select(tracked.beat.session, STATE_LAYOUT.size)
+        # A frame's first payload beat loads the session's saved state for a new segment,
+        # else a fresh one. The lanes' state is chosen as ``chain`` is but without
+        # ``active`` (the tracker's hit and segment, late in the cycle: the path through
+        # ``chain`` was the whole ingress's longest, 9.2 ns). A beat with no payload lane yet
+        # loads a state no lane uses, and the frame's first payload beat loads it again.
+        loaded = Mux(tracked.segment == Segment.NEW, session_saved, fresh)
         if self._width == 1:
             # Picked a beat ahead, off the byte's path: at W = 1 the beat before a frame's
             # first payload byte is its last TCP header byte, which has the frame's session
-            # (from ``header.done``). A wider beat may hold both.
+            # and segment (from ``header.done``). A wider beat may hold both. (The segment's
+            # select into the length arithmetic was the exchange port's longest path.)
             picked = Signal(STATE_LAYOUT)
             with m.If(self.i.valid):
-                m.d.sync += picked.eq(session_saved)
-            session_saved = picked
-        # The lanes' state is chosen as ``chain`` is but without ``active`` (the tracker's
-        # hit and segment, late in the cycle: the path through ``chain`` was the whole
-        # ingress's longest, 9.2 ns). A beat with no payload lane yet loads a state no lane
-        # uses, and the frame's first payload beat loads it again.
-        with m.If(~loading):
-            m.d.comb += state.eq(current)
-        with m.Elif(tracked.segment == Segment.NEW):
-            m.d.comb += state.eq(session_saved)
-        with m.Else():
-            m.d.comb += state.eq(fresh)
+                m.d.sync += picked.eq(loaded)
+            loaded = picked
+        m.d.comb += state.eq(Mux(loading, loaded, current))
 
         framing = []
         for k, lane in enumerate(lanes):
