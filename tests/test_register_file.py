@@ -62,7 +62,7 @@ class Host:
 
     regmap: RegisterMap
     expected: list = field(default_factory=list)     # table writes and events, in bus order
-    staged: dict = field(default_factory=dict)       # table -> its staging words
+    staged: list = field(default_factory=list)       # the staging words every table shares
     rw: dict = field(default_factory=dict)           # RW register -> value as applied
     rw_staged: dict = field(default_factory=dict)    # RW register -> staged words
     live: dict = field(default_factory=dict)         # counter -> live count (the input)
@@ -72,8 +72,7 @@ class Host:
     owned: dict = field(default_factory=dict)        # read port -> index -> entry
 
     def __post_init__(self):
-        for t in self.rw_tables():
-            self.staged[t.name] = [0] * t.used_words
+        self.staged = [0] * max(t.used_words for t in self.rw_tables())
         for r in self.regmap.registers:
             if r.access is Access.RW:
                 self.rw[r.name] = 0
@@ -89,11 +88,11 @@ class Host:
         offset = address - table.address
         index, k = divmod(offset, table.entry_words)
         if k < table.used_words - 1:
-            self.staged[table.name][k] = word
+            self.staged[k] = word
         elif k == table.used_words - 1 and index < table.depth:
-            self.staged[table.name][k] = word
+            self.staged[k] = word
             self.expected.append(("write", table.name, index,
-                                  table.decode_entry(self.staged[table.name])))
+                                  table.decode_entry(self.staged[:table.used_words])))
 
     def register_words(self, name, pairs):
         """Words written to RW register ``name``: applied with its last word."""
@@ -175,7 +174,8 @@ class Bench:
         pairs = entry_write(self.regmap, t.name, index, fields)
         roll = self.rng.random()
         if roll < 0.15:
-            # The last word alone: the entry is the staged words with this one.
+            # The last word alone: the entry is the staged words with this one, whichever
+            # table staged them.
             pairs = pairs[-1:]
         elif roll < 0.25 and t.entry_words > t.used_words:
             # Padding words of the stride are ignored, staged words kept.

@@ -6,8 +6,9 @@ placements and field offsets are the map's, never retyped here.
 Writes. A write is taken in a cycle with ``write_en & write_ready``. A multi-word item (a
 64-bit RW register, a table entry of several words) is staged: each word lands in a staging
 register and the item takes effect when its last word (the highest address among its used
-words) is written, with every word as staged then. Staging is per register and per table,
-not per entry: the entry index is the last word's. Words of an entry beyond ``used_words``,
+words) is written, with every word as staged then. Staging is per register, and one
+staging register serves every table (the register map's rule: the words of one entry are
+written with no other table entry in between); the entry index is the last word's. Words of an entry beyond ``used_words``,
 entries beyond a table's depth, writes of read-only registers and set bits of a kill bitmap
 beyond the last session or symbol are ignored.
 
@@ -353,16 +354,17 @@ class RegisterFile(wiring.Component):
                              & ~sweeping & ~self.commit_pending)
         m.d.comb += bus.write_ready.eq(ready)
 
-        # --- tables: per-table staging, the last used word writes the entry ----------------
-        # The port's entry is the staging register itself, not a registered copy of it: the
-        # next word can only land after the pulse, and the copy would double the flip-flops.
+        # --- tables: one staging register, the last used word writes the entry -----------
+        # The ports' entries are the staging register itself, not a registered copy of it:
+        # the next word can only land after the pulse, and the copy would double the
+        # flip-flops. One register for every table: an entry's words come together (the
+        # host's encoders emit them in one command), so no table needs its own.
         tables = [t for t in regmap.tables if t.access is Access.RW]
-        table_staged = {t.name: Signal(t.used_words * WORD_BITS, name=f"{t.name}_staged")
-                        for t in tables}
+        table_staged = Signal(max(t.used_words for t in tables) * WORD_BITS, name="table_staged")
         for t in tables:
             port = getattr(self, f"write_{t.name}")
             m.d.sync += port.en.eq(0)
-            m.d.comb += [port.entry[f.name].eq(table_staged[t.name][f.offset:f.offset + f.width])
+            m.d.comb += [port.entry[f.name].eq(table_staged[f.offset:f.offset + f.width])
                          for f in t.fields]
 
         with m.If(write), m.Switch(bus.write_addr):
@@ -400,9 +402,9 @@ class RegisterFile(wiring.Component):
                 with m.Case(_case(t, address_bits)):
                     for k in range(last):
                         with m.If(word == k):
-                            m.d.sync += table_staged[t.name].word_select(k, WORD_BITS).eq(data)
+                            m.d.sync += table_staged.word_select(k, WORD_BITS).eq(data)
                     with m.If((word == last) & (index < t.depth)):
-                        m.d.sync += [table_staged[t.name].word_select(last, WORD_BITS).eq(data),
+                        m.d.sync += [table_staged.word_select(last, WORD_BITS).eq(data),
                                      port.en.eq(1), port.index.eq(index)]
 
             for scope in ("session", "symbol"):
