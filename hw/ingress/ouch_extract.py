@@ -590,15 +590,15 @@ class OuchExtractor(wiring.Component):
             m.d.sync += current.eq(state)
         # Written a cycle later, from registers: the session's next frame loads it no sooner
         # than its first payload byte, at least 54 bytes (7 beats) after this frame's end.
+        # The state to save is ``current``'s then: the frame's last beat, which has
+        # ``save``, is a valid beat, so ``current`` took the state after it.
         save_1 = Signal(Save)
         session_1 = Signal.like(tracked.beat.session)
-        carried_1 = Signal(carried_layout)
-        m.d.sync += [save_1.eq(framed.save),
-                     session_1.eq(tracked.beat.session), carried_1.eq(state.carried)]
+        m.d.sync += [save_1.eq(framed.save), session_1.eq(tracked.beat.session)]
         saved_write = saved.write_port()
         m.d.comb += [
             saved_write.addr.eq(session_1),
-            saved_write.data.eq(Mux(save_1 == Save.CHAIN, carried_1.as_value(), 0)),
+            saved_write.data.eq(Mux(save_1 == Save.CHAIN, current.carried.as_value(), 0)),
             saved_write.en.eq((save_1 == Save.CHAIN) | (save_1 == Save.FRESH)),
         ]
 

@@ -177,7 +177,6 @@ class SoupBinFramer(wiring.Component):
 
         saved = [Signal(STATE_LAYOUT, name=f"saved_{k}", init=FRESH_STATE) for k in range(n)]
         current = Signal(STATE_LAYOUT, init=FRESH_STATE)
-        state = Signal(STATE_LAYOUT)
         fresh = Const(FRESH_STATE, STATE_LAYOUT)
         session_saved = Cat(saved).word_select(tracked.beat.session, STATE_LAYOUT.size)
         # A frame's first payload beat loads the session's saved state for a new segment,
@@ -185,7 +184,8 @@ class SoupBinFramer(wiring.Component):
         # ``active`` (the tracker's hit and segment, late in the cycle: the path through
         # ``chain`` was the whole ingress's longest, 9.2 ns). A beat with no payload lane yet
         # loads a state no lane uses, and the frame's first payload beat loads it again.
-        loaded = Mux(tracked.segment == Segment.NEW, session_saved, fresh)
+        loaded = Signal(STATE_LAYOUT)
+        m.d.comb += loaded.eq(Mux(tracked.segment == Segment.NEW, session_saved, fresh))
         if self._width == 1:
             # Picked a beat ahead, off the byte's path: at W = 1 the beat before a frame's
             # first payload byte is its last TCP header byte, which has the frame's session
@@ -195,10 +195,16 @@ class SoupBinFramer(wiring.Component):
             with m.If(self.i.valid):
                 m.d.sync += picked.eq(loaded)
             loaded = picked
-        m.d.comb += state.eq(Mux(loading, loaded, current))
-
-        framing = []
-        for k, lane in enumerate(lanes):
+        # Lane 0 steps from both states, and ``loading`` (from the input's ``valid``) picks
+        # after the length arithmetic, not before it (that select into ``current.rest`` was
+        # the whole ingress's longest path, 8.1 ns).
+        steps = [_step(m, start, active[0], lanes[0].data, f"lane0_{name}")
+                 for start, name in ((loaded, "loaded"), (current, "continued"))]
+        out, state = Signal(FRAMING_LAYOUT), Signal(STATE_LAYOUT)
+        m.d.comb += [out.eq(Mux(loading, steps[0][0], steps[1][0])),
+                     state.eq(Mux(loading, steps[0][1], steps[1][1]))]
+        framing = [out]
+        for k, lane in enumerate(lanes[1:], start=1):
             out, state = _step(m, state, active[k], lane.data, f"lane{k}")
             framing.append(out)
         with m.If(self.i.valid):
@@ -216,14 +222,15 @@ class SoupBinFramer(wiring.Component):
                 m.d.comb += save.eq(Save.CHAIN)
         # Written a cycle later, from registers: the session's next frame loads it no sooner
         # than its first payload byte, at least 54 bytes (7 beats) after this frame's end.
+        # The state to save is ``current``'s then (a frame's last beat, which may save, is
+        # a valid beat: ``current`` took the state after it).
         save_1 = Signal(Save)
         session_1 = Signal.like(tracked.beat.session)
-        state_1 = Signal(STATE_LAYOUT)
-        m.d.sync += [save_1.eq(save), session_1.eq(tracked.beat.session), state_1.eq(state)]
+        m.d.sync += [save_1.eq(save), session_1.eq(tracked.beat.session)]
         for k in range(n):
             with m.If(session_1 == k):
                 with m.If(save_1 == Save.CHAIN):
-                    m.d.sync += saved[k].eq(state_1)
+                    m.d.sync += saved[k].eq(current)
                 with m.Elif(save_1 == Save.FRESH):
                     m.d.sync += saved[k].eq(fresh)
 
