@@ -53,7 +53,7 @@ Retransmissions (model rule 9). The verdict memory keeps, per slot, the UserRefN
 bits above the slot, as the order table keeps those above the set), the
 verdict and the message's digest; a retransmitted Enter, Replace or Modify gets the verdict
 back only if both match. The digest comes with the event: the client extractor computes it
-(:func:`wiregate.sw.extract.digest`, 32 bits, linear) over every byte of the message's
+(:func:`wiregate.sw.extract.digest`, a CRC-32) over every byte of the message's
 fixed part but AppendageLength, so a copy differing anywhere there, ClOrdID and display
 included, fails closed (OUT_OF_SYNC) as the model says. The appendage (and the
 AppendageLength that counts it) is not compared, by the gate nor by the model: it arrives
