@@ -18,8 +18,8 @@ table entry and applies the item when its last word (the highest address among t
 used words) is written, with every word as staged then; the encoders below emit the low word
 first and that trigger word last. Staging is per register, and one staging register serves
 every table (the entry index is the trigger word's), so the words of one entry are written
-with no other table entry in between: the driver sends each entry whole in one command. A read of a staged RW register returns the value last
-applied, not the staged words.
+with no other table entry in between: the driver sends each entry whole in one command. A
+read of a staged RW register returns the value last applied, not the staged words.
 
 Layout rules, checked at construction:
 

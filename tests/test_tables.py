@@ -354,8 +354,15 @@ def test_too_many_symbols_for_the_gateway():
 def test_every_limit_the_schema_admits_fits_its_table_field():
     # The loader's maxima and the register map's field widths are declared apart; a file
     # at every maximum must compile, so nothing validated can fail later without a line.
-    from wiregate.sw.limits import (OUCH_MAX_PRICE, OUCH_MAX_QUANTITY, RATE_BURST_MAX,
-                                    RATE_REFILL_MAX, RATE_TRIP_MAX, U32_MAX, U64_MAX)
+    from wiregate.sw.limits import (
+        OUCH_MAX_PRICE,
+        OUCH_MAX_QUANTITY,
+        RATE_BURST_MAX,
+        RATE_REFILL_MAX,
+        RATE_TRIP_MAX,
+        U32_MAX,
+        U64_MAX,
+    )
     top = Limits(
         gateway=GatewayLimits(credit=U64_MAX, heartbeat_timeout_us=U32_MAX,
                               reference_max_age_us=U32_MAX),

@@ -8,9 +8,9 @@ Writes. A write is taken in a cycle with ``write_en & write_ready``. A multi-wor
 register and the item takes effect when its last word (the highest address among its used
 words) is written, with every word as staged then. Staging is per register, and one
 staging register serves every table (the register map's rule: the words of one entry are
-written with no other table entry in between); the entry index is the last word's. Words of an entry beyond ``used_words``,
-entries beyond a table's depth, writes of read-only registers and set bits of a kill bitmap
-beyond the last session or symbol are ignored.
+written with no other table entry in between); the entry index is the last word's. Words
+of an entry beyond ``used_words``, entries beyond a table's depth, writes of read-only
+registers and set bits of a kill bitmap beyond the last session or symbol are ignored.
 
 Control events. A write that asks the engine for something (commit, heartbeat, a kill or a
 release, a reference update) becomes one event on ``control``, or one per set bit of a kill
