@@ -70,14 +70,6 @@ FIELD_SIZES = _field_sizes()
 CRC_POLY = 0xEDB88320    # CRC-32 (IEEE 802.3, zlib), bits reflected
 
 
-def _crc_byte(crc, byte):
-    """The CRC-32 register after ``byte`` (an int), from ``crc``, neither complemented."""
-    crc ^= byte
-    for _ in range(8):
-        crc = (crc >> 1) ^ (CRC_POLY if crc & 1 else 0)
-    return crc
-
-
 def _crc_terms():
     """Per bit of the register after a byte: the register's bits and the byte's bits it is
     the XOR of (the step is linear in both)."""
@@ -93,11 +85,12 @@ def _crc_step(held, byte):
     """The complement of the CRC-32 register after ``byte``, from ``held``, the complement
     before it. Holding the complement makes a cleared field the CRC's start (all ones) and
     the held value, at the end, zlib's CRC (the register's complement)."""
-    # complement(step(complement(h))) = step(h) ^ complement(step(all ones, zero byte)).
-    k = ~_crc_byte(2 ** DIGEST_BITS - 1, 0) & (2 ** DIGEST_BITS - 1)
+    # complement(step(complement(h))) = step(h) ^ complement(step(all ones, zero byte)):
+    # a bit of the constant is 1 when its register terms are even in number.
     parts = {"crc": held, "byte": byte}
-    return Cat(Cat(parts[name][i] for name, i in sorted(terms)).xor() ^ (k >> bit & 1)
-               for bit, terms in enumerate(_crc_terms()))
+    return Cat(Cat(parts[name][i] for name, i in sorted(terms)).xor()
+               ^ (sum(name == "crc" for name, _ in terms) % 2 == 0)
+               for terms in _crc_terms())
 
 
 def _digest_sources(layout, fields, extra):
