@@ -49,13 +49,15 @@ exchange whose Order Replaced names another original than the client's Replace d
 another symbol, would have that symbol's exposure left uncorrected (the model's
 ``_replaced`` would move it); the exchange side of a real session never does that.
 
-Retransmissions (model rule 9). The verdict memory keeps, per slot, the UserRefNum (its
-bits above the slot, as the order table keeps those above the set), the
-verdict and the message's digest; a retransmitted Enter, Replace or Modify gets the verdict
-back only if both match. The digest comes with the event: the client extractor computes it
+Retransmissions (model rule 9). The verdict memory keeps, per slot, the verdict and the
+message's digest; a retransmitted Enter, Replace or Modify gets the verdict back only if the
+digests match. The digest comes with the event: the client extractor computes it
 (:func:`wiregate.sw.extract.digest`, a CRC-32) over every byte of the message's
 fixed part but AppendageLength, so a copy differing anywhere there, ClOrdID and display
-included, fails closed (OUT_OF_SYNC) as the model says. The appendage (and the
+included, fails closed (OUT_OF_SYNC) as the model says. The UserRefNum is among those bytes,
+at the type's fixed offset: two messages of one slot and type that differ only there differ
+in at most 32 adjacent bits, a burst the CRC-32 always tells apart, so the entry keeps no
+UserRefNum of its own. The appendage (and the
 AppendageLength that counts it) is not compared, by the gate nor by the model: it arrives
 after the verdict is due.
 
@@ -239,9 +241,8 @@ class Engine(wiring.Component):
             "working_sell": QUANTITY_BITS,
         })
         self._remembered = data.StructLayout({
-            # The UserRefNum above its slot (the address holds the slot).
-            "valid": 1, "ref_tag": REF_BITS - (regmap.n_orders - 1).bit_length(),
-            "digest": DIGEST_BITS,
+            # No UserRefNum: the digest covers it (module docstring, Retransmissions).
+            "valid": 1, "digest": DIGEST_BITS,
             "reasons": REASON_BITS, "symbol_known": 1, "symbol_index": symbol,
         })
         event = event_layout(regmap)
@@ -923,8 +924,7 @@ class Engine(wiring.Component):
                 m.d.comb += [verdict_symbol_known.eq(symbol_of_msg),
                              verdict_symbol.eq(symbol_of_idx)]
             with m.Elif(ev.retransmit):
-                with m.If(stored.valid & (stored.ref_tag == xf_.user_ref_num[order_bits:])
-                          & (stored.digest == ev.digest)):
+                with m.If(stored.valid & (stored.digest == ev.digest)):
                     m.d.comb += [fires.eq(stored.reasons),
                                  verdict_symbol_known.eq(stored.symbol_known),
                                  verdict_symbol.eq(stored.symbol_index)]
@@ -949,7 +949,6 @@ class Engine(wiring.Component):
                 remembered.write_en.eq(1),
                 remembered.write_addr.eq(Cat(slot(xf_.user_ref_num), s, is_modify)),
                 remembered.write_data.valid.eq(1),
-                remembered.write_data.ref_tag.eq(xf_.user_ref_num[order_bits:]),
                 remembered.write_data.digest.eq(ev.digest),
                 remembered.write_data.reasons.eq(fires),
                 remembered.write_data.symbol_known.eq(verdict_symbol_known),
