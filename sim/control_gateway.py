@@ -24,7 +24,7 @@ from wiregate.hw.control.dropcopy import DropCopy, record_layout
 from wiregate.hw.control.register_file import RegisterFile
 from wiregate.hw.risk.checks.fail_closed import FailClosed
 from wiregate.hw.risk.checks.kill import Kill
-from wiregate.sw.dropcopy import Control, Kind
+from wiregate.sw.dropcopy import NO_PRIMARY, Control, Kind
 from wiregate.sw.model import SCOPES
 from wiregate.sw.regmap import WORD_BITS
 
@@ -155,6 +155,7 @@ class ControlGateway(Elaboratable):
         return [
             record.kind.eq(Kind.CONTROL),
             record.control.eq(code),
+            record.primary.eq(NO_PRIMARY),
             record.argument.eq(Mux(commit, self.epoch + 1, event.scope)),
             record.session.eq(Mux(event.scope == SCOPES.index("session"), event.index, 0)),
             record.symbol_index.eq(Mux(event.scope == SCOPES.index("symbol"), event.index, 0)),

@@ -61,6 +61,7 @@ from wiregate.sw.proto.errors import ProtocolError
 from wiregate.sw.reasons import NO_PRIMARY, REASON_BITS
 
 __all__ = [
+    "KIND_FIELDS",
     "NO_PRIMARY",
     "RECORD_FIELDS",
     "RECORD_SIZE",
@@ -71,6 +72,7 @@ __all__ = [
     "SequenceGap",
     "check_fields",
     "decode_records",
+    "empty_value",
     "read_records",
 ]
 
@@ -184,6 +186,23 @@ RECORD_FIELDS = (
 RECORD_SIZE = check_fields(RECORD_FIELDS)
 if RECORD_SIZE != 88:
     raise ValueError(f"drop copy 1.0 records are 88 bytes, the declaration gives {RECORD_SIZE}")
+
+# The fields only one kind fills. In every record of another kind they are empty (0;
+# ``primary`` NO_PRIMARY): the gateware's queue keeps them in one place, one kind's at a time.
+KIND_FIELDS = {
+    Kind.VERDICT: ("accept", "retransmit", "primary", "reasons", "symbol"),
+    Kind.EXCHANGE: ("order_state", "match_number"),
+    Kind.CONTROL: ("control", "argument"),
+}
+_owned = [name for names in KIND_FIELDS.values() for name in names]
+if len(set(_owned)) != len(_owned) or not set(_owned) <= {f.name for f in RECORD_FIELDS}:
+    raise ValueError(f"KIND_FIELDS: a field named twice or not in RECORD_FIELDS: {_owned}")
+
+
+def empty_value(name: str) -> int:
+    """What a field of :data:`KIND_FIELDS` holds in a record of another kind."""
+    return NO_PRIMARY if name == "primary" else 0
+
 
 _STRUCT = struct.Struct(">" + "".join(f.struct_code for f in RECORD_FIELDS))
 _VALUES = tuple(f for f in RECORD_FIELDS if f.bits)   # the fields a Record holds

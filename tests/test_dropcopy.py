@@ -21,12 +21,14 @@ from wiregate.hw.control.dropcopy import DropCopy, record_layout
 from wiregate.sim.beats import frames_from_cycles, unpack_beat
 from wiregate.sim.layouts import pack
 from wiregate.sw.dropcopy import (
+    KIND_FIELDS,
     RECORD_SIZE,
     Control,
     Kind,
     Record,
     SequenceGap,
     decode_records,
+    empty_value,
     read_records,
 )
 from wiregate.sw.regmap import RegisterMap
@@ -57,7 +59,8 @@ def seeded():
 
 
 def random_record(rng):
-    """A record with every field random, often at 0 or its maximum."""
+    """A record with every field its kind may fill random, often at 0 or its maximum, and
+    the other kinds' fields (KIND_FIELDS) empty, as the drop copy's input must have them."""
     values = {}
     for name, member in LAYOUT:
         top = (1 << member.width) - 1
@@ -65,6 +68,9 @@ def random_record(rng):
     kind = rng.choice(list(Kind))
     values["kind"] = kind
     values["control"] = rng.randint(1, max(Control)) if kind is Kind.CONTROL else 0
+    for other, names in KIND_FIELDS.items():
+        if other is not kind:
+            values.update((name, empty_value(name)) for name in names)
     values["symbol"] = values["symbol"].to_bytes(8, "big")
     return Record(**values)
 

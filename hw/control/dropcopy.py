@@ -9,12 +9,15 @@ The queue's fill goes back to the engine, which refuses new orders with BACKLOG 
 before that (model rule 11).
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from functools import reduce
+from operator import or_
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from wiregate.sw.dropcopy import RECORD_FIELDS, RECORD_SIZE
+from wiregate.sw.dropcopy import KIND_FIELDS, RECORD_FIELDS, RECORD_SIZE, empty_value
 from wiregate.sw.regmap import RegisterMap
 
 from ..counters import count_event
@@ -45,22 +48,54 @@ def record_layout(regmap: RegisterMap | None = None) -> data.StructLayout:
                               if f.bits and f is not _SEQUENCE})
 
 
+_OWNER = {name: kind for kind, names in KIND_FIELDS.items() for name in names}
+
+
 def _slot_layout(regmap: RegisterMap) -> data.StructLayout:
-    """A queue row: a record and the sequence number it was given."""
-    return data.StructLayout({"sequence": _SEQUENCE.bits, "record": record_layout(regmap)})
+    """A queue row: the sequence number, the fields every kind may fill, and ``lane``, which
+    holds the fields of :data:`~wiregate.sw.dropcopy.KIND_FIELDS` of the row's kind,
+    concatenated in declaration order (each kind's from bit 0)."""
+    record = record_layout(regmap)
+    common = {name: shape for name, shape in record.members.items() if name not in _OWNER}
+    lane = max(sum(record[name].width for name in names) for names in KIND_FIELDS.values())
+    return data.StructLayout({"sequence": _SEQUENCE.bits, "common": data.StructLayout(common),
+                              "lane": lane})
 
 
-def _wire(slot):
-    """The slot's :data:`RECORD_SIZE` wire bytes as one value, the first byte lowest."""
-    wire_bytes = []
+def _lane_of(record, kind):
+    """The ``lane`` value of a record of ``kind``: its own fields, concatenated, each XOR its
+    empty value, so that another kind's record gives 0 (the lanes are ORed together)."""
+    return Cat(*(Value.cast(record[name]) ^ Const(empty_value(name), len(record[name]))
+                 for name in KIND_FIELDS[kind]))
+
+
+def _wire(slot, record):
+    """The slot's wire bytes: a list of :data:`RECORD_SIZE` 8-bit values in wire order, and
+    per byte the kind whose ``lane`` it comes from (None: every kind's) and the byte's empty
+    value (0 but in ``primary``). A lane byte is the wire byte XOR its empty value (see
+    :func:`_lane_of`). ``record`` is the slot's :func:`record_layout`."""
+    in_lane = {}
+    for names in KIND_FIELDS.values():
+        at = 0
+        for name in names:
+            in_lane[name] = slot.lane[at:at + record[name].width]
+            at += record[name].width
+    wire_bytes, owners, empties = [], [], []
     for f in RECORD_FIELDS:
         if not f.bits:
-            wire_bytes.append(Const(0, 8 * f.size))
-            continue
-        value = slot.sequence if f is _SEQUENCE else slot.record[f.name]
+            value = Const(0, 0)
+        elif f is _SEQUENCE:
+            value = slot.sequence
+        else:
+            value = in_lane[f.name] if f.name in _OWNER else slot.common[f.name]
         wide = Cat(value, Const(0, 8 * f.size - len(value)))
-        wire_bytes.extend(wide[8 * (f.size - 1 - k):8 * (f.size - k)] for k in range(f.size))
-    return Cat(*wire_bytes)
+        empty = empty_value(f.name) if f.name in _OWNER else 0
+        for k in range(f.size):
+            shift = 8 * (f.size - 1 - k)
+            wire_bytes.append(wide[shift:shift + 8])
+            owners.append(_OWNER.get(f.name))
+            empties.append((empty >> shift) & 0xFF)
+    return wire_bytes, owners, empties
 
 
 class DropCopy(wiring.Component):
@@ -70,13 +105,15 @@ class DropCopy(wiring.Component):
     record gets its number even when it is lost. The 64-bit number does not wrap in
     practice (a record a cycle at 156.25 MHz would take 3,700 years).
 
-    The queue is one memory, a row per record: its carried bits (:func:`record_layout` of
-    ``regmap``) and its 64-bit sequence number: 605 bits with drop copy 1.0 and the
-    ``colorlight-5a75b`` profile, ``ceil(605 / 36) = 17`` EBR on ECP5 for up to 512 rows
-    (at the wire's widths 653 bits and 19 EBR; the two-input queue before it took twice
-    that, one input tied off in the core). The record being sent is a copy in flip-flops,
-    so that the bytes are picked far from the block RAM's slow output; the next one waits
-    in the memory's read register.
+    The queue is one memory, a row per record: its 64-bit sequence number, the fields every
+    kind may fill (at their :func:`record_layout` widths) and one lane that the fields only
+    one kind fills (:data:`~wiregate.sw.dropcopy.KIND_FIELDS`) share, as wide as the widest
+    kind's: 465 bits with drop copy 1.0 and the ``colorlight-5a75b`` profile,
+    ``ceil(465 / 36) = 13`` EBR on ECP5 for up to 512 rows (605 bits and 17 EBR with a
+    place for every field; at the wire's widths 653 bits and 19 EBR). The record being
+    sent is a copy of its row in flip-flops, so that the bytes are picked far from the
+    block RAM's slow output; the next one waits in the memory's read register. A byte of
+    another kind's lane field is replaced by that field's empty byte as it goes out.
 
     Fill. ``queued`` is the number of records in the queue, the one being sent included:
     records taken in earlier cycles less those whose last beat left in earlier cycles. The
@@ -101,7 +138,9 @@ class DropCopy(wiring.Component):
     Attributes
     ----------
     i : In(stream)
-        :func:`record_layout` records of ``regmap``. Always ready.
+        :func:`record_layout` records of ``regmap``, with the fields of
+        :data:`~wiregate.sw.dropcopy.KIND_FIELDS` that are not their kind's empty (the
+        lane ORs the kinds' fields). Always ready.
     o : Out(stream)
         The records' wire bytes, :data:`~wiregate.sw.dropcopy.RECORD_SIZE` / ``width``
         beats per record, every lane kept; ``first`` on lane 0 of a record's first beat,
@@ -191,7 +230,10 @@ class DropCopy(wiring.Component):
             write.en.eq(take),
             write.addr.eq(write_row[:address_bits]),
             write.data.sequence.eq(sequence),
-            write.data.record.eq(i.payload),
+            *(write.data.common[name].eq(i.payload[name])
+              for name, _ in write.data.common.shape()),
+            # A record leaves the other kinds' fields empty (KIND_FIELDS): OR, not a mux.
+            write.data.lane.eq(reduce(or_, (_lane_of(i.payload, k) for k in KIND_FIELDS))),
             copy.eq(ahead & (~loaded | sent)),
             # A row written in this cycle is never the one fetched (the queue would be
             # full), but Yosys cannot see that from ``held`` and would wrap the block RAM
@@ -216,16 +258,25 @@ class DropCopy(wiring.Component):
 
         # Named signals, not one nested expression: each lane would otherwise rebuild the
         # whole record in simulation, and the netlist reads the same.
+        wire_bytes, owners, empties = _wire(current, record_layout(self._regmap))
         wire = Signal(8 * RECORD_SIZE)
         lanes = Signal(8 * width)
         m.d.comb += [
-            wire.eq(_wire(current)),
+            wire.eq(Cat(*wire_bytes)),
             lanes.eq(wire.word_select(beat, 8 * width)),
         ]
         m.d.comb += self.o.valid.eq(loaded)
         for lane in range(width):
+            # A byte of another kind's lane field goes out as that field's empty byte: the
+            # byte's owner and empty value by beat, constants, picked like the byte.
+            at = range(lane, RECORD_SIZE, width)
+            owner = Array(Const(owners[k] or 0, len(current.common.kind)) for k in at)[beat]
+            empty = Array(Const(empties[k], 8) for k in at)[beat]
+            byte = Signal(8, name=f"byte{lane}")
+            ours = (owner == 0) | (owner == current.common.kind)
+            m.d.comb += byte.eq(Mux(ours, lanes[8 * lane:8 * lane + 8], 0) ^ empty)
             m.d.comb += [
-                self.o.payload[lane].data.eq(lanes[8 * lane:8 * lane + 8]),
+                self.o.payload[lane].data.eq(byte),
                 self.o.payload[lane].keep.eq(1),
                 self.o.payload[lane].first.eq((beat == 0) & (lane == 0)),
                 self.o.payload[lane].last.eq(last_beat & (lane == width - 1)),
