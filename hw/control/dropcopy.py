@@ -49,6 +49,10 @@ def record_layout(regmap: RegisterMap | None = None) -> data.StructLayout:
 
 
 _OWNER = {name: kind for kind, names in KIND_FIELDS.items() for name in names}
+_WINDOW = 8     # bytes the output picks its beat from (see DropCopy.elaborate)
+if (_SEQUENCE.offset, _SEQUENCE.size) != (0, _WINDOW):
+    raise ValueError("the drop copy sends a record's first eight bytes, its sequence number, "
+                     "from the row as it is; the record no longer starts so")
 
 
 def _slot_layout(regmap: RegisterMap) -> data.StructLayout:
@@ -112,8 +116,10 @@ class DropCopy(wiring.Component):
     ``ceil(465 / 36) = 13`` EBR on ECP5 for up to 512 rows (605 bits and 17 EBR with a
     place for every field; at the wire's widths 653 bits and 19 EBR). The record being
     sent is a copy of its row in flip-flops, so that the bytes are picked far from the
-    block RAM's slow output; the next one waits in the memory's read register. A byte of
-    another kind's lane field is replaced by that field's empty byte as it goes out.
+    block RAM's slow output; the next one waits in the memory's read register. The bytes
+    go out of an eight-byte window filled from the copy a beat ahead (the first eight, the
+    sequence number, straight from the copy), and a byte of another kind's lane field is
+    replaced by that field's empty byte as the window is filled.
 
     Fill. ``queued`` is the number of records in the queue, the one being sent included:
     records taken in earlier cycles less those whose last beat left in earlier cycles. The
@@ -187,6 +193,23 @@ class DropCopy(wiring.Component):
     def depth(self):
         return self._depth
 
+    def _window(self, m, slot, record, index):
+        """The ``_WINDOW`` wire bytes from byte ``_WINDOW * index`` on of ``slot``'s record,
+        each byte of another kind's lane field its empty byte."""
+        wire_bytes, owners, empties = _wire(slot, record)
+        kind = slot.common.kind
+        wire = Signal(8 * RECORD_SIZE, name="wire")
+        picked = Signal(8 * _WINDOW, name="picked")
+        window = Signal(8 * _WINDOW, name="next_window")
+        m.d.comb += [wire.eq(Cat(*wire_bytes)), picked.eq(wire.word_select(index, 8 * _WINDOW))]
+        for j in range(_WINDOW):
+            at = range(j, RECORD_SIZE, _WINDOW)
+            owner = Array(Const(owners[k] or 0, len(kind)) for k in at)[index]
+            empty = Array(Const(empties[k], 8) for k in at)[index]
+            ours = (owner == 0) | (owner == kind)
+            m.d.comb += window[8 * j:8 * j + 8].eq(Mux(ours, picked[8 * j:8 * j + 8], 0) ^ empty)
+        return window
+
     def elaborate(self, platform):
         m = Module()
         width, depth = self._width, self._depth
@@ -224,7 +247,9 @@ class DropCopy(wiring.Component):
         # reached ``depth``, a power of two: its top bit, not a subtraction and a compare.
         held = Signal(address_bits + 1)
         take = i.valid & ~held[address_bits]
-        m.d.sync += held.eq(held + take - copy)
+        # Both sums are worked out from flip-flops and ``copy``, which comes late (from the
+        # output's handshake), picks one: it is not fed through a carry chain.
+        m.d.sync += held.eq(Mux(copy, held + take - 1, held + take))
         m.d.sync += [sequence.eq(sequence + i.valid), write_row.eq(write_row + take)]
         m.d.comb += [
             write.en.eq(take),
@@ -248,35 +273,42 @@ class DropCopy(wiring.Component):
             m.d.sync += [read_row.eq(read_row + 1), ahead.eq(1)]
         with m.Elif(copy):
             m.d.sync += ahead.eq(0)
+        # The bytes go out eight at a time: the record's first eight (its sequence number)
+        # straight from ``current``, each next eight from ``window``, filled from
+        # ``current`` a beat before they are due, picked by ``following`` (flip-flops to
+        # flip-flops: nothing is picked from the block RAM's slow output). The beat's lanes
+        # are then a pick within eight bytes. A byte of another kind's lane field is taken
+        # as that field's empty byte as the window is filled: each byte's owner and empty
+        # value are constants, picked like the byte.
+        record = record_layout(self._regmap)
+        group_beats = _WINDOW // width
+        groups = RECORD_SIZE // _WINDOW
+        window = Signal(8 * _WINDOW)
+        in_window = Signal(range(group_beats))
+        following = Signal(range(groups + 1))
+        opening = Signal()          # the beat on ``o`` is in the first eight bytes
+        refill = moved & (in_window == group_beats - 1)
         with m.If(copy):
             m.d.sync += [current.eq(read.data), loaded.eq(1), beat.eq(0),
-                         last_beat.eq(beats == 1)]
+                         last_beat.eq(beats == 1), in_window.eq(0), following.eq(1),
+                         opening.eq(1)]
         with m.Elif(sent):
             m.d.sync += loaded.eq(0)
         with m.Elif(moved):
-            m.d.sync += [beat.eq(beat + 1), last_beat.eq(beat == beats - 2)]
+            m.d.sync += [beat.eq(beat + 1), last_beat.eq(beat == beats - 2),
+                         in_window.eq(in_window + 1)]
+            with m.If(refill):
+                m.d.sync += [in_window.eq(0), following.eq(following + 1), opening.eq(0),
+                             window.eq(self._window(m, current, record, following))]
 
-        # Named signals, not one nested expression: each lane would otherwise rebuild the
-        # whole record in simulation, and the netlist reads the same.
-        wire_bytes, owners, empties = _wire(current, record_layout(self._regmap))
-        wire = Signal(8 * RECORD_SIZE)
+        first_eight = Cat(*_wire(current, record)[0][:_WINDOW])
         lanes = Signal(8 * width)
-        m.d.comb += [
-            wire.eq(Cat(*wire_bytes)),
-            lanes.eq(wire.word_select(beat, 8 * width)),
-        ]
-        m.d.comb += self.o.valid.eq(loaded)
+        m.d.comb += [lanes.eq(Mux(opening, first_eight, window).word_select(in_window,
+                                                                            8 * width)),
+                     self.o.valid.eq(loaded)]
         for lane in range(width):
-            # A byte of another kind's lane field goes out as that field's empty byte: the
-            # byte's owner and empty value by beat, constants, picked like the byte.
-            at = range(lane, RECORD_SIZE, width)
-            owner = Array(Const(owners[k] or 0, len(current.common.kind)) for k in at)[beat]
-            empty = Array(Const(empties[k], 8) for k in at)[beat]
-            byte = Signal(8, name=f"byte{lane}")
-            ours = (owner == 0) | (owner == current.common.kind)
-            m.d.comb += byte.eq(Mux(ours, lanes[8 * lane:8 * lane + 8], 0) ^ empty)
             m.d.comb += [
-                self.o.payload[lane].data.eq(byte),
+                self.o.payload[lane].data.eq(lanes[8 * lane:8 * lane + 8]),
                 self.o.payload[lane].keep.eq(1),
                 self.o.payload[lane].first.eq((beat == 0) & (lane == 0)),
                 self.o.payload[lane].last.eq(last_beat & (lane == width - 1)),
