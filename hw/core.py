@@ -31,7 +31,7 @@ from wiregate.sw.timebase import CLOCK_HZ
 from .control.dropcopy import DropCopy
 from .control.executor import COUNTERS as CONTROL_COUNTERS
 from .control.register_file import RegisterFile
-from .counters import count_event
+from .counters import count_event, count_one_of
 from .egress.holdback import Holdback
 from .egress.holdback_size import check_holdback, holdback_bytes, reject_depth, tag_bits
 from .egress.rewrite import Rewrite
@@ -392,10 +392,10 @@ class Core(wiring.Component):
                                 ("orders_rejected", verdicts & ~record.accept)):
             counted[name] = Signal(32, name=f"count_{name}")
             count_event(m, counted[name], condition)
-        for reason in Reason:
-            name = f"reject_{reason.name.lower()}"
-            counted[name] = Signal(32, name=f"count_{name}")
-            count_event(m, counted[name], verdicts & ~record.accept & (record.primary == reason))
+        by_reason = [Signal(32, name=f"count_reject_{reason.name.lower()}") for reason in Reason]
+        count_one_of(m, by_reason, record.primary, verdicts & ~record.accept)
+        for reason, counter in zip(Reason, by_reason, strict=True):
+            counted[f"reject_{reason.name.lower()}"] = counter
         malformed = Signal(32)
         count_event(m, malformed, (client.o.valid & event.valid & event.malformed.any())
                     | (exchange.o.valid & exchange.o.payload.event.valid

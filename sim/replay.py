@@ -117,6 +117,8 @@ class Replay:
         Frame key -> list of (event, Verdict) in frame order, for every frame with a VERDICT.
     reasons : Counter
         Reason -> verdicts that had its bit set.
+    primaries : Counter
+        Reason -> rejects whose primary reason it was.
     kinds : Counter
         Records replayed, by kind name (control records by code name).
     accepted, rejected : int
@@ -127,6 +129,7 @@ class Replay:
         self.gate = gate
         self.verdicts = {}
         self.reasons = Counter()
+        self.primaries = Counter()
         self.kinds = Counter()
         self.accepted = self.rejected = 0
         self._client = deque()      # ("event", key, Event, opens) or ("void", key)
@@ -215,6 +218,8 @@ class Replay:
         self.accepted += verdict.accept
         self.rejected += not verdict.accept
         self.reasons.update(r for r in _REASONS if verdict.reasons >> r & 1)
+        if not verdict.accept:
+            self.primaries[verdict.primary] += 1
         fields = {} if event.malformed else event.fields
         expected = {**verdict_fields(verdict, event.retransmit),
                     **{name: fields.get(name, 0) for name in _VERDICT_FIELDS}}

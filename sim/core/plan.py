@@ -30,6 +30,7 @@ from wiregate.sw.extract import marked_for_drop
 from wiregate.sw.limits import Endpoint, Limits
 from wiregate.sw.model import Commit, FrameVoid, Malformed, SessionSync, Tick
 from wiregate.sw.proto.frames import Peer
+from wiregate.sw.reasons import Reason
 
 from . import sizes_for
 from .frames import (
@@ -386,6 +387,7 @@ class Plan:
         return {
             "orders_accepted": replay.accepted,
             "orders_rejected": replay.rejected,
+            **{f"reject_{r.name.lower()}": replay.primaries[r] for r in Reason},
             "dropcopy_records": records,
             "dropcopy_overflow": 0,
             "frames_exchange_tx": len(board.egress),
