@@ -29,7 +29,8 @@ from wiregate.sw.model import SCOPES
 from wiregate.sw.regmap import WORD_BITS, Access, RegisterMap
 
 DEFAULT = {}
-# Cycles a write or a drain may wait before the bench calls it stuck (a sweep, a slow engine).
+# Cycles a write, a read or a drain may wait before the bench calls it stuck (a sweep, a slow
+# engine, a table owner whose random ``ok`` is rare: at 5 % a wait of 200 cycles came up).
 WAIT_LIMIT = 5000
 # Depths that are not powers of two, two session bitmap words with a partial last one; ID
 # values other than the defaults.
@@ -141,7 +142,7 @@ class Bench:
             while not self.ctx.get(bus.read_valid):
                 await self.ctx.tick()
                 waited += 1
-                assert waited < 200, f"no answer to the read of {address:#x}"
+                assert waited < WAIT_LIMIT, f"no answer to the read of {address:#x}"
             words.append(self.ctx.get(bus.read_data))
             if cycles is not None:
                 cycles.append(waited)
@@ -267,12 +268,15 @@ class Bench:
         await self.counters_now(self.rng.getrandbits(1), self.rng.getrandbits(1))
 
     async def counters_now(self, snapshot, clear):
-        """Counters move, a counter_control write, they move in the cycle after it is taken
-        (the copy is of that cycle), then they move again (which must not show)."""
+        """Counters move, a counter_control write, they move in each of the two cycles after
+        it is taken (the copy is of the second), then they move again (which must not
+        show)."""
         host = self.host
         self.count()
         await self.write(self.regmap.encode_write("counter_control", snapshot=snapshot,
                                                   clear=clear), idle=False)
+        self.count()
+        await self.ctx.tick()
         self.count()
         for name in host.live:
             if snapshot:
@@ -520,6 +524,10 @@ def test_commit_waiting_reads_as_commit_pending():
         [(address, word)] = regmap.encode_write("scratch", 0x5A5A5A5A)
         ctx.set(dut.bus.write_addr, address)
         ctx.set(dut.bus.write_data, word)
+        # The commit's decode, then its slot: no event yet, but no write taken either.
+        for _ in range(2):
+            assert not ctx.get(dut.control.valid) and not ctx.get(dut.bus.write_ready)
+            await ctx.tick()
         for _ in range(5):
             assert ctx.get(dut.control.valid) and not ctx.get(dut.bus.write_ready)
             assert await commit_pending() == 1

@@ -21,12 +21,18 @@ overtakes it), and nothing is lost. A commit waiting in the slot reads as
 ``status.commit_pending``, so the host never sees a gap between its write and the engine's
 own ``commit_pending``.
 
-Reads. A register, a bitmap of flip-flops and an unbanked table are answered one cycle
-later, a counter two cycles later (see Counters). The status bits, the kill registers and
-the session bitmaps read the state (W1S and W1C alike: the map's access meaning, both "read
-the state"); a 64-bit status register latches its high word when its low word is read (the
-register map's rule for the status block); counters read their snapshot, which only a host
-write changes. The pass rules and the write-only registers read 0.
+Requests. Every request is taken into registers first, its address decoded as it is taken
+into one flag per place it writes or reads, and acted on in the next cycle: no cycle holds
+both the address decode and what the request does (together, the block's slowest path).
+Reads wait as long as writes, so a read right after a write sees it.
+
+Reads. A register, a bitmap of flip-flops and an unbanked table are answered
+:data:`READ_LATENCY` cycles after the read is taken, a counter a cycle later (see
+Counters). The status bits, the kill registers and the session bitmaps read the state
+(W1S and W1C alike: the map's access meaning, both "read the state"); a 64-bit status
+register latches its high word when its low word is read (the register map's rule for the
+status block); counters read their snapshot, which only a host write changes. The pass
+rules and the write-only registers read 0.
 
 The other tables live where the order path reads them: the shadow bank of the banked tables
 and the exposure and open orders in the engine, the symbol kill latches in the kill block's
@@ -40,9 +46,9 @@ is flip-flops in the engine, read here through the same path.
 
 Counters. The snapshot and the base of each counter live in LUT RAM, not flip-flops. A
 ``counter_control`` write that asks for a snapshot or a clear copies every live counter at
-once into a capture register, in the cycle after the write is taken; then a sweep, one
-counter a cycle in index order through a three-stage pipeline (select a capture in each
-group of eight; select the group's and read the base; subtract and write), writes
+once into a capture register, two cycles after the write is taken; then a sweep, one
+counter a cycle in index order through a four-stage pipeline (select a capture in each
+group of eight; select the group's and read the base; subtract; write), writes
 ``capture - base`` into the snapshot memory and (for a clear) ``capture`` into the base
 memory, with ``write_ready`` low until it is done. A counter read waits for
 the sweep to finish (``read_valid`` comes later), so every read after the write sees the
@@ -52,7 +58,7 @@ copy made at one instant, as the map says.
 import operator
 from functools import reduce
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -65,12 +71,16 @@ from ..ingress.ouch_extract import PRICE_BITS
 from ..tables import entry_layout, read_signature, write_signature
 from ..timebase import TIME_BITS
 
-__all__ = ["TABLE_READS", "RegisterFile", "bus_signature", "control_layout"]
+__all__ = ["READ_LATENCY", "TABLE_READS", "RegisterFile", "bus_signature", "control_layout"]
 
 # The tables read through their owners' read ports (``read_<name>``); both symbol kill
 # bitmaps read the one latch memory (``read_kill_symbols``).
 TABLE_READS = ("session", "session_limits", "gateway_limits", "symbol_limits", "symbol_hash",
                "exposure", "order", "kill_symbols")
+
+# Cycles from a register read taken on the bus to its answer (``read_valid``): the request's
+# register, then the answer's.
+READ_LATENCY = 2
 
 _ONES = (1 << WORD_BITS) - 1
 # Readable register words per registered part of the read answer: each part is one
@@ -78,15 +88,18 @@ _ONES = (1 << WORD_BITS) - 1
 ANSWER_GROUP = 8
 # Counter captures per first-stage select of the counter sweep (a power of two).
 SWEEP_GROUP = 8
+# Bits of a group's select driven by one copy of the sweep's member index.
+SELECT_BITS = 16
 
 
 def bus_signature(regmap: RegisterMap) -> wiring.Signature:
     """The host's word bus, from the host's side: one write and one read per cycle.
 
     A write is taken in a cycle with ``write_en & write_ready``. A read is taken in a cycle
-    with ``read_en`` and answered with ``read_valid`` and ``read_data``: in the next cycle,
-    or for a table read (see the module docstring) some cycles later; no read is issued
-    while one waits for its answer.
+    with ``read_en`` and answered with ``read_valid`` and ``read_data``:
+    :data:`READ_LATENCY` cycles later, or for a counter or a table read (see the module
+    docstring) some cycles more; no read is issued while a counter or table read waits for
+    its answer (register reads may follow one another in every cycle).
     """
     return wiring.Signature({
         "write_en": Out(1),
@@ -184,15 +197,19 @@ class RegisterFile(wiring.Component):
         A narrower counter is zero-extended by its ``eq``, and synthesis then drops the
         constant high half of its capture register. Reads return ``live - base`` as of
         the last ``counter_control.snapshot``; ``counter_control.clear`` sets
-        ``base = live``. ``live`` is the count in the cycle after the write is taken.
+        ``base = live``. ``live`` is the count two cycles after the write is taken.
 
     Latency
     -------
-    Reads: one cycle; a counter two, more while a sweep runs (it waits for the sweep's end);
-    a table read at least four, one more than its port's ``ok`` waits. A table write port
-    pulses and a control event becomes valid one cycle after the write that causes it is
-    taken. After a ``counter_control`` write with a bit set, ``write_ready`` is low for one
-    cycle per counter and two more (the copy, then the sweep and its pipeline).
+    Reads: :data:`READ_LATENCY` (two) cycles; a counter three, more while a sweep runs (it
+    waits for the sweep's end); a table read at least five, one more than its port's ``ok``
+    waits. A table write port pulses two cycles after the write that causes it is taken, a
+    control event becomes valid three cycles after (it leaves from a register), the events
+    of a kill bitmap word one a bit position. ``write_ready`` is low in the cycle after a
+    write that may queue events or copy the counters (by its address); after a
+    ``counter_control`` write with a bit set, for one cycle per counter and three more (the
+    decode, the copy, then the sweep and its pipeline). Other writes may follow one another
+    in every cycle.
     """
 
     def __init__(self, regmap):
@@ -232,39 +249,73 @@ class RegisterFile(wiring.Component):
         reg = regmap.register
         bus = self.bus
         address_bits = regmap.address_bits
-        data = bus.write_data
+
+        # --- the bus's requests, decoded as they are taken (see Requests) -------------------
+        write = Signal()
+        m.d.comb += write.eq(bus.write_en & bus.write_ready)
+        data = Signal(WORD_BITS, name="wrote_data")
+        wrote_addr = Signal(address_bits)
+        read_en = Signal()
+        read_addr = Signal(address_bits)
+        m.d.sync += [data.eq(bus.write_data), wrote_addr.eq(bus.write_addr),
+                     read_en.eq(bus.read_en), read_addr.eq(bus.read_addr)]
+
+        def wrote(name, *patterns):
+            """A flag: the write taken a cycle ago was at one of ``patterns``."""
+            flag = Signal(name=f"wrote_{name}")
+            m.d.sync += flag.eq(write & bus.write_addr.matches(*patterns))
+            return flag
+
+        def asked(name, condition):
+            """A flag: the read taken a cycle ago met ``condition`` (of the bus's address)."""
+            flag = Signal(name=f"asked_{name}")
+            m.d.sync += flag.eq(bus.read_en & condition)
+            return flag
 
         def field(register, name):
             f = reg(register).field(name)
             return data[f.offset:f.offset + f.width]
 
         # --- control events: one slot, one event per set bit of ``pending`` ------------------
+        # ``pending`` moves down a bit a cycle, ``event.index`` up one, and bit 0's event goes
+        # into ``control``'s register when that is free: no pick of the lowest set bit and no
+        # sum in any cycle. A kill bitmap word's events leave in index order, bit k's at least
+        # k cycles after the write's first.
         event = Signal(control_layout(regmap))     # the events' code, scope, price, stamp
+        referenced = Signal()                       # ...and whether they carry the last two
         pending = Signal(WORD_BITS)                 # bit i: an event for index event.index + i
-        lowest = Signal(range(WORD_BITS))
-        for i in reversed(range(WORD_BITS)):        # the last assignment, the lowest bit, wins
-            with m.If(pending[i]):
-                m.d.comb += lowest.eq(i)
+        # Only ``valid`` and the index are registers of their own: the rest is the slot's,
+        # which no write changes while an event of it waits.
+        out = self.control
+        out_index = Signal.like(event.index)
+        free = Signal()
         m.d.comb += [
-            self.control.valid.eq(pending.any()),
-            self.control.payload.eq(event),
-            self.control.payload.index.eq(event.index + lowest),
+            free.eq(~out.valid | out.ready),
+            out.payload.code.eq(event.code), out.payload.scope.eq(event.scope),
+            out.payload.index.eq(out_index),
+            # Only a reference update carries a price and a stamp (the others' are 0).
+            out.payload.price.eq(Mux(referenced, event.price, 0)),
+            out.payload.stamp.eq(Mux(referenced, event.stamp, 0)),
         ]
+        with m.If(free):        # loaded whenever free, an event or not: only ``valid`` says
+            m.d.sync += [out.valid.eq(pending[0]), out_index.eq(event.index)]
         # ``pending_next`` is ``pending`` of the next cycle.
         pending_next = Signal(WORD_BITS)
-        m.d.comb += pending_next.eq(Mux(self.control.valid & self.control.ready,
-                                        pending & (pending - 1), pending))
+        advances = Signal()
+        m.d.comb += [advances.eq(free | ~pending[0]),
+                     pending_next.eq(Mux(advances, pending >> 1, pending))]
         m.d.sync += pending.eq(pending_next)
+        with m.If(advances):
+            m.d.sync += event.index.eq(event.index + 1)
+        waits = pending.any() | out.valid           # events of a write not yet taken
 
         queueing = Signal()     # this cycle's write queues events (maybe none: no bit set)
+        # The writes that queue events, by their flags (one a cycle at most): the slot takes
+        # an AND-OR of their events, not a chain of choices.
+        queued = []
 
-        def queue(code, scope=0, index=0, bits=1, price=0, stamp=0):
-            m.d.sync += [event.code.eq(code), event.scope.eq(scope), event.index.eq(index),
-                         event.price.eq(price), event.stamp.eq(stamp), event.in_sync.eq(0)]
-            m.d.comb += [pending_next.eq(bits), queueing.eq(1)]
-
-        write = Signal()
-        m.d.comb += write.eq(bus.write_en & bus.write_ready)
+        def queue(flag, code, scope=0, index=0, bits=1):
+            queued.append((flag, {"code": code, "scope": scope, "index": index, "bits": bits}))
 
         # --- RW registers, staged below their last word --------------------------------------
         rw = [r for r in regmap.registers if r.access is Access.RW]
@@ -287,12 +338,14 @@ class RegisterFile(wiring.Component):
                                                            attrs=lut_ram)
         # The sweep is a pipeline, one counter a cycle in index order: ``now`` picks a capture
         # in each group of SWEEP_GROUP (a register per group), the next cycle picks the group's
-        # register and reads the base, the cycle after subtracts and writes. No stage holds
-        # more than one narrow mux or one carry chain: the 36-to-1 select of 64-bit captures
-        # in one cycle was the block's critical path.
+        # register and reads the base, the cycle after subtracts (and writes the base), the
+        # last writes the snapshot. No stage holds more than one narrow mux or one carry
+        # chain: the 36-to-1 select of 64-bit captures in one cycle was the block's critical
+        # path.
         base_read, base_write = base.read_port(), base.write_port()
         snapshot_write, snapshot_read = snapshots.write_port(), snapshots.read_port()
         snapshot, clear = Signal(), Signal()     # what the sweep does, from the write's bits
+        request = Signal()                       # a copy is asked for (the write's decode)
         capturing = Signal()                     # the live counters are copied now
         sweeping = Signal()                      # stage 1: ``now`` is to be swept
         sweeping_next = Signal()
@@ -301,58 +354,103 @@ class RegisterFile(wiring.Component):
         picking = Signal()                       # stage 2: ``picked`` is to be read
         picked = Signal(range(n))
         groups = [Signal(width, name=f"sweep_group{g}") for g in range(-(-n // SWEEP_GROUP))]
+        in_group = [Signal(name=f"sweep_in_group{g}") for g in range(len(groups))]
         writing = Signal()                       # stage 3: ``at``'s new values are written
         at = Signal(range(n))
         captured = Signal(width)
-        busy = capturing | sweeping | picking | writing
+        subtracted = Signal()                    # stage 4: ``difference`` is written
+        difference = Signal(width)
+        at_difference = Signal(range(n))
+        # ``busy``: a copy or a sweep is under way, a flip-flop of its own whose input is the
+        # next cycle's stages (``capturing``'s own net reaches thousands of enables).
+        busy = Signal()
         m.d.sync += [picking.eq(sweeping), picked.eq(now), writing.eq(picking), at.eq(picked),
                      sweeping.eq(sweeping_next),
-                     captured.eq(Array(groups)[picked[member_bits:]])]
+                     busy.eq(request | sweeping_next | sweeping | picking | writing & snapshot),
+                     captured.eq(reduce(operator.or_, (
+                         r & in_group[g].replicate(width) for g, r in enumerate(groups))))]
+        # Stage 2 picks the group by a flag a group, each driving that group's bits only.
+        m.d.sync += [in_group[g].eq(now[member_bits:] == g) for g in range(len(groups))]
         m.d.comb += sweeping_next.eq(sweeping)
+        # Each SELECT_BITS of a group's select take the member from a copy of ``now``'s low
+        # bits of their own: one register drove hundreds of multiplexers across the block
+        # (its slowest path). Each copy counts for itself, so synthesis keeps them apart.
+        wraps = Signal()
+        m.d.comb += wraps.eq(now == n - 1)
         with m.If(sweeping):
             m.d.sync += now.eq(now + 1)
-            with m.If(now == n - 1):
+            with m.If(wraps):
                 m.d.sync += now.eq(0)
                 m.d.comb += sweeping_next.eq(0)
-        with m.If(sweeping):
-            for g, group_register in enumerate(groups):
-                members = capture[g * SWEEP_GROUP:(g + 1) * SWEEP_GROUP]
-                m.d.sync += group_register.eq(Array(members)[now[:member_bits]])
+        for g, group_register in enumerate(groups):
+            members = capture[g * SWEEP_GROUP:(g + 1) * SWEEP_GROUP]
+            for low in range(0, width, SELECT_BITS):
+                member = Signal(member_bits, name=f"sweep_member{g}_{low}")
+                with m.If(sweeping):
+                    m.d.sync += member.eq(Mux(wraps, 0, member + 1))
+                # Loaded in every cycle: read only in the cycle after a sweep's (no enable
+                # from ``sweeping`` over every group register).
+                m.d.sync += group_register[low:low + SELECT_BITS].eq(
+                    Array(c[low:low + SELECT_BITS] for c in members)[member])
         m.d.comb += [
             base_read.addr.eq(picked),
             base_write.addr.eq(at),
             base_write.data.eq(captured),
             base_write.en.eq(writing & clear),
-            snapshot_write.addr.eq(at),
-            # After the clear if both: the snapshot uses the old base.
-            snapshot_write.data.eq(captured - base_read.data),
-            snapshot_write.en.eq(writing & snapshot),
+            snapshot_write.addr.eq(at_difference),
+            snapshot_write.data.eq(difference),
+            snapshot_write.en.eq(subtracted),
         ]
+        # After the clear if both: the snapshot uses the old base. The difference is written
+        # a cycle after it is taken: its 64-bit carry chain and the LUT RAM's write in one
+        # cycle were the block's slowest path.
+        m.d.sync += [difference.eq(captured - base_read.data), at_difference.eq(at),
+                     subtracted.eq(writing & snapshot)]
         # The write only raises ``capturing``; the copy is taken in the next cycle, so the
-        # enable of thousands of capture flip-flops starts at one flip-flop, not at the bus's
-        # address decode (that path was the block's slowest).
-        request = Signal()
-        m.d.comb += request.eq(write & (bus.write_addr == reg("counter_control").address)
+        # enable of thousands of capture flip-flops starts at flip-flops, not at the bus's
+        # address decode (that path was the block's slowest). Each counter's capture has a
+        # ``capturing`` of its own: one net to every enable took 11 ns of wire alone. A
+        # request never comes in two cycles in a row (``write_ready`` falls after the
+        # write), so ``request & ~copy`` is ``request`` a cycle later, and the copies' own
+        # feedback keeps synthesis from merging them into one.
+        m.d.comb += request.eq(wrote("counter_control", reg("counter_control").address)
                                & (field("counter_control", "snapshot")
                                   | field("counter_control", "clear")))
         m.d.sync += capturing.eq(request)
         with m.If(request):
             m.d.sync += [snapshot.eq(field("counter_control", "snapshot")),
                          clear.eq(field("counter_control", "clear"))]
+        for c, r in zip(capture, group, strict=True):
+            copy = Signal(name=f"{r.name}_capturing")
+            m.d.sync += copy.eq(request & ~copy)
+            with m.If(copy):
+                m.d.sync += c.eq(getattr(self, f"count_{r.name}"))
         with m.If(capturing):
-            m.d.sync += [c.eq(getattr(self, f"count_{r.name}"))
-                         for c, r in zip(capture, group, strict=True)]
             m.d.comb += sweeping_next.eq(1)
+        # The writes that queue events (below) or ask for a counter copy, known by their
+        # address as they are taken.
+        events = [reg(name).address for name in (
+            "commit", "heartbeat", "kill_gateway_set", "kill_gateway_release", "ref_update",
+            "counter_control")]
+        for scope in ("session", "symbol"):
+            events += [_case(regmap.table(f"kill_{scope}_{action}"), address_bits)
+                       for action in ("set", "release")]
+        queues = Signal()
+        m.d.comb += queues.eq(write & bus.write_addr.matches(*events))
         # The next counter_control write must not capture before this sweep is done, and no
-        # write is taken while events wait in the slot or this cycle's write queues some
-        # (even if its bits name none, or the last event leaves now: a cycle later, but the
-        # flip-flop's input is a few gates, not the queue's next state). Nor while the
-        # engine's commit is in flight: the bank the host writes has just become the one the
-        # events ahead of the commit still read (the engine's symbol limits rely on it).
-        ready = Signal(init=1)
-        m.d.sync += ready.eq(~pending.any() & ~queueing & ~request & ~sweeping_next
-                             & ~sweeping & ~self.commit_pending)
-        m.d.comb += bus.write_ready.eq(ready)
+        # write is taken while events wait in the slot or in ``control``, in the cycle after
+        # one that may queue some is taken, or while that one queues them (even if its bits
+        # name none, or the last event leaves now: a cycle later, but each flip-flop's input
+        # is a few gates, not the queue's next state). Nor while the engine's commit is in
+        # flight: the bank the host writes has just become the one the events ahead of the
+        # commit still read (the engine's symbol limits rely on it). Three registers, ANDed
+        # after them: no one flip-flop's input gathers every term.
+        no_events, no_sweep, no_commit = (Signal(init=1, name=f"ready_{n}") for n in (
+            "events", "sweep", "commit"))
+        m.d.sync += [no_events.eq(~waits & ~queueing & ~queues),
+                     no_sweep.eq(~request & ~sweeping_next & ~sweeping),
+                     no_commit.eq(~self.commit_pending)]
+        m.d.comb += bus.write_ready.eq(no_events & no_sweep & no_commit)
 
         # --- tables: one staging register, the last used word writes the entry -----------
         # The ports' entries are the staging register itself, not a registered copy of it:
@@ -367,58 +465,75 @@ class RegisterFile(wiring.Component):
             m.d.comb += [port.entry[f.name].eq(table_staged[f.offset:f.offset + f.width])
                          for f in t.fields]
 
-        with m.If(write), m.Switch(bus.write_addr):
-            for r in rw:
-                for k, address in enumerate(r.addresses):
-                    with m.Case(address):
-                        if k < r.words - 1:
-                            m.d.sync += staged[r.name].word_select(k, WORD_BITS).eq(data)
-                        elif r.words > 1:
-                            m.d.sync += value[r.name].eq(Cat(staged[r.name], data))
-                        else:
-                            m.d.sync += value[r.name].eq(data)
+        for r in rw:
+            for k, address in enumerate(r.addresses):
+                with m.If(wrote(f"{r.name}_{k}", address)):
+                    if k < r.words - 1:
+                        m.d.sync += staged[r.name].word_select(k, WORD_BITS).eq(data)
+                    elif r.words > 1:
+                        m.d.sync += value[r.name].eq(Cat(staged[r.name], data))
+                    else:
+                        m.d.sync += value[r.name].eq(data)
 
-            with m.Case(reg("commit").address), m.If(field("commit", "swap")):
-                queue(Control.COMMIT)
-            with m.Case(reg("heartbeat").address), m.If(field("heartbeat", "beat")):
-                queue(Control.HEARTBEAT)
+        queue(wrote("commit", reg("commit").address), Control.COMMIT,
+              bits=field("commit", "swap"))
+        queue(wrote("heartbeat", reg("heartbeat").address), Control.HEARTBEAT,
+              bits=field("heartbeat", "beat"))
+        for action, code in (("set", Control.KILL), ("release", Control.RELEASE)):
+            name = f"kill_gateway_{action}"
+            queue(wrote(name, reg(name).address), code, scope=SCOPES.index("gateway"),
+                  bits=field(name, "gateway"))
+        symbol = field("ref_update", "symbol")
+        referencing = wrote("ref_update", reg("ref_update").address)
+        queue(referencing, Control.SET_REFERENCE, index=symbol,
+              bits=symbol < regmap.n_symbols)
+        # The price and the stamp load on their own write's flag, not on the OR of every
+        # queueing write's (fanned out to a hundred flip-flops, a slowest path).
+        with m.If(referencing):
+            m.d.sync += [event.price.eq(value["ref_price"]),
+                         event.stamp.eq(value["ref_stamp_us"])]
+
+        for t in tables:
+            word_bits = t.entry_words.bit_length() - 1
+            span_bits = t.span.bit_length() - 1
+            word = wrote_addr[:word_bits]
+            index = wrote_addr[word_bits:span_bits]
+            port = getattr(self, f"write_{t.name}")
+            last = t.used_words - 1
+            with m.If(wrote(t.name, _case(t, address_bits))):
+                for k in range(last):
+                    with m.If(word == k):
+                        m.d.sync += table_staged.word_select(k, WORD_BITS).eq(data)
+                with m.If((word == last) & (index < t.depth)):
+                    m.d.sync += [table_staged.word_select(last, WORD_BITS).eq(data),
+                                 port.en.eq(1), port.index.eq(index)]
+
+        for scope in ("session", "symbol"):
+            depth = regmap.n_sessions if scope == "session" else regmap.n_symbols
+            last, tail = divmod(depth - 1, WORD_BITS)
             for action, code in (("set", Control.KILL), ("release", Control.RELEASE)):
-                name = f"kill_gateway_{action}"
-                with m.Case(reg(name).address), m.If(field(name, "gateway")):
-                    queue(code, scope=SCOPES.index("gateway"))
-            with m.Case(reg("ref_update").address):
-                symbol = field("ref_update", "symbol")
-                with m.If(symbol < regmap.n_symbols):
-                    queue(Control.SET_REFERENCE, index=symbol,
-                          price=value["ref_price"], stamp=value["ref_stamp_us"])
+                t = regmap.table(f"kill_{scope}_{action}")
+                k = wrote_addr[:t.span.bit_length() - 1]
+                # Bits past the last latch name nothing: no event for them.
+                valid = Mux(k < last, _ONES, Mux(k == last, (2 << tail) - 1, 0))
+                queue(wrote(t.name, _case(t, address_bits)), code, scope=SCOPES.index(scope),
+                      index=Cat(Const(0, WORD_BITS.bit_length() - 1), k), bits=data & valid)
 
-            for t in tables:
-                word_bits = t.entry_words.bit_length() - 1
-                span_bits = t.span.bit_length() - 1
-                word = bus.write_addr[:word_bits]
-                index = bus.write_addr[word_bits:span_bits]
-                port = getattr(self, f"write_{t.name}")
-                last = t.used_words - 1
-                with m.Case(_case(t, address_bits)):
-                    for k in range(last):
-                        with m.If(word == k):
-                            m.d.sync += table_staged.word_select(k, WORD_BITS).eq(data)
-                    with m.If((word == last) & (index < t.depth)):
-                        m.d.sync += [table_staged.word_select(last, WORD_BITS).eq(data),
-                                     port.en.eq(1), port.index.eq(index)]
+        def chosen(name, width):
+            """``name`` of the queueing write's events: an AND-OR over the flags."""
+            terms = []
+            for flag, values in queued:
+                term = Signal(width, name=f"queue_{name}")
+                m.d.comb += term.eq(Mux(flag, values[name], 0))
+                terms.append(term)
+            return reduce(operator.or_, terms)
 
-            for scope in ("session", "symbol"):
-                depth = regmap.n_sessions if scope == "session" else regmap.n_symbols
-                last, tail = divmod(depth - 1, WORD_BITS)
-                for action, code in (("set", Control.KILL), ("release", Control.RELEASE)):
-                    t = regmap.table(f"kill_{scope}_{action}")
-                    k = bus.write_addr[:t.span.bit_length() - 1]
-                    # Bits past the last latch name nothing: no event for them.
-                    valid = Mux(k < last, _ONES, Mux(k == last, (2 << tail) - 1, 0))
-                    with m.Case(_case(t, address_bits)):
-                        queue(code, scope=SCOPES.index(scope),
-                              index=Cat(Const(0, WORD_BITS.bit_length() - 1), k),
-                              bits=data & valid)
+        m.d.comb += queueing.eq(Cat(flag for flag, _ in queued).any())
+        with m.If(queueing):
+            m.d.sync += [*(event[name].eq(chosen(name, len(Value.cast(event[name]))))
+                           for name in ("code", "scope", "index")),
+                         referenced.eq(referencing)]
+            m.d.comb += pending_next.eq(chosen("bits", WORD_BITS))
 
         # --- reads ---------------------------------------------------------------------------
         def place(register, values):
@@ -427,7 +542,8 @@ class RegisterFile(wiring.Component):
                 m.d.comb += word[f.offset:f.offset + f.width].eq(values[f.name])
             return word
 
-        commit_queued = pending.any() & (event.code == Control.COMMIT)
+        commit_queued = ((pending.any() & (event.code == Control.COMMIT))
+                         | (out.valid & (out.payload.code == Control.COMMIT)))
         readable = {}       # word address -> value
         for r in regmap.group("id"):
             readable.update(zip(r.addresses, _words(Const(r.reset, r.width)), strict=True))
@@ -462,7 +578,6 @@ class RegisterFile(wiring.Component):
         # Table reads: the entry index on the shared index register until the table's owner
         # says ``ok`` (never in the cycle the index is set: a port may answer a cycle late).
         sources = {}        # table -> (entry, ok)
-        waiting = Signal()
         waited = Signal()
         index = Signal(max(t.depth for t in regmap.tables).bit_length())
         for name in TABLE_READS:
@@ -471,50 +586,60 @@ class RegisterFile(wiring.Component):
             for table in ((f"kill_symbol_{a}" for a in ("set", "release"))
                           if name == "kill_symbols" else (name,)):
                 sources[table] = (port.data, port.ok)
+        # The session's state in a register: like an owner's port, it answers a cycle after
+        # the index is set, which ``waited`` allows for.
         state = Signal(entry_layout(regmap, "session_state"))
-        m.d.comb += state.eq(self.session_state[index[:max(1, (regmap.n_sessions - 1)
+        m.d.sync += state.eq(self.session_state[index[:max(1, (regmap.n_sessions - 1)
                                                                  .bit_length())]])
         sources["session_state"] = (state, Const(1))
         reads = [regmap.table(name) for name in sources]
-        which = Signal(range(len(reads)))
-        word = Signal(range(max(t.entry_words for t in reads)))
+        waiting = Signal(len(reads))
+        # The addressed word, a register per table, loaded only by a read of its table: one
+        # register for all drove every table's word select (the block's slowest path).
+        word = [Signal(range(t.entry_words), name=f"{t.name}_word") for t in reads]
         chosen = []
-        for t in reads:
+        for t, at in zip(reads, word, strict=True):
             words, placed = _placed(t, sources[t.name][0])
             m.d.comb += placed
-            padding = [Const(0, WORD_BITS)] * ((1 << len(word)) - t.entry_words)
-            chosen.append(Array(_words(words) + padding)[word])
-        ok = Array(ok for _, ok in sources.values())[which]
-        answered = waiting & waited & ok
-        m.d.sync += waited.eq(waiting)
-        m.d.comb += self.reading.eq(waiting)
+            chosen.append(Array(_words(words))[at])
+        # ``waiting`` is a flag per table, so the answer is an AND-OR of the owners' ``ok``
+        # (``answers``, one-hot), not a pick by the table's number.
+        answers = Signal(len(reads))
+        answered = Signal()
+        m.d.comb += [answers.eq(Cat(waited & w & ok for w, (_, ok) in zip(
+                         waiting, sources.values(), strict=True))),
+                     answered.eq(answers.any())]
+        m.d.sync += waited.eq(waiting.any())
+        m.d.comb += self.reading.eq(waiting.any())
         with m.If(answered):
             m.d.sync += waiting.eq(0)
         table_read = Signal()       # the read of this cycle is a table read
-        with m.If(bus.read_en), m.Switch(bus.read_addr):
-            for k, t in enumerate(reads):
-                word_bits = t.entry_words.bit_length() - 1
-                span_bits = t.span.bit_length() - 1
-                entry = bus.read_addr[word_bits:span_bits]
-                with m.Case(_case(t, address_bits)), m.If(entry < t.depth):
-                    m.d.comb += table_read.eq(1)
-                    m.d.sync += [waiting.eq(1), waited.eq(0), which.eq(k), index.eq(entry),
-                                 word.eq(bus.read_addr[:word_bits])]
+        for k, t in enumerate(reads):
+            word_bits = t.entry_words.bit_length() - 1
+            span_bits = t.span.bit_length() - 1
+            entry = bus.read_addr[word_bits:span_bits]
+            with m.If(asked(t.name, bus.read_addr.matches(_case(t, address_bits))
+                            & (entry < t.depth))):
+                m.d.comb += table_read.eq(1)
+                m.d.sync += [waiting[k].eq(1), waited.eq(0),
+                             index.eq(read_addr[word_bits:span_bits]),
+                             word[k].eq(read_addr[:word_bits])]
 
         # A counter read waits for the sweep to finish (``counter_wait``), then reads the
         # snapshot memory, whose read register answers the next cycle: the other registers'
         # answer is registered beside it and the two are chosen after.
-        offset = bus.read_addr - first
-        reads_counter = Signal()
-        m.d.comb += reads_counter.eq((bus.read_addr >= first) & (offset < 2 * n))
+        offset = read_addr - first
+        reads_counter = asked("counter", (bus.read_addr >= first)
+                              & (bus.read_addr < first + 2 * n))
         counter_wait = Signal()
         counter_go = Signal()
-        asked = Signal(range(n))
+        asked_counter = Signal(range(n))
         counter_word = Signal()
         high_word = Signal()
-        m.d.comb += [counter_go.eq(counter_wait & ~busy), snapshot_read.addr.eq(asked)]
-        with m.If(bus.read_en & reads_counter):
-            m.d.sync += [counter_wait.eq(1), asked.eq(offset[1:]), high_word.eq(offset[0])]
+        m.d.comb += [counter_go.eq(counter_wait & ~busy), snapshot_read.addr.eq(asked_counter)]
+        with m.If(reads_counter):
+            m.d.sync += [counter_wait.eq(1), asked_counter.eq(offset[1:]),
+                         high_word.eq(offset[0])]
         with m.If(counter_go):
             m.d.sync += counter_wait.eq(0)
         # The answer is registered in parts, each 0 unless it answers: the register words in
@@ -524,27 +649,31 @@ class RegisterFile(wiring.Component):
         # then the table's pick (the two selects in one cycle were the block's slowest path).
         table_answer = Signal(WORD_BITS)
         table_words = [Signal(WORD_BITS, name=f"table_word{k}") for k in range(len(reads))]
-        answered_1 = Signal()
+        answers_1 = Signal(len(reads))
+        answered_1 = answers_1.any()
         m.d.sync += [*(w.eq(c) for w, c in zip(table_words, chosen, strict=True)),
-                     answered_1.eq(answered),
-                     table_answer.eq(Mux(answered_1, Array(table_words)[which], 0))]
+                     answers_1.eq(answers),
+                     table_answer.eq(reduce(operator.or_, (
+                         w & a.replicate(WORD_BITS) for w, a in zip(
+                             table_words, answers_1, strict=True))))]
         parts = [table_answer]
         words = sorted(readable.items())
         for g in range(0, len(words), ANSWER_GROUP):
             part = Signal(WORD_BITS, name=f"answer{g // ANSWER_GROUP}")
-            m.d.sync += part.eq(0)
-            with m.If(bus.read_en), m.Switch(bus.read_addr):
-                for address, read_word in words[g:g + ANSWER_GROUP]:
-                    with m.Case(address):
-                        m.d.sync += part.eq(read_word)
-                        if address in latched:
-                            high, source = latched[address]
-                            m.d.sync += high.eq(source)
+            hits = []
+            for address, read_word in words[g:g + ANSWER_GROUP]:
+                hit = asked(f"{address:#x}", bus.read_addr == address)
+                hits.append(read_word & hit.replicate(WORD_BITS))
+                if address in latched:
+                    high, source = latched[address]
+                    with m.If(hit):
+                        m.d.sync += high.eq(source)
+            m.d.sync += part.eq(reduce(operator.or_, hits))
             parts.append(part)
         m.d.comb += bus.read_data.eq(Mux(counter_word,
                                          snapshot_read.data.word_select(high_word, WORD_BITS),
                                          reduce(operator.or_, parts)))
         m.d.sync += counter_word.eq(counter_go)
-        m.d.sync += bus.read_valid.eq(bus.read_en & ~table_read & ~reads_counter | answered_1
+        m.d.sync += bus.read_valid.eq(read_en & ~table_read & ~reads_counter | answered_1
                                       | counter_go)
         return m
