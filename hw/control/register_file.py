@@ -260,10 +260,13 @@ class RegisterFile(wiring.Component):
         m.d.sync += [data.eq(bus.write_data), wrote_addr.eq(bus.write_addr),
                      read_en.eq(bus.read_en), read_addr.eq(bus.read_addr)]
 
+        written = {}        # a flag's name -> its address patterns
+
         def wrote(name, *patterns):
             """A flag: the write taken a cycle ago was at one of ``patterns``."""
             flag = Signal(name=f"wrote_{name}")
             m.d.sync += flag.eq(write & bus.write_addr.matches(*patterns))
+            written[flag.name] = patterns
             return flag
 
         def asked(name, condition):
@@ -413,9 +416,9 @@ class RegisterFile(wiring.Component):
         # request never comes in two cycles in a row (``write_ready`` falls after the
         # write), so ``request & ~copy`` is ``request`` a cycle later, and the copies' own
         # feedback keeps synthesis from merging them into one.
-        m.d.comb += request.eq(wrote("counter_control", reg("counter_control").address)
-                               & (field("counter_control", "snapshot")
-                                  | field("counter_control", "clear")))
+        copy_asked = wrote("counter_control", reg("counter_control").address)
+        m.d.comb += request.eq(copy_asked & (field("counter_control", "snapshot")
+                                             | field("counter_control", "clear")))
         m.d.sync += capturing.eq(request)
         with m.If(request):
             m.d.sync += [snapshot.eq(field("counter_control", "snapshot")),
@@ -427,16 +430,7 @@ class RegisterFile(wiring.Component):
                 m.d.sync += c.eq(getattr(self, f"count_{r.name}"))
         with m.If(capturing):
             m.d.comb += sweeping_next.eq(1)
-        # The writes that queue events (below) or ask for a counter copy, known by their
-        # address as they are taken.
-        events = [reg(name).address for name in (
-            "commit", "heartbeat", "kill_gateway_set", "kill_gateway_release", "ref_update",
-            "counter_control")]
-        for scope in ("session", "symbol"):
-            events += [_case(regmap.table(f"kill_{scope}_{action}"), address_bits)
-                       for action in ("set", "release")]
-        queues = Signal()
-        m.d.comb += queues.eq(write & bus.write_addr.matches(*events))
+        queues = Signal()       # this cycle's write may queue events or copy the counters
         # The next counter_control write must not capture before this sweep is done, and no
         # write is taken while events wait in the slot or in ``control``, in the cycle after
         # one that may queue some is taken, or while that one queues them (even if its bits
@@ -529,6 +523,11 @@ class RegisterFile(wiring.Component):
             return reduce(operator.or_, terms)
 
         m.d.comb += queueing.eq(Cat(flag for flag, _ in queued).any())
+        # The writes that queue events or ask for a counter copy, known by their addresses
+        # (those of the flags above) as they are taken.
+        m.d.comb += queues.eq(write & bus.write_addr.matches(*(
+            pattern for flag in [*(flag for flag, _ in queued), copy_asked]
+            for pattern in written[flag.name])))
         with m.If(queueing):
             m.d.sync += [*(event[name].eq(chosen(name, len(Value.cast(event[name]))))
                            for name in ("code", "scope", "index")),
@@ -613,7 +612,7 @@ class RegisterFile(wiring.Component):
         m.d.comb += self.reading.eq(waiting.any())
         with m.If(answered):
             m.d.sync += waiting.eq(0)
-        table_read = Signal()       # the read of this cycle is a table read
+        table_read = Signal()       # the read taken a cycle ago is a table read
         for k, t in enumerate(reads):
             word_bits = t.entry_words.bit_length() - 1
             span_bits = t.span.bit_length() - 1
@@ -633,12 +632,12 @@ class RegisterFile(wiring.Component):
                               & (bus.read_addr < first + 2 * n))
         counter_wait = Signal()
         counter_go = Signal()
-        asked_counter = Signal(range(n))
+        counter_index = Signal(range(n))
         counter_word = Signal()
         high_word = Signal()
-        m.d.comb += [counter_go.eq(counter_wait & ~busy), snapshot_read.addr.eq(asked_counter)]
+        m.d.comb += [counter_go.eq(counter_wait & ~busy), snapshot_read.addr.eq(counter_index)]
         with m.If(reads_counter):
-            m.d.sync += [counter_wait.eq(1), asked_counter.eq(offset[1:]),
+            m.d.sync += [counter_wait.eq(1), counter_index.eq(offset[1:]),
                          high_word.eq(offset[0])]
         with m.If(counter_go):
             m.d.sync += counter_wait.eq(0)
