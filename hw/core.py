@@ -36,7 +36,7 @@ from .egress.holdback import Holdback
 from .egress.holdback_size import check_holdback, holdback_bytes, reject_depth, tag_bits
 from .egress.rewrite import Rewrite
 from .ingress.ingress import DECISION_LATENCY, Ingress
-from .risk.engine import Engine
+from .risk.engine import Engine, engine_latency
 from .risk.event_hold import EventHold
 from .stream import beat_signature, check_width, frame_end
 from .timebase import Timebase
@@ -66,7 +66,7 @@ def core_latencies(width):
     """
     check_width(width)
     return {
-        "verdict_latency": Ingress.latency + Engine.latency,
+        "verdict_latency": Ingress.latency + engine_latency(width),
         "decision_latency": (MAX_TUPLE_END - 1) // width + DECISION_LATENCY + 1,
         "void_latency": Ingress.latency + 1,
     }

@@ -89,7 +89,8 @@ def _control(module_name, cls_name):
 # are those of the synthesis report; then the ingress's stages one by one, to place a stage
 # alone (a minute or two) before the whole ingress (a quarter of an hour); then the control
 # plane at W = 1: the register file, the control port (deframer, executor, outbound mux,
-# framer) and the drop copy, each with ``--profile``'s sizes.
+# framer) and the drop copy, each with ``--profile``'s sizes; and the risk engine at its
+# profile's first width.
 BLOCKS = {
     "ingress": SYNTH_BLOCKS["ingress"],
     "holdback": SYNTH_BLOCKS["holdback"],
@@ -102,6 +103,7 @@ BLOCKS = {
     "register_file": (_control("register_file", "RegisterFile"), ("profile",)),
     "control_port": (_control("control_port", "ControlPort"), ("profile",)),
     "dropcopy": (_control("dropcopy", "DropCopy"), ("profile",)),
+    "engine": SYNTH_BLOCKS["engine"],
 }
 
 
@@ -318,6 +320,8 @@ def main(argv=None):
     parser.add_argument("--profile", default="full",
                         help=f"build profile of the ingress and its stages: {', '.join(PROFILES)} "
                         "(default: %(default)s)")
+    parser.add_argument("--order-ways", type=int, default=1,
+                        help="the engine's open-order ways per set (model rule 12)")
     parser.add_argument("--part", choices=sorted(PARTS), default="25k")
     parser.add_argument("--package", default="CABGA256")
     parser.add_argument("--speed", type=int, choices=(6, 7, 8), default=6)

@@ -15,7 +15,8 @@ How the bench drives the ports (what the engine's contract lets it choose):
   while a reference update is on its way (the model stamps a reference with its event's
   ``t``: the stamp the host sends must be the microsecond the engine executes it in);
 - the client port: one message per cycle at most, a frame end alone in its cycle, at least
-  a cycle after the frame's last message and before the next frame opens; two messages
+  a cycle after the frame's last message and before the next frame opens; at W = 1 (the
+  bench's default width) no Replace in the cycle after a message or a frame end; two messages
   naming the same order more than ``EXEC - KEY`` cycles apart (the engine's docstring),
   none naming an order while an exchange event naming it is taken but not yet executed
   (stricter than the docstring, which directed tests probe), and none while the revokes
@@ -282,10 +283,13 @@ class Bench:
     reader : callable
         ``reader(cycle)``: the drop copy's host takes a queued record whole in that cycle.
         The default reads at once, so the fill stays below the marks.
+    width : int
+        The engine's beat width: at 1 it reads the order table once a cycle (a Replace's
+        original by a fetch of its own), at 8 through a second copy.
     """
 
     def __init__(self, items, rng, *, dense=0.5, contract=True, same_order=EXEC - KEY + 1,
-                 sizes=SIZES, reader=lambda cycle: True):
+                 sizes=SIZES, reader=lambda cycle: True, width=1):
         self.items = deque(items)
         self.order = {id(item): k for k, item in enumerate(items)}
         self.rng = rng
@@ -293,9 +297,11 @@ class Bench:
         self.contract = contract
         self.same_order = same_order
         self.sizes = sizes
-        self.dut = Engine(REGMAP, n_executions=sizes.n_executions, frame_bits=FRAME_BITS,
+        regmap = REGMAP if width == 1 else RegisterMap(**{**REGMAP.parameters, "beat_bytes": width})
+        self.dut = Engine(regmap, n_executions=sizes.n_executions, frame_bits=FRAME_BITS,
                           backlog_high=sizes.backlog_high, backlog_low=sizes.backlog_low,
                           order_ways=sizes.order_ways)
+        self.reads_once = width == 1
         self.reader = reader
         self.queued = 0                    # the drop-copy fill driven this cycle
         self.top, self.drive, self.observe = harness(self.dut)
@@ -335,7 +341,11 @@ class Bench:
 
     def client_blocked(self, item):
         """Why the client message cannot go this cycle (None: it can)."""
-        if self.cycle < self.next_client or self.cycle <= self.last_client:
+        # At W = 1 a Replace never follows a client event or frame end in the next cycle
+        # (a SoupBin packet is at least 3 bytes): its fetch takes that cycle.
+        fetched = self.reads_once and isinstance(item.event.msg, ouch.ReplaceOrder)
+        after = self.last_client + fetched
+        if self.cycle < self.next_client or self.cycle <= after:
             return "spacing"
         if not self.contract:
             return None
@@ -1081,6 +1091,17 @@ def test_trading_day():
           f"{fired(out, R.BACKLOG)} BACKLOG")
     assert len(out.verdicts) == trading.messages
     assert fired(out, R.BACKLOG) > 0
+
+
+def test_trading_day_at_eight_bytes_a_beat():
+    # At W = 8 a Replace's original is read through the order table's second copy, in the
+    # Replace's own cycle, and a Replace may follow the message before it a beat later.
+    seed = seeded()
+    trading = Trading(seed, SIZES)
+    items = trading.generate(1_500)
+    out = check_engine(items, seed=seed, width=8, dense=0.8)
+    assert len(out.verdicts) == trading.messages
+    assert sum(v.msg_type == b"U" for v in out.verdicts) > 0
 
 
 def test_trading_day_at_four_ways():

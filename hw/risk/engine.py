@@ -8,8 +8,9 @@ later, where it is judged and where it writes every table it changes:
 =========  ==================================================================================
 stage      what happens
 =========  ==================================================================================
-READ (0)   choose the event (client first, see below); read the order table at the sets of
-           its UserRefNum and original UserRefNum, the verdict memory, the execution table;
+READ (0)   choose the event (client first, see below); read the order table at the set of
+           its UserRefNum (and of its original UserRefNum: below), the verdict memory, the
+           execution table;
            probe the symbol hash table; start the message's ``quantity x price`` (the
            notional check's multiplier)
 PRICE (1)  the order table answers: start the message's quantity at the named order's price
@@ -29,6 +30,23 @@ then control events, then exchange events.
 A revoke or an exchange event waits too while an event in flight touches the same order set
 or execution slot of its session (a *hazard*), so the entry it reads in ``READ`` is the one it
 changes at ``EXEC``: that lets it start ``quantity x price`` of the entry before ``EXEC``.
+
+A Replace and an Order Replaced name two orders, the new UserRefNum and the original. At
+W = 8 the order table has a second copy (``orders_b``, ``vacated_b``), written with the
+first, read at the original in the same cycle. At W = 1 the table is read once a cycle and
+the original has a cycle of its own, a *fetch*, just before its event: a token that is not
+valid (it executes nothing and writes nothing) but reads the order table at the original's
+set. Its forwarded entry is the original's as the event needs it a cycle later: at ``KEY``
+the fetch's tap at ``LIMITS``, at ``EXEC`` the fetch's ``EXEC`` value held a cycle (the
+fetch wrote nothing in between). A client event and a frame end enter a cycle after they
+arrive, so a client Replace is fetched in the cycle it arrives in; at W = 1 no client event
+or frame end arrives in the cycle before a Replace (a SoupBin packet is at least 3 bytes),
+so nothing else of the client's wants that cycle, and no background event enters in it.
+An Order Replaced is fetched in a cycle that nothing else asks for (no client event or frame
+end arriving either) and enters in the next, before revokes and control events; should a
+client Replace's fetch take that cycle, it is fetched again later. The cost: a cycle more
+from a client event to its verdict at W = 1 (:func:`engine_latency`), and none to the
+holdback, which the frame's drop-or-pass decision sets at W = 1 (``hw/core.py``).
 
 The open-order table has ``order_ways`` ways (model rule 12): each way is its own table, read
 at the set of the UserRefNum (``order_set``) and forwarded on its own, so an insert still in
@@ -112,7 +130,7 @@ from .rmw_table import RmwTable
 from .symbol_lookup import SymbolLookup
 from .verdict import Verdict
 
-__all__ = ["EXEC", "KEY", "LIMITS", "Engine"]
+__all__ = ["EXEC", "KEY", "LIMITS", "Engine", "engine_latency"]
 
 KEY = 2                     # the symbol hash table's answer
 LIMITS = KEY + 1            # block RAM: the limits read at KEY
@@ -122,6 +140,12 @@ REF_BITS = 32
 MATCH_BITS = 64
 REVOKE_DEPTH = 64           # Enter/Replace accepted from one frame that a void can withdraw
 NOTIONAL = NOTIONAL_BITS + 2    # sums of charges: room for a day of executions, never wraps
+
+
+def engine_latency(width):
+    """Cycles from a client event to its verdict at ``width`` bytes a beat: ``EXEC``, and a
+    cycle more at W = 1, where the event waits while the order table reads its original."""
+    return EXEC + (width == 1)
 
 
 class _Kind(enum.Enum, shape=3):
@@ -200,10 +224,9 @@ class Engine(wiring.Component):
 
     Latency
     -------
-    ``EXEC`` cycles from a client event to its verdict and record.
+    :func:`engine_latency` cycles from a client event to its verdict and record
+    (``latency``).
     """
-
-    latency = EXEC
 
     def __init__(self, regmap, *, n_executions=256, frame_bits=4, backlog_high=None,
                  backlog_low=None, order_ways=1):
@@ -222,6 +245,8 @@ class Engine(wiring.Component):
             raise ValueError(f"order_ways must be a power of two below n_orders "
                              f"{regmap.n_orders}, not {order_ways}")
         self._regmap = regmap
+        self._one_read = regmap.beat_bytes == 1
+        self.latency = engine_latency(regmap.beat_bytes)
         self._n_executions = n_executions
         self._order_ways = order_ways
         ns, ny = regmap.n_sessions, regmap.n_symbols
@@ -401,14 +426,47 @@ class Engine(wiring.Component):
         zero = Const(0, REF_BITS)
         r_blocked = hazard(revoke_read.data.session, revoke_read.data.ref, zero, 0, zero, 0)
 
+        # The client port and the frame end, a cycle late when the order table is read once
+        # (the cycle they arrive in is a Replace's fetch; see the module docstring).
+        client = Signal.like(self.client.payload, name="client")
+        client_valid, frame_end_valid, frame_end_void = Signal(), Signal(), Signal()
+        arrived = [client.eq(self.client.payload), client_valid.eq(self.client.valid),
+                   frame_end_valid.eq(self.frame_end.valid),
+                   frame_end_void.eq(self.frame_end.void)]
+        if self._one_read:
+            m.d.sync += arrived
+        else:
+            m.d.comb += arrived
+
         # Which event enters (one of them at most), then the token as an AND-OR of the
         # sources: a multiplexer chain in priority order cost a LUT a bit per source.
         takes = {kind: Signal(name=f"takes_{kind.name.lower()}") for kind in (
             _Kind.FRAME_END, _Kind.CLIENT, _Kind.REVOKE, _Kind.CONTROL, _Kind.EXCHANGE)}
-        asks = {_Kind.FRAME_END: self.frame_end.valid, _Kind.CLIENT: self.client.valid,
+        asks = {_Kind.FRAME_END: frame_end_valid, _Kind.CLIENT: client_valid,
                 _Kind.REVOKE: (revoke_head != revoke_mark) & ~r_blocked,
                 _Kind.CONTROL: self.control.valid,
                 _Kind.EXCHANGE: self.exchange.valid & ~x_blocked}
+        fetch = Signal()            # this cycle reads the order table at an original
+        order_addr = Cat(order_set(f0.user_ref_num), s0.event.session)
+        if self._one_read:
+            # A client Replace is fetched as it arrives; an Order Replaced in a cycle that
+            # nothing else asks for, and it enters in the next, before revokes and controls.
+            fetch_client = self.client.valid & has_orig(self.client.payload.event.msg_type)
+            fetched_x = Signal()    # the exchange port's event was fetched last cycle
+            x_unfetched = has_orig(x_type) & ~fetched_x
+            fetch_x = asks[_Kind.EXCHANGE] & x_unfetched & ~self.client.valid \
+                & ~self.frame_end.valid & ~Cat(asks[k] for k in (
+                    _Kind.FRAME_END, _Kind.CLIENT, _Kind.REVOKE, _Kind.CONTROL)).any()
+            m.d.sync += fetched_x.eq(fetch_x)
+            for kind in (_Kind.REVOKE, _Kind.CONTROL):
+                asks[kind] = asks[kind] & ~fetch_client & ~fetched_x
+            asks[_Kind.EXCHANGE] = asks[_Kind.EXCHANGE] & ~fetch_client & ~x_unfetched
+            arriving = self.client.payload.event
+            orig = Mux(fetch_client, arriving.fields.orig_user_ref_num,
+                       xp.fields.orig_user_ref_num)
+            m.d.comb += fetch.eq(fetch_client | fetch_x)
+            order_addr = Mux(fetch, Cat(order_set(orig), Mux(fetch_client, arriving.session,
+                                                             xp.session)), order_addr)
         before = Const(0)
         for kind, take in takes.items():
             m.d.comb += take.eq(asks[kind] & ~before)
@@ -440,12 +498,12 @@ class Engine(wiring.Component):
             s0.valid.eq(Cat(takes.values()).any()),
             s0.kind.as_value().eq(reduce(operator.or_, (
                 gated(Const(kind.value, _Kind.as_shape()), kind) for kind in takes))),
-            s0.event.eq(gated(self.client.payload.event, _Kind.CLIENT)
+            s0.event.eq(gated(client.event, _Kind.CLIENT)
                         | gated(exchanged, _Kind.EXCHANGE)
                         | gated(revoked, _Kind.REVOKE) | gated(overlaid, _Kind.CONTROL)),
-            s0.opens_frame.eq(gated(self.client.payload.opens_frame, _Kind.CLIENT)),
-            s0.frame.eq(gated(self.client.payload.frame, _Kind.CLIENT)),
-            s0.void.eq(gated(self.frame_end.void, _Kind.FRAME_END)),
+            s0.opens_frame.eq(gated(client.opens_frame, _Kind.CLIENT)),
+            s0.frame.eq(gated(client.frame, _Kind.CLIENT)),
+            s0.void.eq(gated(frame_end_void, _Kind.FRAME_END)),
             s0.control.eq(gated(carried, _Kind.CONTROL)),
             s0.bank.eq(bank ^ commits), s0.epoch.eq(epoch + commits),
             self.control.ready.eq(takes[_Kind.CONTROL]),
@@ -481,14 +539,13 @@ class Engine(wiring.Component):
         def tag(ref):
             return ref[set_bits:]
 
-        def order_table(name, shape, address, peek=False):
-            """One table per way, each read at the address's set."""
+        def order_table(name, shape, address, taps=(PRICE, KEY), peek=False):
+            """One table per way, each read at ``address``, a set and a session."""
             tables = []
             for way in range(ways):
-                table = RmwTable(shape, per_session << set_bits, EXEC, taps=(PRICE, KEY),
-                                 peek=peek)
+                table = RmwTable(shape, per_session << set_bits, EXEC, taps=taps, peek=peek)
                 m.submodules[name if ways == 1 else f"{name}{way}"] = table
-                m.d.comb += table.read_addr.eq(Cat(order_set(address), s0.event.session))
+                m.d.comb += table.read_addr.eq(address)
                 tables.append(table)
             return tables
 
@@ -510,10 +567,23 @@ class Engine(wiring.Component):
         def stage(tables, at):
             return [getattr(t, at) for t in tables]
 
-        orders_a = order_table("orders_a", kept, f0.user_ref_num, peek=True)   # the message's
-        orders_b = order_table("orders_b", kept_b, f0.orig_user_ref_num)  # a Replace's original
-        vacated_a = order_table("vacated_a", 1, f0.user_ref_num, peek=True)
-        vacated_b = order_table("vacated_b", 1, f0.orig_user_ref_num)
+        # The message's entry; read once, a fetch's (the original's) is a tap later at KEY,
+        # and at EXEC the value it had a cycle before (the fetch writes nothing).
+        taps = (PRICE, KEY, LIMITS) if self._one_read else (PRICE, KEY)
+        orders_a = order_table("orders_a", kept, order_addr, taps, peek=True)
+        vacated_a = order_table("vacated_a", 1, order_addr, taps, peek=True)
+        if self._one_read:
+            orders_b, vacated_b = [], []
+            b_key_entries = stage(orders_a, f"tap{LIMITS}"), stage(vacated_a, f"tap{LIMITS}")
+            b_entries = ([late(t.value, 1, f"fetched{w}") for w, t in enumerate(orders_a)],
+                         [late(t.value, 1, f"fetched_vacated{w}") for w, t in enumerate(vacated_a)])
+        else:
+            # A Replace's original, read in the same cycle as the message's entry.
+            orig_addr = Cat(order_set(f0.orig_user_ref_num), s0.event.session)
+            orders_b = order_table("orders_b", kept_b, orig_addr)
+            vacated_b = order_table("vacated_b", 1, orig_addr)
+            b_key_entries = stage(orders_b, f"tap{KEY}"), stage(vacated_b, f"tap{KEY}")
+            b_entries = stage(orders_b, "value"), stage(vacated_b, "value")
         m.submodules.executions = executions = RmwTable(self._execution, ne * per_session, EXEC,
                                                         taps=(PRICE, KEY))
         m.d.comb += executions.read_addr.eq(Cat(f0.match_number[:exec_bits], s0.event.session))
@@ -563,8 +633,7 @@ class Engine(wiring.Component):
         x_key = getattr(executions, f"tap{KEY}")
         _, a_key_hits, a_key = find("a_key", stage(orders_a, f"tap{KEY}"),
                                     stage(vacated_a, f"tap{KEY}"), kf.user_ref_num)
-        _, b_key_hits, b_key = find("b_key", stage(orders_b, f"tap{KEY}"),
-                                    stage(vacated_b, f"tap{KEY}"), kf.orig_user_ref_num)
+        _, b_key_hits, b_key = find("b_key", *b_key_entries, kf.orig_user_ref_num)
 
         key_symbol = Signal(range(ny))
         key_known = Signal()
@@ -765,8 +834,7 @@ class Engine(wiring.Component):
         xe = executions.value
         a_holds, a_hits, a = find("a", stage(orders_a, "value"), stage(vacated_a, "value"),
                                   xf_.user_ref_num)
-        _, b_hits, b = find("b", stage(orders_b, "value"), stage(vacated_b, "value"),
-                            xf_.orig_user_ref_num)
+        _, b_hits, b = find("b", *b_entries, xf_.orig_user_ref_num)
         same_set = order_set(xf_.orig_user_ref_num) == order_set(xf_.user_ref_num)
         a_named_x = a_hits.any()
         a_live = a_named_x & ~a.pending
@@ -1103,17 +1171,17 @@ class Engine(wiring.Component):
         # that way's own entry write, one in another set is vacated.
         for way in range(ways):
             orig_here = empty_orig & b_hits[way]
-            for table in (orders_a[way], orders_b[way]):
+            for table in (orders_a + orders_b)[way::ways]:
                 m.d.comb += [
                     table.write_en.eq(((fill | empty) & place[way]) | (orig_here & same_set)),
                     table.write_addr.eq(Cat(order_set(xf_.user_ref_num), s)),
                     *(table.write_data[name].eq(new_entry[name])
                       for name in table.write_data.shape().members),
                     table.write_data.held.eq((fill & place[way]) ^ vacated_a[way].value)]
-            for table in (vacated_a[way], vacated_b[way]):
+            for table in (vacated_a + vacated_b)[way::ways]:
                 m.d.comb += [table.write_en.eq(orig_here & ~same_set),
                              table.write_addr.eq(Cat(order_set(xf_.orig_user_ref_num), s)),
-                             table.write_data.eq(orders_b[way].value.held)]
+                             table.write_data.eq(b_entries[0][way].held)]
         m.d.comb += [
             executions.write_en.eq(write_execution),
             executions.write_addr.eq(Cat(xf_.match_number[:exec_bits], s)),
@@ -1239,7 +1307,8 @@ class Engine(wiring.Component):
             exposure.peek_addr.eq(Cat(self.peek_exposure.symbol, self.peek_exposure.session)),
             self.peek_exposure.data.eq(exposure.peek_data),
             self.peek_exposure.ok.eq(~sl.valid),     # no event read at KEY a cycle ago
-            self.peek_order.ok.eq(~tokens[1].valid),    # none read at READ a cycle ago
+            # none read at READ a cycle ago, an event's or a fetch's
+            self.peek_order.ok.eq(~tokens[1].valid & ~late(fetch, 1, "fetch")),
         ]
         # An order entry is (set, way): the slot's low bits name the way.
         # The UserRefNum is the set read and the entry's tag.
@@ -1261,7 +1330,7 @@ class Engine(wiring.Component):
             self.peek_order.valid.eq(peek_holds[peek_way]),
         ]
         for table in (*orders_a, *vacated_a):
-            m.d.comb += [table.read_en.eq(s0.valid),
+            m.d.comb += [table.read_en.eq(s0.valid | fetch),
                          table.peek_addr.eq(Cat(self.peek_order.slot[way_bits:],
                                                 self.peek_order.session))]
         return m
