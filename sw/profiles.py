@@ -187,10 +187,11 @@ PROFILES = _index((
             PARTS["LFE5U-25F"], (1,), n_sessions=4, n_symbols=256, symbol_slots=512,
             n_orders=256, n_pass_rules=4, n_executions=64, dropcopy_depth=512),
     # The ECP5-5G Versa: 8 sessions, 512 symbols (1,024 is the goal once the engine is
-    # smaller), 256 open orders per session.
+    # smaller), 256 open orders per session; 64 remembered executions per session, as on
+    # the 25F: 512 entries fill one block RAM row (5 DP16KD, where 1,024 took 10).
     Profile("versa-ecp5", 2, "Lattice ECP5-5G Versa, two 1 GbE ports",
             PARTS["LFE5UM5G-45F"], (1,), n_sessions=8, n_symbols=512, symbol_slots=1024,
-            n_orders=256, n_pass_rules=4, n_executions=128, dropcopy_depth=512),
+            n_orders=256, n_pass_rules=4, n_executions=64, dropcopy_depth=512),
     # The sizes of simulation and of larger parts, reported on the 85F.
     Profile("full", 3, "8 sessions x 1,024 symbols x 256 orders: simulation, larger parts",
             PARTS["LFE5UM5G-85F"], (1, 8), n_sessions=8, n_symbols=1024, symbol_slots=2048,
