@@ -249,7 +249,7 @@ class ModelGateway:
     def __init__(self, limits: Limits, sizes, width: int):
         self.limits = limits
         self.gate = Gate(sizes.n_sessions, sizes.n_symbols, sizes.n_orders, sizes.n_executions,
-                         n_verdicts=sizes.n_orders)
+                         n_verdicts=sizes.n_verdicts)
         table = {s.index: (s.client.ip, s.client.port, s.exchange.ip, s.exchange.port)
                  for s in limits.sessions}
         self.ingress = {port: IngressModel(table, toward_exchange=port == "client",

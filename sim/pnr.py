@@ -54,6 +54,10 @@ PARTS = {
     "um5g-85k": {"name": "LFE5UM5G-85F", "LUT4": 83640, "FF": 83640, "DP16KD": 208,
                  "MULT18X18D": 156},
 }
+# The clock on a clock-capable pin, the boards' own oscillator pins (the Colorlight 5A-75B's
+# and the ECP5-5G Versa's): left to itself, nextpnr put the engine's on a pin it could not
+# route to the global clock network.
+CLOCK_PINS = {"CABGA256": "P6", "CABGA381": "P3"}
 IN_PINS = 2      # shift chains feeding the block's inputs
 XOR_FANIN = 3    # inputs per XOR of the output tree (with the running bit, one LUT4)
 
@@ -231,8 +235,13 @@ def place_and_route(component: wiring.Component, name: str, build_dir: Path, *,
     started = time.monotonic()
     _run_yosys(["-q", "-l", "yosys.log", "-p", script], build_dir)
     log.info("synth_ecp5 of %s: %.1f s", name, time.monotonic() - started)
+    pin = CLOCK_PINS.get(package)
+    constraints = ()
+    if pin is not None:
+        (build_dir / "clock.lpf").write_text(f'LOCATE COMP "clk" SITE "{pin}";\n')
+        constraints = ("--lpf", "clock.lpf", "--lpf-allow-unconstrained")
     started = time.monotonic()
-    _run_nextpnr(["--json", "netlist.json", f"--{part}", "--package", package,
+    _run_nextpnr(["--json", "netlist.json", f"--{part}", "--package", package, *constraints,
                   "--speed", str(speed), "--freq", str(freq), "--seed", str(seed),
                   "--router", router, *(() if route else ("--no-route",)),
                   "--timing-allow-fail", "--report", "report.json"], build_dir)

@@ -127,6 +127,7 @@ class Sizes:
     backlog_high: int | None = None     # the drop-copy marks (model rule 11)
     backlog_low: int | None = None
     order_ways: int = 1                 # ways per open-order set (model rule 12)
+    n_verdicts: int | None = None       # remembered verdicts (model rule 9); None: n_orders
 
     @classmethod
     def of(cls, profile) -> "Sizes":
@@ -134,12 +135,12 @@ class Sizes:
         high, low = backlog_marks(profile.dropcopy_depth)
         return cls(n_sessions=profile.n_sessions, n_symbols=profile.n_symbols,
                    n_orders=profile.n_orders, n_executions=profile.n_executions,
-                   backlog_high=high, backlog_low=low)
+                   backlog_high=high, backlog_low=low, n_verdicts=profile.n_verdicts)
 
     def gate(self) -> Gate:
-        """A model gate of these sizes (verdict memories as deep as the order table)."""
+        """A model gate of these sizes."""
         return Gate(self.n_sessions, self.n_symbols, self.n_orders, self.n_executions,
-                    n_verdicts=self.n_orders, backlog_high=self.backlog_high,
+                    n_verdicts=self.n_verdicts, backlog_high=self.backlog_high,
                     backlog_low=self.backlog_low, order_ways=self.order_ways)
 
 

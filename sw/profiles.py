@@ -112,6 +112,7 @@ class Profile:
     widths : tuple[int, ...]
         Beat widths W the profile is built for.
     n_sessions, n_symbols, symbol_slots, n_orders, n_pass_rules, n_executions, dropcopy_depth
+    n_verdicts
         The :class:`~wiregate.sw.regmap.RegisterMap` parameters of the same names.
     """
 
@@ -127,13 +128,14 @@ class Profile:
     n_pass_rules: int
     n_executions: int
     dropcopy_depth: int
+    n_verdicts: int
 
     def sizes(self) -> dict[str, int]:
         """The register map parameters this profile sets, by name."""
         return {"n_sessions": self.n_sessions, "n_symbols": self.n_symbols,
                 "symbol_slots": self.symbol_slots, "n_orders": self.n_orders,
                 "n_pass_rules": self.n_pass_rules, "n_executions": self.n_executions,
-                "dropcopy_depth": self.dropcopy_depth}
+                "dropcopy_depth": self.dropcopy_depth, "n_verdicts": self.n_verdicts}
 
     def regmap(self, width: int, holdback: int) -> RegisterMap:
         """The register map of this profile's build at ``width`` with holdback ``holdback``.
@@ -185,17 +187,22 @@ PROFILES = _index((
     # entries (docs/risk-core.md, "Memory budget").
     Profile("colorlight-5a75b", 1, "Colorlight 5A-75B, two 1 GbE ports",
             PARTS["LFE5U-25F"], (1,), n_sessions=4, n_symbols=256, symbol_slots=512,
-            n_orders=256, n_pass_rules=4, n_executions=64, dropcopy_depth=512),
+            n_orders=256, n_pass_rules=4, n_executions=64, dropcopy_depth=512,
+            n_verdicts=256),
     # The ECP5-5G Versa: 8 sessions, 512 symbols (1,024 is the goal once the engine is
     # smaller), 256 open orders per session; 64 remembered executions per session, as on
-    # the 25F: 512 entries fill one block RAM row (5 DP16KD, where 1,024 took 10).
+    # the 25F: 512 entries fill one block RAM row (5 DP16KD, where 1,024 took 10); 128
+    # remembered verdicts per session and memory: 7 DP16KD, where 256 took 14
+    # (docs/risk-core.md, "Memory budget").
     Profile("versa-ecp5", 2, "Lattice ECP5-5G Versa, two 1 GbE ports",
             PARTS["LFE5UM5G-45F"], (1,), n_sessions=8, n_symbols=512, symbol_slots=1024,
-            n_orders=256, n_pass_rules=4, n_executions=64, dropcopy_depth=512),
+            n_orders=256, n_pass_rules=4, n_executions=64, dropcopy_depth=512,
+            n_verdicts=128),
     # The sizes of simulation and of larger parts, reported on the 85F.
     Profile("full", 3, "8 sessions x 1,024 symbols x 256 orders: simulation, larger parts",
             PARTS["LFE5UM5G-85F"], (1, 8), n_sessions=8, n_symbols=1024, symbol_slots=2048,
-            n_orders=256, n_pass_rules=4, n_executions=256, dropcopy_depth=512),
+            n_orders=256, n_pass_rules=4, n_executions=256, dropcopy_depth=512,
+            n_verdicts=256),
 ))
 
 

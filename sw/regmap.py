@@ -484,6 +484,9 @@ class RegisterMap:
         2..65536 (the model's ``n_executions``).
     dropcopy_depth : int
         Rows of the drop-copy queue: a power of two, 1..65536.
+    n_verdicts : int or None
+        Remembered verdicts per session and memory, for retransmissions (model rule 9):
+        1..``n_orders``; None: ``n_orders``.
     profile : int
         Id of the build profile the sizes come from (:mod:`wiregate.sw.profiles`); 0 when
         they were given by hand.
@@ -507,7 +510,7 @@ class RegisterMap:
     def __init__(self, n_sessions: int = 8, n_symbols: int = 1024, symbol_slots: int = 2048,
                  n_orders: int = 256, beat_bytes: int = 1, holdback: int = 32,
                  n_pass_rules: int = 4, n_executions: int = 256, dropcopy_depth: int = 512,
-                 profile: int = 0):
+                 n_verdicts: int | None = None, profile: int = 0):
         _check_int("n_sessions", n_sessions, 1, 1024)
         _check_int("n_symbols", n_symbols, 1, 1 << 16)
         self.symbol_hash = SymbolHash(symbol_slots)  # validates symbol_slots
@@ -520,6 +523,9 @@ class RegisterMap:
         _check_int("n_pass_rules", n_pass_rules, 1, 64)
         _check_int("n_executions", n_executions, 2, 1 << 16, power_of_two=True)
         _check_int("dropcopy_depth", dropcopy_depth, 1, 1 << 16, power_of_two=True)
+        if n_verdicts is None:
+            n_verdicts = n_orders
+        _check_int("n_verdicts", n_verdicts, 1, n_orders)
         _check_int("profile", profile, 0, 0xFFFF)
         self.n_sessions = n_sessions
         self.n_symbols = n_symbols
@@ -530,12 +536,13 @@ class RegisterMap:
         self.n_pass_rules = n_pass_rules
         self.n_executions = n_executions
         self.dropcopy_depth = dropcopy_depth
+        self.n_verdicts = n_verdicts
         self.profile = profile
         self.parameters = {
             "n_sessions": n_sessions, "n_symbols": n_symbols, "symbol_slots": symbol_slots,
             "n_orders": n_orders, "beat_bytes": beat_bytes, "holdback": holdback,
             "n_pass_rules": n_pass_rules, "n_executions": n_executions,
-            "dropcopy_depth": dropcopy_depth, "profile": profile,
+            "dropcopy_depth": dropcopy_depth, "n_verdicts": n_verdicts, "profile": profile,
         }
         self.symbol_index_bits = max(1, (n_symbols - 1).bit_length())
 
@@ -586,6 +593,8 @@ class RegisterMap:
                      "(drop-copy queue rows)", reset=self.dropcopy_depth),
                 _Reg("param_profile", 32, ro, "build profile id (wiregate.sw.profiles); "
                      "0: sizes given by hand", reset=self.profile),
+                _Reg("param_verdicts", 32, ro, "build parameter n_verdicts (remembered "
+                     "verdicts per session, each memory)", reset=self.n_verdicts),
             ]),
             ("control", [
                 _Reg("commit", 32, Access.WO,
@@ -916,7 +925,8 @@ class RegisterMap:
                 ("symbol_slots", "symbol_slots"), ("n_orders", "orders"),
                 ("beat_bytes", "beat_bytes"), ("holdback", "holdback"),
                 ("n_pass_rules", "pass_rules"), ("n_executions", "executions"),
-                ("dropcopy_depth", "dropcopy_depth"), ("profile", "profile"))})
+                ("dropcopy_depth", "dropcopy_depth"), ("n_verdicts", "verdicts"),
+                ("profile", "profile"))})
         except KeyError as missing:
             raise RegmapMismatch(f"ID block read lacks {missing}", []) from None
         regmap.check_id(observed)

@@ -225,7 +225,8 @@ class ShadowCheck:
         (:mod:`wiregate.sw.profiles`)."""
         high, low = backlog_marks(profile.dropcopy_depth)
         return cls(Gate(profile.n_sessions, profile.n_symbols, profile.n_orders,
-                        profile.n_executions, backlog_high=high, backlog_low=low), commits)
+                        profile.n_executions, n_verdicts=profile.n_verdicts,
+                        backlog_high=high, backlog_low=low), commits)
 
     def commit(self, limits) -> None:
         """The host committed ``limits``: the next epoch's."""

@@ -98,10 +98,11 @@ from wiregate.sw.reasons import NO_PRIMARY, Reason
 from wiregate.sw.regmap import RegisterMap
 from wiregate.sw.tables import compile_limits
 
+# Verdict memories half as deep as the order table: a retransmission's slot is not its order's.
 SIZES = Sizes(n_sessions=4, n_symbols=32, n_orders=16, n_executions=16, backlog_high=8,
-              backlog_low=3)
+              backlog_low=3, n_verdicts=8)
 REGMAP = RegisterMap(n_sessions=SIZES.n_sessions, n_symbols=SIZES.n_symbols, symbol_slots=64,
-                     n_orders=SIZES.n_orders)
+                     n_orders=SIZES.n_orders, n_verdicts=SIZES.n_verdicts)
 FRAME_BITS = 4
 EVENT = event_layout(REGMAP)
 CONTROL = control_layout(REGMAP)

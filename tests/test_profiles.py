@@ -23,7 +23,8 @@ def test_profile_builds_its_register_map(chosen, width):
         "symbol_slots": chosen.symbol_slots, "n_orders": chosen.n_orders,
         "beat_bytes": width, "holdback": core_holdback(width),
         "n_pass_rules": chosen.n_pass_rules, "n_executions": chosen.n_executions,
-        "dropcopy_depth": chosen.dropcopy_depth, "profile": chosen.id}
+        "dropcopy_depth": chosen.dropcopy_depth, "n_verdicts": chosen.n_verdicts,
+        "profile": chosen.id}
     # The host reads the ID block, rebuilds the same map and finds the profile by its id.
     observed = regmap.expected_id()
     assert observed["param_profile"] == chosen.id

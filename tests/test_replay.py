@@ -440,7 +440,7 @@ class TradingDay:
         self.reference = {s.symbol.encode(): s.reference_price for s in self.limits.symbols}
         full = PROFILES["full"]
         self.gate = Gate(full.n_sessions, full.n_symbols, full.n_orders, full.n_executions,
-                         n_verdicts=full.n_orders)
+                         n_verdicts=full.n_verdicts)
         self.gate.apply(Commit(0, self.limits))
         self.gate.apply(Heartbeat(0))
         packets = []

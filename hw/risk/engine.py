@@ -67,14 +67,15 @@ exchange whose Order Replaced names another original than the client's Replace d
 another symbol, would have that symbol's exposure left uncorrected (the model's
 ``_replaced`` would move it); the exchange side of a real session never does that.
 
-Retransmissions (model rule 9). The verdict memory keeps, per slot, the verdict and the
-message's digest; a retransmitted Enter, Replace or Modify gets the verdict back only if the
-digests match. The digest comes with the event: the client extractor computes it
-(:func:`wiregate.sw.extract.digest`, a CRC-32) over every byte of the message's
-fixed part but AppendageLength, so a copy differing anywhere there, ClOrdID and display
-included, fails closed (OUT_OF_SYNC) as the model says. The UserRefNum is among those bytes,
-at the type's fixed offset: two messages of one slot and type that differ only there differ
-in at most 32 adjacent bits, a burst the CRC-32 always tells apart, so the entry keeps no
+Retransmissions (model rule 9). The verdict memory keeps, per slot (the UserRefNum mod the
+register map's ``n_verdicts``), the verdict and the message's digest; a retransmitted
+Enter, Replace or Modify gets the verdict back only if the digests match. The digest comes
+with the event: the client extractor computes it (:func:`wiregate.sw.extract.digest`, a
+CRC-32) over every byte of the message's fixed part but AppendageLength, so a copy
+differing anywhere there, ClOrdID and display included, fails closed (OUT_OF_SYNC) as the
+model says. The UserRefNum is among those bytes, at the type's fixed offset: two messages
+of one slot and type that differ only there differ in at most 32 adjacent bits, a burst
+the CRC-32 always tells apart, so the entry keeps no
 UserRefNum of its own. The appendage (and the
 AppendageLength that counts it) is not compared, by the gate nor by the model: it arrives
 after the verdict is due.
@@ -238,7 +239,8 @@ class Engine(wiring.Component):
             raise ValueError(f"backlog marks must be 0 < low <= high < {1 << QUEUED_BITS}, "
                              f"not high {backlog_high}, low {backlog_low}")
         self._backlog = (backlog_high, backlog_low)
-        for name, value in (("n_orders", regmap.n_orders), ("n_executions", n_executions)):
+        for name, value in (("n_orders", regmap.n_orders), ("n_executions", n_executions),
+                            ("n_verdicts", regmap.n_verdicts)):
             if value < 2 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two, at least 2, not {value}")
         if order_ways < 1 or order_ways & (order_ways - 1) or order_ways >= regmap.n_orders:
@@ -588,9 +590,11 @@ class Engine(wiring.Component):
                                                         taps=(PRICE, KEY))
         m.d.comb += executions.read_addr.eq(Cat(f0.match_number[:exec_bits], s0.event.session))
         is_modify0 = s0.event.msg_type == _type(ouch.ModifyOrder)
-        m.submodules.remembered = remembered = RmwTable(self._remembered,
-                                                        2 * no * per_session, EXEC)
-        m.d.comb += remembered.read_addr.eq(Cat(slot(f0.user_ref_num), s0.event.session,
+        # The verdict memories (model rule 9): UserRefNum mod n_verdicts.
+        verdict_bits = (regmap.n_verdicts - 1).bit_length()
+        m.submodules.remembered = remembered = RmwTable(
+            self._remembered, 2 * regmap.n_verdicts * per_session, EXEC)
+        m.d.comb += remembered.read_addr.eq(Cat(f0.user_ref_num[:verdict_bits], s0.event.session,
                                                 is_modify0))
 
         m.submodules.lookup = lookup = SymbolLookup(regmap)
@@ -1015,7 +1019,7 @@ class Engine(wiring.Component):
         with m.If(judged):
             m.d.comb += [
                 remembered.write_en.eq(1),
-                remembered.write_addr.eq(Cat(slot(xf_.user_ref_num), s, is_modify)),
+                remembered.write_addr.eq(Cat(xf_.user_ref_num[:verdict_bits], s, is_modify)),
                 remembered.write_data.valid.eq(1),
                 remembered.write_data.digest.eq(ev.digest),
                 remembered.write_data.reasons.eq(fires),
