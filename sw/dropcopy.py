@@ -159,7 +159,7 @@ def check_fields(declared) -> int:
 
 RECORD_FIELDS = (
     Field("sequence", 0, 8, 64),        # gap-free from 0, given by the drop copy itself
-    Field("cycle", 8, 8, 64),           # clock cycles since reset when it took effect
+    Field("cycle", 8, 8, 64),           # clock cycles since reset when it was judged
     Field("time_us", 16, 8, 64),        # timebase_us then: the model's t
     Field("kind", 24, 1, max(Kind).bit_length()),
     Field("control", 25, 1, max(Control).bit_length()),

@@ -341,12 +341,29 @@ def test_collar_edges():
 # --- POSITION ----------------------------------------------------------------------------
 
 
-def position_case(rng, side, add, exposure, symbol):
+def released_share(rng, increase, top):
+    """What a Replace's original releases beside an ``increase`` of at most ``top`` in all:
+    nothing (an Enter) half the time, else a random share, or one above the order's own
+    (no increase) a tenth of the time. Returns (brought, released)."""
+    roll = rng.random()
+    if roll < 0.5:
+        return increase, 0
+    if roll < 0.6:
+        released = rng.randint(1, top)
+        return rng.randint(0, released - 1), released
+    released = rng.randint(0, top - increase)
+    return increase + released, released
+
+
+def position_case(rng, side, add, exposure, symbol, released=0):
+    """``add`` the shares the order brings, ``released`` those its original releases."""
     symbol_entry = entries(rng, symbol=symbol)[0]
-    inputs = {"is_buy": side == "B", "add_quantity": add, "position": exposure.position,
+    inputs = {"is_buy": side == "B", "add_quantity": add, "released": released,
+              "position": exposure.position,
               "working_buy": exposure.working_buy, "working_sell": exposure.working_sell,
               "max_long": symbol_entry["max_long"], "max_short": symbol_entry["max_short"]}
-    return inputs, position_fires(side, add, exposure, symbol.max_long, symbol.max_short)
+    increase = max(0, add - released)
+    return inputs, position_fires(side, increase, exposure, symbol.max_long, symbol.max_short)
 
 
 def check_position(seed, latency, n=N_RANDOM):
@@ -363,7 +380,8 @@ def check_position(seed, latency, n=N_RANDOM):
             room = symbol.max_long - exposure.position - exposure.working_buy
         else:
             room = symbol.max_short + exposure.position - exposure.working_sell
-        cases.append(position_case(rng, side, near(rng, (room, 1)), exposure, symbol))
+        add, released = released_share(rng, near(rng, (room, 1)), U32)
+        cases.append(position_case(rng, side, add, exposure, symbol, released))
     check(PositionCheck(latency), cases, seed)
 
 
@@ -382,22 +400,27 @@ def test_position_edges():
         room = limit - position - working if side == "B" else limit + position - working
         for add in around(0, room, U32):
             cases.append(position_case(rng, side, add, exposure, symbol))
+            # A Replace releasing the most or all but one of the shares it brings.
+            for released in around(U32 - 1, 1, lo=1):
+                cases.append(position_case(rng, side, add, exposure, symbol, released))
     check(PositionCheck(), cases, seed=4, balanced=False)
 
 
 # --- CREDIT ------------------------------------------------------------------------------
 
 
-def credit_case(rng, add, used, owner):
+def credit_case(rng, add, used, owner, released=0):
     """``owner`` is the SessionLimits or GatewayLimits whose cap applies, or None (the port
-    then holds a random cap that must be ignored)."""
+    then holds a random cap that must be ignored); ``add`` the notional the order brings,
+    ``released`` the charge its original releases."""
     if isinstance(owner, GatewayLimits):
         entry = entries(rng, gateway=owner)[2]
     else:
         entry = entries(rng, session=owner)[1]
-    inputs = {"add_notional": add, "used": used, "limit": entry["credit"],
-              "limit_loaded": owner is not None}
-    return inputs, credit_fires(add, used, owner.credit if owner is not None else None)
+    inputs = {"add_notional": add, "released": released, "used": used,
+              "limit": entry["credit"], "limit_loaded": owner is not None}
+    increase = max(0, add - released)
+    return inputs, credit_fires(increase, used, owner.credit if owner is not None else None)
 
 
 def credit_owner(rng, credit):
@@ -413,8 +436,9 @@ def check_credit(seed, latency, n=N_RANDOM):
     for _ in range(n):
         owner = credit_owner(rng, near(rng, (1 << 40, U64 >> 1), hi=U64))
         used = near(rng, (owner.credit, 1 << 39), hi=U64)
-        add = near(rng, (owner.credit - used, 1), hi=U64)
-        cases.append(credit_case(rng, add, used, owner if rng.random() < 0.85 else None))
+        add, released = released_share(rng, near(rng, (owner.credit - used, 1), hi=U64), U64)
+        cases.append(credit_case(rng, add, used, owner if rng.random() < 0.85 else None,
+                                 released))
     check(CreditCheck(latency), cases, seed)
 
 
@@ -431,6 +455,8 @@ def test_credit_edges():
         for add in around(0, credit - used, U64, hi=U64):
             cases.append(credit_case(rng, add, used, owner))
             cases.append(credit_case(rng, add, used, None))
+            for released in around(U64 - 1, 1, lo=1, hi=U64):
+                cases.append(credit_case(rng, add, used, owner, released))
     check(CreditCheck(), cases, seed=5, balanced=False)
 
 

@@ -16,8 +16,9 @@ How the bench drives the ports (what the engine's contract lets it choose):
   ``t``: the stamp the host sends must be the microsecond the engine executes it in);
 - the client port: one message per cycle at most, a frame end alone in its cycle, at least
   a cycle after the frame's last message and before the next frame opens; at W = 1 (the
-  bench's default width) no Replace in the cycle after a message or a frame end; two messages
-  naming the same order more than ``EXEC - KEY`` cycles apart (the engine's docstring),
+  bench's default width) messages two cycles apart at the least and the next frame's first
+  three cycles after a frame end; two messages naming the same order more than the engine's
+  ``same_order`` cycles apart (its docstring),
   none naming an order while an exchange event naming it is taken but not yet executed
   (stricter than the docstring, which directed tests probe), and none while the revokes
   of a void frame have not all run (the docstring: the wire leaves them the time);
@@ -49,7 +50,7 @@ from amaranth.sim import Simulator
 from wiregate.hw.control.dropcopy import record_layout
 from wiregate.hw.control.register_file import control_layout
 from wiregate.hw.ingress.ouch_extract import event_layout
-from wiregate.hw.risk.engine import EXEC, KEY, Engine
+from wiregate.hw.risk.engine import EXEC, Engine
 from wiregate.sim import orders
 from wiregate.sim.layouts import pack, unpack
 from wiregate.sim.orders import (
@@ -273,38 +274,45 @@ class Bench:
     rng : random.Random
         Idle cycles on each port and which client messages go at wire spacing.
     dense : float
-        Chance that a client message follows the previous one after one cycle rather than
+        Chance that a client message follows the previous one as soon as it may rather than
         after its wire length (:func:`wire_beats`).
     contract : bool
         Keep the engine's spacing assumptions for client messages (``same_order`` cycles
         between two naming the same order, none behind an unexecuted exchange event naming
         it). False: wire spacing only, as the ingress would deliver at W = 8.
-    same_order : int
-        The engine's documented distance between two client messages naming one order.
+    same_order : int or None
+        Cycles between two client messages naming one order; None: the least the engine's
+        contract allows (its ``same_order``, and one).
     reader : callable
         ``reader(cycle)``: the drop copy's host takes a queued record whole in that cycle.
         The default reads at once, so the fill stays below the marks.
     width : int
-        The engine's beat width: at 1 it reads the order table once a cycle (a Replace's
-        original by a fetch of its own), at 8 through a second copy.
+        The engine's beat width: at 1 it takes an event every other cycle at most and reads
+        a Replace's original in the cycle after it, at 8 through the order table's second
+        copy in the Replace's own cycle.
     """
 
-    def __init__(self, items, rng, *, dense=0.5, contract=True, same_order=EXEC - KEY + 1,
+    def __init__(self, items, rng, *, dense=0.5, contract=True, same_order=None,
                  sizes=SIZES, reader=lambda cycle: True, width=1):
         self.items = deque(items)
         self.order = {id(item): k for k, item in enumerate(items)}
         self.rng = rng
         self.dense = dense
         self.contract = contract
-        self.same_order = same_order
         self.sizes = sizes
         regmap = REGMAP if width == 1 else RegisterMap(**{**REGMAP.parameters, "beat_bytes": width})
         self.dut = Engine(regmap, n_executions=sizes.n_executions, frame_bits=FRAME_BITS,
                           backlog_high=sizes.backlog_high, backlog_low=sizes.backlog_low,
                           order_ways=sizes.order_ways)
-        self.reads_once = width == 1
+        # At W = 1 the engine takes an event every other cycle at most: client messages
+        # come two cycles apart at the least (the wire: three, a SoupBin packet's least
+        # bytes), and the next frame's first message three after a frame end (the wire:
+        # dozens, the next frame's headers).
+        self.message_gap, self.end_gap = (2, 3) if width == 1 else (1, 1)
         self.reader = reader
         self.queued = 0                    # the drop-copy fill driven this cycle
+        self.fills = deque([0, 0], maxlen=2)    # ... and in the cycle before
+        self.same_order = self.dut.same_order + 1 if same_order is None else same_order
         self.top, self.drive, self.observe = harness(self.dut)
         self.inputs = self.drive.shape()
         self.outputs = self.observe.shape()
@@ -342,11 +350,7 @@ class Bench:
 
     def client_blocked(self, item):
         """Why the client message cannot go this cycle (None: it can)."""
-        # At W = 1 a Replace never follows a client event or frame end in the next cycle
-        # (a SoupBin packet is at least 3 bytes): its fetch takes that cycle.
-        fetched = self.reads_once and isinstance(item.event.msg, ouch.ReplaceOrder)
-        after = self.last_client + fetched
-        if self.cycle < self.next_client or self.cycle <= after:
+        if self.cycle < self.next_client or self.cycle <= self.last_client:
             return "spacing"
         if not self.contract:
             return None
@@ -378,7 +382,7 @@ class Bench:
                 self.frame_ends.append(frame_end)
             self.last_client = self.cycle
             idle = self.rng.randint(1, 6) if self.rng.random() < 0.3 else 0
-            self.next_client = self.cycle + 1 + idle
+            self.next_client = self.cycle + self.end_gap + idle
         if client is not None:
             event = client.event
             offset = self.rng.randrange(54, 1 << 10)
@@ -391,10 +395,10 @@ class Bench:
             for ref in named_refs(event.msg):
                 self.named[(client.session, ref)] = self.cycle
             self.last_client = self.cycle
-            gap = 1
+            gap = self.message_gap
             nxt = self.client_q[0] if self.client_q else None
             if nxt is not None and nxt.port is Port.CLIENT and self.rng.random() >= self.dense:
-                gap = wire_beats(nxt.event.msg)
+                gap = max(gap, wire_beats(nxt.event.msg))
             self.next_client = self.cycle + gap
 
     def behind_client(self, queue):
@@ -492,11 +496,14 @@ class Bench:
         """Apply one record's event to the model and compare."""
         t = rec["time_us"]
         kind = rec["kind"]
-        if rec["cycle"] != self.cycle:
-            self.fail("record cycle", rec["cycle"], self.cycle)
-        if rec["queued"] != self.queued:
-            self.fail("record queued", rec["queued"], self.queued)
-        self.apply(HostRead(t, len(self.out.records) - 1 - self.queued))
+        # The cycle the event was judged in, at EXEC, and the fill it was judged with (BACKLOG).
+        late = self.dut.apply_stage - EXEC
+        if rec["cycle"] != self.cycle - late:
+            self.fail("record cycle", rec["cycle"], self.cycle - late)
+        judged = self.fills[-1 - late]
+        if rec["queued"] != judged:
+            self.fail("record queued", rec["queued"], judged)
+        self.apply(HostRead(t, len(self.out.records) - 1 - judged))
         if kind == Kind.VERDICT:
             self.replay_verdict(rec, t, verdict_port)
             return
@@ -670,6 +677,7 @@ class Bench:
                 self.now += tick
                 self.release(self.now)
                 inputs = {"tick": int(tick), "queued": self.queued, **self.peeks()}
+                self.fills.append(self.queued)
                 self.drive_client(inputs)
                 x_valid = self.drive_exchange(inputs)
                 c_valid = self.drive_control(inputs, before["commit_pending"])
@@ -1058,20 +1066,20 @@ def test_wire_spacing_without_the_engine_assumptions():
 
 
 def test_backlog_rejects_new_orders_until_the_host_reads():
-    """A host that takes a record every third cycle behind a burst of Enter orders: BACKLOG
+    """A host that takes a record every fifth cycle behind a burst of Enter orders: BACKLOG
     from the high mark (8) until the fill is below the low mark (3), the cancel passes, and
     the spaced orders after it are accepted; no latch. The run covers both marks: an Enter
     that sees exactly 8, and one that sees exactly 3 while backlogged (if the engine's
     timing changes, the spacing here may need tuning to keep that coverage)."""
     script = Script(limits())
-    script.at(1).client(0, *(enter(ref, quantity=1) for ref in range(1, 13)), cancel(1))
+    script.at(1).client(0, *(enter(ref, quantity=1) for ref in range(1, 14)), cancel(1))
     for k in range(14):
-        script.at(20 + 5 * k).client(1, enter(k + 1, quantity=1))
-    out = check_engine(script.items, dense=1.0, reader=lambda cycle: cycle % 3 == 0)
+        script.at(20 + 16 * k).client(1, enter(k + 1, quantity=1))
+    out = check_engine(script.items, dense=1.0, reader=lambda cycle: cycle % 5 == 0)
     seen = [(rec["session"], rec["queued"], rec["reasons"] >> R.BACKLOG & 1)
             for rec in out.records if rec["kind"] == Kind.VERDICT and rec["msg_type"] == ord("O")]
     assert (0, 8, 1) in seen and (1, 3, 1) in seen, seen
-    assert fired(out, R.BACKLOG) == 2, seen
+    assert fired(out, R.BACKLOG) == 3, seen
     assert all(v.accept for v in out.verdicts if v.msg_type == b"X"), seen
     assert all(v.accept for v in out.verdicts[-12:]), seen
     assert not out.gate.kill_gateway and not any(out.gate.kill_session)

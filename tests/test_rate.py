@@ -2,7 +2,8 @@
 
 The scoreboard keeps one model ``SessionState`` per session and applies ``rate_commit``,
 ``rate_take`` and ``rate_give_back`` at ``t = timebase_us(cycle)``, in the order the
-component documents for events in one cycle (checkpoint, judgment, restore, commit); the
+component documents for events in one cycle (the checkpoint before the judgment; a
+judgment, a restore and a commit never share a cycle); the
 hardware's limits come from the host compiler (``compile_limits``), not from the test.
 """
 
@@ -178,19 +179,23 @@ def random_commit(rng, n_sessions):
 def random_cycles(rng, n_sessions, n_cycles):
     """Commits of random limits (sessions dropping out and coming back), judgments with
     random ``others_fired``, and frames: a checkpoint, judgments mostly of its session,
-    sometimes a restore. Every event can share a cycle with any other."""
+    sometimes a restore. A commit or a restore has its cycle to itself (one event a cycle,
+    as the engine gives them); a checkpoint comes alone or with its frame's judgment."""
     cycles = []
     frame_session = 0
     for c in range(n_cycles):
         cycle = Cycle()
-        if c == 0 or rng.random() < 0.02:
+        roll = rng.random()
+        if c == 0 or roll < 0.02:
             cycle.commit = random_commit(rng, n_sessions)
-        if rng.random() < 0.05:
-            cycle.checkpoint = frame_session = rng.randrange(n_sessions)
-        if rng.random() < 0.6:
-            s = frame_session if rng.random() < 0.6 else rng.randrange(n_sessions)
-            cycle.judge = (s, rng.random() < 0.3)
-        cycle.restore = rng.random() < 0.04
+        elif roll < 0.06:
+            cycle.restore = True
+        else:
+            if rng.random() < 0.05:
+                cycle.checkpoint = frame_session = rng.randrange(n_sessions)
+            if rng.random() < 0.6:
+                s = frame_session if rng.random() < 0.6 else rng.randrange(n_sessions)
+                cycle.judge = (s, rng.random() < 0.3)
         cycles.append(cycle)
     return cycles
 
@@ -267,18 +272,16 @@ def test_acceptance_clears_the_throttle():
         (True, False), (True, True)]
 
 
-def test_commit_in_the_judgment_cycle():
-    # The order in the commit cycle is judged before the commit: by the old limits, and
-    # the bucket it empties is capped, not refilled, by the re-commit.
-    cycles = [Cycle(commit=only(1, 0, 1)),
-              Cycle(judge=(0, False), commit=only(5, 0, 1)),
-              Cycle(judge=(0, False), commit=(None,)),
-              Cycle(judge=(0, False)),
-              Cycle(judge=(0, False), commit=only(2, 0, 0)),
-              *judge_each(2)]
+def test_commits_between_judgments():
+    # A re-commit caps the bucket and never refills it: the token taken before it stays
+    # taken, and the next order trips at trip_after 1. A session out of the limits is not
+    # judged; loaded again, it starts with a full bucket.
+    cycles = [Cycle(commit=only(1, 0, 1)), Cycle(judge=(0, False)), Cycle(commit=only(5, 0, 1)),
+              Cycle(judge=(0, False)), Cycle(commit=(None,)), *judge_each(2),
+              Cycle(commit=only(2, 0, 0)), *judge_each(3)]
     assert check_rate(cycles, 1, 1_000_000, "commit") == [
         (False, False), (True, True), (False, False), (False, False), (False, False),
-        (False, False)]
+        (False, False), (True, False)]
 
 
 def test_recommit_caps_and_keeps_refill_instants():
@@ -290,15 +293,16 @@ def test_recommit_caps_and_keeps_refill_instants():
 
 def test_restore_gives_back_and_caps():
     # Session 0's frame takes three tokens (one refilled at t=3) and is throttled at t=5;
-    # the restore in that cycle gives back three, capped at burst 2, and clears the
-    # throttle. Session 1's take at t=2 is not the frame's. A second restore does nothing.
+    # the restore at t=6 (where a token is refilled too) gives back three, capped at burst
+    # 2, and clears the throttle. Session 1's take at t=2 is not the frame's. A second
+    # restore does nothing.
     cycles = [Cycle(commit=(session(0, 2, 3, 0), session(1, 1, 0, 0))),
               Cycle(checkpoint=0, judge=(0, False)), Cycle(judge=(1, False)),
-              *judge_each(2), Cycle(judge=(0, False), restore=True),
-              Cycle(judge=(0, False), restore=True), *judge_each(2)]
+              *judge_each(3), Cycle(restore=True), *judge_each(1), Cycle(restore=True),
+              *judge_each(3)]
     assert check_rate(cycles, 2, 1_000_000, "restore") == [
         (False, False), (False, False), (False, False), (False, False), (True, False),
-        (False, False), (False, False), (True, False)]
+        (False, False), (False, False), (False, False), (True, False)]
 
 
 def test_parameter_errors():

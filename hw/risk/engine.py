@@ -2,8 +2,9 @@
 
 The design is ``docs/risk-core.md``'s; the rules are :mod:`wiregate.sw.model`'s, and every
 record this engine emits replays through :class:`wiregate.sw.model.Gate` to the same verdict
-and the same state. One event enters per cycle (stage ``READ``) and leaves ``EXEC`` cycles
-later, where it is judged and where it writes every table it changes:
+and the same state. One event enters per cycle at most (stage ``READ``; at W = 1 every
+other cycle) and is judged ``EXEC`` cycles later; it writes every table it changes at
+``APPLY``, which is ``EXEC`` itself at W = 8 and the stage after it at W = 1:
 
 =========  ==================================================================================
 stage      what happens
@@ -20,33 +21,38 @@ KEY (2)    the symbol index (the hash table's answer, or the order or execution 
 LIMITS (3) the limits arrive; the event's time ``t`` is this cycle's ``now_us``; the
            stateless checks compare (registered); the kill latches are read
 EXEC (4)   forwarded table values, the stateful checks (position, credit, capacity,
-           duplicate, rate, kill, fail closed), the verdict, every table write, the record
+           duplicate, rate, kill, fail closed), the verdict
+APPLY      every table and register write, the verdict out, the record
 =========  ==================================================================================
 
-Which event enters. A client message enters in the cycle it arrives, always: its verdict has a
-deadline (the holdback). So does the end of a client frame (the undo of a void one). The
-other events wait for a cycle with no client event: revokes of a void frame's orders first,
-then control events, then exchange events.
+Which event enters. A client message enters in the cycle it arrives (at W = 1 the next, see
+below), always: its verdict has a deadline (the holdback). So does the end of a client frame
+(the undo of a void one). The other events wait for a cycle with no client event: revokes of
+a void frame's orders first, then control events, then exchange events.
 A revoke or an exchange event waits too while an event in flight touches the same order set
 or execution slot of its session (a *hazard*), so the entry it reads in ``READ`` is the one it
-changes at ``EXEC``: that lets it start ``quantity x price`` of the entry before ``EXEC``.
+changes at ``APPLY``: that lets it start ``quantity x price`` of the entry before ``EXEC``.
 
 A Replace and an Order Replaced name two orders, the new UserRefNum and the original. At
 W = 8 the order table has a second copy (``orders_b``, ``vacated_b``), written with the
-first, read at the original in the same cycle. At W = 1 the table is read once a cycle and
-the original has a cycle of its own, a *fetch*, just before its event: a token that is not
-valid (it executes nothing and writes nothing) but reads the order table at the original's
-set. Its forwarded entry is the original's as the event needs it a cycle later: at ``KEY``
-the fetch's tap at ``LIMITS``, at ``EXEC`` the fetch's ``EXEC`` value held a cycle (the
-fetch wrote nothing in between). A client event and a frame end enter a cycle after they
-arrive, so a client Replace is fetched in the cycle it arrives in; at W = 1 no client event
-or frame end arrives in the cycle before a Replace (a SoupBin packet is at least 3 bytes),
-so nothing else of the client's wants that cycle, and no background event enters in it.
-An Order Replaced is fetched in a cycle that nothing else asks for (no client event or frame
-end arriving either) and enters in the next, before revokes and control events; should a
-client Replace's fetch take that cycle, it is fetched again later. The cost: a cycle more
-from a client event to its verdict at W = 1 (:func:`engine_latency`), and none to the
-holdback, which the frame's drop-or-pass decision sets at W = 1 (``hw/core.py``).
+first, read at the original in the same cycle. At W = 1 the table is read once a cycle, the
+original in the cycle after its event entered (below), and its entry comes a tap earlier at
+each stage than the event's own: at ``KEY`` the tap at ``KEY - 1``, at ``EXEC`` the tap at
+``EXEC - 1``, every write before that cycle applied as to the event's own.
+
+At W = 1 (every source byte-serial). An event enters at most every other cycle, and the
+execute takes two stages: ``EXEC`` judges (the checks, the verdict, the rate and the kill
+trip) and its results are registered into ``APPLY`` (``EXEC + 1``), which writes every table
+and register the event changes. While an event is at ``APPLY`` none is at ``EXEC``, so what
+it writes is in place before the next event reads it there, and the loop from one event's
+state to the next one's judgment has two cycles, not one. A client event and a frame end
+enter a cycle after they arrive, and nothing else enters in their arrival cycle, so a client
+event never waits: its verdict comes a constant :func:`engine_latency` cycles after it
+arrives. That asks of the wire what it gives: client events at least two cycles apart (a
+SoupBin packet is at least 3 bytes), the next frame's first event at least three after a
+frame end (its headers are dozens). A frame end right behind the last event of its frame
+waits a cycle more (it has no deadline of its own). Background events take the cycles left: one
+in four under a flood of the smallest client messages (4 bytes with their SoupBin header).
 
 The open-order table has ``order_ways`` ways (model rule 12): each way is its own table, read
 at the set of the UserRefNum (``order_set``) and forwarded on its own, so an insert still in
@@ -81,10 +87,11 @@ AppendageLength that counts it) is not compared, by the gate nor by the model: i
 after the verdict is due.
 
 What a client message may assume (the gate's position in the wire makes it so): it does not
-name an order an exchange event created fewer than ``EXEC - KEY`` cycles before it entered
-(the client cannot have seen the exchange's message yet), two client messages naming the
-same order are more than ``EXEC - KEY`` cycles apart (a Replace after the Enter of its
-original: an Enter Order is 47 bytes, five beats at W = 8 at the least), and the revokes of
+name an order an exchange event created fewer than ``same_order`` (``APPLY - KEY``) cycles
+before it entered (the client cannot have seen the exchange's message yet), two client
+messages naming the same order are more than ``same_order`` cycles apart (a Replace after
+the Enter of its original: an Enter Order is 47 bytes, five beats at W = 8 at the least,
+and fifty cycles at W = 1), and the revokes of
 a void frame run before the session's next message enters (they have priority over every
 other background event, and the next frame's first message settles at least its headers
 and a fixed part after the void frame's end: more cycles than a frame can hold orders).
@@ -144,9 +151,10 @@ NOTIONAL = NOTIONAL_BITS + 2    # sums of charges: room for a day of executions,
 
 
 def engine_latency(width):
-    """Cycles from a client event to its verdict at ``width`` bytes a beat: ``EXEC``, and a
-    cycle more at W = 1, where the event waits while the order table reads its original."""
-    return EXEC + (width == 1)
+    """Cycles from a client event to its verdict at ``width`` bytes a beat: ``EXEC``, and two
+    more at W = 1, where the event enters a cycle after it arrives and executes in two
+    stages (the module docstring, "At W = 1")."""
+    return EXEC + 2 * (width == 1)
 
 
 class _Kind(enum.Enum, shape=3):
@@ -198,10 +206,11 @@ class Engine(wiring.Component):
         The timebase (``tick``: ``now_us`` stepped this cycle) and the cycle counter.
     queued : In(QUEUED_BITS)
         The drop-copy queue's fill (:class:`~wiregate.hw.control.dropcopy.DropCopy`), with
-        every record this engine emitted before this cycle counted: stamped on the record
-        emitted this cycle, and what BACKLOG is decided from (model rule 11).
+        every record this engine emitted before this cycle counted: what BACKLOG is decided
+        from for the event at EXEC this cycle (model rule 11), and stamped on its record with
+        this cycle's ``cycle``.
     verdict : Out(valid, accept, type_offset, frame)
-        The verdict of the client event that entered ``EXEC`` cycles earlier.
+        The verdict of the client event that arrived ``latency`` cycles earlier.
     record : Out(stream)
         One drop-copy record per executed event, in execution order.
     commit_pending : Out(1)
@@ -247,8 +256,11 @@ class Engine(wiring.Component):
             raise ValueError(f"order_ways must be a power of two below n_orders "
                              f"{regmap.n_orders}, not {order_ways}")
         self._regmap = regmap
-        self._one_read = regmap.beat_bytes == 1
+        self._spaced = regmap.beat_bytes == 1
         self.latency = engine_latency(regmap.beat_bytes)
+        self.apply_stage = EXEC + self._spaced
+        # A client message names no order written fewer cycles before (module docstring).
+        self.same_order = self.apply_stage - KEY
         self._n_executions = n_executions
         self._order_ways = order_ways
         ns, ny = regmap.n_sessions, regmap.n_symbols
@@ -359,8 +371,10 @@ class Engine(wiring.Component):
             return value
 
         # --- READ: choose the event -----------------------------------------------------
+        spaced = self._spaced
+        apply = self.apply_stage    # the stage that writes (at W = 1 the one after EXEC)
         tokens = [Signal(token, name="s0")]
-        for k in range(1, EXEC + 1):
+        for k in range(1, apply + 1):
             tokens.append(Signal(token, name=f"s{k}"))
             m.d.sync += tokens[k].eq(tokens[k - 1])
         s0, sx = tokens[0], tokens[EXEC]
@@ -428,47 +442,45 @@ class Engine(wiring.Component):
         zero = Const(0, REF_BITS)
         r_blocked = hazard(revoke_read.data.session, revoke_read.data.ref, zero, 0, zero, 0)
 
-        # The client port and the frame end, a cycle late when the order table is read once
-        # (the cycle they arrive in is a Replace's fetch; see the module docstring).
-        client = Signal.like(self.client.payload, name="client")
-        client_valid, frame_end_valid, frame_end_void = Signal(), Signal(), Signal()
-        arrived = [client.eq(self.client.payload), client_valid.eq(self.client.valid),
-                   frame_end_valid.eq(self.frame_end.valid),
-                   frame_end_void.eq(self.frame_end.void)]
-        if self._one_read:
-            m.d.sync += arrived
-        else:
-            m.d.comb += arrived
-
         # Which event enters (one of them at most), then the token as an AND-OR of the
         # sources: a multiplexer chain in priority order cost a LUT a bit per source.
         takes = {kind: Signal(name=f"takes_{kind.name.lower()}") for kind in (
             _Kind.FRAME_END, _Kind.CLIENT, _Kind.REVOKE, _Kind.CONTROL, _Kind.EXCHANGE)}
+
+        # The client port and the frame end. At W = 1 they enter a cycle after they arrive,
+        # and an event enters only in a cycle after one with none (the module docstring): a
+        # frame end right behind a message of its frame waits a cycle more, and no other
+        # event enters in a cycle where a client event or a frame end arrives.
+        client = Signal.like(self.client.payload, name="client")
+        client_valid, frame_end_valid, frame_end_void = Signal(), Signal(), Signal()
+        if spaced:
+            m.d.sync += [client.eq(self.client.payload), client_valid.eq(self.client.valid)]
+            with m.If(self.frame_end.valid):
+                m.d.sync += [frame_end_valid.eq(1), frame_end_void.eq(self.frame_end.void)]
+            with m.Elif(takes[_Kind.FRAME_END]):
+                m.d.sync += frame_end_valid.eq(0)
+        else:
+            m.d.comb += [client.eq(self.client.payload), client_valid.eq(self.client.valid),
+                         frame_end_valid.eq(self.frame_end.valid),
+                         frame_end_void.eq(self.frame_end.void)]
         asks = {_Kind.FRAME_END: frame_end_valid, _Kind.CLIENT: client_valid,
                 _Kind.REVOKE: (revoke_head != revoke_mark) & ~r_blocked,
                 _Kind.CONTROL: self.control.valid,
                 _Kind.EXCHANGE: self.exchange.valid & ~x_blocked}
-        fetch = Signal()            # this cycle reads the order table at an original
         order_addr = Cat(order_set(f0.user_ref_num), s0.event.session)
-        if self._one_read:
-            # A client Replace is fetched as it arrives; an Order Replaced in a cycle that
-            # nothing else asks for, and it enters in the next, before revokes and controls.
-            fetch_client = self.client.valid & has_orig(self.client.payload.event.msg_type)
-            fetched_x = Signal()    # the exchange port's event was fetched last cycle
-            x_unfetched = has_orig(x_type) & ~fetched_x
-            fetch_x = asks[_Kind.EXCHANGE] & x_unfetched & ~self.client.valid \
-                & ~self.frame_end.valid & ~Cat(asks[k] for k in (
-                    _Kind.FRAME_END, _Kind.CLIENT, _Kind.REVOKE, _Kind.CONTROL)).any()
-            m.d.sync += fetched_x.eq(fetch_x)
-            for kind in (_Kind.REVOKE, _Kind.CONTROL):
-                asks[kind] = asks[kind] & ~fetch_client & ~fetched_x
-            asks[_Kind.EXCHANGE] = asks[_Kind.EXCHANGE] & ~fetch_client & ~x_unfetched
-            arriving = self.client.payload.event
-            orig = Mux(fetch_client, arriving.fields.orig_user_ref_num,
-                       xp.fields.orig_user_ref_num)
-            m.d.comb += fetch.eq(fetch_client | fetch_x)
-            order_addr = Mux(fetch, Cat(order_set(orig), Mux(fetch_client, arriving.session,
-                                                             xp.session)), order_addr)
+        orig_read = Const(0)        # this cycle reads the order table at an original
+        if spaced:
+            free = ~tokens[1].valid
+            arriving = self.client.valid | self.frame_end.valid
+            asks[_Kind.FRAME_END] = asks[_Kind.FRAME_END] & free
+            for kind in (_Kind.REVOKE, _Kind.CONTROL, _Kind.EXCHANGE):
+                asks[kind] = asks[kind] & free & ~arriving
+            # A Replace's or an Order Replaced's original is read in the cycle after it
+            # entered, which no event enters.
+            t1 = tokens[1]
+            orig_read = t1.valid & has_orig(t1.event.msg_type)
+            order_addr = Mux(orig_read, Cat(order_set(t1.event.fields.orig_user_ref_num),
+                                            t1.event.session), order_addr)
         before = Const(0)
         for kind, take in takes.items():
             m.d.comb += take.eq(asks[kind] & ~before)
@@ -569,16 +581,15 @@ class Engine(wiring.Component):
         def stage(tables, at):
             return [getattr(t, at) for t in tables]
 
-        # The message's entry; read once, a fetch's (the original's) is a tap later at KEY,
-        # and at EXEC the value it had a cycle before (the fetch writes nothing).
-        taps = (PRICE, KEY, LIMITS) if self._one_read else (PRICE, KEY)
+        # The message's entry; at W = 1 also its original's, read a cycle later: a tap
+        # earlier at each stage.
+        taps = (PRICE, KEY, LIMITS) if spaced else (PRICE, KEY)
         orders_a = order_table("orders_a", kept, order_addr, taps, peek=True)
         vacated_a = order_table("vacated_a", 1, order_addr, taps, peek=True)
-        if self._one_read:
+        if spaced:
             orders_b, vacated_b = [], []
-            b_key_entries = stage(orders_a, f"tap{LIMITS}"), stage(vacated_a, f"tap{LIMITS}")
-            b_entries = ([late(t.value, 1, f"fetched{w}") for w, t in enumerate(orders_a)],
-                         [late(t.value, 1, f"fetched_vacated{w}") for w, t in enumerate(vacated_a)])
+            b_key_entries = stage(orders_a, f"tap{KEY - 1}"), stage(vacated_a, f"tap{KEY - 1}")
+            b_entries = stage(orders_a, f"tap{EXEC - 1}"), stage(vacated_a, f"tap{EXEC - 1}")
         else:
             # A Replace's original, read in the same cycle as the message's entry.
             orig_addr = Cat(order_set(f0.orig_user_ref_num), s0.event.session)
@@ -653,7 +664,9 @@ class Engine(wiring.Component):
         with m.Elif((k_type == _type(ouch.BrokenTrade)) | (k_type == _type(ouch.TradeCorrection))):
             m.d.comb += [key_known.eq(x_named), key_symbol.eq(x_key.symbol_index)]
         with m.Elif((sk.kind == _Kind.CLIENT) & (k_type == _type(ouch.ReplaceOrder))):
-            m.d.comb += [key_known.eq(b_live), key_symbol.eq(b_key.symbol_index)]
+            # Pending or live: a pending original has its symbol already, and an Order
+            # Replaced still in flight may make it live by EXEC (a client chaining Replaces).
+            m.d.comb += [key_known.eq(b_key_hits.any()), key_symbol.eq(b_key.symbol_index)]
         with m.Elif((sk.kind == _Kind.EXCHANGE) & (k_type == _type(ouch.OrderReplaced))):
             # The new order's pending entry, else the original's symbol (model _replaced).
             m.d.comb += [key_known.eq(a_named | b_live),
@@ -824,13 +837,13 @@ class Engine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.peek_kill_symbols), kill.symbol_read)
 
         # --- EXEC ------------------------------------------------------------------------
-        ev, xf_ = sx.event, sx.event.fields
-        s = ev.session
-        t_ = ev.msg_type
-        is_client = sx.valid & (sx.kind == _Kind.CLIENT)
-        is_exchange = sx.valid & (sx.kind == _Kind.EXCHANGE)
-        is_control = sx.valid & (sx.kind == _Kind.CONTROL)
-        code = sx.control.code
+        def decoded(t):
+            """A token's event, fields, session, type, kind flags and control code."""
+            kind = [t.valid & (t.kind == k) for k in (_Kind.CLIENT, _Kind.EXCHANGE, _Kind.CONTROL)]
+            return (t.event, t.event.fields, t.event.session, t.event.msg_type, *kind,
+                    t.control.code)
+
+        ev, xf_, s, t_, is_client, is_exchange, is_control, code = decoded(sx)
 
         def of_type(*classes):
             return Cat(t_ == _type(c) for c in classes).any()
@@ -938,14 +951,21 @@ class Engine(wiring.Component):
         m.submodules.credit_session = credit_session = CreditCheck(latency=0)
         m.submodules.credit_gateway = credit_gateway = CreditCheck(latency=0)
         m.d.comb += [
-            position.is_buy.eq(side_buy), position.add_quantity.eq(add_q),
+            # The checks take what the order brings and what its original releases (0 for an
+            # Enter), not the increase: that would be a carry chain before theirs.
+            position.is_buy.eq(side_buy), position.add_quantity.eq(xf_.quantity),
+            position.released.eq(Mux(is_enter, 0, orig_q)),
             position.position.eq(expo.position), position.working_buy.eq(expo.working_buy),
             position.working_sell.eq(expo.working_sell),
             position.max_long.eq(x_symbol.max_long), position.max_short.eq(x_symbol.max_short),
-            credit_session.add_notional.eq(add_n), credit_session.used.eq(credit[s]),
+            credit_session.add_notional.eq(own_product),
+            credit_session.released.eq(Mux(is_enter, 0, orig_charge)),
+            credit_session.used.eq(credit[s]),
             credit_session.limit.eq(x_sess.credit),
             credit_session.limit_loaded.eq(x_session_loaded),
-            credit_gateway.add_notional.eq(add_n), credit_gateway.used.eq(gateway_credit),
+            credit_gateway.add_notional.eq(own_product),
+            credit_gateway.released.eq(Mux(is_enter, 0, orig_charge)),
+            credit_gateway.used.eq(gateway_credit),
             credit_gateway.limit.eq(x_gateway.credit), credit_gateway.limit_loaded.eq(x_loaded_any),
         ]
         # Rule 11: the backlog flag as this event updates it (every event with a record does).
@@ -1014,8 +1034,6 @@ class Engine(wiring.Component):
 
         m.submodules.verdict = verdict = Verdict()
         m.d.comb += verdict.fires.eq(fires)
-        accepted = is_client & verdict.accept
-        places = accepted & orders_risk       # an Enter or Replace enters the order table
         with m.If(judged):
             m.d.comb += [
                 remembered.write_en.eq(1),
@@ -1026,7 +1044,43 @@ class Engine(wiring.Component):
                 remembered.write_data.symbol_known.eq(verdict_symbol_known),
                 remembered.write_data.symbol_index.eq(verdict_symbol),
             ]
-        with m.If(orders_risk & (xf_.user_ref_num > last_ref[s])):
+        newer = xf_.user_ref_num > last_ref[s]
+        # The rate keeps the frame's checkpoint from before its first message is judged.
+        m.d.comb += [rate.checkpoint.valid.eq(is_client & sx.opens_frame),
+                     rate.checkpoint.session.eq(s)]
+
+        # --- APPLY: the writes -------------------------------------------------------------
+        # At W = 1 the judgment above is registered here and the event writes a stage later:
+        # events enter at most every other cycle, so while one is here none is at EXEC, and
+        # every write lands before the next event's EXEC reads. At W = 8 this is EXEC.
+        def applied(value, name):
+            return late(value, apply - EXEC, f"{name}_applied")
+
+        (a, b, xe, expo, a_holds, a_hits, b_hits, same_set, a_named_x, a_live, b_live_x,
+         x_match, accept, reasons, primary, orders_risk, newer, verdict_symbol,
+         verdict_symbol_known, side_buy, add_q, add_n, msg_product, part_product, xe_notional,
+         x_time, queued, judged_cycle, backlog) = (applied(value, name) for name, value in (
+            ("a", a), ("b", b), ("xe", xe), ("expo", expo), ("a_holds", a_holds),
+            ("a_hits", a_hits), ("b_hits", b_hits), ("same_set", same_set),
+            ("a_named", a_named_x), ("a_live", a_live), ("b_live", b_live_x),
+            ("x_match", x_match), ("accept", verdict.accept), ("reasons", verdict.reasons),
+            ("primary", verdict.primary), ("orders_risk", orders_risk), ("newer", newer),
+            ("verdict_symbol", verdict_symbol), ("verdict_symbol_known", verdict_symbol_known),
+            ("side_buy", side_buy), ("add_q", add_q), ("add_n", add_n),
+            ("msg_product", notional.notional), ("part_product", order_product.product),
+            ("xe_notional", xe_notional), ("time", x_time), ("queued", self.queued),
+            ("cycle", self.cycle),
+            ("backlog", backlog)))
+        vacated_here = [applied(t.value, f"vacated{w}") for w, t in enumerate(vacated_a)]
+        orig_held = [applied(e.held, f"orig_held{w}") for w, e in enumerate(b_entries[0])]
+        sa = tokens[apply]
+        ev, xf_, s, t_, is_client, is_exchange, is_control, code = decoded(sa)
+        is_replace = of_type(ouch.ReplaceOrder)
+        is_buy_msg = xf_.side == ord(BUY)
+        malformed = ev.malformed.any()
+        accepted = is_client & accept
+        places = accepted & orders_risk       # an Enter or Replace enters the order table
+        with m.If(orders_risk & newer):
             m.d.sync += last_ref[s].eq(xf_.user_ref_num)
 
         # --- Exchange events, revokes: the new entry and the charges it moves ------------
@@ -1036,7 +1090,7 @@ class Engine(wiring.Component):
         def exchange_of(*classes):
             return is_exchange & of_type(*classes)
 
-        revoke = sx.valid & (sx.kind == _Kind.REVOKE)
+        revoke = sa.valid & (sa.kind == _Kind.REVOKE)
         x_accepted = exchange_of(ouch.OrderAccepted)
         x_replaced = exchange_of(ouch.OrderReplaced)
         x_reduced = exchange_of(ouch.OrderCanceled, ouch.AiqCanceled, ouch.OrderExecuted)
@@ -1065,19 +1119,17 @@ class Engine(wiring.Component):
                 m.d.comb += place.eq(1 << way)
         with m.If((a_hits & after).any()):
             m.d.comb += place.eq(a_hits & after)
+        count_unmatched = Signal()
+        write_execution = Signal()
+        new_execution = Signal(self._execution)
         d_position = Signal(signed(QUANTITY_BITS + 2))
         d_buy = Signal(signed(QUANTITY_BITS + 2))
         d_sell = Signal(signed(QUANTITY_BITS + 2))
         d_credit = Signal(signed(NOTIONAL + 1))
-        count_unmatched = Signal()
-        write_execution = Signal()
-        new_execution = Signal(self._execution)
         record_symbol_known = Signal()
         record_symbol = Signal(range(ny))
 
         dead = xf_.order_state == ord(DEAD)
-        msg_product = notional.notional
-        part_product = order_product.product    # the message's quantity x the order's price
         less = xf_.quantity < a.quantity        # a cancel or fill leaves some; a modify shrinks
         reduced = x_reduced & a_live
         modified = x_modified & a_live
@@ -1181,19 +1233,19 @@ class Engine(wiring.Component):
                     table.write_addr.eq(Cat(order_set(xf_.user_ref_num), s)),
                     *(table.write_data[name].eq(new_entry[name])
                       for name in table.write_data.shape().members),
-                    table.write_data.held.eq((fill & place[way]) ^ vacated_a[way].value)]
+                    table.write_data.held.eq((fill & place[way]) ^ vacated_here[way])]
             for table in (vacated_a + vacated_b)[way::ways]:
                 m.d.comb += [table.write_en.eq(orig_here & ~same_set),
                              table.write_addr.eq(Cat(order_set(xf_.orig_user_ref_num), s)),
-                             table.write_data.eq(b_entries[0][way].held)]
+                             table.write_data.eq(orig_held[way])]
         m.d.comb += [
             executions.write_en.eq(write_execution),
             executions.write_addr.eq(Cat(xf_.match_number[:exec_bits], s)),
             executions.write_data.eq(new_execution),
             # Every event writes back the word it read, changed or not: a write of an
             # unchanged word changes nothing, and the test would cost a LUT a bit.
-            exposure.write_en.eq(sx.valid),
-            exposure.write_addr.eq(Cat(late(key_symbol, EXEC - KEY, "e_symbol"), s)),
+            exposure.write_en.eq(sa.valid),
+            exposure.write_addr.eq(Cat(late(key_symbol, apply - KEY, "e_symbol"), s)),
             exposure.write_data.position.eq(expo.position + d_position),
             exposure.write_data.working_buy.eq(expo.working_buy + d_buy),
             exposure.write_data.working_sell.eq(expo.working_sell + d_sell),
@@ -1206,14 +1258,13 @@ class Engine(wiring.Component):
         # --- Frames (rule 10) -------------------------------------------------------------
         checkpoint = Signal(data.StructLayout({"armed": 1, "session": range(ns),
                                                "last_ref": REF_BITS, "verdicts": 16}))
-        opens = is_client & sx.opens_frame
+        opens = is_client & sa.opens_frame
         frame_session = Mux(opens, s, checkpoint.session)
         with m.If(opens):
             m.d.sync += [checkpoint.armed.eq(1), checkpoint.session.eq(s),
                          checkpoint.last_ref.eq(last_ref[s]), checkpoint.verdicts.eq(1)]
         with m.Elif(is_client & (s == checkpoint.session)):
             m.d.sync += checkpoint.verdicts.eq(checkpoint.verdicts + 1)
-        m.d.comb += [rate.checkpoint.valid.eq(opens), rate.checkpoint.session.eq(s)]
         with m.If(opens):
             m.d.sync += revoke_tail.eq(revoke_mark)     # a new frame: nothing to withdraw yet
         keeps = places & (s == frame_session) & (checkpoint.armed | opens)
@@ -1225,8 +1276,8 @@ class Engine(wiring.Component):
                      revoke_write.en.eq(keeps & room)]
         with m.If(keeps & room):
             m.d.sync += revoke_tail.eq(tail + 1)
-        frame_end = sx.valid & (sx.kind == _Kind.FRAME_END)
-        void = frame_end & sx.void & checkpoint.armed
+        frame_end = sa.valid & (sa.kind == _Kind.FRAME_END)
+        void = frame_end & sa.void & checkpoint.armed
         m.d.comb += rate.restore.eq(void)
         with m.If(frame_end):
             m.d.sync += checkpoint.armed.eq(0)
@@ -1238,24 +1289,24 @@ class Engine(wiring.Component):
 
         # --- Outputs: the verdict and the record ------------------------------------------
         m.d.comb += [
-            self.verdict.valid.eq(is_client), self.verdict.accept.eq(verdict.accept),
-            self.verdict.type_offset.eq(ev.type_offset), self.verdict.frame.eq(sx.frame),
+            self.verdict.valid.eq(is_client), self.verdict.accept.eq(accept),
+            self.verdict.type_offset.eq(ev.type_offset), self.verdict.frame.eq(sa.frame),
         ]
         rec = self.record.payload
-        emits = sx.valid & (~frame_end | void)
+        emits = sa.valid & (~frame_end | void)
         with m.If(emits):
             m.d.sync += backlogged.eq(backlog)
         m.d.comb += [
             self.record.valid.eq(emits),
-            rec.cycle.eq(self.cycle), rec.time_us.eq(x_time), rec.queued.eq(self.queued),
+            rec.cycle.eq(judged_cycle), rec.time_us.eq(x_time), rec.queued.eq(queued),
             rec.primary.eq(NO_PRIMARY),
             rec.session.eq(s),
         ]
         with m.If(is_client):
             m.d.comb += [
                 rec.kind.eq(Kind.VERDICT), rec.msg_type.eq(Mux(malformed, 0, t_)),
-                rec.accept.eq(verdict.accept), rec.reasons.eq(verdict.reasons),
-                rec.primary.eq(verdict.primary), rec.retransmit.eq(ev.retransmit),
+                rec.accept.eq(accept), rec.reasons.eq(reasons),
+                rec.primary.eq(primary), rec.retransmit.eq(ev.retransmit),
                 rec.symbol_known.eq(verdict_symbol_known),
                 rec.symbol_index.eq(Mux(verdict_symbol_known, verdict_symbol, 0)),
             ]
@@ -1274,7 +1325,7 @@ class Engine(wiring.Component):
                 rec.symbol_known.eq(record_symbol_known),
                 rec.symbol_index.eq(Mux(record_symbol_known, record_symbol, 0)),
             ]
-        with m.If(sx.valid & (sx.kind == _Kind.REVOKE)):
+        with m.If(sa.valid & (sa.kind == _Kind.REVOKE)):
             m.d.comb += [
                 rec.kind.eq(Kind.CONTROL), rec.control.eq(Control.REVOKE),
                 rec.user_ref_num.eq(xf_.user_ref_num),
@@ -1289,21 +1340,21 @@ class Engine(wiring.Component):
             m.d.comb += [rec.kind.eq(Kind.CONTROL), rec.control.eq(code), rec.session.eq(0)]
             with m.Switch(code):
                 with m.Case(Control.COMMIT):
-                    m.d.comb += rec.argument.eq(sx.epoch)
+                    m.d.comb += rec.argument.eq(sa.epoch)
                 with m.Case(Control.KILL, Control.RELEASE):
-                    m.d.comb += rec.argument.eq(sx.control.scope)
-                    with m.If(sx.control.scope == 1):
-                        m.d.comb += rec.session.eq(sx.control.index)
-                    with m.If(sx.control.scope == 2):
-                        m.d.comb += [rec.symbol_index.eq(sx.control.index),
+                    m.d.comb += rec.argument.eq(sa.control.scope)
+                    with m.If(sa.control.scope == 1):
+                        m.d.comb += rec.session.eq(sa.control.index)
+                    with m.If(sa.control.scope == 2):
+                        m.d.comb += [rec.symbol_index.eq(sa.control.index),
                                      rec.symbol_known.eq(1)]
                 with m.Case(Control.SET_REFERENCE):
-                    m.d.comb += [rec.symbol_index.eq(sx.control.index), rec.symbol_known.eq(1),
+                    m.d.comb += [rec.symbol_index.eq(sa.control.index), rec.symbol_known.eq(1),
                                  rec.price.eq(ev.digest),
                                  rec.argument.eq(xf_.symbol)]
                 with m.Case(Control.SESSION_SYNC):
-                    m.d.comb += [rec.session.eq(sx.control.index),
-                                 rec.argument.eq(sx.control.in_sync)]
+                    m.d.comb += [rec.session.eq(sa.control.index),
+                                 rec.argument.eq(sa.control.in_sync)]
 
         # --- Read-back --------------------------------------------------------------------
         m.d.comb += [
@@ -1311,8 +1362,8 @@ class Engine(wiring.Component):
             exposure.peek_addr.eq(Cat(self.peek_exposure.symbol, self.peek_exposure.session)),
             self.peek_exposure.data.eq(exposure.peek_data),
             self.peek_exposure.ok.eq(~sl.valid),     # no event read at KEY a cycle ago
-            # none read at READ a cycle ago, an event's or a fetch's
-            self.peek_order.ok.eq(~tokens[1].valid & ~late(fetch, 1, "fetch")),
+            # none read at READ a cycle ago, an event's or (at W = 1) an original's
+            self.peek_order.ok.eq(~tokens[1].valid & ~late(orig_read, 1, "orig_read")),
         ]
         # An order entry is (set, way): the slot's low bits name the way.
         # The UserRefNum is the set read and the entry's tag.
@@ -1334,7 +1385,7 @@ class Engine(wiring.Component):
             self.peek_order.valid.eq(peek_holds[peek_way]),
         ]
         for table in (*orders_a, *vacated_a):
-            m.d.comb += [table.read_en.eq(s0.valid | fetch),
+            m.d.comb += [table.read_en.eq(s0.valid | orig_read),
                          table.peek_addr.eq(Cat(self.peek_order.slot[way_bits:],
                                                 self.peek_order.session))]
         return m

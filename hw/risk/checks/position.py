@@ -3,6 +3,7 @@
 from amaranth.hdl import Module, Mux, signed
 from amaranth.lib.wiring import In
 
+from .carry_save import positive
 from .quantity import QUANTITY_BITS, Check, check_latency, decide
 
 __all__ = ["POSITION_BITS", "PositionCheck"]
@@ -13,12 +14,13 @@ POSITION_BITS = 32      # executed position, signed shares; working quantities u
 class PositionCheck(Check):
     """Fires when a share increase takes the projected long or short past its limit.
 
-    Projected long is ``position + working_buy + add_quantity`` (a buy), projected short
-    ``working_sell + add_quantity - position`` (a sell side). Each compare is the sign of
-    one signed sum of four operands (``max_long - position - working_buy - add_quantity``),
-    wide enough for every input the ports admit, so nothing wraps and the hardware equals
-    the model exactly. The caller ignores ``fire`` when the symbol is unknown or the order
-    has no side (the model does not run the check then).
+    The increase is ``add_quantity - released`` when positive (an Enter's quantity with
+    nothing released, a Replace's ``q2`` less its original's ``q1``). Projected long is
+    ``position + working_buy + increase`` (a buy), projected short ``working_sell + increase
+    - position`` (a sell side). Each compare is one carry chain over the five terms
+    (:func:`~.carry_save.positive`), wide enough for every input the ports admit, so nothing
+    wraps and the hardware equals the model exactly. The caller ignores ``fire`` when the
+    symbol is unknown or the order has no side (the model does not run the check then).
 
     Parameters
     ----------
@@ -30,8 +32,10 @@ class PositionCheck(Check):
     is_buy : In(1)
         Side ``B``; any other valid side (``S``, ``T``, ``E``) is a sell.
     add_quantity : In(QUANTITY_BITS)
-        The share increase (an Enter's quantity, a Replace's ``max(0, q2 - q1)``); 0 never
-        fires.
+        The shares the order brings (an Enter's quantity, a Replace's ``q2``).
+    released : In(QUANTITY_BITS)
+        The shares it releases (a Replace's original's ``q1``; 0 for an Enter). No increase
+        (``add_quantity <= released``) never fires.
     position : In(signed(POSITION_BITS))
     working_buy, working_sell : In(QUANTITY_BITS)
     max_long, max_short : In(32)
@@ -48,6 +52,7 @@ class PositionCheck(Check):
         super().__init__({
             "is_buy": In(1),
             "add_quantity": In(QUANTITY_BITS),
+            "released": In(QUANTITY_BITS),
             "position": In(signed(POSITION_BITS)),
             "working_buy": In(QUANTITY_BITS),
             "working_sell": In(QUANTITY_BITS),
@@ -57,13 +62,15 @@ class PositionCheck(Check):
 
     def elaborate(self, platform):
         m = Module()
-        add, position = self.add_quantity, self.position
+        add, released, position = self.add_quantity, self.released, self.position
         terms = decide(
             m, self._latency,
             is_buy=self.is_buy,
-            adds=add != 0,
-            long_over=self.max_long - position - self.working_buy - add < 0,
-            short_over=self.max_short + position - self.working_sell - add < 0)
+            adds=add > released,
+            long_over=positive((position, self.working_buy, add),
+                               (released, self.max_long)),
+            short_over=positive((self.working_sell, add),
+                                (released, position, self.max_short)))
         m.d.comb += self.fire.eq(
             terms["adds"] & Mux(terms["is_buy"], terms["long_over"], terms["short_over"]))
         return m

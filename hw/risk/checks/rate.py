@@ -1,6 +1,6 @@
 """Rate: every session's token bucket, throttle and trip (model rule 6), and its undo (rule 10)."""
 
-from amaranth.hdl import Array, Module, Mux, Signal
+from amaranth.hdl import Array, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -35,11 +35,13 @@ class Rate(wiring.Component):
     gives more tokens than the model; a re-commit with the same ``refill_us`` keeps the
     session's refill instants, exactly as the model does.
 
-    In one cycle the events apply in this order, the model's order for events with the
-    same ``t``: the microsecond's refill (the cycle's ``now_us`` is the time of everything
-    else), the checkpoint, the judgment, the restore, the commit. So a judgment in a
-    refill cycle sees the new token, and a judgment in a commit cycle is judged under the
-    limits before the commit (as if the order came just before it).
+    A judgment, a restore and a commit each come in a cycle of their own: each is one
+    event's, and the engine executes one event at a time. The microsecond's refill comes
+    first in its cycle (the cycle's ``now_us`` is the time of everything else) and the
+    checkpoint before the judgment, so a judgment in a refill cycle sees the new token.
+    That the three never share a cycle keeps the judgment's take (which waits for every
+    other check, ``others_fired``) out of the restore's and the commit's sums: the take
+    is the last step before a bucket's register.
 
     Parameters
     ----------
@@ -55,7 +57,8 @@ class Rate(wiring.Component):
         active ``session_limits`` entry; ``loaded``: bit ``s`` when session ``s`` is in the
         committed limits. The component keeps its own copy of the previous ones.
     judge : In(valid, session, others_fired; fire, trip)
-        An Enter or Replace of ``session`` at the execute stage; ``others_fired``: any
+        An Enter or Replace of ``session`` at the execute stage (not in a cycle with
+        ``restore`` or ``commit.valid``); ``others_fired``: any
         other check fired (no token is taken). ``fire``: RATE (the bucket is empty);
         ``trip``: the session's kill latch must be set. Both are 0 for a session that is not
         loaded and when ``valid`` is low.
@@ -64,7 +67,8 @@ class Rate(wiring.Component):
         ``throttled`` (before this cycle's judgment) and count the tokens its judgments
         take from now on (this cycle's included). A new checkpoint replaces the old one.
     restore : In(1)
-        The checkpointed frame ended void: give back the tokens counted (capped at
+        The checkpointed frame ended void (not in a cycle with a judgment, a checkpoint or
+        a commit): give back the tokens counted (capped at
         ``burst``; none when the session is no longer loaded) and put ``throttle_count``
         and ``throttled`` back. Acts on the checkpoint's session, then forgets the
         checkpoint (a second restore does nothing). A kill latch set by a trip stays set.
@@ -202,36 +206,39 @@ class Rate(wiring.Component):
         counted = opened.armed & take & (judge.session == opened.session)
         taken = Mux(counted, _saturating_increment(opened.taken), opened.taken)
 
-        judged_tokens = []
+        # The bucket after the refill, and after the judgment: one adder of a step in
+        # -1..1, the take its last input.
+        refilled, judged_tokens = [], []
         for s, b in enumerate(buckets):
-            tokens = Signal.like(b.tokens, name=f"judged_tokens{s}")
-            m.d.comb += tokens.eq(b.tokens + refills[s] - (take & (judge.session == s)))
-            judged_tokens.append(tokens)
+            step = Signal(signed(2), name=f"step{s}")
+            m.d.comb += step.eq(refills[s] - (take & (judge.session == s)))
+            judged = Signal.like(b.tokens, name=f"judged_tokens{s}")
+            m.d.comb += judged.eq(b.tokens + step)
+            refilled.append(self.tokens[s])
+            judged_tokens.append(judged)
 
         # 4. The restore (model rate_give_back), on the checkpoint's session: the tokens
-        # this cycle's judgment left, plus those taken since the checkpoint, capped.
-        restoring = self.restore & opened.armed
-        r_burst = select([lim.burst for lim in limits], opened.session, "r_burst")
+        # it has, plus those taken since the checkpoint, capped (no judgment this cycle).
+        restoring = self.restore & checkpoint.armed
+        r_burst = select([lim.burst for lim in limits], checkpoint.session, "r_burst")
         given = Signal(len(r_burst) + 1)
-        m.d.comb += given.eq(select(judged_tokens, opened.session, "r_tokens") + taken)
+        m.d.comb += given.eq(select(refilled, checkpoint.session, "r_tokens") + checkpoint.taken)
         given_back = Mux(given > r_burst, r_burst, given)
 
         # 5. Every session's next state: judgment, restore, then the commit (rate_commit).
         for s, (lim, b) in enumerate(zip(limits, buckets, strict=True)):
             judged = judge.session == s
-            restored = restoring & (opened.session == s)
-            tokens = Signal.like(b.tokens, name=f"tokens_next{s}")
-            m.d.comb += tokens.eq(judged_tokens[s])
-            with m.If(restored & lim.loaded):
-                m.d.comb += tokens.eq(given_back)
+            restored = restoring & (checkpoint.session == s)
             m.d.sync += [
-                b.tokens.eq(tokens),
+                b.tokens.eq(judged_tokens[s]),
                 b.wait.eq(Mux(self.tick & (b.wait == 0), lim.reload, b.wait - self.tick)),
             ]
+            with m.If(restored & lim.loaded):
+                m.d.sync += b.tokens.eq(given_back)
             with m.If(restored):
                 m.d.sync += [
-                    b.throttle_count.eq(opened.throttle_count),
-                    b.throttled.eq(opened.throttled),
+                    b.throttle_count.eq(checkpoint.throttle_count),
+                    b.throttled.eq(checkpoint.throttled),
                 ]
             with m.Elif(judge.fire & judged):
                 m.d.sync += [b.throttle_count.eq(j_count), b.throttled.eq(1)]
@@ -252,8 +259,8 @@ class Rate(wiring.Component):
                 with m.If(~self.commit.loaded[s]):
                     m.d.sync += b.tokens.eq(0)
                 # Newly loaded: a full bucket. A re-commit never refills: it caps the
-                # bucket at the new burst.
-                with m.Elif(~lim.loaded | (tokens > new.rate_burst)):
+                # bucket at the new burst (no judgment this cycle).
+                with m.Elif(~lim.loaded | (refilled[s] > new.rate_burst)):
                     m.d.sync += b.tokens.eq(new.rate_burst)
                 # Newly loaded, or the refill interval changed: refill instants count from
                 # now (reload equal: refill_us equal).
