@@ -21,8 +21,8 @@ KEY (2)    the symbol index (the hash table's answer, or the order or execution 
 LIMITS (3) the limits arrive; the event's time ``t`` is this cycle's ``now_us``; the
            stateless checks compare (registered); the kill latches are read
 EXEC (4)   forwarded table values, the stateful checks (position, credit, capacity,
-           duplicate, rate, kill, fail closed), the verdict
-APPLY      every table and register write, the verdict out, the record
+           duplicate, rate, kill, fail closed), the reason word
+APPLY      the verdict; every table and register write, the verdict out, the record
 =========  ==================================================================================
 
 Which event enters. A client message enters in the cycle it arrives (at W = 1 the next, see
@@ -41,9 +41,10 @@ each stage than the event's own: at ``KEY`` the tap at ``KEY - 1``, at ``EXEC`` 
 ``EXEC - 1``, every write before that cycle applied as to the event's own.
 
 At W = 1 (every source byte-serial). An event enters at most every other cycle, and the
-execute takes two stages: ``EXEC`` judges (the checks, the verdict, the rate and the kill
-trip) and its results are registered into ``APPLY`` (``EXEC + 1``), which writes every table
-and register the event changes. While an event is at ``APPLY`` none is at ``EXEC``, so what
+execute takes two stages: ``EXEC`` judges (every check's reason bit, the rate's fire and the
+kill trip) and its results are registered into ``APPLY`` (``EXEC + 1``), which encodes the
+verdict (accept, primary reason), takes the rate's token and writes every table and
+register the event changes. While an event is at ``APPLY`` none is at ``EXEC``, so what
 it writes is in place before the next event reads it there, and the loop from one event's
 state to the next one's judgment has two cycles, not one. A client event and a frame end
 enter a cycle after they arrive, and nothing else enters in their arrival cycle, so a client
@@ -874,7 +875,7 @@ class Engine(wiring.Component):
 
         # Time-aligned timebase for the stateful checks (see the module docstring).
         tick = late(self.tick, EXEC - LIMITS, "tick_exec")
-        m.submodules.rate = rate = Rate(regmap)
+        m.submodules.rate = rate = Rate(regmap, take_latency=apply - EXEC)
         m.submodules.fail_closed = fail_closed = FailClosed(regmap)
         commit_x = is_control & (code == Control.COMMIT)
         for i in range(ns):
@@ -1032,18 +1033,6 @@ class Engine(wiring.Component):
                              verdict_symbol_known.eq(known),
                              verdict_symbol.eq(Mux(is_enter, symbol_of_idx, b.symbol_index))]
 
-        m.submodules.verdict = verdict = Verdict()
-        m.d.comb += verdict.fires.eq(fires)
-        with m.If(judged):
-            m.d.comb += [
-                remembered.write_en.eq(1),
-                remembered.write_addr.eq(Cat(xf_.user_ref_num[:verdict_bits], s, is_modify)),
-                remembered.write_data.valid.eq(1),
-                remembered.write_data.digest.eq(ev.digest),
-                remembered.write_data.reasons.eq(fires),
-                remembered.write_data.symbol_known.eq(verdict_symbol_known),
-                remembered.write_data.symbol_index.eq(verdict_symbol),
-            ]
         newer = xf_.user_ref_num > last_ref[s]
         # The rate keeps the frame's checkpoint from before its first message is judged.
         m.d.comb += [rate.checkpoint.valid.eq(is_client & sx.opens_frame),
@@ -1057,14 +1046,14 @@ class Engine(wiring.Component):
             return late(value, apply - EXEC, f"{name}_applied")
 
         (a, b, xe, expo, a_holds, a_hits, b_hits, same_set, a_named_x, a_live, b_live_x,
-         x_match, accept, reasons, primary, orders_risk, newer, verdict_symbol,
+         x_match, fires, judged, orders_risk, newer, verdict_symbol,
          verdict_symbol_known, side_buy, add_q, add_n, msg_product, part_product, xe_notional,
          x_time, queued, judged_cycle, backlog) = (applied(value, name) for name, value in (
             ("a", a), ("b", b), ("xe", xe), ("expo", expo), ("a_holds", a_holds),
             ("a_hits", a_hits), ("b_hits", b_hits), ("same_set", same_set),
             ("a_named", a_named_x), ("a_live", a_live), ("b_live", b_live_x),
-            ("x_match", x_match), ("accept", verdict.accept), ("reasons", verdict.reasons),
-            ("primary", verdict.primary), ("orders_risk", orders_risk), ("newer", newer),
+            ("x_match", x_match), ("fires", fires), ("judged", judged),
+            ("orders_risk", orders_risk), ("newer", newer),
             ("verdict_symbol", verdict_symbol), ("verdict_symbol_known", verdict_symbol_known),
             ("side_buy", side_buy), ("add_q", add_q), ("add_n", add_n),
             ("msg_product", notional.notional), ("part_product", order_product.product),
@@ -1075,9 +1064,22 @@ class Engine(wiring.Component):
         orig_held = [applied(e.held, f"orig_held{w}") for w, e in enumerate(b_entries[0])]
         sa = tokens[apply]
         ev, xf_, s, t_, is_client, is_exchange, is_control, code = decoded(sa)
-        is_replace = of_type(ouch.ReplaceOrder)
+        is_replace, is_modify = of_type(ouch.ReplaceOrder), of_type(ouch.ModifyOrder)
         is_buy_msg = xf_.side == ord(BUY)
         malformed = ev.malformed.any()
+        m.submodules.verdict = verdict = Verdict()
+        m.d.comb += verdict.fires.eq(fires)
+        accept, reasons, primary = verdict.accept, verdict.reasons, verdict.primary
+        with m.If(judged):
+            m.d.comb += [
+                remembered.write_en.eq(1),
+                remembered.write_addr.eq(Cat(xf_.user_ref_num[:verdict_bits], s, is_modify)),
+                remembered.write_data.valid.eq(1),
+                remembered.write_data.digest.eq(ev.digest),
+                remembered.write_data.reasons.eq(fires),
+                remembered.write_data.symbol_known.eq(verdict_symbol_known),
+                remembered.write_data.symbol_index.eq(verdict_symbol),
+            ]
         accepted = is_client & accept
         places = accepted & orders_risk       # an Enter or Replace enters the order table
         with m.If(orders_risk & newer):

@@ -1,6 +1,6 @@
 """Rate: every session's token bucket, throttle and trip (model rule 6), and its undo (rule 10)."""
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -43,10 +43,20 @@ class Rate(wiring.Component):
     other check, ``others_fired``) out of the restore's and the commit's sums: the take
     is the last step before a bucket's register.
 
+    With ``take_latency`` 1 (the engine at W = 1, where an event writes a cycle after it is
+    judged) the take is registered and lands in the cycle after the judgment, which must
+    hold no judgment, checkpoint, restore or commit: the judgment's fire and trip then
+    wait for nothing but the bucket, and ``others_fired`` goes straight into a register.
+    The bucket is the model's all the same: in that cycle a refill counts the pending
+    take (a full bucket whose token is being taken still gains the refill), and the
+    read-back shows the bucket and the throttle as the take leaves them.
+
     Parameters
     ----------
     regmap : RegisterMap
         Gives ``n_sessions`` and the ``session_limits`` entry layout.
+    take_latency : 0 or 1
+        Cycles from a judgment to its take.
 
     Attributes
     ----------
@@ -83,15 +93,18 @@ class Rate(wiring.Component):
     Latency
     -------
     ``fire`` and ``trip`` are combinational from the registered state and the ``judge`` and
-    ``tick`` inputs. Every update lands at the clock edge, so the next cycle's judgment of
-    the same session sees it. The read-back outputs are combinational from registers and
-    ``tick``.
+    ``tick`` inputs. Every update lands at the clock edge (a take at ``take_latency`` 1 at
+    the next one), so the next judgment of the same session sees it. The read-back outputs
+    are combinational from registers and ``tick``.
     """
 
-    def __init__(self, regmap):
+    def __init__(self, regmap, *, take_latency=0):
         if not isinstance(regmap, RegisterMap):
             raise TypeError(f"regmap must be a RegisterMap, not {regmap!r}")
+        if take_latency not in (0, 1):
+            raise ValueError(f"take_latency must be 0 or 1, not {take_latency!r}")
         self._regmap = regmap
+        self._take_latency = take_latency
         n = regmap.n_sessions
         limits = entry_layout(regmap, "session_limits")
         burst, refill, trip_after = (limits[name].shape for name in (
@@ -152,23 +165,39 @@ class Rate(wiring.Component):
         limits = [Signal(self._limits, name=f"limits{s}") for s in range(n)]
         buckets = [Signal(self._bucket, name=f"bucket{s}") for s in range(n)]
         checkpoint = Signal(self._checkpoint)
+        judge = self.judge
+
+        # At take_latency 1 the take is last cycle's judgment's: a token was owed (the
+        # bucket was not empty) and no other check fired.
+        owed = Signal()
+        pending = [Const(0)] * n
+        if self._take_latency:
+            take_session = Signal.like(judge.session)
+            others_fired = Signal()
+            m.d.sync += [take_session.eq(judge.session), others_fired.eq(judge.others_fired)]
+            take = owed & ~others_fired
+            pending = [take & (take_session == s) for s in range(n)]
 
         # 1. The microsecond: every bucket as of this cycle's now_us. Tokens never exceed
-        # the burst (every write caps them), so "not full" is an equality test.
-        refills, empties = [], []
+        # the burst (every write caps them), so "not full" is an equality test; a bucket
+        # whose token is being taken is not full.
+        refills, empties, refilled = [], [], []
         for s, (lim, b) in enumerate(zip(limits, buckets, strict=True)):
             refill = Signal(name=f"refill{s}")
             empty = Signal(name=f"empty{s}")
+            visible = Signal.like(b.tokens, name=f"refilled{s}")
             m.d.comb += [
                 refill.eq(self.tick & lim.loaded & lim.refills & (b.wait == 0)
-                          & (b.tokens != lim.burst)),
+                          & ((b.tokens != lim.burst) | pending[s])),
                 empty.eq((b.tokens == 0) & ~refill),
-                self.tokens[s].eq(b.tokens + refill),
-                self.throttled[s].eq(b.throttled),
-                self.throttle_count[s].eq(b.throttle_count),
+                visible.eq(b.tokens + refill - pending[s]),
+                self.tokens[s].eq(visible),
+                self.throttled[s].eq(b.throttled & ~pending[s]),
+                self.throttle_count[s].eq(Mux(pending[s], 0, b.throttle_count)),
             ]
             refills.append(refill)
             empties.append(empty)
+            refilled.append(visible)
 
         def select(signals, index, name):
             """One session's signal, muxed once however many places use it."""
@@ -191,43 +220,50 @@ class Rate(wiring.Component):
             ]
 
         # 3. The judgment (model rate_take).
-        judge = self.judge
         j_empty = select(empties, judge.session, "j_empty")
         j_trip_after = select([lim.trip_after for lim in limits], judge.session, "j_trip_after")
         j_count = Signal.like(j_trip_after)
         m.d.comb += j_count.eq(_saturating_increment(
             select([b.throttle_count for b in buckets], judge.session, "j_throttle_count")))
         judging = judge.valid & select([lim.loaded for lim in limits], judge.session, "j_loaded")
-        take = judging & ~j_empty & ~judge.others_fired
+        if self._take_latency:
+            m.d.sync += owed.eq(judging & ~j_empty)
+        else:
+            take, take_session = judging & ~j_empty & ~judge.others_fired, judge.session
         m.d.comb += [
             judge.fire.eq(judging & j_empty),
             judge.trip.eq(judge.fire & (j_trip_after != 0) & (j_count >= j_trip_after)),
         ]
-        counted = opened.armed & take & (judge.session == opened.session)
+        counted = opened.armed & take & (take_session == opened.session)
         taken = Mux(counted, _saturating_increment(opened.taken), opened.taken)
 
-        # The bucket after the refill, and after the judgment: one adder of a step in
-        # -1..1, the take its last input.
-        refilled, judged_tokens = [], []
-        for s, b in enumerate(buckets):
-            step = Signal(signed(2), name=f"step{s}")
-            m.d.comb += step.eq(refills[s] - (take & (judge.session == s)))
-            judged = Signal.like(b.tokens, name=f"judged_tokens{s}")
-            m.d.comb += judged.eq(b.tokens + step)
-            refilled.append(self.tokens[s])
-            judged_tokens.append(judged)
+        # The bucket after the refill and the take: one adder of a step in -1..1, the take
+        # its last input (at take_latency 1 that is the refilled bucket itself).
+        judged_tokens = refilled
+        if not self._take_latency:
+            judged_tokens = []
+            for s, b in enumerate(buckets):
+                step = Signal(signed(2), name=f"step{s}")
+                m.d.comb += step.eq(refills[s] - (take & (take_session == s)))
+                judged = Signal.like(b.tokens, name=f"judged_tokens{s}")
+                m.d.comb += judged.eq(b.tokens + step)
+                judged_tokens.append(judged)
 
         # 4. The restore (model rate_give_back), on the checkpoint's session: the tokens
-        # it has, plus those taken since the checkpoint, capped (no judgment this cycle).
+        # it has, plus those taken since the checkpoint, capped (no judgment or take this
+        # cycle). The refill is the sum's carry in, not an adder before it.
         restoring = self.restore & checkpoint.armed
         r_burst = select([lim.burst for lim in limits], checkpoint.session, "r_burst")
         given = Signal(len(r_burst) + 1)
-        m.d.comb += given.eq(select(refilled, checkpoint.session, "r_tokens") + checkpoint.taken)
+        m.d.comb += given.eq(select([b.tokens for b in buckets], checkpoint.session, "r_tokens")
+                             + checkpoint.taken
+                             + select(refills, checkpoint.session, "r_refill"))
         given_back = Mux(given > r_burst, r_burst, given)
 
         # 5. Every session's next state: judgment, restore, then the commit (rate_commit).
         for s, (lim, b) in enumerate(zip(limits, buckets, strict=True)):
             judged = judge.session == s
+            took = take & (take_session == s)
             restored = restoring & (checkpoint.session == s)
             m.d.sync += [
                 b.tokens.eq(judged_tokens[s]),
@@ -242,7 +278,7 @@ class Rate(wiring.Component):
                 ]
             with m.Elif(judge.fire & judged):
                 m.d.sync += [b.throttle_count.eq(j_count), b.throttled.eq(1)]
-            with m.Elif(take & judged):
+            with m.Elif(took):
                 m.d.sync += [b.throttle_count.eq(0), b.throttled.eq(0)]
 
             new = self.commit.limits[s]
@@ -259,8 +295,10 @@ class Rate(wiring.Component):
                 with m.If(~self.commit.loaded[s]):
                     m.d.sync += b.tokens.eq(0)
                 # Newly loaded: a full bucket. A re-commit never refills: it caps the
-                # bucket at the new burst (no judgment this cycle).
-                with m.Elif(~lim.loaded | (refilled[s] > new.rate_burst)):
+                # bucket at the new burst (no judgment or take this cycle). The refilled
+                # bucket is compared from the register, not through the refill's adder.
+                above = (b.tokens > new.rate_burst) | (refills[s] & (b.tokens == new.rate_burst))
+                with m.Elif(~lim.loaded | above):
                     m.d.sync += b.tokens.eq(new.rate_burst)
                 # Newly loaded, or the refill interval changed: refill instants count from
                 # now (reload equal: refill_us equal).
