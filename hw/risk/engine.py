@@ -386,12 +386,13 @@ class Engine(wiring.Component):
         revokes = memory.Memory(shape=data.StructLayout({"session": range(ns), "ref": REF_BITS}),
                                 depth=REVOKE_DEPTH, init=[])
         m.submodules.revokes = revokes
-        revoke_read = revokes.read_port(domain="comb")
         revoke_write = revokes.write_port()
+        # The head entry is read a cycle ahead (at the head it will be), so that the choice of
+        # the entering event starts from a register, not through the memory's read.
+        revoke_read = revokes.read_port(transparent_for=(revoke_write,))
         ptr = range(2 * REVOKE_DEPTH)   # one more bit than the address: full and empty differ
         revoke_head, revoke_mark, revoke_tail = (Signal(ptr, name=n) for n in (
             "revoke_head", "revoke_mark", "revoke_tail"))
-        m.d.comb += revoke_read.addr.eq(revoke_head)
 
         ways = self._order_ways
         way_bits = (ways - 1).bit_length()
@@ -526,6 +527,7 @@ class Engine(wiring.Component):
         ]
         with m.If(commits):
             m.d.sync += [bank.eq(~bank), epoch.eq(epoch + 1)]
+        m.d.comb += revoke_read.addr.eq(revoke_head + takes[_Kind.REVOKE])
         with m.If(takes[_Kind.REVOKE]):
             m.d.sync += revoke_head.eq(revoke_head + 1)
 
@@ -612,8 +614,16 @@ class Engine(wiring.Component):
         m.submodules.lookup = lookup = SymbolLookup(regmap)
         wiring.connect(m, wiring.flipped(self.write_symbol_hash), lookup.write)
         wiring.connect(m, wiring.flipped(self.peek_symbol_hash), lookup.peek)
-        m.d.comb += [lookup.write_bank.eq(~bank), lookup.i.valid.eq(s0.valid),
-                     lookup.i.bank.eq(s0.bank), lookup.i.symbol.eq(f0.symbol)]
+        m.d.comb += lookup.write_bank.eq(~bank)
+        if spaced:
+            # Only an Enter uses the answer, and at W = 1 a client event enters as soon as
+            # it is held: the probe starts from the held message, not after the choice of
+            # the entering event (the H3 hash and the choice were one path).
+            m.d.comb += [lookup.i.valid.eq(takes[_Kind.CLIENT]), lookup.i.bank.eq(bank),
+                         lookup.i.symbol.eq(client.event.fields.symbol)]
+        else:
+            m.d.comb += [lookup.i.valid.eq(s0.valid), lookup.i.bank.eq(s0.bank),
+                         lookup.i.symbol.eq(f0.symbol)]
 
         # The products, started as early as their operands exist. The message's own
         # quantity x price (an order's notional, an execution's, a confirmed Replace's) in

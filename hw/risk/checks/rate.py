@@ -21,10 +21,11 @@ class Rate(wiring.Component):
 
     Each session keeps its bucket as the model does (:func:`wiregate.sw.model.tokens_at`):
     ``tokens`` as of the last refill instant credited, and instead of that instant (the
-    model's ``refill_mark``) the microseconds left until the next one, ``wait = refill_us -
-    1 - (t - refill_mark)``. At each microsecond (``tick``) a session whose ``wait`` is 0
-    gains a token (capped at ``burst``) and ``wait`` starts again at ``refill_us - 1``, so
-    no division is ever needed, nor any instant: ``tick`` is the only time input.
+    model's ``refill_mark``) the microseconds until the next one, ``wait = refill_us - (t -
+    refill_mark)``. At each microsecond (``tick``) a session whose ``wait`` is 1 gains a
+    token (capped at ``burst``) and ``wait`` starts again at ``refill_us``, so no division
+    is ever needed, nor any instant, nor a subtractor for the restart: ``tick`` is the only
+    time input.
     ``refill_us`` 0 never refills.
 
     The model's ``rate_take`` is the judgment, ``rate_commit`` the commit and
@@ -109,14 +110,12 @@ class Rate(wiring.Component):
         limits = entry_layout(regmap, "session_limits")
         burst, refill, trip_after = (limits[name].shape for name in (
             "rate_burst", "rate_refill_us", "rate_trip_after"))
-        # Per session: the rate limits last committed, and the bucket. ``reload`` is
-        # ``refill_us - 1``, what ``wait`` restarts at, kept so that no session needs a
-        # subtractor for it at every refill.
+        # Per session: the rate limits last committed, and the bucket.
         self._limits = data.StructLayout({
             "loaded": 1,
             "burst": burst,
             "refills": 1,
-            "reload": refill,
+            "refill_us": refill,
             "trip_after": trip_after,
         })
         self._bucket = data.StructLayout({
@@ -187,7 +186,7 @@ class Rate(wiring.Component):
             empty = Signal(name=f"empty{s}")
             visible = Signal.like(b.tokens, name=f"refilled{s}")
             m.d.comb += [
-                refill.eq(self.tick & lim.loaded & lim.refills & (b.wait == 0)
+                refill.eq(self.tick & lim.loaded & lim.refills & (b.wait == 1)
                           & ((b.tokens != lim.burst) | pending[s])),
                 empty.eq((b.tokens == 0) & ~refill),
                 visible.eq(b.tokens + refill - pending[s]),
@@ -267,7 +266,7 @@ class Rate(wiring.Component):
             restored = restoring & (checkpoint.session == s)
             m.d.sync += [
                 b.tokens.eq(judged_tokens[s]),
-                b.wait.eq(Mux(self.tick & (b.wait == 0), lim.reload, b.wait - self.tick)),
+                b.wait.eq(Mux(self.tick & (b.wait == 1), lim.refill_us, b.wait - self.tick)),
             ]
             with m.If(restored & lim.loaded):
                 m.d.sync += b.tokens.eq(given_back)
@@ -282,14 +281,12 @@ class Rate(wiring.Component):
                 m.d.sync += [b.throttle_count.eq(0), b.throttled.eq(0)]
 
             new = self.commit.limits[s]
-            reload = Signal.like(lim.reload, name=f"reload{s}")
-            m.d.comb += reload.eq(new.rate_refill_us - 1)
             with m.If(self.commit.valid):
                 m.d.sync += [
                     lim.loaded.eq(self.commit.loaded[s]),
                     lim.burst.eq(new.rate_burst),
                     lim.refills.eq(new.rate_refill_us != 0),
-                    lim.reload.eq(reload),
+                    lim.refill_us.eq(new.rate_refill_us),
                     lim.trip_after.eq(new.rate_trip_after),
                 ]
                 with m.If(~self.commit.loaded[s]):
@@ -301,9 +298,9 @@ class Rate(wiring.Component):
                 with m.Elif(~lim.loaded | above):
                     m.d.sync += b.tokens.eq(new.rate_burst)
                 # Newly loaded, or the refill interval changed: refill instants count from
-                # now (reload equal: refill_us equal).
-                with m.If(~lim.loaded | (lim.reload != reload)):
-                    m.d.sync += b.wait.eq(reload)
+                # now.
+                with m.If(~lim.loaded | (lim.refill_us != new.rate_refill_us)):
+                    m.d.sync += b.wait.eq(new.rate_refill_us)
 
         m.d.sync += [checkpoint.eq(opened), checkpoint.taken.eq(taken)]
         with m.If(self.restore):
