@@ -250,7 +250,7 @@ class Rate(wiring.Component):
 
         # 4. The restore (model rate_give_back), on the checkpoint's session: the tokens
         # it has, plus those taken since the checkpoint, capped (no judgment or take this
-        # cycle). The refill is the sum's carry in, not an adder before it.
+        # cycle). The refill is the sum's third term, not an adder before it.
         restoring = self.restore & checkpoint.armed
         r_burst = select([lim.burst for lim in limits], checkpoint.session, "r_burst")
         given = Signal(len(r_burst) + 1)
