@@ -54,6 +54,7 @@ from wiregate.sw.tables import SymbolHash
 
 __all__ = [
     "ACCESS_MEANING",
+    "COUNT_BITS",
     "MAGIC",
     "VERSION",
     "WORD_BITS",
@@ -67,6 +68,9 @@ __all__ = [
 ]
 
 WORD_BITS = 32
+# The gateway's live event counters: each holds at 2**COUNT_BITS - 1 (never wraps), and the
+# map's 64-bit counter registers read it zero-extended.
+COUNT_BITS = 32
 _WORD_MASK = (1 << WORD_BITS) - 1
 
 MAGIC = int.from_bytes(b"WGTE", "big")   # 0x57475445: "WGTE" read as a big-endian word
@@ -403,7 +407,9 @@ _GROUPS = {
     "counters": ("Counters",
                  "64-bit event counters (low word first). Reads return a snapshot: writing "
                  "counter_control.snapshot copies every live counter at once, so a set of "
-                 "reads is consistent and a 64-bit value never tears."),
+                 "reads is consistent and a 64-bit value never tears. The gateway counts in "
+                 f"{COUNT_BITS} bits and holds a count at its top, 2**{COUNT_BITS} - 1 "
+                 "(never wrapping to a small number); the high word reads 0."),
 }
 
 _COUNTERS = (

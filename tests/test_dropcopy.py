@@ -11,13 +11,13 @@ import gc
 import random
 import warnings
 from dataclasses import dataclass, field, replace
-from types import SimpleNamespace
 
 import pytest
 from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
 from wiregate.hw.control.dropcopy import DropCopy, record_layout
+from wiregate.hw.counters import COUNT_BITS
 from wiregate.sim.beats import frames_from_cycles, unpack_beat
 from wiregate.sim.layouts import pack
 from wiregate.sw.dropcopy import (
@@ -95,10 +95,10 @@ class Outcome:
     stream: bytes = b""
 
 
-def run(width, depth, schedule, seed, regmap):
+def run(width, depth, schedule, seed, count_bits):
     """Drive ``schedule`` (per cycle: a record or None, ``o.ready``), then drain with
     ``o.ready`` high."""
-    dut = DropCopy(width, regmap, depth=depth)
+    dut = DropCopy(width, REGMAP, depth=depth, count_bits=count_bits)
     top = (1 << len(dut.count_records)) - 1   # the counters saturate there
     out = Outcome()
     # More than the drain of a full queue takes.
@@ -154,9 +154,9 @@ def run(width, depth, schedule, seed, regmap):
     return out
 
 
-def check(width, depth, schedule, seed, regmap=REGMAP):
+def check(width, depth, schedule, seed, count_bits=COUNT_BITS):
     """Run ``schedule``, decode the bytes out, and compare everything."""
-    out = run(width, depth, schedule, seed, regmap)
+    out = run(width, depth, schedule, seed, count_bits)
     frames = frames_from_cycles(out.beats)
     assert all(len(b) == RECORD_SIZE and not error for b, error in frames), f"seed {seed}"
     out.stream = b"".join(b for b, _ in frames)
@@ -238,22 +238,14 @@ def test_overflow_while_the_host_stalls(width):
 
 
 def test_counters_saturate():
-    # A register map whose counters are 3 bits wide: both stop at 7, never wrap to 0.
-    class NarrowCounters:
-        n_sessions, n_symbols = REGMAP.n_sessions, REGMAP.n_symbols   # LAYOUT's records
-
-        @staticmethod
-        def register(name):
-            assert name == "dropcopy_records"
-            return SimpleNamespace(width=3)
-
+    # Counters 3 bits wide: both stop at 7, never wrap to 0.
     rng = random.Random(3)
     stalled = [(random_record(rng), False) for _ in range(24)]
     spaced = [(None, True)] * (3 * RECORD_SIZE // 8)   # the three kept drain first
     for _ in range(8):
         spaced.append((random_record(rng), True))
         spaced.extend([(None, True)] * (RECORD_SIZE // 8))
-    out = check(8, 2, stalled + spaced, seed=None, regmap=NarrowCounters())
+    out = check(8, 2, stalled + spaced, seed=None, count_bits=3)
     assert (len(out.records), len(out.lost)) == (3 + 8, 21)
     assert out.counters == {"records": 7, "overflow": 7, "top": 7}
 

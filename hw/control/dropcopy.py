@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 from wiregate.sw.dropcopy import KIND_FIELDS, RECORD_FIELDS, RECORD_SIZE, empty_value
 from wiregate.sw.regmap import RegisterMap
 
-from ..counters import count_event
+from ..counters import COUNT_BITS, count_event
 from ..ingress.ouch_extract import PRICE_BITS
 from ..stream import beat_signature, check_width
 
@@ -137,9 +137,12 @@ class DropCopy(wiring.Component):
     width : int
         Bytes per output beat (1 or 8).
     regmap : RegisterMap
-        Gives the counter width (that of ``dropcopy_records``).
+        Gives the record layout's sizes.
     depth : int
         Records the queue holds, a power of two.
+    count_bits : int
+        The counters' width (:data:`wiregate.sw.regmap.COUNT_BITS`; a test makes them
+        narrow enough to saturate).
 
     Attributes
     ----------
@@ -153,9 +156,9 @@ class DropCopy(wiring.Component):
         ``last`` on the final lane of its last beat, ``error`` never. Honours ``o.ready``.
     queued : Out(QUEUED_BITS)
         Records in the queue (see Fill).
-    count_records : Out(counter)
+    count_records : Out(count_bits)
         Records sent whole on ``o`` (saturating).
-    count_overflow : Out(counter)
+    count_overflow : Out(count_bits)
         Records lost (saturating).
 
     Latency
@@ -166,7 +169,7 @@ class DropCopy(wiring.Component):
     stays high.
     """
 
-    def __init__(self, width, regmap, depth=512):
+    def __init__(self, width, regmap, depth=512, count_bits=COUNT_BITS):
         self._width = check_width(width)
         if not isinstance(depth, int) or isinstance(depth, bool):
             raise TypeError(f"Depth must be an integer number of rows, not {depth!r}")
@@ -176,13 +179,12 @@ class DropCopy(wiring.Component):
             raise ValueError(f"Depth {depth}: its fill does not fit the record's queued field")
         self._depth = depth
         self._regmap = regmap
-        counter = regmap.register("dropcopy_records").width
         super().__init__({
             "i": In(stream.Signature(record_layout(regmap), always_ready=True)),
             "o": Out(beat_signature(width, always_ready=False)),
             "queued": Out(QUEUED_BITS),
-            "count_records": Out(counter),
-            "count_overflow": Out(counter),
+            "count_records": Out(count_bits),
+            "count_overflow": Out(count_bits),
         })
 
     @property

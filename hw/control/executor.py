@@ -23,7 +23,7 @@ from wiregate.sw.control import (
 from wiregate.sw.model import SCOPES
 from wiregate.sw.regmap import WORD_BITS, Access, RegisterMap
 
-from ..counters import count_event
+from ..counters import COUNT_BITS, count_event
 from ..stream import beat_signature
 from .deframer import buffer_signature, frame_layout, header_field
 from .register_file import bus_signature
@@ -76,8 +76,9 @@ class Executor(wiring.Component):
     response : Out(beat stream, W = 1)
         The response frame without its CRC: ``first`` on the header's first byte, ``last``
         on the payload's last.
-    count_control_commands, count_control_frame_errors, count_control_command_errors : Out(32)
-        Frames answered, by :attr:`wiregate.sw.control.Status.counter` (saturating).
+    count_control_commands, count_control_frame_errors, count_control_command_errors : Out
+        Frames answered, by :attr:`wiregate.sw.control.Status.counter` (saturating,
+        :data:`wiregate.sw.regmap.COUNT_BITS` wide).
 
     Latency
     -------
@@ -94,7 +95,7 @@ class Executor(wiring.Component):
             "buffer": Out(buffer_signature()),
             "bus": Out(bus_signature(regmap)),
             "response": Out(beat_signature(1, always_ready=False)),
-            **{f"count_{name}": Out(32) for name in COUNTERS},
+            **{f"count_{name}": Out(COUNT_BITS) for name in COUNTERS},
         })
 
     @property

@@ -67,6 +67,7 @@ from wiregate.sw.dropcopy import Control
 from wiregate.sw.model import SCOPES
 from wiregate.sw.regmap import WORD_BITS, Access, RegisterMap
 
+from ..counters import COUNT_BITS
 from ..ingress.ouch_extract import PRICE_BITS
 from ..tables import entry_layout, read_signature, write_signature
 from ..timebase import TIME_BITS
@@ -192,12 +193,12 @@ class RegisterFile(wiring.Component):
         Read as the ``session_state`` table.
     gateway_credit_used : In(64)
         Read as the register of the same name.
-    count_<counter> : In(64)
-        Every register of the ``counters`` block: the live count, as wide as the register.
-        A narrower counter is zero-extended by its ``eq``, and synthesis then drops the
-        constant high half of its capture register. Reads return ``live - base`` as of
-        the last ``counter_control.snapshot``; ``counter_control.clear`` sets
-        ``base = live``. ``live`` is the count two cycles after the write is taken.
+    count_<counter> : In(:data:`wiregate.sw.regmap.COUNT_BITS`)
+        Every register of the ``counters`` block: the live count, saturating (so never
+        below an earlier copy of itself). Reads return ``live - base`` as of the last
+        ``counter_control.snapshot``, zero-extended to the register's 64 bits;
+        ``counter_control.clear`` sets ``base = live``. ``live`` is the count two cycles
+        after the write is taken.
 
     Latency
     -------
@@ -236,7 +237,7 @@ class RegisterFile(wiring.Component):
                                                  regmap.n_sessions)),
             "gateway_credit_used": In(reg("gateway_credit_used").width),
             "reading": Out(1),
-            **{f"count_{r.name}": In(r.width) for r in regmap.group("counters")},
+            **{f"count_{r.name}": In(COUNT_BITS) for r in regmap.group("counters")},
         })
 
     @property
@@ -330,11 +331,13 @@ class RegisterFile(wiring.Component):
         group = regmap.group("counters")
         n = len(group)
         first = group[0].address
-        width = max(r.width for r in group)
         if any(r.addresses != tuple(range(first + 2 * k, first + 2 * k + 2))
-               for k, r in enumerate(group)) or width != 2 * WORD_BITS:
+               or r.width != 2 * WORD_BITS for k, r in enumerate(group)):
             raise ValueError("the counters must be 64-bit registers at consecutive addresses")
-        capture = [Signal(r.width, name=f"{r.name}_capture") for r in group]
+        # The captures, the memories and the sweep are as wide as the live counters: a
+        # snapshot's high bits are zeros (a saturating count never falls below its base).
+        width = COUNT_BITS
+        capture = [Signal(width, name=f"{r.name}_capture") for r in group]
         lut_ram = {"ram_style": "distributed"}
         m.submodules.counter_base = base = Memory(shape=width, depth=n, init=[], attrs=lut_ram)
         m.submodules.counter_snapshot = snapshots = Memory(shape=width, depth=n, init=[],
@@ -343,7 +346,7 @@ class RegisterFile(wiring.Component):
         # in each group of SWEEP_GROUP (a register per group), the next cycle picks the group's
         # register and reads the base, the cycle after subtracts (and writes the base), the
         # last writes the snapshot. No stage holds more than one narrow mux or one carry
-        # chain: the 36-to-1 select of 64-bit captures in one cycle was the block's critical
+        # chain: the 36-to-1 select of the captures in one cycle was the block's critical
         # path.
         base_read, base_write = base.read_port(), base.write_port()
         snapshot_write, snapshot_read = snapshots.write_port(), snapshots.read_port()
@@ -405,7 +408,7 @@ class RegisterFile(wiring.Component):
             snapshot_write.en.eq(subtracted),
         ]
         # After the clear if both: the snapshot uses the old base. The difference is written
-        # a cycle after it is taken: its 64-bit carry chain and the LUT RAM's write in one
+        # a cycle after it is taken: its carry chain and the LUT RAM's write in one
         # cycle were the block's slowest path.
         m.d.sync += [difference.eq(captured - base_read.data), at_difference.eq(at),
                      subtracted.eq(writing & snapshot)]
@@ -670,7 +673,8 @@ class RegisterFile(wiring.Component):
             m.d.sync += part.eq(reduce(operator.or_, hits))
             parts.append(part)
         m.d.comb += bus.read_data.eq(Mux(counter_word,
-                                         snapshot_read.data.word_select(high_word, WORD_BITS),
+                                         Cat(snapshot_read.data, Const(0, 2 * WORD_BITS - width))
+                                         .word_select(high_word, WORD_BITS),
                                          reduce(operator.or_, parts)))
         m.d.sync += counter_word.eq(counter_go)
         m.d.sync += bus.read_valid.eq(read_en & ~table_read & ~reads_counter | answered_1

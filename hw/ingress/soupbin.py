@@ -17,6 +17,7 @@ the state after its last byte.
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.enum import Enum
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.regmap import RegisterMap
@@ -175,10 +176,17 @@ class SoupBinFramer(wiring.Component):
             with m.If(Cat(active).any()):
                 m.d.sync += started.eq(1)
 
-        saved = [Signal(STATE_LAYOUT, name=f"saved_{k}", init=FRESH_STATE) for k in range(n)]
+        # Each session's saved state is a row of LUT RAM, not flip-flops: the RAM's read port
+        # is the session select (a multiplexer of every session's state was most of the
+        # block). Reset leaves it as it was: a session's state is read only for a new
+        # segment, which follows a SYN, and the SYN's frame saved a fresh state.
+        m.submodules.saved = saved = Memory(shape=STATE_LAYOUT, depth=n, init=[FRESH_STATE] * n,
+                                            attrs={"ram_style": "distributed"})
+        saved_read = saved.read_port(domain="comb")
         current = Signal(STATE_LAYOUT, init=FRESH_STATE)
         fresh = Const(FRESH_STATE, STATE_LAYOUT)
-        session_saved = Cat(saved).word_select(tracked.beat.session, STATE_LAYOUT.size)
+        m.d.comb += saved_read.addr.eq(tracked.beat.session)
+        session_saved = saved_read.data
         # A frame's first payload beat loads the session's saved state for a new segment,
         # else a fresh one. The lanes' state is chosen as ``chain`` is but without
         # ``active`` (the tracker's hit and segment, late in the cycle: the path through
@@ -227,12 +235,10 @@ class SoupBinFramer(wiring.Component):
         save_1 = Signal(Save)
         session_1 = Signal.like(tracked.beat.session)
         m.d.sync += [save_1.eq(save), session_1.eq(tracked.beat.session)]
-        for k in range(n):
-            with m.If(session_1 == k):
-                with m.If(save_1 == Save.CHAIN):
-                    m.d.sync += saved[k].eq(current)
-                with m.Elif(save_1 == Save.FRESH):
-                    m.d.sync += saved[k].eq(fresh)
+        saved_write = saved.write_port()
+        m.d.comb += [saved_write.addr.eq(session_1),
+                     saved_write.data.eq(Mux(save_1 == Save.CHAIN, current, fresh)),
+                     saved_write.en.eq((save_1 == Save.CHAIN) | (save_1 == Save.FRESH))]
 
         o = self.o.payload
         m.d.sync += [

@@ -14,6 +14,7 @@ frame, which the exchange will not accept either, never moves the tracker.
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.enum import Enum
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.regmap import RegisterMap
@@ -107,7 +108,12 @@ class TcpTracker(wiring.Component):
         lanes = beat.beat.lanes
 
         states = [Signal(StreamState, name=f"state_{k}") for k in range(n)]
-        nexts = [Signal(32, name=f"next_{k}") for k in range(n)]
+        # Each session's next expected sequence number is a row of LUT RAM (the read port is
+        # the session select); it is read only in the SYNCED state, which a SYN's commit
+        # enters with the number written, so reset need not clear it.
+        m.submodules.nexts = nexts = Memory(shape=32, depth=n, init=[],
+                                            attrs={"ram_style": "distributed"})
+        next_read, next_write = nexts.read_port(domain="comb"), nexts.write_port()
         m.d.comb += self.in_sync.eq(Cat(s == StreamState.SYNCED for s in states))
 
         # Stage 1: the session's state and the segment's end, registered with the beat. The
@@ -118,10 +124,11 @@ class TcpTracker(wiring.Component):
         state = Signal(StreamState)
         expected = Signal(32)
         seq_end = Signal(32)
+        m.d.comb += next_read.addr.eq(beat.session)
         m.d.sync += [
             valid.eq(self.i.valid),
             state.eq(Cat(states).word_select(beat.session, 2)),
-            expected.eq(Cat(nexts).word_select(beat.session, 32)),
+            expected.eq(next_read.data),
             seq_end.eq(hdr.seq + hdr.payload_len),
         ]
         delayed = Signal(session_beat_layout(self._width, self._regmap), name="beat_1")
@@ -187,7 +194,9 @@ class TcpTracker(wiring.Component):
             m.d.comb += new_state.eq(StreamState.IDLE)
         for k in range(n):
             with m.If(commit & (session == k)):
-                m.d.sync += [states[k].eq(new_state), nexts[k].eq(new_next)]
+                m.d.sync += states[k].eq(new_state)
+        m.d.comb += [next_write.addr.eq(session),
+                     next_write.data.eq(new_next), next_write.en.eq(commit)]
 
         m.d.sync += [
             self.o.valid.eq(valid),
