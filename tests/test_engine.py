@@ -1077,12 +1077,12 @@ def test_backlog_rejects_new_orders_until_the_host_reads():
     script = Script(limits())
     script.at(1).client(0, *(enter(ref, quantity=1) for ref in range(1, 14)), cancel(1))
     for k in range(14):
-        script.at(20 + 16 * k).client(1, enter(k + 1, quantity=1))
+        script.at(20 + 18 * k).client(1, enter(k + 1, quantity=1))
     out = check_engine(script.items, dense=1.0, reader=lambda cycle: cycle % 5 == 0)
     seen = [(rec["session"], rec["queued"], rec["reasons"] >> R.BACKLOG & 1)
             for rec in out.records if rec["kind"] == Kind.VERDICT and rec["msg_type"] == ord("O")]
     assert (0, 8, 1) in seen and (1, 3, 1) in seen, seen
-    assert fired(out, R.BACKLOG) == 3, seen
+    assert fired(out, R.BACKLOG) == 4, seen
     assert all(v.accept for v in out.verdicts if v.msg_type == b"X"), seen
     assert all(v.accept for v in out.verdicts[-12:]), seen
     assert not out.gate.kill_gateway and not any(out.gate.kill_session)

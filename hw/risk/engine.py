@@ -40,20 +40,23 @@ original in the cycle after its event entered (below), and its entry comes a tap
 each stage than the event's own: at ``KEY`` the tap at ``KEY - 1``, at ``EXEC`` the tap at
 ``EXEC - 1``, every write before that cycle applied as to the event's own.
 
-At W = 1 (every source byte-serial). An event enters at most every other cycle, and the
-execute takes two stages: ``EXEC`` judges (every check's reason bit, the rate's fire and the
-kill trip) and its results are registered into ``APPLY`` (``EXEC + 1``), which encodes the
-verdict (accept, primary reason), takes the rate's token and writes every table and
-register the event changes. While an event is at ``APPLY`` none is at ``EXEC``, so what
-it writes is in place before the next event reads it there, and the loop from one event's
-state to the next one's judgment has two cycles, not one. A client event and a frame end
-enter a cycle after they arrive, and nothing else enters in their arrival cycle, so a client
-event never waits: its verdict comes a constant :func:`engine_latency` cycles after it
-arrives. That asks of the wire what it gives: client events at least two cycles apart (a
-SoupBin packet is at least 3 bytes), the next frame's first event at least three after a
-frame end (its headers are dozens). A frame end right behind the last event of its frame
-waits a cycle more (it has no deadline of its own). Background events take the cycles left: one
-in four under a flood of the smallest client messages (4 bytes with their SoupBin header).
+At W = 1 (every source byte-serial). The event is chosen in the cycle before ``READ`` and
+registered into ``READ``'s token, so that each table's read address starts from a register,
+not from the choice's hazard compares and priority. An event enters at most every other
+cycle, and the execute takes two stages: ``EXEC`` judges (every check's reason bit, the
+rate's fire and the kill trip) and its results are registered into ``APPLY``
+(``EXEC + 1``), which encodes the verdict (accept, primary reason), takes the rate's token
+and writes every table and register the event changes. While an event is at ``APPLY``
+none is at ``EXEC``, so what it writes is in place before the next event reads it there,
+and the loop from one event's state to the next one's judgment has two cycles, not one. A
+client event and a frame end are chosen a cycle after they arrive, and nothing else is
+chosen in their arrival cycle, so a client event never waits: its verdict comes a constant
+:func:`engine_latency` cycles after it arrives. That asks of the wire what it gives: client
+events at least two cycles apart (a SoupBin packet is at least 3 bytes), the next frame's
+first event at least three after a frame end (its headers are dozens). A frame end right
+behind the last event of its frame waits a cycle more (it has no deadline of its own).
+Background events take the cycles left: one in four under a flood of the smallest client
+messages (4 bytes with their SoupBin header).
 
 The open-order table has ``order_ways`` ways (model rule 12): each way is its own table, read
 at the set of the UserRefNum (``order_set``) and forwarded on its own, so an insert still in
@@ -152,10 +155,10 @@ NOTIONAL = NOTIONAL_BITS + 2    # sums of charges: room for a day of executions,
 
 
 def engine_latency(width):
-    """Cycles from a client event to its verdict at ``width`` bytes a beat: ``EXEC``, and two
-    more at W = 1, where the event enters a cycle after it arrives and executes in two
-    stages (the module docstring, "At W = 1")."""
-    return EXEC + 2 * (width == 1)
+    """Cycles from a client event to its verdict at ``width`` bytes a beat: ``EXEC``, and three
+    more at W = 1, where the event is held a cycle after it arrives, chosen in a cycle of its
+    own before ``READ``, and executes in two stages (the module docstring, "At W = 1")."""
+    return EXEC + 3 * (width == 1)
 
 
 class _Kind(enum.Enum, shape=3):
@@ -380,9 +383,20 @@ class Engine(wiring.Component):
             m.d.sync += tokens[k].eq(tokens[k - 1])
         s0, sx = tokens[0], tokens[EXEC]
         f0 = s0.event.fields
+        # The event chosen this cycle. At W = 1 it is registered into READ's token (the
+        # choice in a cycle of its own), so no table's read address follows the choice's
+        # hazard compares and priority; at W = 8 it is READ's token itself.
+        entering = Signal(token, name="entering") if spaced else s0
+        if spaced:
+            m.d.sync += s0.eq(entering)
+        # The events in flight: at W = 1 READ's too (chosen a cycle before it reads).
+        in_flight = tokens if spaced else tokens[1:]
 
         bank = Signal()             # the active limit bank for events entering now
         epoch = Signal(32)
+        # ``epoch + 1`` kept beside it: a commit's token takes it through a multiplexer,
+        # not through a carry chain behind the choice (that was the choice's longest path).
+        next_epoch = Signal(32, init=1)
         revokes = memory.Memory(shape=data.StructLayout({"session": range(ns), "ref": REF_BITS}),
                                 depth=REVOKE_DEPTH, init=[])
         m.submodules.revokes = revokes
@@ -418,15 +432,28 @@ class Engine(wiring.Component):
             return Cat(msg_type == _type(c) for c in (
                 ouch.OrderExecuted, ouch.BrokenTrade, ouch.TradeCorrection)).any()
 
-        def hazard(session, ref, orig, names_orig, match, names_match):
-            """An event in flight touches an order set or execution slot this one reads."""
+        # The head entry's session and order set again, in LUT RAM read as the queue is: the
+        # revoke's hazard compares start a nanosecond after the clock, not 5.6 ns after it at
+        # the block RAM's output.
+        revoke_keys = memory.Memory(
+            shape=data.StructLayout({"session": range(ns), "set": set_bits}),
+            depth=REVOKE_DEPTH, init=[], attrs={"ram_style": "distributed"})
+        m.submodules.revoke_keys = revoke_keys
+        key_write = revoke_keys.write_port()
+        key_read = revoke_keys.read_port(transparent_for=(key_write,))
+
+        def hazard(session, mine, match, names_match):
+            """An event in flight touches an order set or execution slot this one reads: the
+            sets ``mine`` (pairs of a set and whether it is named) or the execution slot of
+            ``match`` (when ``names_match``)."""
             hits = []
+            # The events behind READ. At W = 1 READ's own needs no compare: a background
+            # event is chosen only when READ is empty (``free`` below).
             for t in tokens[1:]:
                 f = t.event.fields
                 busy = t.valid & (t.kind != _Kind.CONTROL) & (t.kind != _Kind.FRAME_END) \
                     & (t.event.session == session)
                 theirs_orig = has_orig(t.event.msg_type) & (t.kind != _Kind.REVOKE)
-                mine = [(order_set(ref), 1), (order_set(orig), names_orig)]
                 theirs = [(order_set(f.user_ref_num), 1),
                           (order_set(f.orig_user_ref_num), theirs_orig)]
                 orders = Cat(a_on & b_on & (a_slot == b_slot)
@@ -439,10 +466,12 @@ class Engine(wiring.Component):
 
         xp = self.exchange.payload
         x_type = xp.msg_type
-        x_blocked = hazard(xp.session, xp.fields.user_ref_num, xp.fields.orig_user_ref_num,
-                           has_orig(x_type), xp.fields.match_number, uses_execution(x_type))
-        zero = Const(0, REF_BITS)
-        r_blocked = hazard(revoke_read.data.session, revoke_read.data.ref, zero, 0, zero, 0)
+        x_blocked = hazard(xp.session, [(order_set(xp.fields.user_ref_num), 1),
+                                        (order_set(xp.fields.orig_user_ref_num),
+                                         has_orig(x_type))],
+                           xp.fields.match_number, uses_execution(x_type))
+        r_blocked = hazard(key_read.data.session, [(key_read.data.set, 1)],
+                           Const(0, REF_BITS), 0)
 
         # Which event enters (one of them at most), then the token as an AND-OR of the
         # sources: a multiplexer chain in priority order cost a LUT a bit per source.
@@ -472,7 +501,7 @@ class Engine(wiring.Component):
         order_addr = Cat(order_set(f0.user_ref_num), s0.event.session)
         orig_read = Const(0)        # this cycle reads the order table at an original
         if spaced:
-            free = ~tokens[1].valid
+            free = ~s0.valid        # no event chosen in the cycle before
             arriving = self.client.valid | self.frame_end.valid
             asks[_Kind.FRAME_END] = asks[_Kind.FRAME_END] & free
             for kind in (_Kind.REVOKE, _Kind.CONTROL, _Kind.EXCHANGE):
@@ -511,28 +540,29 @@ class Engine(wiring.Component):
                      revoked.fields.user_ref_num.eq(revoke_read.data.ref)]
         commits = takes[_Kind.CONTROL] & (control.code == Control.COMMIT)
         m.d.comb += [
-            s0.valid.eq(Cat(takes.values()).any()),
-            s0.kind.as_value().eq(reduce(operator.or_, (
+            entering.valid.eq(Cat(takes.values()).any()),
+            entering.kind.as_value().eq(reduce(operator.or_, (
                 gated(Const(kind.value, _Kind.as_shape()), kind) for kind in takes))),
-            s0.event.eq(gated(client.event, _Kind.CLIENT)
-                        | gated(exchanged, _Kind.EXCHANGE)
-                        | gated(revoked, _Kind.REVOKE) | gated(overlaid, _Kind.CONTROL)),
-            s0.opens_frame.eq(gated(client.opens_frame, _Kind.CLIENT)),
-            s0.frame.eq(gated(client.frame, _Kind.CLIENT)),
-            s0.void.eq(gated(frame_end_void, _Kind.FRAME_END)),
-            s0.control.eq(gated(carried, _Kind.CONTROL)),
-            s0.bank.eq(bank ^ commits), s0.epoch.eq(epoch + commits),
+            entering.event.eq(gated(client.event, _Kind.CLIENT)
+                              | gated(exchanged, _Kind.EXCHANGE)
+                              | gated(revoked, _Kind.REVOKE) | gated(overlaid, _Kind.CONTROL)),
+            entering.opens_frame.eq(gated(client.opens_frame, _Kind.CLIENT)),
+            entering.frame.eq(gated(client.frame, _Kind.CLIENT)),
+            entering.void.eq(gated(frame_end_void, _Kind.FRAME_END)),
+            entering.control.eq(gated(carried, _Kind.CONTROL)),
+            entering.bank.eq(bank ^ commits), entering.epoch.eq(Mux(commits, next_epoch, epoch)),
             self.control.ready.eq(takes[_Kind.CONTROL]),
             self.exchange.ready.eq(takes[_Kind.EXCHANGE]),
         ]
         with m.If(commits):
-            m.d.sync += [bank.eq(~bank), epoch.eq(epoch + 1)]
-        m.d.comb += revoke_read.addr.eq(revoke_head + takes[_Kind.REVOKE])
+            m.d.sync += [bank.eq(~bank), epoch.eq(next_epoch), next_epoch.eq(next_epoch + 1)]
+        m.d.comb += [revoke_read.addr.eq(revoke_head + takes[_Kind.REVOKE]),
+                     key_read.addr.eq(revoke_read.addr)]
         with m.If(takes[_Kind.REVOKE]):
             m.d.sync += revoke_head.eq(revoke_head + 1)
 
         commits_in_flight = Cat(t.valid & (t.kind == _Kind.CONTROL)
-                                & (t.control.code == Control.COMMIT) for t in tokens[1:])
+                                & (t.control.code == Control.COMMIT) for t in in_flight)
         m.d.comb += [self.commit_pending.eq(commits_in_flight.any()),
                      self.active_bank.eq(bank), self.epoch.eq(epoch)]
 
@@ -615,15 +645,8 @@ class Engine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.write_symbol_hash), lookup.write)
         wiring.connect(m, wiring.flipped(self.peek_symbol_hash), lookup.peek)
         m.d.comb += lookup.write_bank.eq(~bank)
-        if spaced:
-            # Only an Enter uses the answer, and at W = 1 a client event enters as soon as
-            # it is held: the probe starts from the held message, not after the choice of
-            # the entering event (the H3 hash and the choice were one path).
-            m.d.comb += [lookup.i.valid.eq(takes[_Kind.CLIENT]), lookup.i.bank.eq(bank),
-                         lookup.i.symbol.eq(client.event.fields.symbol)]
-        else:
-            m.d.comb += [lookup.i.valid.eq(s0.valid), lookup.i.bank.eq(s0.bank),
-                         lookup.i.symbol.eq(f0.symbol)]
+        m.d.comb += [lookup.i.valid.eq(s0.valid), lookup.i.bank.eq(s0.bank),
+                     lookup.i.symbol.eq(f0.symbol)]
 
         # The products, started as early as their operands exist. The message's own
         # quantity x price (an order's notional, an execution's, a confirmed Replace's) in
@@ -1285,7 +1308,10 @@ class Engine(wiring.Component):
         m.d.comb += [revoke_write.addr.eq(tail),
                      revoke_write.data.session.eq(s),
                      revoke_write.data.ref.eq(xf_.user_ref_num),
-                     revoke_write.en.eq(keeps & room)]
+                     revoke_write.en.eq(keeps & room),
+                     key_write.addr.eq(tail), key_write.data.session.eq(s),
+                     key_write.data.set.eq(order_set(xf_.user_ref_num)),
+                     key_write.en.eq(keeps & room)]
         with m.If(keeps & room):
             m.d.sync += revoke_tail.eq(tail + 1)
         frame_end = sa.valid & (sa.kind == _Kind.FRAME_END)
