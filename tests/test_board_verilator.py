@@ -4,6 +4,7 @@ shell with the gateway core and the UART control bridge."""
 
 import pytest
 
+from wiregate.hw.board.shell import RX_FIFO_DEPTH
 from wiregate.hw.gateway import Gateway
 from wiregate.sim.board.bench_top import BoardBench, bench_sources
 from wiregate.sim.board.gateway_regmap import bench_regmap
@@ -12,8 +13,9 @@ from wiregate.sim.runner import run_bench
 # The burst: 200 frames of 1514 bytes, 0.31 MB on the wire: at 100 ppm the far end gains 31
 # bytes on the core clock, visibly above the FIFO's resting fill.
 BURST = 200
-# The bitstream's receive FIFO depth.
-FIFO_DEPTH = 1025
+# The bitstream's receive FIFO depths.
+FIFO_DEPTH = RX_FIFO_DEPTH["pass-through"]
+GATEWAY_FIFO_DEPTH = RX_FIFO_DEPTH["gateway"]
 
 
 def _run(tests: str, env: dict) -> tuple[int, int]:
@@ -44,8 +46,8 @@ def test_board(record_property):
 
 @pytest.mark.verilator
 def test_board_gateway(record_property):
-    bench = BoardBench(FIFO_DEPTH, core=Gateway(1, bench_regmap()))
-    result = run_bench(bench, "board_gateway", {"fifo": FIFO_DEPTH},
+    bench = BoardBench(GATEWAY_FIFO_DEPTH, core=Gateway(1, bench_regmap()))
+    result = run_bench(bench, "board_gateway", {"fifo": GATEWAY_FIFO_DEPTH},
                        "wiregate.sim.board.test_gateway", extra_sources=bench_sources(),
                        timescale=("1ps", "1fs"))
     assert result == (2, 0), f"(tests, failed) = {result}"

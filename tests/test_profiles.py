@@ -9,7 +9,7 @@ from amaranth.hdl import UnusedElaboratable
 
 from wiregate.hw.core import Core, core_holdback
 from wiregate.sw import profiles
-from wiregate.sw.profiles import PARTS, PROFILES, SHELL_LUT4, by_id, profile
+from wiregate.sw.profiles import PARTS, PROFILES, SHELL_DP16KD, SHELL_LUT4, by_id, profile
 from wiregate.sw.regmap import RegisterMap
 
 CASES = [(p, w) for p in PROFILES.values() for w in p.widths]
@@ -98,16 +98,18 @@ def test_fit_rule_by_hand():
     colorlight = PROFILES["colorlight-5a75b"]
     # 85 % of the 25F's 24,288 LUT4 is 20,644.8: 20,644 positions for core and shell.
     assert colorlight.lut4_limit() == 20_644
-    assert SHELL_LUT4 == 1_050
-    # 15,000 LUT4 + 2 x 2,297 CCU2C = 19,594 LUT4-eq; with the shell 20,644: fits, just.
-    edge = {"LUT4": 15_000, "CCU2C": 2_297, "TRELLIS_FF": 24_288, "DP16KD": 56,
+    assert (SHELL_LUT4, SHELL_DP16KD) == (4_800, 2)
+    # 11,250 LUT4 + 2 x 2,297 CCU2C = 15,844 LUT4-eq; with the shell 20,644: fits, just.
+    # 54 DP16KD and the shell's 2 are the part's 56.
+    edge = {"LUT4": 11_250, "CCU2C": 2_297, "TRELLIS_FF": 24_288, "DP16KD": 54,
             "MULT18X18D": 28}
     fit = colorlight.fit(edge)
     assert fit.fits and fit.over() == []
-    assert fit.rows[0] == ("LUT4-eq", 19_594, 20_644, 20_644)
+    assert fit.rows[0] == ("LUT4-eq", 15_844, 20_644, 20_644)
+    assert fit.rows[1] == ("DP16KD", 54, 56, 56)
     # One more LUT4, or a distributed RAM (six positions), or one more of any block: out.
-    for more, over in [({"LUT4": 15_001}, "LUT4-eq"), ({"TRELLIS_DPR16X4": 1}, "LUT4-eq"),
-                       ({"DP16KD": 57}, "DP16KD"), ({"MULT18X18D": 29}, "MULT18X18D"),
+    for more, over in [({"LUT4": 11_251}, "LUT4-eq"), ({"TRELLIS_DPR16X4": 1}, "LUT4-eq"),
+                       ({"DP16KD": 55}, "DP16KD"), ({"MULT18X18D": 29}, "MULT18X18D"),
                        ({"TRELLIS_FF": 24_289}, "TRELLIS_FF")]:
         fit = colorlight.fit(edge | more)
         assert not fit.fits and fit.over() == [over], more
@@ -117,8 +119,15 @@ def test_fit_rule_by_hand():
              "DP16KD": 114, "MULT18X18D": 0}
     assert colorlight.fit(small).rows[0][1] == 41_986
     assert colorlight.fit(small).over() == ["LUT4-eq", "DP16KD", "TRELLIS_FF"]
-    # On the 45F: 43,848 x 0.85 = 37,270.8; 41,986 + 1,050 = 43,036 is over, 114 > 108 too.
+    # On the 45F: 43,848 x 0.85 = 37,270.8; 41,986 + 4,800 = 46,786 is over, 116 > 108 too.
     assert PROFILES["versa-ecp5"].fit(small).over() == ["LUT4-eq", "DP16KD"]
+    # The versa-ecp5 core of 6 December 2026 (35,828 LUT4-eq, 106 DP16KD): with the shell
+    # 40,628 LUT4-eq, over; 108 DP16KD, the part's.
+    versa = {"LUT4": 28_596, "CCU2C": 2_674, "TRELLIS_DPR16X4": 314, "TRELLIS_FF": 24_657,
+             "DP16KD": 106, "MULT18X18D": 12}
+    assert PROFILES["versa-ecp5"].fit(versa).rows[:2] == (
+        ("LUT4-eq", 35_828, 40_628, 37_270), ("DP16KD", 106, 108, 108))
+    assert PROFILES["versa-ecp5"].fit(versa).over() == ["LUT4-eq"]
     # On the 85F: 83,640 x 0.85 = 71,094 exactly.
     assert PROFILES["full"].lut4_limit() == 71_094
     assert PROFILES["full"].fit(small).fits

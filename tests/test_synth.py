@@ -149,14 +149,15 @@ def test_nowidelut_maps_to_lut4s_alone(tmp_path):
 
 def test_format_table_against_the_profile():
     colorlight = PROFILES["colorlight-5a75b"]
-    counts = dict.fromkeys(CELLS, 0) | {"LUT4": 15_000, "CCU2C": 2_297, "TRELLIS_FF": 100,
-                                        "DP16KD": 56}
+    counts = dict.fromkeys(CELLS, 0) | {"LUT4": 11_250, "CCU2C": 2_297, "TRELLIS_FF": 100,
+                                        "DP16KD": 54}
     text = format_table(counts, colorlight, fit=True)
     assert "profile colorlight-5a75b on LFE5U-25F (CABGA256, -6)" in text
-    assert "LUT4-eq             19594   80.7 % of the part" in text
-    assert "core + 1,050 LUT4 shell = 20,644 LUT4-eq, at most 20,644 (85 % of the part)" in text
+    assert "LUT4-eq             15844   65.2 % of the part" in text
+    assert ("core + 4,800 LUT4 shell = 20,644 LUT4-eq, at most 20,644 (85 % of the part); "
+            "core + 2 DP16KD shell = 56, at most 56") in text
     assert text.endswith("\nfits")
-    text = format_table(counts | {"DP16KD": 60, "LUT4": 16_000}, colorlight, fit=True)
+    text = format_table(counts | {"DP16KD": 55, "LUT4": 11_251}, colorlight, fit=True)
     assert text.endswith("\ndoes not fit: over in LUT4-eq, DP16KD")
     assert "fit" not in format_table(counts, colorlight)
 

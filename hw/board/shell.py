@@ -13,11 +13,17 @@ from .rgmii_mac import RgmiiMac, rgmii_signature
 from .rx_crossing import RxCrossing
 from .uart_bridge import UartBridge, uart_divisor
 
-__all__ = ["BoardShell"]
+__all__ = ["RX_FIFO_DEPTH", "BoardShell"]
 
 # Port 0 faces the clients, port 1 the exchange.
 PORTS = ("client", "exchange")
 CORE_HZ = 125e6
+# Bytes of each receive FIFO (RxCrossing's rule: a power of 2 plus 1; docs/boards.md, "Clock
+# crossing and the ±100 ppm budget"). The pass-through's is a block RAM: 40 ms of saturated
+# line rate at the worst 200 ppm. The gateway's tables need every block RAM of the Versa's
+# part, so its FIFOs are LUT RAM (a 64-deep memory is, 128 is not): 54 bytes of slack carry
+# 2.2 ms of saturated line rate at the worst 200 ppm.
+RX_FIFO_DEPTH = {"pass-through": 1025, "gateway": 65}
 # The FIFO between a core that cannot stall and the transmit MAC: the preamble stall (8
 # bytes) and a margin; a power of 2 plus 1 (RxCrossing's rule).
 TX_FIFO_DEPTH = 33
@@ -43,8 +49,8 @@ class BoardShell(wiring.Component):
     ----------
     core : wiring.Component or None
         A :class:`~wiregate.hw.gateway.Gateway` at W = 1, or None for :class:`PassThrough`.
-    fifo_depth : int
-        Bytes of each :class:`RxCrossing`.
+    fifo_depth : int or None
+        Bytes of each :class:`RxCrossing`; None: :data:`RX_FIFO_DEPTH` for the core.
     mac_module : str
         Name of the generated LiteEth Verilog module.
 
@@ -74,8 +80,11 @@ class BoardShell(wiring.Component):
     See ``docs/boards.md`` (measured wire to wire in ``sim/board``).
     """
 
-    def __init__(self, core=None, fifo_depth: int = 1025, mac_module: str = MODULE_NAME):
+    def __init__(self, core=None, fifo_depth: int | None = None,
+                 mac_module: str = MODULE_NAME):
         self._core = PassThrough() if core is None else core
+        if fifo_depth is None:
+            fifo_depth = RX_FIFO_DEPTH["pass-through" if core is None else "gateway"]
         self._fifo_depth = fifo_depth
         self._mac_module = mac_module
         super().__init__({

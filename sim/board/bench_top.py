@@ -25,13 +25,13 @@ class BoardBench(wiring.Component):
 
     Parameters
     ----------
-    fifo_depth : int
-        Bytes of each receive FIFO (the bitstream's default unless a bench needs another).
+    fifo_depth : int or None
+        Bytes of each receive FIFO; None: the bitstream's for ``core``.
     core : wiring.Component or None
         As :class:`BoardShell`'s (None: the pass-through).
     """
 
-    def __init__(self, fifo_depth: int = 1025, core=None):
+    def __init__(self, fifo_depth: int | None = None, core=None):
         self._shell = BoardShell(core, fifo_depth=fifo_depth)
         super().__init__({"sample_clk": In(1), **self._shell.signature.members})
 
