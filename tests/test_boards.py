@@ -3,10 +3,11 @@
 import re
 
 import pytest
+from amaranth.hdl import Module
 
 from wiregate.constraints import BOARDS, board
 from wiregate.constraints.boards import ColorlightPlatform, Versa5GPlatform
-from wiregate.hw.board.build import format_report
+from wiregate.hw.board.build import NAME, format_report, synth_overrides
 from wiregate.hw.board.liteeth_gen import generate
 
 RGMII = {"tx_clk", "tx_ctl", "tx_data", "rx_clk", "rx_ctl", "rx_data"}
@@ -84,3 +85,21 @@ def test_report_fails_when_one_clock_misses():
     assert re.search(r"core clock \(\$glbnet\$clk\)\s+124.90 / 125.00 FAILED", text)
     assert re.search(r"\$glbnet\$rxc\s+140.00 / 125.00 ok", text)
     assert text.endswith("timing: FAILED\n")
+
+
+@pytest.mark.parametrize("core", ["pass-through", "gateway"])
+def test_gateway_build_maps_as_the_fit_rule_counts(core):
+    """The gateway's Yosys script maps LUTs with the classic ABC pass to LUT4s between
+    synth_ecp5's two halves, as ``wiregate.sim.synth --noabc9 --nowidelut`` counts; the
+    pass-through's is synth_ecp5 alone."""
+    plan = board("versa-ecp5").platform().prepare(Module(), name=NAME,
+                                                  **synth_overrides(core))
+    script = [" ".join(line.split()) for line in plan.files[f"{NAME}.ys"].splitlines()
+              if line.strip().startswith(("synth_ecp5", "techmap"))]
+    if core == "pass-through":
+        assert script == [f"synth_ecp5 -top {NAME}"]
+    else:
+        assert script == [
+            f"synth_ecp5 -nowidelut -run begin:map_luts -top {NAME}",
+            "techmap -map +/lattice/latches_map.v; abc -dress -lut 4; clean; "
+            f"synth_ecp5 -nowidelut -top {NAME} -run map_cells:"]

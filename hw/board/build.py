@@ -26,7 +26,7 @@ from .liteeth_gen import generate
 from .mapping import classic_synth_ecp5
 from .top import CORES, BoardTop
 
-__all__ = ["build", "format_report", "main"]
+__all__ = ["build", "format_report", "main", "synth_overrides"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,18 @@ def format_report(board_name: str, report: dict, seconds: float | None,
     return "\n".join(head + lines + [f"timing: {'met' if ok else 'FAILED'}"]) + "\n", ok
 
 
+def synth_overrides(core: str) -> dict[str, str]:
+    """Amaranth's Yosys script overrides for a build of ``core``.
+
+    The gateway is mapped as the fit rule counts it (:mod:`.mapping`); the pass-through,
+    small, keeps synth_ecp5's default mapping, which its timing margin was measured with.
+    """
+    if core == "pass-through":
+        return {}
+    synth_opts, after = classic_synth_ecp5("", NAME)
+    return {"synth_opts": synth_opts, "script_after_synth": after}
+
+
 def out_folder(board_name: str, core: str = "pass-through") -> Path:
     """``build/<board>/`` for the pass-through, ``build/<board>-<core>/`` otherwise."""
     return ROOT / (board_name if core == "pass-through" else f"{board_name}-{core}")
@@ -108,15 +120,9 @@ def build(board_name: str, *, core: str = "pass-through", force: bool = False,
     mac = generate(out / "gen", tx_delay=b.tx_delay, rx_delay=b.rx_delay)
     platform = b.platform()
     top = BoardTop(b, mac, mac.stem, core)
-    # The gateway is mapped as the fit rule counts it (mapping.py); the pass-through, small,
-    # keeps synth_ecp5's default mapping, which its timing margin was measured with.
-    mapping = {}
-    if core != "pass-through":
-        synth_opts, after = classic_synth_ecp5("", NAME)
-        mapping = {"synth_opts": synth_opts, "script_after_synth": after}
     plan = platform.prepare(top, name=NAME,
                             nextpnr_opts=f"--seed {seed} --timing-allow-fail "
-                                         f"--report {NAME}-report.json", **mapping)
+                                         f"--report {NAME}-report.json", **synth_overrides(core))
     digest = hashlib.sha256(_tool_versions().encode())
     for filename in sorted(plan.files):
         content = plan.files[filename]
