@@ -93,7 +93,7 @@ def synth_overrides(core: str) -> dict[str, str]:
     """
     if core == "pass-through":
         return {}
-    synth_opts, after = classic_synth_ecp5("", NAME)
+    synth_opts, after = classic_synth_ecp5(NAME)
     return {"synth_opts": synth_opts, "script_after_synth": after}
 
 

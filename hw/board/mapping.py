@@ -21,10 +21,9 @@ def classic_luts(widelut: bool) -> str:
     return f"techmap -map +/lattice/latches_map.v; abc -dress -lut {luts}; clean"
 
 
-def classic_synth_ecp5(options: str, top: str) -> tuple[str, str]:
-    """``synth_ecp5 options -top top`` with the classic LUT mapping to LUT4s, as two parts:
-    the options of the first ``synth_ecp5`` (to ``map_luts``) and the commands that follow
-    it (the classic pass and the rest of ``synth_ecp5``)."""
-    options = f"{options} -nowidelut".strip()
-    return (f"{options} -run begin:map_luts",
-            f"{classic_luts(False)}; synth_ecp5 {options} -top {top} -run map_cells:")
+def classic_synth_ecp5(top: str) -> tuple[str, str]:
+    """``synth_ecp5 -top top`` with the classic LUT mapping to LUT4s, as two parts: the
+    options of the first ``synth_ecp5`` (to ``map_luts``) and the commands that follow it
+    (the classic pass and the rest of ``synth_ecp5``)."""
+    return ("-nowidelut -run begin:map_luts",
+            f"{classic_luts(False)}; synth_ecp5 -nowidelut -top {top} -run map_cells:")
