@@ -41,7 +41,7 @@ from pathlib import Path
 
 from amaranth.lib import wiring
 
-from wiregate.hw.board.mapping import classic_luts
+from wiregate.hw.board.mapping import classic_synth_ecp5
 from wiregate.sw.profiles import PROFILES, Profile, lut4_equivalents, profile
 
 from .export import BUILD_ROOT, export_verilog
@@ -87,13 +87,12 @@ def _synth_ecp5(component, name, build_dir, *, abc9, flatten, widelut=True) -> d
     source = export_verilog(component, name, build_dir)
     stat = build_dir / "stat.json"
     stat.unlink(missing_ok=True)   # never read the counts of an earlier run
-    synth = (f"synth_ecp5 -top {name}" + ("" if flatten else " -noflatten")
-             + ("" if widelut else " -nowidelut"))
+    options = "" if flatten else "-noflatten"
     if abc9:
-        steps = synth
+        steps = f"synth_ecp5 -top {name} {options}" + ("" if widelut else " -nowidelut")
     else:
-        steps = (f"{synth} -run begin:map_luts; {classic_luts(widelut)}; "
-                 f"{synth} -run map_cells:")
+        first, rest = classic_synth_ecp5(name, options, widelut=widelut)
+        steps = f"synth_ecp5 {first} -top {name}; {rest}"
     script = f"read_verilog {source.name}; {steps}; tee -q -o {stat.name} stat -json"
     started = time.monotonic()
     _run_yosys(["-q", "-l", "yosys.log", "-p", script], build_dir)

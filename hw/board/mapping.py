@@ -11,19 +11,16 @@ the classic mapping is spelled out: ``synth_ecp5`` up to ``map_luts``, the class
 then ``synth_ecp5`` from ``map_cells`` on.)
 """
 
-__all__ = ["classic_luts", "classic_synth_ecp5"]
+__all__ = ["classic_synth_ecp5"]
 
 
-def classic_luts(widelut: bool) -> str:
-    """synth_ecp5's LUT mapping step (``map_luts``) with the classic ABC pass instead of
-    ABC9, to LUTs of 4 to 7 inputs or (no wide LUTs) of 4: Yosys commands, ``;`` apart."""
+def classic_synth_ecp5(top: str, options: str = "", *, widelut: bool = False) -> tuple[str, str]:
+    """``synth_ecp5 options -top top`` with the classic ABC pass mapping the LUTs (to LUT4s,
+    or with ``widelut`` to LUTs of 4 to 7 inputs), as two parts: the options of the first
+    ``synth_ecp5`` (up to ``map_luts``) and the Yosys commands that follow it, ``;`` apart
+    (the classic pass, then ``synth_ecp5`` from ``map_cells`` on)."""
+    options = [*options.split(), *(() if widelut else ("-nowidelut",))]
     luts = "4:7" if widelut else "4"
-    return f"techmap -map +/lattice/latches_map.v; abc -dress -lut {luts}; clean"
-
-
-def classic_synth_ecp5(top: str) -> tuple[str, str]:
-    """``synth_ecp5 -top top`` with the classic LUT mapping to LUT4s, as two parts: the
-    options of the first ``synth_ecp5`` (to ``map_luts``) and the commands that follow it
-    (the classic pass and the rest of ``synth_ecp5``)."""
-    return ("-nowidelut -run begin:map_luts",
-            f"{classic_luts(False)}; synth_ecp5 -nowidelut -top {top} -run map_cells:")
+    rest = " ".join(["synth_ecp5", *options, "-top", top, "-run", "map_cells:"])
+    return (" ".join([*options, "-run", "begin:map_luts"]),
+            f"techmap -map +/lattice/latches_map.v; abc -dress -lut {luts}; clean; {rest}")
