@@ -31,7 +31,7 @@ from wiregate.sw.timebase import CLOCK_HZ
 from .control.dropcopy import DropCopy
 from .control.executor import COUNTERS as CONTROL_COUNTERS
 from .control.register_file import RegisterFile
-from .counters import COUNT_BITS, count_event, count_one_of
+from .counters import LIVE_BITS, live_event, live_one_of
 from .egress.holdback import Holdback
 from .egress.holdback_size import check_holdback, holdback_bytes, reject_depth, tag_bits
 from .egress.rewrite import Rewrite
@@ -106,8 +106,8 @@ class Core(wiring.Component):
     count_control_commands, count_control_frame_errors, count_control_command_errors : In
         The control port's counters (:class:`~wiregate.hw.control.control_port.ControlPort`,
         which sits above the core, :mod:`wiregate.hw.gateway`), read at the register map's
-        counters of the same names (:data:`wiregate.sw.regmap.COUNT_BITS` wide); 0 when
-        nothing drives them.
+        counters of the same names (live counters, :data:`wiregate.hw.counters.LIVE_BITS`
+        wide); 0 when nothing drives them.
     credit_used, ..., peek_exposure, peek_order
         The engine's read-back (:data:`READBACK`, see :class:`~wiregate.hw.risk.engine.Engine`).
     """
@@ -139,7 +139,7 @@ class Core(wiring.Component):
             "client_tx": Out(beat_signature(width)),
             "control": self._register_file.signature.members["bus"],
             "dropcopy": Out(beat_signature(width, always_ready=False)),
-            **{f"count_{name}": In(COUNT_BITS) for name in CONTROL_COUNTERS},
+            **{f"count_{name}": In(LIVE_BITS) for name in CONTROL_COUNTERS},
         })
 
     @property
@@ -365,17 +365,18 @@ class Core(wiring.Component):
             registers.kill_sessions.eq(engine.kill_sessions),
         ]
 
-        # Counters (the register map's list), counted here where no block counts them.
+        # Counters (the register map's list), counted here where no block counts them: live
+        # counters, which the register file sums into its totals.
         def frames_on(port):
-            counter = Signal(COUNT_BITS)
-            count_event(m, counter, port.valid & Cat(lane.keep & lane.first
+            counter = Signal(LIVE_BITS)
+            live_event(m, counter, port.valid & Cat(lane.keep & lane.first
                                                      for lane in port.payload).any())
             return counter
 
         def fcs_errors(port):
-            counter = Signal(COUNT_BITS)
+            counter = Signal(LIVE_BITS)
             _, bad = frame_end(port.payload)
-            count_event(m, counter, port.valid & bad)
+            live_event(m, counter, port.valid & bad)
             return counter
 
         record = engine.record.payload
@@ -391,32 +392,33 @@ class Core(wiring.Component):
         }
         for name, condition in (("orders_accepted", verdicts & record.accept),
                                 ("orders_rejected", verdicts & ~record.accept)):
-            counted[name] = Signal(COUNT_BITS, name=f"count_{name}")
-            count_event(m, counted[name], condition)
-        by_reason = [Signal(COUNT_BITS, name=f"count_reject_{reason.name.lower()}")
+            counted[name] = Signal(LIVE_BITS, name=f"count_{name}")
+            live_event(m, counted[name], condition)
+        by_reason = [Signal(LIVE_BITS, name=f"count_reject_{reason.name.lower()}")
                      for reason in Reason]
-        count_one_of(m, by_reason, record.primary, verdicts & ~record.accept)
+        live_one_of(m, by_reason, record.primary, verdicts & ~record.accept)
         for reason, counter in zip(Reason, by_reason, strict=True):
             counted[f"reject_{reason.name.lower()}"] = counter
-        malformed = Signal(COUNT_BITS)
-        count_event(m, malformed, (client.o.valid & event.valid & event.malformed.any())
+        malformed = Signal(LIVE_BITS)
+        live_event(m, malformed, (client.o.valid & event.valid & event.malformed.any())
                     | (exchange.o.valid & exchange.o.payload.event.valid
                        & exchange.o.payload.event.malformed.any()))
         counted["malformed"] = malformed
-        retransmissions = Signal(COUNT_BITS)
+        # A sum of two live counters is one (it moves by at most LIVE_STEP a cycle).
+        retransmissions = Signal(LIVE_BITS)
         m.d.comb += retransmissions.eq(client.count_retransmits + exchange.count_retransmits)
         counted["retransmissions"] = retransmissions
-        out_of_sync = Signal(COUNT_BITS)
-        count_event(m, out_of_sync, control.valid & control.ready
+        out_of_sync = Signal(LIVE_BITS)
+        live_event(m, out_of_sync, control.valid & control.ready
                     & (control.payload.code == Control.SESSION_SYNC) & ~control.payload.in_sync)
         counted["out_of_sync"] = out_of_sync
-        fcs = Signal(COUNT_BITS)
+        fcs = Signal(LIVE_BITS)
         m.d.comb += fcs.eq(fcs_errors(self.client_rx) + fcs_errors(self.exchange_rx))
         counted["fcs_errors"] = fcs
         for name in CONTROL_COUNTERS:
             counted[name] = getattr(self, f"count_{name}")
         for name, value in counted.items():
-            if len(value) != COUNT_BITS:     # an eq would cut a wider count silently
-                raise ValueError(f"counter {name} is {len(value)} bits, not {COUNT_BITS}")
+            if len(value) != LIVE_BITS:     # an eq would cut a wider count silently
+                raise ValueError(f"counter {name} is {len(value)} bits, not {LIVE_BITS}")
             m.d.comb += getattr(registers, f"count_{name}").eq(value)
         return m

@@ -1,4 +1,18 @@
-"""Event counters as the register map's counters see them."""
+"""Event counters: saturating ones, and the live counters behind the register map's.
+
+A *live counter* (:func:`live_event`, :func:`live_one_of`) is narrow, :data:`LIVE_BITS`,
+and wraps: the register file visits each one every few dozen cycles and adds what it moved
+since into a total of the map's :data:`~wiregate.sw.regmap.COUNT_BITS` in LUT RAM, which
+saturates. Thirty-six 32-bit incrementers, and the register file's 32-bit copies and select
+of them, cost the versa-ecp5 core 1,114 LUT4-equivalents more than this. A live counter
+moves by at most :data:`LIVE_STEP` a cycle (one event, or the sum of two live counters),
+so :data:`LIVE_BITS` bounds how long the register file may leave one unvisited (it
+checks).
+
+The saturating ones (:func:`count_event`, :func:`count_amount`) are for counts read where
+they are kept, compared or shown: a flood can never wrap them back to a small number that
+looks healthy.
+"""
 
 import operator
 from functools import reduce
@@ -7,7 +21,11 @@ from amaranth.hdl import Cat, Mux, Signal
 
 from wiregate.sw.regmap import COUNT_BITS
 
-__all__ = ["COUNT_BITS", "count_amount", "count_event", "count_one_of"]
+__all__ = ["COUNT_BITS", "LIVE_BITS", "LIVE_STEP", "count_amount", "count_event", "live_event",
+           "live_one_of"]
+
+LIVE_BITS = 10
+LIVE_STEP = 2
 
 
 def _plus_one(m, value):
@@ -36,21 +54,26 @@ def count_amount(m, counter, amount):
         m.d.sync += counter.eq(Mux(counter > top - amount, top, counter + amount))
 
 
-def count_one_of(m, counters, index, event):
-    """Add one to ``counters[index]`` on every cycle ``event`` is high, saturating.
+def live_event(m, counter, event):
+    """Add one to the live counter ``counter`` on every cycle ``event`` is high (wrapping)."""
+    with m.If(event):
+        m.d.sync += counter.eq(counter + 1)
+
+
+def live_one_of(m, counters, index, event):
+    """Add one to the live counter ``counters[index]`` on every cycle ``event`` is high.
 
     For counters of which at most one counts in a cycle (one per reason of a reject, say):
     they share one incrementer, behind a pick of the counter. The request is registered
     first, decoded to a flag per counter, so that the pick (an AND-OR over the flags, not a
     multiplexer tree on the index) and the carry chain start at flip-flops; the count lands
-    a cycle after :func:`count_event`'s would.
+    a cycle after :func:`live_event`'s would.
     """
     hits = Signal(len(counters))
     m.d.sync += hits.eq(Cat(event & (index == k) for k in range(len(counters))))
     chosen = Signal.like(counters[0])
     m.d.comb += chosen.eq(reduce(operator.or_, (
         c & hit.replicate(len(c)) for c, hit in zip(counters, hits, strict=True))))
-    following, full = _plus_one(m, chosen)
     for counter, hit in zip(counters, hits, strict=True):
-        with m.If(hit & ~full):
-            m.d.sync += counter.eq(following)
+        with m.If(hit):
+            m.d.sync += counter.eq(chosen + 1)

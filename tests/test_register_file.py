@@ -24,7 +24,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from wiregate.hw.control.register_file import TABLE_READS, RegisterFile
-from wiregate.hw.counters import COUNT_BITS
+from wiregate.hw.counters import COUNT_BITS, LIVE_BITS, LIVE_STEP
 from wiregate.sw.dropcopy import Control
 from wiregate.sw.model import SCOPES
 from wiregate.sw.regmap import WORD_BITS, Access, RegisterMap
@@ -67,9 +67,10 @@ class Host:
     staged: list = field(default_factory=list)       # the staging words every table shares
     rw: dict = field(default_factory=dict)           # RW register -> value as applied
     rw_staged: dict = field(default_factory=dict)    # RW register -> staged words
-    live: dict = field(default_factory=dict)         # counter -> live count (the input)
-    base: dict = field(default_factory=dict)
+    live: dict = field(default_factory=dict)         # counter -> events since the reset
+    total: dict = field(default_factory=dict)        # counter -> events since the last clear
     snapshot: dict = field(default_factory=dict)
+    count_bits: int = COUNT_BITS                     # the totals saturate at its ones
     inputs: dict = field(default_factory=dict)       # status, bitmap and latch inputs
     owned: dict = field(default_factory=dict)        # read port -> index -> entry
 
@@ -80,7 +81,7 @@ class Host:
                 self.rw[r.name] = 0
                 self.rw_staged[r.name] = [0] * r.words
         for r in self.regmap.group("counters"):
-            self.live[r.name] = self.base[r.name] = self.snapshot[r.name] = 0
+            self.live[r.name] = self.total[r.name] = self.snapshot[r.name] = 0
 
     def rw_tables(self):
         return [t for t in self.regmap.tables if t.access is Access.RW]
@@ -258,14 +259,19 @@ class Bench:
                                              self.host.rw["ref_stamp_us"]))
         await self.write(self.regmap.encode_write("ref_update", symbol=symbol))
 
-    def count(self):
-        """Some live counters move on."""
+    def count(self, every=False):
+        """Some live counters (or ``every`` one) move on, each by at most LIVE_STEP: the
+        input is the count's low LIVE_BITS, wrapping as a live counter does."""
         host = self.host
-        for name in self.rng.sample(sorted(host.live), self.rng.randrange(len(host.live))):
-            # Saturating, as every live counter is; a step now and then reaches the top.
-            step = self.rng.getrandbits(self.rng.choice([8, 24, COUNT_BITS]))
-            host.live[name] = min(host.live[name] + step, (1 << COUNT_BITS) - 1)
-            self.ctx.set(getattr(self.dut, f"count_{name}"), host.live[name])
+        names = sorted(host.live)
+        if not every:
+            names = self.rng.sample(names, self.rng.randrange(len(names)))
+        for name in names:
+            step = self.rng.randint(0, LIVE_STEP)
+            host.live[name] += step
+            host.total[name] += step
+            self.ctx.set(getattr(self.dut, f"count_{name}"),
+                         host.live[name] % (1 << LIVE_BITS))
 
     async def counters(self):
         await self.counters_now(self.rng.getrandbits(1), self.rng.getrandbits(1))
@@ -281,11 +287,12 @@ class Bench:
         self.count()
         await self.ctx.tick()
         self.count()
+        top = (1 << host.count_bits) - 1
         for name in host.live:
             if snapshot:
-                host.snapshot[name] = host.live[name] - host.base[name]
+                host.snapshot[name] = min(host.total[name], top)
             if clear:
-                host.base[name] = host.live[name]
+                host.total[name] = 0
         await self.ctx.tick()
         self.count()
 
@@ -592,6 +599,32 @@ def test_counter_reads_right_after_a_snapshot():
             await bench.counters_now(snapshot=1, clear=clear)
             for name in reversed(names):
                 await bench.check_read(name, {"value": host.snapshot[name]})
+
+    _simulate(dut, testbench)
+
+
+def test_counters_sum_wrapping_live_counters_and_saturate():
+    # Every live counter moves in every cycle for thousands of cycles, wrapping its
+    # LIVE_BITS many times over; snapshots now and then, a clear at the start and near the
+    # end. The totals are 12 bits here, so the uncleared run saturates them.
+    regmap = RegisterMap(**ODD)
+    dut = RegisterFile(regmap, count_bits=12)
+    host = Host(regmap, count_bits=12)
+    names = [r.name for r in regmap.group("counters")]
+
+    async def testbench(ctx):
+        rng = random.Random(5)
+        bench = Bench(ctx, dut, host, rng)
+        saturated = False
+        for round_ in range(12):
+            for _ in range(rng.randrange(400, 600)):
+                bench.count(every=True)
+                await ctx.tick()
+            await bench.counters_now(snapshot=1, clear=round_ in (0, 10))
+            saturated |= any(v == (1 << 12) - 1 for v in host.snapshot.values())
+            for name in rng.sample(names, 8):
+                await bench.check_read(name, {"value": host.snapshot[name]})
+        assert saturated        # the run reached the totals' top, and they held there
 
     _simulate(dut, testbench)
 

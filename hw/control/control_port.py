@@ -12,6 +12,7 @@ from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.regmap import RegisterMap
 
+from ..counters import LIVE_BITS
 from ..stream import beat_signature
 from .deframer import Deframer
 from .executor import COUNTERS, Executor
@@ -40,8 +41,9 @@ class ControlPort(wiring.Component):
         To :class:`~wiregate.hw.control.register_file.RegisterFile`.
     dropcopy : In(beat stream, W = 1)
         The drop-copy records (:class:`~wiregate.hw.control.dropcopy.DropCopy` at W = 1).
-    count_control_commands, count_control_frame_errors, count_control_command_errors : Out(32)
-        For the register file's counters of the same names.
+    count_control_commands, count_control_frame_errors, count_control_command_errors : Out
+        Live counters (:mod:`wiregate.hw.counters`) for the register file's counters of the
+        same names.
 
     Latency
     -------
@@ -57,7 +59,7 @@ class ControlPort(wiring.Component):
             "o": Out(stream.Signature(8)),
             "bus": Out(bus_signature(regmap)),
             "dropcopy": In(beat_signature(1, always_ready=False)),
-            **{f"count_{name}": Out(32) for name in COUNTERS},
+            **{f"count_{name}": Out(LIVE_BITS) for name in COUNTERS},
         })
 
     @property

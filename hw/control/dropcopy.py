@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 from wiregate.sw.dropcopy import KIND_FIELDS, RECORD_FIELDS, RECORD_SIZE, empty_value
 from wiregate.sw.regmap import RegisterMap
 
-from ..counters import COUNT_BITS, count_event
+from ..counters import LIVE_BITS, live_event
 from ..ingress.ouch_extract import PRICE_BITS
 from ..stream import beat_signature, check_width
 
@@ -141,8 +141,8 @@ class DropCopy(wiring.Component):
     depth : int
         Records the queue holds, a power of two.
     count_bits : int
-        The counters' width (:data:`wiregate.sw.regmap.COUNT_BITS`; a test makes them
-        narrow enough to saturate).
+        The counters' width (:data:`wiregate.hw.counters.LIVE_BITS`; a test makes them
+        narrow enough to wrap soon).
 
     Attributes
     ----------
@@ -157,9 +157,9 @@ class DropCopy(wiring.Component):
     queued : Out(QUEUED_BITS)
         Records in the queue (see Fill).
     count_records : Out(count_bits)
-        Records sent whole on ``o`` (saturating).
+        Records sent whole on ``o`` (a live counter: it wraps).
     count_overflow : Out(count_bits)
-        Records lost (saturating).
+        Records lost (a live counter).
 
     Latency
     -------
@@ -169,7 +169,7 @@ class DropCopy(wiring.Component):
     stays high.
     """
 
-    def __init__(self, width, regmap, depth=512, count_bits=COUNT_BITS):
+    def __init__(self, width, regmap, depth=512, count_bits=LIVE_BITS):
         self._width = check_width(width)
         if not isinstance(depth, int) or isinstance(depth, bool):
             raise TypeError(f"Depth must be an integer number of rows, not {depth!r}")
@@ -317,6 +317,6 @@ class DropCopy(wiring.Component):
             ]
 
         m.d.sync += self.queued.eq(self.queued + take - sent)
-        count_event(m, self.count_overflow, i.valid & ~take)
-        count_event(m, self.count_records, sent)
+        live_event(m, self.count_overflow, i.valid & ~take)
+        live_event(m, self.count_records, sent)
         return m

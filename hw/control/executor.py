@@ -23,7 +23,7 @@ from wiregate.sw.control import (
 from wiregate.sw.model import SCOPES
 from wiregate.sw.regmap import WORD_BITS, Access, RegisterMap
 
-from ..counters import COUNT_BITS, count_event
+from ..counters import LIVE_BITS, live_event
 from ..stream import beat_signature
 from .deframer import buffer_signature, frame_layout, header_field
 from .register_file import bus_signature
@@ -77,8 +77,8 @@ class Executor(wiring.Component):
         The response frame without its CRC: ``first`` on the header's first byte, ``last``
         on the payload's last.
     count_control_commands, count_control_frame_errors, count_control_command_errors : Out
-        Frames answered, by :attr:`wiregate.sw.control.Status.counter` (saturating,
-        :data:`wiregate.sw.regmap.COUNT_BITS` wide).
+        Frames answered, by :attr:`wiregate.sw.control.Status.counter` (live counters,
+        :data:`wiregate.hw.counters.LIVE_BITS` wide, wrapping).
 
     Latency
     -------
@@ -95,7 +95,7 @@ class Executor(wiring.Component):
             "buffer": Out(buffer_signature()),
             "bus": Out(bus_signature(regmap)),
             "response": Out(beat_signature(1, always_ready=False)),
-            **{f"count_{name}": Out(COUNT_BITS) for name in COUNTERS},
+            **{f"count_{name}": Out(LIVE_BITS) for name in COUNTERS},
         })
 
     @property
@@ -404,7 +404,7 @@ class Executor(wiring.Component):
                 m.d.comb += self.frame.ready.eq(1)
                 for name in COUNTERS:
                     codes = [s for s in Status if s.counter == name]
-                    count_event(m, getattr(self, f"count_{name}"),
+                    live_event(m, getattr(self, f"count_{name}"),
                                 Cat(status == s for s in codes).any())
                 m.next = "IDLE"
         return m

@@ -12,7 +12,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..counters import count_event
+from ..counters import LIVE_BITS, count_event, live_event
 from ..stream import beat_layout, beat_signature, check_width
 
 __all__ = ["ERRORS", "LATENCY", "FrameKind", "HeaderParser", "header_layout", "parsed_layout"]
@@ -93,8 +93,8 @@ class HeaderParser(wiring.Component):
         (``always_ready``).
     count_<error> : Out(32)
         How many frames raised each error in :data:`ERRORS` (saturating).
-    count_frames : Out(32)
-        Frames seen (saturating).
+    count_frames : Out(:data:`~wiregate.hw.counters.LIVE_BITS`)
+        Frames seen (a live counter: it wraps).
 
     Latency
     -------
@@ -113,7 +113,7 @@ class HeaderParser(wiring.Component):
         members = {
             "i": In(beat_signature(width)),
             "o": Out(stream.Signature(parsed_layout(width), always_ready=True)),
-            "count_frames": Out(32),
+            "count_frames": Out(LIVE_BITS),
         }
         for name in ERRORS:
             members[f"count_{name}"] = Out(32)
@@ -417,7 +417,7 @@ class HeaderParser(wiring.Component):
         with m.If(ends5):
             m.d.sync += o.errors.eq(Cat(error_now[name] for name in ERRORS))
 
-        count_event(m, self.count_frames, ends)
+        live_event(m, self.count_frames, ends)
         out_ends = self.o.valid & Cat(lane.keep & lane.last for lane in o.lanes).any()
         for bit, name in enumerate(ERRORS):
             count_event(m, getattr(self, f"count_{name}"), out_ends & o.errors[bit])

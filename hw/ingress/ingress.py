@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.extract import COUNTERS as EXTRACTOR_COUNTERS
 
+from ..counters import LIVE_BITS
 from ..stream import beat_signature, check_width
 from ..tables import write_signature
 from .headers import ERRORS, HeaderParser
@@ -14,13 +15,15 @@ from .sessions import SessionLookup
 from .soupbin import SoupBinFramer
 from .tcp_tracker import TcpTracker
 
-__all__ = ["DECISION_LATENCY", "LATENCY", "Ingress"]
+__all__ = ["DECISION_LATENCY", "LATENCY", "LIVE", "Ingress"]
 
 # Parser and lookup, then the register below.
 DECISION_LATENCY = HeaderParser.latency + SessionLookup.latency + 1
 # Parser, lookup, tracker, a register, the framer (a cycle) and the extractor.
 LATENCY = HeaderParser.latency + SessionLookup.latency + TcpTracker.latency + 1 + 1 + \
     OuchExtractor.latency
+# The counters the register map reads: live counters (:mod:`wiregate.hw.counters`).
+LIVE = ("frames", "dropped", "retransmits")
 
 
 class Ingress(wiring.Component):
@@ -52,8 +55,9 @@ class Ingress(wiring.Component):
         DECISION_LATENCY cycles after the MAC-side beat that decides it.
     in_sync : Out(n_sessions)
         Sessions whose stream is followed (see :class:`TcpTracker`).
-    count_* : Out(32)
-        The parser's, the lookup's, the tracker's and the extractor's counters.
+    count_* : Out
+        The parser's, the lookup's, the tracker's and the extractor's counters, each as
+        wide as its block's (the live ones, :data:`LIVE`, for the register file).
 
     Latency
     -------
@@ -79,7 +83,7 @@ class Ingress(wiring.Component):
         }
         for name in ("frames", *ERRORS, "dropped", "passed_by_rule", "retransmits", "lost",
                      *EXTRACTOR_COUNTERS):
-            members[f"count_{name}"] = Out(32)
+            members[f"count_{name}"] = Out(LIVE_BITS if name in LIVE else 32)
         super().__init__(members)
 
     def elaborate(self, platform):

@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.regmap import RegisterMap
 
-from ..counters import count_event
+from ..counters import LIVE_BITS, count_event, live_event
 from ..stream import check_width
 from ..tables import entry_layout, write_signature
 from .headers import FrameKind, parsed_layout
@@ -64,8 +64,10 @@ class SessionLookup(wiring.Component):
         Table writes (session: shadow bank; pass rules: unbanked).
     swap : In(1)
         Make the shadow session bank active.
-    count_dropped, count_passed_by_rule : Out(32)
-        Frames marked for drop, and frames let through by a pass rule (saturating).
+    count_dropped : Out(:data:`~wiregate.hw.counters.LIVE_BITS`)
+        Frames marked for drop (a live counter: it wraps).
+    count_passed_by_rule : Out(32)
+        Frames let through by a pass rule (saturating).
 
     Latency
     -------
@@ -86,7 +88,7 @@ class SessionLookup(wiring.Component):
             "write_session": In(write_signature(regmap, "session")),
             "write_pass_rule": In(write_signature(regmap, "pass_rule")),
             "swap": In(1),
-            "count_dropped": Out(32),
+            "count_dropped": Out(LIVE_BITS),
             "count_passed_by_rule": Out(32),
         })
 
@@ -226,6 +228,6 @@ class SessionLookup(wiring.Component):
                              ((hdr.kind == FrameKind.TCP) & frame_hit))
             passed_by_rule = Signal()
             m.d.sync += passed_by_rule.eq(last & ~drop & by_rule_only)
-            count_event(m, self.count_dropped, o.drop)
+            live_event(m, self.count_dropped, o.drop)
             count_event(m, self.count_passed_by_rule, passed_by_rule)
         return m

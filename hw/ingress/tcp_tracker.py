@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from wiregate.sw.regmap import RegisterMap
 
-from ..counters import count_event
+from ..counters import LIVE_BITS, count_event, live_event
 from ..stream import check_width, frame_end
 from .headers import FrameKind
 from .sessions import session_beat_layout
@@ -78,8 +78,10 @@ class TcpTracker(wiring.Component):
     in_sync : Out(n_sessions)
         Bit k: session k's stream is SYNCED (the host's view, and the risk core's
         fail-closed input).
-    count_retransmits, count_lost : Out(32)
-        Retransmitted segments, and segments that lost (or found lost) a stream.
+    count_retransmits : Out(:data:`~wiregate.hw.counters.LIVE_BITS`)
+        Retransmitted segments (a live counter: it wraps).
+    count_lost : Out(32)
+        Segments that lost (or found lost) a stream (saturating).
 
     Latency
     -------
@@ -96,7 +98,7 @@ class TcpTracker(wiring.Component):
             "i": In(stream.Signature(session_beat_layout(width, regmap), always_ready=True)),
             "o": Out(stream.Signature(tracked_beat_layout(width, regmap), always_ready=True)),
             "in_sync": Out(n),
-            "count_retransmits": Out(32),
+            "count_retransmits": Out(LIVE_BITS),
             "count_lost": Out(32),
         })
 
@@ -209,6 +211,6 @@ class TcpTracker(wiring.Component):
         ended = Signal()
         m.d.sync += ended.eq(last)
         segment_out = self.o.payload.segment
-        count_event(m, self.count_retransmits, ended & (segment_out == Segment.RETRANSMIT))
+        live_event(m, self.count_retransmits, ended & (segment_out == Segment.RETRANSMIT))
         count_event(m, self.count_lost, ended & (segment_out == Segment.LOST))
         return m
