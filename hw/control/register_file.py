@@ -618,23 +618,29 @@ class RegisterFile(wiring.Component):
                           if name == "kill_symbols" else (name,)):
                 sources[table] = (port.data, port.ok)
         # The session's state in a register: like an owner's port, it answers a cycle after
-        # the index is set, which ``waited`` allows for. Its select has an index register of
-        # its own, loaded only by a read of it: the shared index's fan-out into the select
-        # of every session's state was the block's slowest path (9.0 ns, 8.0 ns routing).
+        # the index is set, which ``waited`` allows for. It is picked by a flag a session,
+        # loaded only by a read of it, each flag driving that session's bits only: the
+        # shared index's fan-out into a select of every session's state was the block's
+        # slowest path (9.0 ns, 8.0 ns routing), and an index of its own still 8.6 ns.
         state = Signal(entry_layout(regmap, "session_state"))
-        state_index = Signal(max(1, (regmap.n_sessions - 1).bit_length()))
-        m.d.sync += state.eq(self.session_state[state_index])
+        state_pick = Signal(regmap.n_sessions)
+        m.d.sync += state.eq(reduce(operator.or_, (
+            self.session_state[s].as_value() & state_pick[s].replicate(len(state.as_value()))
+            for s in range(regmap.n_sessions))))
         sources["session_state"] = (state, Const(1))
         reads = [regmap.table(name) for name in sources]
         waiting = Signal(len(reads))
-        # The addressed word, a register per table, loaded only by a read of its table: one
-        # register for all drove every table's word select (the block's slowest path).
-        word = [Signal(range(t.entry_words), name=f"{t.name}_word") for t in reads]
+        # The addressed word, a flag per word of each table, loaded only by a read of its
+        # table; each flag drives its word's bits only. One index register for all drove
+        # every table's word select (the block's slowest path), and a word index per table
+        # into its select was still the slowest (8.5 ns, 11 steps).
+        word = [Signal(t.entry_words, name=f"{t.name}_word") for t in reads]
         chosen = []
         for t, at in zip(reads, word, strict=True):
             words, placed = _placed(t, sources[t.name][0])
             m.d.comb += placed
-            chosen.append(Array(_words(words))[at])
+            chosen.append(reduce(operator.or_, (
+                w & at[k].replicate(WORD_BITS) for k, w in enumerate(_words(words)))))
         # ``waiting`` is a flag per table, so the answer is an AND-OR of the owners' ``ok``
         # (``answers``, one-hot), not a pick by the table's number.
         answers = Signal(len(reads))
@@ -656,9 +662,11 @@ class RegisterFile(wiring.Component):
                 m.d.comb += table_read.eq(1)
                 m.d.sync += [waiting[k].eq(1), waited.eq(0),
                              index.eq(read_addr[word_bits:span_bits]),
-                             word[k].eq(read_addr[:word_bits])]
+                             word[k].eq(Cat(read_addr[:word_bits] == w
+                                            for w in range(t.entry_words)))]
                 if t.name == "session_state":
-                    m.d.sync += state_index.eq(read_addr[word_bits:span_bits])
+                    m.d.sync += state_pick.eq(Cat(read_addr[word_bits:span_bits] == s
+                                                  for s in range(regmap.n_sessions)))
 
         # A counter read waits for the sweep to finish (``counter_wait``), then reads the
         # snapshot memory, whose read register answers the next cycle: the other registers'
