@@ -370,7 +370,7 @@ class Core(wiring.Component):
         def frames_on(port):
             counter = Signal(LIVE_BITS)
             live_event(m, counter, port.valid & Cat(lane.keep & lane.first
-                                                     for lane in port.payload).any())
+                                                    for lane in port.payload).any())
             return counter
 
         def fcs_errors(port):
@@ -401,8 +401,8 @@ class Core(wiring.Component):
             counted[f"reject_{reason.name.lower()}"] = counter
         malformed = Signal(LIVE_BITS)
         live_event(m, malformed, (client.o.valid & event.valid & event.malformed.any())
-                    | (exchange.o.valid & exchange.o.payload.event.valid
-                       & exchange.o.payload.event.malformed.any()))
+                   | (exchange.o.valid & exchange.o.payload.event.valid
+                      & exchange.o.payload.event.malformed.any()))
         counted["malformed"] = malformed
         # A sum of two live counters is one (it moves by at most LIVE_STEP a cycle).
         retransmissions = Signal(LIVE_BITS)

@@ -405,6 +405,6 @@ class Executor(wiring.Component):
                 for name in COUNTERS:
                     codes = [s for s in Status if s.counter == name]
                     live_event(m, getattr(self, f"count_{name}"),
-                                Cat(status == s for s in codes).any())
+                               Cat(status == s for s in codes).any())
                 m.next = "IDLE"
         return m
