@@ -93,8 +93,6 @@ _ONES = (1 << WORD_BITS) - 1
 ANSWER_GROUP = 8
 # Counter captures per first-stage select of the counter sweep (a power of two).
 SWEEP_GROUP = 8
-# Bits of a group's select driven by one copy of the sweep's member index.
-SELECT_BITS = 16
 
 
 def bus_signature(regmap: RegisterMap) -> wiring.Signature:
@@ -410,18 +408,14 @@ class RegisterFile(wiring.Component):
         wraps = Signal()
         m.d.comb += wraps.eq(now == n - 1)
         m.d.sync += now.eq(Mux(wraps, 0, now + 1))
-        # Each SELECT_BITS of a group's select take the member from a copy of ``now``'s low
-        # bits of their own: one register drove hundreds of multiplexers across the block
-        # (its slowest path). Each copy counts for itself, so synthesis keeps them apart.
+        # Each group's select takes the member from a copy of ``now``'s low bits of its own:
+        # one register drove hundreds of multiplexers across the block (its slowest path).
+        # Each copy counts for itself, so synthesis keeps them apart.
         for g, group_register in enumerate(groups):
-            members = capture[g * SWEEP_GROUP:(g + 1) * SWEEP_GROUP]
-            for low in range(0, LIVE_BITS, SELECT_BITS):
-                member = Signal(member_bits, name=f"sweep_member{g}_{low}")
-                m.d.sync += [
-                    member.eq(Mux(wraps, 0, member + 1)),
-                    group_register[low:low + SELECT_BITS].eq(
-                        Array(c[low:low + SELECT_BITS] for c in members)[member]),
-                ]
+            member = Signal(member_bits, name=f"sweep_member{g}")
+            m.d.sync += [member.eq(Mux(wraps, 0, member + 1)),
+                         group_register.eq(Array(capture[g * SWEEP_GROUP:
+                                                         (g + 1) * SWEEP_GROUP])[member])]
         copy_write = copy_stage[-1]
         m.d.comb += [
             sums_read.addr.eq(picked),
@@ -434,7 +428,8 @@ class RegisterFile(wiring.Component):
             snapshot_write.en.eq(copy_write & snapshot),
         ]
         # ``busy``: a copy is under way, a flip-flop of its own whose input is the next
-        # cycle's stages (``capturing``'s own net reaches dozens of enables).
+        # cycle's stages (``capturing``'s own net reaches dozens of enables). Writes wait
+        # while it is high (``write_ready``).
         busy = Signal()
         m.d.sync += busy.eq(request | capturing | Cat(copy_stage[:-1]).any())
         # The write only raises ``capturing``; the captures stand still from the next
@@ -469,14 +464,13 @@ class RegisterFile(wiring.Component):
         # name none, or the last event leaves now: a cycle later, but each flip-flop's input
         # is a few gates, not the queue's next state). Nor while the engine's commit is in
         # flight: the bank the host writes has just become the one the events ahead of the
-        # commit still read (the engine's symbol limits rely on it). Three registers, ANDed
-        # after them: no one flip-flop's input gathers every term.
-        no_events, no_sweep, no_commit = (Signal(init=1, name=f"ready_{n}") for n in (
-            "events", "sweep", "commit"))
+        # commit still read (the engine's symbol limits rely on it). Three registers (with
+        # ``busy``), ANDed after them: no one flip-flop's input gathers every term.
+        no_events, no_commit = (Signal(init=1, name=f"ready_{n}") for n in ("events",
+                                                                             "commit"))
         m.d.sync += [no_events.eq(~waits & ~queueing & ~queues),
-                     no_sweep.eq(~request & ~capturing & ~Cat(copy_stage[:-1]).any()),
                      no_commit.eq(~self.commit_pending)]
-        m.d.comb += bus.write_ready.eq(no_events & no_sweep & no_commit)
+        m.d.comb += bus.write_ready.eq(no_events & ~busy & no_commit)
 
         # --- tables: one staging register, the last used word writes the entry -----------
         # The ports' entries are the staging register itself, not a registered copy of it:
