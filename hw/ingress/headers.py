@@ -48,6 +48,7 @@ def header_layout():
     """The header record of a frame, valid from ``header.done`` until the frame ends."""
     return data.StructLayout({
         "done": 1,             # every header field below has been seen
+        "addresses": 1,        # unfragmented IPv4 whose addresses are seen
         "ports": 1,            # unfragmented IPv4 whose addresses and first 4 L4 bytes are seen
         "kind": 2,             # FrameKind
         "vlan": 1,
@@ -317,6 +318,7 @@ class HeaderParser(wiring.Component):
             m.d.comb += kind.eq(FrameKind.OTHER)
         header3 = {
             "done": done,
+            "addresses": have_ip & ip_shape_ok & ~c["fragment"],
             "ports": have_ip & ip_shape_ok & ~c["fragment"] & c["have_ports"],
             "kind": kind,
             "vlan": c["vlan"],

@@ -5,7 +5,7 @@ pass (to be checked), frames a host pass rule names pass, and everything else is
 for drop. Toward the clients nothing is dropped: exchange traffic is parsed, never changed.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -15,9 +15,15 @@ from ..counters import LIVE_BITS, count_event, live_event
 from ..stream import check_width
 from ..tables import entry_layout, write_signature
 from .headers import FrameKind, parsed_layout
+from .session_search import KEY_FIELDS, SessionSearch
 
 __all__ = ["SessionLookup", "session_beat_layout"]
 
+# At one byte a beat, the beats from an IPv4 frame's addresses (its last address byte) to
+# its ports (their last byte): the first 4 bytes after the IPv4 header, options or none;
+# and from a TCP frame's ports to the end of its headers: the TCP header's other 16 bytes.
+ADDRESSES_TO_PORTS = 4
+PORTS_TO_HEADERS_END = 16
 IP_PROTO_TCP = 6
 IP_PROTO_UDP = 17
 
@@ -69,6 +75,9 @@ class SessionLookup(wiring.Component):
     count_passed_by_rule : Out(32)
         Frames let through by a pass rule (saturating).
 
+    At one byte a beat part of the match walks the table (:class:`SessionSearch`) instead of
+    comparing every entry at once: see ``elaborate``.
+
     Latency
     -------
     Two cycles: the compares, then the frame's session and verdict.
@@ -82,6 +91,13 @@ class SessionLookup(wiring.Component):
             raise TypeError(f"regmap must be a RegisterMap, not {regmap!r}")
         self._regmap = regmap
         self._toward_exchange = bool(toward_exchange)
+        # How stage 1 finds the frame's session (see ``elaborate``).
+        self._find = "compare"
+        if self._width == 1:
+            self._find = "walk addresses" if self._toward_exchange else "walk"
+            if not self._toward_exchange and regmap.n_sessions + 1 > PORTS_TO_HEADERS_END:
+                raise ValueError(f"{regmap.n_sessions} sessions take longer to walk than a "
+                                 f"TCP frame's headers last after its ports")
         super().__init__({
             "i": In(stream.Signature(parsed_layout(width), always_ready=True)),
             "o": Out(stream.Signature(session_beat_layout(width, regmap), always_ready=True)),
@@ -91,6 +107,40 @@ class SessionLookup(wiring.Component):
             "count_dropped": Out(LIVE_BITS),
             "count_passed_by_rule": Out(32),
         })
+
+    def _compare(self, m, local_ip, local_port, remote_ip, remote_port, pick=None):
+        """Stage 1 at once: the 4-tuple against every entry of a bank (``pick``, or the active
+        one), registered with the beat, an address match and a port match per session."""
+        regmap = self._regmap
+        session_entry = entry_layout(regmap, "session")
+        banks = [[Signal(session_entry, name=f"session_bank{b}_{k}")
+                  for k in range(regmap.n_sessions)] for b in range(2)]
+        active = Signal()
+        with m.If(self.swap):
+            m.d.sync += active.eq(~active)
+        write = self.write_session
+        for k in range(regmap.n_sessions):
+            for b in range(2):
+                with m.If(write.en & (write.index == k) & (active != b)):
+                    m.d.sync += banks[b][k].eq(write.entry)
+        # Both banks are compared and the active one's result picked: ``active`` then
+        # selects one bit per entry, not every entry bit ahead of the compare (its fan-out
+        # there was the whole ingress's longest path). The addresses and the ports are
+        # compared in registers of their own and the two halves taken together in stage 2:
+        # the whole 4-tuple in one cycle was the whole ingress's longest path after the bank
+        # select's (seed 1, 8.2 ns).
+        ip_matches, port_matches = Signal(regmap.n_sessions), Signal(regmap.n_sessions)
+        for k in range(regmap.n_sessions):
+            ip_match = [entry.valid & (entry.client_ip == local_ip) &
+                        (entry.exchange_ip == remote_ip)
+                        for entry in (banks[0][k], banks[1][k])]
+            port_match = [(entry.client_port == local_port) &
+                          (entry.exchange_port == remote_port)
+                          for entry in (banks[0][k], banks[1][k])]
+            bank = active if pick is None else pick
+            m.d.sync += [ip_matches[k].eq(Mux(bank, ip_match[1], ip_match[0])),
+                         port_matches[k].eq(Mux(bank, port_match[1], port_match[0]))]
+        return ip_matches, port_matches
 
     def elaborate(self, platform):
         m = Module()
@@ -104,36 +154,44 @@ class SessionLookup(wiring.Component):
             local_ip, local_port, remote_ip, remote_port = (
                 hdr.ip_dst, hdr.dst_port, hdr.ip_src, hdr.src_port)
 
-        # The session table: two banks of registers, compared in parallel.
-        session_entry = entry_layout(regmap, "session")
-        banks = [[Signal(session_entry, name=f"session_bank{b}_{k}")
-                  for k in range(regmap.n_sessions)] for b in range(2)]
-        active = Signal()
-        with m.If(self.swap):
-            m.d.sync += active.eq(~active)
-        write = self.write_session
-        for k in range(regmap.n_sessions):
-            for b in range(2):
-                with m.If(write.en & (write.index == k) & (active != b)):
-                    m.d.sync += banks[b][k].eq(write.entry)
-
-        # Stage 1: the 4-tuple against every entry of the active bank and against the pass
-        # rules, registered with the beat. Both banks are compared and the active one's
-        # result picked: ``active`` then selects one bit per entry, not every entry bit
-        # ahead of the compare (its fan-out there was the whole ingress's longest path).
-        # The addresses and the ports are compared in registers of their own and the two
-        # halves taken together in stage 2: the whole 4-tuple in one cycle was the whole
-        # ingress's longest path after the bank select's (seed 1, 8.2 ns).
-        ip_matches, port_matches = Signal(regmap.n_sessions), Signal(regmap.n_sessions)
-        for k in range(regmap.n_sessions):
-            ip_match = [entry.valid & (entry.client_ip == local_ip) &
-                        (entry.exchange_ip == remote_ip)
-                        for entry in (banks[0][k], banks[1][k])]
-            port_match = [(entry.client_port == local_port) &
-                          (entry.exchange_port == remote_port)
-                          for entry in (banks[0][k], banks[1][k])]
-            m.d.sync += [ip_matches[k].eq(Mux(active, ip_match[1], ip_match[0])),
-                         port_matches[k].eq(Mux(active, port_match[1], port_match[0]))]
+        # Stage 1: which entries hold the frame's 4-tuple, in two halves ANDed in stage 2,
+        # the addresses' and the ports'. Toward the exchange the frame's pass decision waits
+        # for them at its ports (and with it the holdback, every frame's delay); toward the
+        # clients only the session does, at the end of the headers.
+        # - "compare": every entry at once (at eight bytes a beat the ports come in the
+        #   addresses' beat or the next);
+        # - "walk addresses": the addresses walked (SessionSearch) from the beat that
+        #   completes them, ADDRESSES_TO_PORTS beats or more before the ports, the ports
+        #   compared at once in the walked bank's entries;
+        # - "walk": the whole 4-tuple walked from the ports, over before the headers end.
+        if self._find == "compare":
+            ip_matches, port_matches = self._compare(m, local_ip, local_port, remote_ip,
+                                                     remote_port)
+        else:
+            walk_addresses = self._find == "walk addresses"
+            fields = ("client_ip", "exchange_ip") if walk_addresses else KEY_FIELDS
+            per_cycle = -(-regmap.n_sessions // ADDRESSES_TO_PORTS) if walk_addresses else 1
+            m.submodules.search = search = SessionSearch(regmap, fields=fields,
+                                                         per_cycle=per_cycle)
+            assert not walk_addresses or search.latency <= ADDRESSES_TO_PORTS + 1
+            walked = Signal()       # this frame's walk has begun
+            starts = Cat(lane.keep & lane.first for lane in beat.lanes).any()
+            complete_key = hdr.addresses if walk_addresses else hdr.ports
+            start = self.i.valid & complete_key & (~walked | starts)
+            with m.If(self.i.valid & starts):
+                m.d.sync += walked.eq(start)
+            with m.Elif(start):
+                m.d.sync += walked.eq(1)
+            wiring.connect(m, host=wiring.flipped(self.write_session), table=search.write)
+            m.d.comb += [search.swap.eq(self.swap), search.start.eq(start),
+                         search.client_ip.eq(local_ip), search.exchange_ip.eq(remote_ip),
+                         search.client_port.eq(local_port),
+                         search.exchange_port.eq(remote_port)]
+            ip_matches = search.matches
+            port_matches = Const((1 << regmap.n_sessions) - 1, regmap.n_sessions)
+            if walk_addresses:
+                _, port_matches = self._compare(m, local_ip, local_port, remote_ip,
+                                                remote_port, pick=search.bank)
 
         # Pass rules: unbanked registers.
         rule_entry = entry_layout(regmap, "pass_rule")
@@ -178,7 +236,7 @@ class SessionLookup(wiring.Component):
         by_rule = ip_frame & any_rule
 
         # Per frame: the session matched when the 4-tuple is seen (or, for a frame without
-        # one, when the headers complete). The pass decision (``admit``) is taken then too,
+        # one, and for every frame where the 4-tuple is walked, when the headers complete). The pass decision (``admit``) is taken then too,
         # so a commit's swap between the 4-tuple and the headers' end cannot give the frame
         # one table's decision and the other's session (a pass unjudged, or a judged drop).
         # A frame is a session's only once its headers are complete (``complete``).
@@ -191,7 +249,8 @@ class SessionLookup(wiring.Component):
         with m.If(valid):
             with m.If(first):
                 m.d.sync += [latched.eq(0), hit.eq(0), complete.eq(0)]
-            with m.If((hdr.ports | hdr.done) & (~latched | first)):
+            found = hdr.done if self._find == "walk" else hdr.ports | hdr.done
+            with m.If(found & (~latched | first)):
                 m.d.sync += [latched.eq(1), hit.eq(hit_now), index.eq(index_now)]
             with m.If(hdr.done):
                 m.d.sync += complete.eq(1)

@@ -894,16 +894,26 @@ class Engine(wiring.Component):
             & (xe.user_ref_num == xf_.user_ref_num)
         is_buy_msg = xf_.side == ord(BUY)
 
-        # Registers the model keeps per session.
-        last_ref = Array(Signal(REF_BITS, name=f"last_ref{i}") for i in range(ns))
-        credit = Array(Signal(NOTIONAL, name=f"credit{i}") for i in range(ns))
+        # State the model keeps per session: a row per session in a small memory (LUT RAM),
+        # read at the event's session here and carried to APPLY (no other event writes that
+        # session in between), written at APPLY; and a flip-flop copy per session, written
+        # with the row, that only the read-back reads. Read from flip-flops, every stage that
+        # reads would be an n-way multiplexer per bit: 228 bits of them at three stages.
+        def per_session(name, shape, read_back):
+            rows = memory.Memory(shape=shape, depth=ns, init=[])
+            m.submodules[name] = rows
+            write, read = rows.write_port(), rows.read_port(domain="comb")
+            m.d.comb += read.addr.eq(s)
+            for i in range(ns):
+                with m.If(write.en & (write.addr == i)):
+                    m.d.sync += read_back[i].eq(write.data)
+            return read.data, write
+
+        x_last_ref, last_ref_write = per_session("last_ref", REF_BITS, self.last_user_ref_num)
+        x_credit, credit_write = per_session("credit_used", NOTIONAL, self.credit_used)
+        x_unmatched, unmatched_write = per_session("unmatched", 32, self.unmatched)
         gateway_credit = Signal(NOTIONAL)
-        unmatched = Array(Signal(32, name=f"unmatched{i}") for i in range(ns))
         in_sync = self.in_sync
-        for i in range(ns):
-            m.d.comb += [self.last_user_ref_num[i].eq(last_ref[i]),
-                         self.credit_used[i].eq(credit[i]),
-                         self.unmatched[i].eq(unmatched[i])]
         m.d.comb += self.gateway_credit_used.eq(gateway_credit)
 
         # Time-aligned timebase for the stateful checks (see the module docstring).
@@ -994,7 +1004,7 @@ class Engine(wiring.Component):
             position.max_long.eq(x_symbol.max_long), position.max_short.eq(x_symbol.max_short),
             credit_session.add_notional.eq(own_product),
             credit_session.released.eq(Mux(is_enter, 0, orig_charge)),
-            credit_session.used.eq(credit[s]),
+            credit_session.used.eq(x_credit),
             credit_session.limit.eq(x_sess.credit),
             credit_session.limit_loaded.eq(x_session_loaded),
             credit_gateway.add_notional.eq(own_product),
@@ -1020,7 +1030,7 @@ class Engine(wiring.Component):
             | (unknown_symbol << Reason.UNKNOWN_SYMBOL)
             | ((yl_known & x_symbol.restricted) << Reason.RESTRICTED)
             | ((is_replace & ~b_live_x) << Reason.UNKNOWN_ORDER)
-            | ((xf_.user_ref_num <= last_ref[s]) << Reason.DUPLICATE_REF)
+            | ((xf_.user_ref_num <= x_last_ref) << Reason.DUPLICATE_REF)
             | ((~a_named_x & a_holds.all()) << Reason.CAPACITY)
             | (Mux(yl_known, x_quantity_fire, x_quantity_base) << Reason.QUANTITY)
             | (Mux(yl_known, notional.fire, notional.fire_without_symbol) << Reason.NOTIONAL)
@@ -1066,7 +1076,7 @@ class Engine(wiring.Component):
                              verdict_symbol_known.eq(known),
                              verdict_symbol.eq(Mux(is_enter, symbol_of_idx, b.symbol_index))]
 
-        newer = xf_.user_ref_num > last_ref[s]
+        newer = xf_.user_ref_num > x_last_ref
         # The rate keeps the frame's checkpoint from before its first message is judged.
         m.d.comb += [rate.checkpoint.valid.eq(is_client & sx.opens_frame),
                      rate.checkpoint.session.eq(s)]
@@ -1081,7 +1091,8 @@ class Engine(wiring.Component):
         (a, b, xe, expo, a_holds, a_hits, b_hits, same_set, a_named_x, a_live, b_live_x,
          x_match, fires, judged, orders_risk, newer, verdict_symbol,
          verdict_symbol_known, side_buy, add_q, add_n, msg_product, part_product, xe_notional,
-         x_time, queued, judged_cycle, backlog) = (applied(value, name) for name, value in (
+         x_time, queued, judged_cycle, backlog, a_last_ref, a_credit,
+         a_unmatched) = (applied(value, name) for name, value in (
             ("a", a), ("b", b), ("xe", xe), ("expo", expo), ("a_holds", a_holds),
             ("a_hits", a_hits), ("b_hits", b_hits), ("same_set", same_set),
             ("a_named", a_named_x), ("a_live", a_live), ("b_live", b_live_x),
@@ -1092,7 +1103,8 @@ class Engine(wiring.Component):
             ("msg_product", notional.notional), ("part_product", order_product.product),
             ("xe_notional", xe_notional), ("time", x_time), ("queued", self.queued),
             ("cycle", self.cycle),
-            ("backlog", backlog)))
+            ("backlog", backlog), ("last_ref", x_last_ref), ("credit", x_credit),
+            ("unmatched", x_unmatched)))
         vacated_here = [applied(t.value, f"vacated{w}") for w, t in enumerate(vacated_a)]
         orig_held = [applied(e.held, f"orig_held{w}") for w, e in enumerate(b_entries[0])]
         sa = tokens[apply]
@@ -1115,8 +1127,6 @@ class Engine(wiring.Component):
             ]
         accepted = is_client & accept
         places = accepted & orders_risk       # an Enter or Replace enters the order table
-        with m.If(orders_risk & newer):
-            m.d.sync += last_ref[s].eq(xf_.user_ref_num)
 
         # --- Exchange events, revokes: the new entry and the charges it moves ------------
         # The order-table entry written at the message's slot, the slots filled and emptied,
@@ -1285,10 +1295,11 @@ class Engine(wiring.Component):
             exposure.write_data.working_buy.eq(expo.working_buy + d_buy),
             exposure.write_data.working_sell.eq(expo.working_sell + d_sell),
         ]
-        m.d.sync += [credit[s].eq(credit[s] + d_credit),
-                     gateway_credit.eq(gateway_credit + d_credit)]
-        with m.If(count_unmatched):
-            m.d.sync += unmatched[s].eq(unmatched[s] + 1)
+        m.d.comb += [credit_write.en.eq(sa.valid), credit_write.addr.eq(s),
+                     credit_write.data.eq(a_credit + d_credit),
+                     unmatched_write.en.eq(count_unmatched), unmatched_write.addr.eq(s),
+                     unmatched_write.data.eq(a_unmatched + 1)]
+        m.d.sync += gateway_credit.eq(gateway_credit + d_credit)
 
         # --- Frames (rule 10) -------------------------------------------------------------
         checkpoint = Signal(data.StructLayout({"armed": 1, "session": range(ns),
@@ -1297,7 +1308,7 @@ class Engine(wiring.Component):
         frame_session = Mux(opens, s, checkpoint.session)
         with m.If(opens):
             m.d.sync += [checkpoint.armed.eq(1), checkpoint.session.eq(s),
-                         checkpoint.last_ref.eq(last_ref[s]), checkpoint.verdicts.eq(1)]
+                         checkpoint.last_ref.eq(a_last_ref), checkpoint.verdicts.eq(1)]
         with m.Elif(is_client & (s == checkpoint.session)):
             m.d.sync += checkpoint.verdicts.eq(checkpoint.verdicts + 1)
         with m.If(opens):
@@ -1317,11 +1328,14 @@ class Engine(wiring.Component):
         frame_end = sa.valid & (sa.kind == _Kind.FRAME_END)
         void = frame_end & sa.void & checkpoint.armed
         m.d.comb += rate.restore.eq(void)
+        # The UserRefNum an Enter or Replace takes; a void frame puts its session's back.
+        m.d.comb += [last_ref_write.en.eq((orders_risk & newer) | void),
+                     last_ref_write.addr.eq(Mux(void, checkpoint.session, s)),
+                     last_ref_write.data.eq(Mux(void, checkpoint.last_ref, xf_.user_ref_num))]
         with m.If(frame_end):
             m.d.sync += checkpoint.armed.eq(0)
             with m.If(void):
-                m.d.sync += [last_ref[checkpoint.session].eq(checkpoint.last_ref),
-                             revoke_mark.eq(revoke_tail)]
+                m.d.sync += revoke_mark.eq(revoke_tail)
             with m.Else():
                 m.d.sync += revoke_tail.eq(revoke_mark)
 
