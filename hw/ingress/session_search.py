@@ -111,16 +111,21 @@ class SessionSearch(wiring.Component):
         with m.If(self.start):
             m.d.sync += [*(wanted[name].eq(getattr(self, name)) for name in self._fields),
                          wanted.valid.eq(1), self.bank.eq(active), step.eq(0),
-                         walking.eq(1), self.matches.eq(0)]
+                         walking.eq(1)]
         with m.Elif(walking):
             m.d.sync += step.eq(step + 1)
             with m.If(step == steps - 1):
                 m.d.sync += walking.eq(0)
+        # Each step's compares shift in at the top: when the walk ends, entry k's is bit k.
+        # (A flip-flop per entry, enabled by its step, put the step's decode behind the
+        # compare, the block's slowest path.)
+        hits = []
         for j in range(p):
             read = rows.read_port(domain="comb")
             m.d.comb += read.addr.eq(address(step * p + j, self.bank))
-            for k in range(j, n, p):
-                with m.If(walking & (step == k // p)
-                          & (read.data.as_value() == wanted.as_value())):
-                    m.d.sync += self.matches[k].eq(1)
+            hits.append(read.data.as_value() == wanted.as_value())
+        walked = Signal(steps * p)
+        with m.If(walking):
+            m.d.sync += walked.eq(Cat(walked[p:], *hits))
+        m.d.comb += self.matches.eq(walked[:n])
         return m

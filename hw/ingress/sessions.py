@@ -236,9 +236,10 @@ class SessionLookup(wiring.Component):
         by_rule = ip_frame & any_rule
 
         # Per frame: the session matched when the 4-tuple is seen (or, for a frame without
-        # one, and for every frame where the 4-tuple is walked, when the headers complete). The pass decision (``admit``) is taken then too,
-        # so a commit's swap between the 4-tuple and the headers' end cannot give the frame
-        # one table's decision and the other's session (a pass unjudged, or a judged drop).
+        # one, and for every frame where the 4-tuple is walked, when the headers complete).
+        # The pass decision (``admit``) is taken then too, so a commit's swap between the
+        # 4-tuple and the headers' end cannot give the frame one table's decision and the
+        # other's session (a pass unjudged, or a judged drop).
         # A frame is a session's only once its headers are complete (``complete``).
         latched = Signal()
         hit = Signal()
