@@ -50,7 +50,8 @@ class SessionSearch(wiring.Component):
         The frame's 4-tuple, its ends named as the entry names them (those not in
         ``fields`` are not read).
     matches : Out(n_sessions)
-        Bit ``k``: entry ``k`` of the walked bank is valid and holds the key.
+        Bit ``k``: entry ``k`` of the walked bank is valid and holds the key (an AND of
+        registers).
     bank : Out(1)
         The walked bank.
 
@@ -105,27 +106,30 @@ class SessionSearch(wiring.Component):
                      write.addr.eq(address(self.write.index.as_unsigned(), ~active)),
                      *(write.data[name].eq(self.write.entry[name]) for name in row.members)]
 
-        wanted = Signal(row)
+        wanted = Signal(data.StructLayout({name: full[name].shape for name in self._fields}))
         step = Signal(range(steps))
         walking = Signal()
         with m.If(self.start):
             m.d.sync += [*(wanted[name].eq(getattr(self, name)) for name in self._fields),
-                         wanted.valid.eq(1), self.bank.eq(active), step.eq(0),
-                         walking.eq(1)]
+                         self.bank.eq(active), step.eq(0), walking.eq(1)]
         with m.Elif(walking):
             m.d.sync += step.eq(step + 1)
             with m.If(step == steps - 1):
                 m.d.sync += walking.eq(0)
-        # Each step's compares shift in at the top: when the walk ends, entry k's is bit k.
-        # (A flip-flop per entry, enabled by its step, put the step's decode behind the
-        # compare, the block's slowest path.)
-        hits = []
+        # Each step's compares shift in at the top, a bit per field (and ``valid``) of each
+        # entry read: when the walk ends, entry k's are the k-th group, ANDed on the way
+        # out. The compare of a whole entry in one cycle, and a flip-flop per entry enabled
+        # by its step (the step's decode behind the compare), were the block's slowest
+        # paths.
+        group = len(self._fields) + 1
+        compares = []
         for j in range(p):
             read = rows.read_port(domain="comb")
             m.d.comb += read.addr.eq(address(step * p + j, self.bank))
-            hits.append(read.data.as_value() == wanted.as_value())
-        walked = Signal(steps * p)
+            compares += [*(read.data[name] == wanted[name] for name in self._fields),
+                         read.data.valid]
+        walked = Signal(steps * p * group)
         with m.If(walking):
-            m.d.sync += walked.eq(Cat(walked[p:], *hits))
-        m.d.comb += self.matches.eq(walked[:n])
+            m.d.sync += walked.eq(Cat(walked[p * group:], *compares))
+        m.d.comb += self.matches.eq(Cat(walked.word_select(k, group).all() for k in range(n)))
         return m
