@@ -1,6 +1,6 @@
 """Rate: every session's token bucket, throttle and trip (model rule 6), and its undo (rule 10)."""
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -127,10 +127,9 @@ class Rate(wiring.Component):
         self._checkpoint = data.StructLayout({
             "armed": 1,
             "session": range(n),
-            "throttle_count": trip_after,
-            "throttled": 1,
             "taken": burst,
         })
+        self._saved = data.StructLayout({"throttle_count": trip_after, "throttled": 1})
         super().__init__({
             "tick": In(1),
             "commit": In(wiring.Signature({
@@ -204,19 +203,20 @@ class Rate(wiring.Component):
             m.d.comb += value.eq(Array(signals)[index])
             return value
 
-        # 2. The checkpoint, before this cycle's judgment.
+        # 2. The checkpoint, before this cycle's judgment. Every session's throttle state is
+        # copied at every checkpoint, and the restore puts back its session's copy: no select
+        # of the checkpoint session's state.
         opened = Signal(self._checkpoint)
         m.d.comb += opened.eq(checkpoint)
+        saved = [Signal(self._saved, name=f"saved{s}") for s in range(n)]
         with m.If(self.checkpoint.valid):
             m.d.comb += [
                 opened.armed.eq(1),
                 opened.session.eq(self.checkpoint.session),
-                opened.throttle_count.eq(select([b.throttle_count for b in buckets],
-                                                self.checkpoint.session, "first_count")),
-                opened.throttled.eq(select([b.throttled for b in buckets],
-                                           self.checkpoint.session, "first_throttled")),
                 opened.taken.eq(0),
             ]
+            m.d.sync += [saved[s].eq(Cat(b.throttle_count, b.throttled))
+                         for s, b in enumerate(buckets)]
 
         # 3. The judgment (model rate_take).
         j_empty = select(empties, judge.session, "j_empty")
@@ -272,8 +272,8 @@ class Rate(wiring.Component):
                 m.d.sync += b.tokens.eq(given_back)
             with m.If(restored):
                 m.d.sync += [
-                    b.throttle_count.eq(checkpoint.throttle_count),
-                    b.throttled.eq(checkpoint.throttled),
+                    b.throttle_count.eq(saved[s].throttle_count),
+                    b.throttled.eq(saved[s].throttled),
                 ]
             with m.Elif(judge.fire & judged):
                 m.d.sync += [b.throttle_count.eq(j_count), b.throttled.eq(1)]
