@@ -8,7 +8,7 @@ from wiregate.sw.regmap import RegisterMap
 
 from ..tables import entry_layout, write_signature
 
-__all__ = ["SessionSearch"]
+__all__ = ["KEY_FIELDS", "SessionSearch"]
 
 KEY_FIELDS = ("client_ip", "exchange_ip", "client_port", "exchange_port")
 
