@@ -898,7 +898,7 @@ class Engine(wiring.Component):
         # read at the event's session here and carried to APPLY (no other event writes that
         # session in between), written at APPLY; and a flip-flop copy per session, written
         # with the row, that only the read-back reads. Read from flip-flops, every stage that
-        # reads would be an n-way multiplexer per bit: 228 bits of them at three stages.
+        # reads would be an n-way multiplexer per bit: 228 bits of them, at EXEC and APPLY.
         def per_session(name, shape, read_back):
             rows = memory.Memory(shape=shape, depth=ns, init=[])
             m.submodules[name] = rows
