@@ -535,3 +535,43 @@ def test_parameter_errors(make, error, message):
         return None
 
     assert look(attempt, lambda outcome: outcome) == (error, message)
+
+
+@pytest.mark.parametrize("n_plus, n_minus", [
+    (1, 0), (0, 1), (1, 1), (2, 1), (1, 2), (2, 2), (3, 2), (2, 3), (1, 4), (4, 4), (0, 6)])
+def test_positive_against_python(n_plus, n_minus):
+    # Every count of subtracted terms makes another constant (all ones, 0, small ones that
+    # ride in the carry words' low bits, or one too large for them): signed and unsigned
+    # terms of different widths, at their extremes and at random, against Python's sum.
+    from amaranth.hdl import Module, Signal
+
+    from wiregate.hw.risk.checks.carry_save import positive
+
+    shapes = [(signed(5), unsigned(4), unsigned(6), signed(3))[k % 4]
+              for k in range(n_plus + n_minus)]
+    terms = [Signal(shape, name=f"t{k}") for k, shape in enumerate(shapes)]
+    m = Module()
+    out = Signal()
+    m.d.comb += out.eq(positive(terms[:n_plus], terms[n_plus:]))
+    rng = random.Random(n_plus * 10 + n_minus)
+
+    def extremes(shape):
+        s = Shape.cast(shape)
+        lo, hi = (-(1 << (s.width - 1)), (1 << (s.width - 1)) - 1) if s.signed \
+            else (0, (1 << s.width) - 1)
+        return lo, hi
+
+    vectors = [[extremes(s)[e >> k & 1] for k, s in enumerate(shapes)]
+               for e in range(1 << len(shapes))]
+    vectors += [[rng.randint(*extremes(s)) for s in shapes] for _ in range(3000)]
+
+    async def testbench(ctx):
+        for values in vectors:
+            for term, value in zip(terms, values, strict=True):
+                ctx.set(term, value)
+            expected = sum(values[:n_plus]) - sum(values[n_plus:]) > 0
+            assert ctx.get(out) == expected, f"{values}"
+
+    sim = Simulator(m)
+    sim.add_testbench(testbench)
+    sim.run()

@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 from wiregate.hw.risk.rmw_table import RmwTable
 
 
-def check_table(depth, distance, seed, cycles=1500, hot=3, taps=()):
+def check_table(depth, distance, seed, cycles=1500, hot=3, taps=(), lands=()):
     """Random reads and read-modify-writes, biased onto a few hot keys so hazards are dense.
 
     The model: a dict updated by every execute-stage write at the end of its cycle; the
@@ -16,7 +16,7 @@ def check_table(depth, distance, seed, cycles=1500, hot=3, taps=()):
     """
     rng = random.Random(seed)
     hot_keys = rng.sample(range(depth), min(hot, depth))
-    dut = RmwTable(32, depth, distance, taps, peek=True)
+    dut = RmwTable(32, depth, distance, taps, lands=lands, peek=True)
     model = dict.fromkeys(range(depth), 0)
     reads = []          # address read in each cycle
     mismatches = []
@@ -52,9 +52,18 @@ def check_table(depth, distance, seed, cycles=1500, hot=3, taps=()):
                 ctx.set(dut.write_data, write[1])
             peek = rng.randrange(depth)
             ctx.set(dut.peek_addr, peek)
+            # What each tap (or value) will show next cycle: this cycle's write where it
+            # lands, else what the tap a stage earlier shows now.
+            coming = {d: write[1] if ctx.get(getattr(dut, f"lands{d}"))
+                      else ctx.get(getattr(dut, f"tap{d - 1}"))
+                      for d in lands}
             await ctx.tick()
             if write is not None:
                 model[write[0]] = write[1]
+            for d, seen in coming.items():
+                if c + 1 >= d and reads[c + 1 - d] is not None \
+                        and seen != model[reads[c + 1 - d]]:
+                    mismatches.append((f"lands{d}", c, reads[c + 1 - d], seen))
             # In a cycle without an event's read the peek reads, and answers a cycle later
             # with that cycle's write applied (the port is transparent to it).
             if not used:
@@ -82,6 +91,13 @@ def test_the_taps_include_every_earlier_write_too(distance, taps):
     check_table(16, distance, seed, taps=taps)
 
 
+@pytest.mark.parametrize("distance,lands", [(2, (2,)), (4, (2, 3, 4)), (5, (4,))])
+def test_lands_says_where_the_write_goes_next_cycle(distance, lands):
+    seed = random.randrange(1 << 32)
+    print(f"seed={seed}")
+    check_table(16, distance, seed, taps=tuple(d - 1 for d in lands), lands=lands)
+
+
 def test_parameters_are_checked():
     with pytest.raises(ValueError, match="Distance must be an integer of at least 1"):
         RmwTable(8, 4, 0)
@@ -89,3 +105,5 @@ def test_parameters_are_checked():
         RmwTable(8, 0, 1)
     with pytest.raises(ValueError, match="A tap must be between 1 and distance - 1"):
         RmwTable(8, 4, 3, taps=(3,))
+    with pytest.raises(ValueError, match="A lands distance must be between 2 and distance"):
+        RmwTable(8, 4, 3, lands=(1,))

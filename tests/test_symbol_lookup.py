@@ -43,6 +43,7 @@ def run_lookups(dut, writes, queries):
     """Write ``(bank, slot, entry)`` in order, then look ``(bank, symbol)`` up, one a cycle:
     the index found for each, or None."""
     answers = []
+    asked = []          # the cycle of each lookup
 
     async def testbench(ctx):
         for bank, slot, entry in writes:
@@ -52,13 +53,15 @@ def run_lookups(dut, writes, queries):
             ctx.set(dut.write.entry, entry)
             await ctx.tick()
         ctx.set(dut.write.en, 0)
-        for k in range(len(queries) + 2):
+        for k in range(len(queries) + dut.latency):
             if k < len(queries):
                 bank, symbol = queries[k]
                 ctx.set(dut.i, {"valid": 1, "bank": bank, "symbol": symbol})
+                asked.append(k)
             else:
                 ctx.set(dut.i.valid, 0)
             if ctx.get(dut.o.valid):
+                assert asked[len(answers)] == k - dut.latency, "the answer's latency"
                 answers.append(ctx.get(dut.o.index) if ctx.get(dut.o.found) else None)
             await ctx.tick()
 
@@ -69,7 +72,7 @@ def run_lookups(dut, writes, queries):
     return answers
 
 
-def check_lookup(regmap, seed, n_symbols, n_lookups=1500):
+def check_lookup(regmap, seed, n_symbols, n_lookups=1500, latency=2):
     rng = random.Random(seed)
     banks = []
     for _ in range(2):
@@ -98,7 +101,7 @@ def check_lookup(regmap, seed, n_symbols, n_lookups=1500):
 
     writes = [(bank, slot, entry) for bank, (image, _) in enumerate(banks)
               for slot, entry in enumerate(image.entries["symbol_hash"])]
-    answers = run_lookups(SymbolLookup(regmap), writes,
+    answers = run_lookups(SymbolLookup(regmap, latency), writes,
                           [(bank, int.from_bytes(wire, "big")) for bank, wire, _ in queries])
     expected = [e for _, _, e in queries]
     assert answers == expected, f"seed {seed}"
@@ -106,11 +109,12 @@ def check_lookup(regmap, seed, n_symbols, n_lookups=1500):
 
 
 @pytest.mark.parametrize("slots, n_symbols", [(16, 6), (2048, 1024)])
-def test_lookups_match_the_configured_symbols(slots, n_symbols):
+@pytest.mark.parametrize("latency", [2, 3])
+def test_lookups_match_the_configured_symbols(slots, n_symbols, latency):
     seed = random.randrange(1 << 32)
     print(f"seed={seed}")
     regmap = RegisterMap(n_symbols=n_symbols * 2, symbol_slots=max(slots, n_symbols * 2))
-    check_lookup(regmap, seed, n_symbols)
+    check_lookup(regmap, seed, n_symbols, latency=latency)
 
 
 def h3(masks, word):
@@ -191,3 +195,8 @@ def test_the_host_reads_every_slot_back_between_lookups(slots, n_symbols):
                 for slot, entry in enumerate(image.entries["symbol_hash"])]
     assert read == expected, f"seed {seed}"
     assert sum(e["valid"] for _, _, e in expected) == 2 * n_symbols
+
+
+def test_latency_is_checked():
+    with pytest.raises(ValueError, match="latency must be 2 or 3, not 4"):
+        SymbolLookup(RegisterMap(n_symbols=4, symbol_slots=8), latency=4)

@@ -21,8 +21,10 @@ KEY (2)    the symbol index (the hash table's answer, or the order or execution 
 LIMITS (3) the limits arrive; the event's time ``t`` is this cycle's ``now_us``; the
            stateless checks compare (registered); the kill latches are read
 EXEC (4)   forwarded table values, the stateful checks (position, credit, capacity,
-           duplicate, rate, kill, fail closed), the reason word
-APPLY      the verdict; every table and register write, the verdict out, the record
+           duplicate, rate, kill, fail closed), the reason word; what every event but a
+           client order changes (the new entry, the deltas, the execution)
+APPLY      the verdict, and the order it places; every table and register write, the
+           verdict out, the record
 =========  ==================================================================================
 
 Which event enters. A client message enters in the cycle it arrives (at W = 1 the next, see
@@ -48,7 +50,14 @@ rate's fire and the kill trip) and its results are registered into ``APPLY``
 (``EXEC + 1``), which encodes the verdict (accept, primary reason), takes the rate's token
 and writes every table and register the event changes. While an event is at ``APPLY``
 none is at ``EXEC``, so what it writes is in place before the next event reads it there,
-and the loop from one event's state to the next one's judgment has two cycles, not one. A
+and the loop from one event's state to the next one's judgment has two cycles, not one.
+Both halves of that loop are kept short: what every event but a client Enter or Replace
+changes (the entry it writes, the exposure and credit deltas, the execution) is worked
+out at ``EXEC`` and registered, so ``APPLY`` only joins the verdict's order to it; and the
+tests ``EXEC`` makes of what it reads (an entry's tag, the execution an event names, a
+retransmission's digest, the last UserRefNum, the message type) are made a cycle early and
+registered, on the table's tap and on the write of that cycle, chosen by where the write
+lands (``early``, :class:`~.rmw_table.RmwTable` ``lands``). A
 client event and a frame end are chosen a cycle after they arrive, and nothing else is
 chosen in their arrival cycle, so a client event never waits: its verdict comes a constant
 :func:`engine_latency` cycles after it arrives. That asks of the wire what it gives: client
@@ -556,10 +565,13 @@ class Engine(wiring.Component):
         ]
         with m.If(commits):
             m.d.sync += [bank.eq(~bank), epoch.eq(next_epoch), next_epoch.eq(next_epoch + 1)]
-        m.d.comb += [revoke_read.addr.eq(revoke_head + takes[_Kind.REVOKE]),
+        # The head after this one kept beside it: the read address after a take is a
+        # multiplexer behind the choice, not an adder.
+        after_head = Signal(ptr, init=1)
+        m.d.comb += [revoke_read.addr.eq(Mux(takes[_Kind.REVOKE], after_head, revoke_head)),
                      key_read.addr.eq(revoke_read.addr)]
         with m.If(takes[_Kind.REVOKE]):
-            m.d.sync += revoke_head.eq(revoke_head + 1)
+            m.d.sync += [revoke_head.eq(after_head), after_head.eq(after_head + 1)]
 
         commits_in_flight = Cat(t.valid & (t.kind == _Kind.CONTROL)
                                 & (t.control.code == Control.COMMIT) for t in in_flight)
@@ -586,24 +598,27 @@ class Engine(wiring.Component):
         def tag(ref):
             return ref[set_bits:]
 
-        def order_table(name, shape, address, taps=(PRICE, KEY), peek=False):
+        def order_table(name, shape, address, taps=(PRICE, KEY), lands=(), peek=False):
             """One table per way, each read at ``address``, a set and a session."""
             tables = []
             for way in range(ways):
-                table = RmwTable(shape, per_session << set_bits, EXEC, taps=taps, peek=peek)
+                table = RmwTable(shape, per_session << set_bits, EXEC, taps=taps, lands=lands,
+                                 peek=peek)
                 m.submodules[name if ways == 1 else f"{name}{way}"] = table
                 m.d.comb += table.read_addr.eq(address)
                 tables.append(table)
             return tables
 
-        def find(name, entries, vacated, ref):
+        def find(name, entries, vacated, ref, matches=None):
             """The ways of a set that hold an order, those holding ``ref``, and its entry.
 
-            At most one way holds ``ref``; with none, the entry is way 0's.
+            At most one way holds ``ref``; with none, the entry is way 0's. ``matches``: the
+            ways whose tag is ``ref``'s, when registered by :func:`matched`.
             """
             holds = Cat(e.held ^ v for e, v in zip(entries, vacated, strict=True))
-            hits = Cat(h & (e.ref_tag == tag(ref))
-                       for e, h in zip(entries, holds, strict=True))
+            if matches is None:
+                matches = Cat(e.ref_tag == tag(ref) for e in entries)
+            hits = holds & matches
             entry = Signal(entries[0].shape(), name=name)
             m.d.comb += entry.eq(entries[0])
             for way in range(1, ways):
@@ -614,10 +629,31 @@ class Engine(wiring.Component):
         def stage(tables, at):
             return [getattr(t, at) for t in tables]
 
+        def early(table, d, test, name):
+            """At W = 1: ``test`` of the entry at distance ``d`` made a cycle early and
+            registered, on this cycle's write and on the tap a stage earlier, chosen by
+            where the write lands (:class:`RmwTable` ``lands``). A register, not a compare,
+            where the entry is used; the write's data, late in its cycle, goes through the
+            test and one multiplexer."""
+            bits = Signal(len(Value.cast(test(table.write_data))), name=name)
+            m.d.sync += bits.eq(Mux(getattr(table, f"lands{d}"), test(table.write_data),
+                                    test(getattr(table, f"tap{d - 1}"))))
+            return bits
+
+        def matched(tables, d, ref, name):
+            """The ways whose entry at distance ``d`` holds ``ref``'s tag (``ref`` from the
+            token a stage earlier), tested :func:`early` at W = 1; at W = 8 (``None``) the
+            entry is compared where it is used."""
+            if not spaced:
+                return None
+            return Cat(early(t, d, lambda e: e.ref_tag == tag(ref), f"{name}{w}")
+                       for w, t in enumerate(tables))
+
         # The message's entry; at W = 1 also its original's, read a cycle later: a tap
         # earlier at each stage.
         taps = (PRICE, KEY, LIMITS) if spaced else (PRICE, KEY)
-        orders_a = order_table("orders_a", kept, order_addr, taps, peek=True)
+        orders_a = order_table("orders_a", kept, order_addr, taps,
+                               lands=(KEY, EXEC - 1, EXEC) if spaced else (), peek=True)
         vacated_a = order_table("vacated_a", 1, order_addr, taps, peek=True)
         if spaced:
             orders_b, vacated_b = [], []
@@ -630,23 +666,32 @@ class Engine(wiring.Component):
             vacated_b = order_table("vacated_b", 1, orig_addr)
             b_key_entries = stage(orders_b, f"tap{KEY}"), stage(vacated_b, f"tap{KEY}")
             b_entries = stage(orders_b, "value"), stage(vacated_b, "value")
-        m.submodules.executions = executions = RmwTable(self._execution, ne * per_session, EXEC,
-                                                        taps=(PRICE, KEY))
+        m.submodules.executions = executions = RmwTable(
+            self._execution, ne * per_session, EXEC, taps=(PRICE, KEY),
+            lands=(KEY,) if spaced else ())
         m.d.comb += executions.read_addr.eq(Cat(f0.match_number[:exec_bits], s0.event.session))
         is_modify0 = s0.event.msg_type == _type(ouch.ModifyOrder)
         # The verdict memories (model rule 9): UserRefNum mod n_verdicts.
         verdict_bits = (regmap.n_verdicts - 1).bit_length()
         m.submodules.remembered = remembered = RmwTable(
-            self._remembered, 2 * regmap.n_verdicts * per_session, EXEC)
+            self._remembered, 2 * regmap.n_verdicts * per_session, EXEC,
+            taps=(EXEC - 1,) if spaced else (), lands=(EXEC,) if spaced else ())
         m.d.comb += remembered.read_addr.eq(Cat(f0.user_ref_num[:verdict_bits], s0.event.session,
                                                 is_modify0))
 
-        m.submodules.lookup = lookup = SymbolLookup(regmap)
+        # At W = 1 the lookup probes the client message held in the cycle of its choice (only
+        # a client Enter uses the answer, and a held client message always enters), a
+        # cycle before READ, so that its compares have a register of their own.
+        m.submodules.lookup = lookup = SymbolLookup(regmap, latency=KEY + spaced)
         wiring.connect(m, wiring.flipped(self.write_symbol_hash), lookup.write)
         wiring.connect(m, wiring.flipped(self.peek_symbol_hash), lookup.peek)
         m.d.comb += lookup.write_bank.eq(~bank)
-        m.d.comb += [lookup.i.valid.eq(s0.valid), lookup.i.bank.eq(s0.bank),
-                     lookup.i.symbol.eq(f0.symbol)]
+        if spaced:
+            m.d.comb += [lookup.i.valid.eq(client_valid), lookup.i.bank.eq(bank),
+                         lookup.i.symbol.eq(client.event.fields.symbol)]
+        else:
+            m.d.comb += [lookup.i.valid.eq(s0.valid), lookup.i.bank.eq(s0.bank),
+                         lookup.i.symbol.eq(f0.symbol)]
 
         # The products, started as early as their operands exist. The message's own
         # quantity x price (an order's notional, an execution's, a confirmed Replace's) in
@@ -680,8 +725,10 @@ class Engine(wiring.Component):
         found = late(lookup.o.found, KEY - 2, "found")
         found_index = late(lookup.o.index, KEY - 2, "found_index")
         x_key = getattr(executions, f"tap{KEY}")
-        _, a_key_hits, a_key = find("a_key", stage(orders_a, f"tap{KEY}"),
-                                    stage(vacated_a, f"tap{KEY}"), kf.user_ref_num)
+        _, a_key_hits, a_key = find(
+            "a_key", stage(orders_a, f"tap{KEY}"), stage(vacated_a, f"tap{KEY}"),
+            kf.user_ref_num,
+            matched(orders_a, KEY, tokens[KEY - 1].event.fields.user_ref_num, "a_key_matches"))
         _, b_key_hits, b_key = find("b_key", *b_key_entries, kf.orig_user_ref_num)
 
         key_symbol = Signal(range(ny))
@@ -689,8 +736,17 @@ class Engine(wiring.Component):
         is_enter_k = (sk.kind == _Kind.CLIENT) & (k_type == _type(ouch.EnterOrder))
         a_named = a_key_hits.any()
         b_live = b_key_hits.any() & ~b_key.pending
-        x_named = x_key.valid & (x_key.match_number == kf.match_number) \
-            & (x_key.user_ref_num == kf.user_ref_num)
+
+        def names_execution(entry, fields):
+            return entry.valid & (entry.match_number == fields.match_number) \
+                & (entry.user_ref_num == fields.user_ref_num)
+
+        x_named = names_execution(x_key, kf)
+        if spaced:
+            # At W = 1 compared a cycle early: the symbol's index is a read address at KEY.
+            x_named = early(executions, KEY,
+                            lambda e: names_execution(e, tokens[KEY - 1].event.fields),
+                            "x_named")
         with m.If(is_enter_k):
             m.d.comb += [key_known.eq(found), key_symbol.eq(found_index)]
         with m.Elif(sk.kind == _Kind.CONTROL):
@@ -813,26 +869,18 @@ class Engine(wiring.Component):
         ]
         live = ref_read.data
         override = live.valid & (live.epoch == sl.epoch)
-        reference = Mux(override, live.price, symbol.reference_price)
-        stamp = Mux(override, live.stamp,
-                    Mux(symbol.reference_stamp_us == REFERENCE_AT_COMMIT,
-                        Array(commit_time)[sl.bank], symbol.reference_stamp_us))
+        at_commit = symbol.reference_stamp_us == REFERENCE_AT_COMMIT
         commit_at_limits = sl.valid & (sl.kind == _Kind.CONTROL) \
             & (sl.control.code == Control.COMMIT)
         with m.If(commit_at_limits):
             m.d.sync += Array(commit_time)[sl.bank].eq(now)
 
         m.submodules.quantity = quantity = QuantityCheck(regmap)
-        m.submodules.collar = collar = CollarCheck()
+        m.submodules.collar = collar = CollarCheck(latency=0)
         for check in (quantity, notional):
             m.d.comb += [check.symbol.eq(symbol), check.symbol_known.eq(symbol_known),
                          check.session.eq(sess), check.session_loaded.eq(session_loaded)]
-        m.d.comb += [
-            quantity.quantity.eq(lf.quantity),
-            collar.price.eq(lf.price), collar.reference.eq(reference),
-            collar.collar.eq(symbol.collar), collar.reference_stamp.eq(stamp),
-            collar.now.eq(now), collar.max_age.eq(gateway.reference_max_age_us),
-        ]
+        m.d.comb += quantity.quantity.eq(lf.quantity)
 
         def to_exec(value, name):
             return late(value, EXEC - LIMITS, name)
@@ -844,10 +892,28 @@ class Engine(wiring.Component):
         x_session_loaded = to_exec(session_loaded, "x_session_loaded")
         x_gateway = to_exec(gateway, "x_gateway")
         x_time = to_exec(now, "x_time")
+        # The collar judges at EXEC from registers: which reference holds (the live one's
+        # epoch compare, the committed stamp's sentinel) is decided here, after the block
+        # RAMs' outputs, and the sums and their carry chains come after the register.
+        x_override, x_live, x_at_commit, x_commit_stamp = (
+            to_exec(value, name) for value, name in (
+                (override, "x_override"), (live, "x_live"), (at_commit, "x_at_commit"),
+                (Array(commit_time)[sl.bank], "x_commit_stamp")))
+        m.d.comb += [
+            collar.price.eq(tokens[EXEC].event.fields.price),
+            collar.reference.eq(Mux(x_override, x_live.price,
+                                    x_symbol.reference_price)),
+            collar.collar.eq(x_symbol.collar),
+            collar.reference_stamp.eq(Mux(x_override, x_live.stamp, Mux(
+                x_at_commit, x_commit_stamp, x_symbol.reference_stamp_us))),
+            collar.now.eq(x_time),
+            collar.max_age.eq(x_gateway.reference_max_age_us),
+        ]
+
         x_quantity_fire = late(quantity.fire, EXEC - LIMITS - quantity.latency, "q_fire")
         x_quantity_base = late(quantity.fire_without_symbol, EXEC - LIMITS - quantity.latency,
                                "q_base")
-        x_collar_fire = late(collar.fire, EXEC - LIMITS - collar.latency, "c_fire")
+        x_collar_fire = collar.fire
         x_loaded_any = Signal()
 
         # --- EXEC - 1: the kill latches ---------------------------------------------------
@@ -878,40 +944,67 @@ class Engine(wiring.Component):
                     t.control.code)
 
         ev, xf_, s, t_, is_client, is_exchange, is_control, code = decoded(sx)
+        typing = EXEC        # the stage whose message type of_type() tests
+        flags = {}
 
         def of_type(*classes):
-            return Cat(t_ == _type(c) for c in classes).any()
+            """The message at ``typing`` is one of ``classes``: at W = 1 decoded a stage
+            earlier and registered, not two levels of LUTs after the token's register."""
+            if not spaced:
+                return Cat(tokens[typing].event.msg_type == _type(c) for c in classes).any()
+            if (typing, classes) not in flags:
+                flag = Signal(name=f"s{typing}_is_" + "_".join(c.__name__ for c in classes))
+                m.d.sync += flag.eq(Cat(tokens[typing - 1].event.msg_type == _type(c)
+                                        for c in classes).any())
+                flags[typing, classes] = flag
+            return flags[typing, classes]
 
         xe = executions.value
-        a_holds, a_hits, a = find("a", stage(orders_a, "value"), stage(vacated_a, "value"),
-                                  xf_.user_ref_num)
-        _, b_hits, b = find("b", *b_entries, xf_.orig_user_ref_num)
+        before_exec = tokens[EXEC - 1].event.fields
+        a_holds, a_hits, a = find(
+            "a", stage(orders_a, "value"), stage(vacated_a, "value"), xf_.user_ref_num,
+            matched(orders_a, EXEC, before_exec.user_ref_num, "a_matches"))
+        _, b_hits, b = find(
+            "b", *b_entries, xf_.orig_user_ref_num,
+            matched(orders_a, EXEC - 1, before_exec.orig_user_ref_num, "b_matches"))
         same_set = order_set(xf_.orig_user_ref_num) == order_set(xf_.user_ref_num)
         a_named_x = a_hits.any()
         a_live = a_named_x & ~a.pending
         b_live_x = b_hits.any() & ~b.pending
-        x_match = xe.valid & (xe.match_number == xf_.match_number) \
-            & (xe.user_ref_num == xf_.user_ref_num)
+        x_match = names_execution(xe, xf_)
         is_buy_msg = xf_.side == ord(BUY)
 
         # State the model keeps per session: a row per session in a small memory (LUT RAM),
-        # read at the event's session here and carried to APPLY (no other event writes that
-        # session in between), written at APPLY; and a flip-flop copy per session, written
-        # with the row, that only the read-back reads. Read from flip-flops, every stage that
-        # reads would be an n-way multiplexer per bit: 228 bits of them, at EXEC and APPLY.
+        # read a stage before EXEC at the session of the event there, with the write of that
+        # cycle forwarded (the one event that may write the session before EXEC, at APPLY),
+        # registered into EXEC, carried to APPLY (no other event writes that session in
+        # between) and written there; and a flip-flop copy per session, written with the
+        # row, that only the read-back reads. Read from flip-flops, every stage that reads
+        # would be an n-way multiplexer per bit: 228 bits of them, at EXEC and APPLY.
         def per_session(name, shape, read_back):
             rows = memory.Memory(shape=shape, depth=ns, init=[])
             m.submodules[name] = rows
             write, read = rows.write_port(), rows.read_port(domain="comb")
-            m.d.comb += read.addr.eq(s)
+            session = tokens[EXEC - 1].event.session
+            lands = write.en & (write.addr == session)
+            value = Signal(shape, name=f"x_{name}")
+            m.d.comb += read.addr.eq(session)
+            m.d.sync += value.eq(Mux(lands, write.data, read.data))
             for i in range(ns):
                 with m.If(write.en & (write.addr == i)):
                     m.d.sync += read_back[i].eq(write.data)
-            return read.data, write
+            return value, write, lands, read.data
 
-        x_last_ref, last_ref_write = per_session("last_ref", REF_BITS, self.last_user_ref_num)
-        x_credit, credit_write = per_session("credit_used", NOTIONAL, self.credit_used)
-        x_unmatched, unmatched_write = per_session("unmatched", 32, self.unmatched)
+        x_last_ref, last_ref_write, last_ref_lands, last_ref_read = per_session(
+            "last_ref", REF_BITS, self.last_user_ref_num)
+        x_credit, credit_write, *_ = per_session("credit_used", NOTIONAL, self.credit_used)
+        x_unmatched, unmatched_write, *_ = per_session("unmatched", 32, self.unmatched)
+        # DUPLICATE_REF, compared as the last UserRefNum is registered, with the write (as
+        # :func:`early`).
+        duplicate = Signal()
+        m.d.sync += duplicate.eq(Mux(last_ref_lands,
+                                     before_exec.user_ref_num <= last_ref_write.data,
+                                     before_exec.user_ref_num <= last_ref_read))
         gateway_credit = Signal(NOTIONAL)
         in_sync = self.in_sync
         m.d.comb += self.gateway_credit_used.eq(gateway_credit)
@@ -958,6 +1051,13 @@ class Engine(wiring.Component):
         is_enter, is_replace, is_modify = (of_type(c) for c in (
             ouch.EnterOrder, ouch.ReplaceOrder, ouch.ModifyOrder))
         stored = remembered.value
+        # A retransmission's verdict is given back when the digests match: at W = 1
+        # compared a cycle early, on what the entry's register takes.
+        if spaced:
+            repeats = early(remembered, EXEC, lambda e: e.valid & (
+                e.digest == tokens[EXEC - 1].event.digest), "repeats")
+        else:
+            repeats = stored.valid & (stored.digest == ev.digest)
         judged = Signal()           # an Enter/Replace/Modify judged anew (not retransmitted)
         orders_risk = Signal()      # an Enter/Replace judged by rule 5
 
@@ -968,11 +1068,12 @@ class Engine(wiring.Component):
         symbol_of_msg = Signal()
         symbol_of_idx = Signal(range(ny))
         found_x = to_exec(late(found, 1, "found_l"), "found_x")
+        names_order = of_type(ouch.CancelOrder, ouch.ModifyOrder)
         with m.If(is_enter):
             m.d.comb += [symbol_of_msg.eq(found_x), symbol_of_idx.eq(x_symbol_index)]
         with m.Elif(is_replace):
             m.d.comb += [symbol_of_msg.eq(b_live_x), symbol_of_idx.eq(b.symbol_index)]
-        with m.Elif(of_type(ouch.CancelOrder, ouch.ModifyOrder)):
+        with m.Elif(names_order):
             m.d.comb += [symbol_of_msg.eq(a_named_x), symbol_of_idx.eq(a.symbol_index)]
 
         # Rule 5 and 6 (model _judge) for an Enter or a Replace.
@@ -1030,7 +1131,7 @@ class Engine(wiring.Component):
             | (unknown_symbol << Reason.UNKNOWN_SYMBOL)
             | ((yl_known & x_symbol.restricted) << Reason.RESTRICTED)
             | ((is_replace & ~b_live_x) << Reason.UNKNOWN_ORDER)
-            | ((xf_.user_ref_num <= x_last_ref) << Reason.DUPLICATE_REF)
+            | (duplicate << Reason.DUPLICATE_REF)
             | ((~a_named_x & a_holds.all()) << Reason.CAPACITY)
             | (Mux(yl_known, x_quantity_fire, x_quantity_base) << Reason.QUANTITY)
             | (Mux(yl_known, notional.fire, notional.fire_without_symbol) << Reason.NOTIONAL)
@@ -1060,7 +1161,7 @@ class Engine(wiring.Component):
                 m.d.comb += [verdict_symbol_known.eq(symbol_of_msg),
                              verdict_symbol.eq(symbol_of_idx)]
             with m.Elif(ev.retransmit):
-                with m.If(stored.valid & (stored.digest == ev.digest)):
+                with m.If(repeats):
                     m.d.comb += [fires.eq(stored.reasons),
                                  verdict_symbol_known.eq(stored.symbol_known),
                                  verdict_symbol.eq(stored.symbol_index)]
@@ -1076,66 +1177,23 @@ class Engine(wiring.Component):
                              verdict_symbol_known.eq(known),
                              verdict_symbol.eq(Mux(is_enter, symbol_of_idx, b.symbol_index))]
 
-        newer = xf_.user_ref_num > x_last_ref
+        newer = ~duplicate
         # The rate keeps the frame's checkpoint from before its first message is judged.
         m.d.comb += [rate.checkpoint.valid.eq(is_client & sx.opens_frame),
                      rate.checkpoint.session.eq(s)]
 
-        # --- APPLY: the writes -------------------------------------------------------------
-        # At W = 1 the judgment above is registered here and the event writes a stage later:
-        # events enter at most every other cycle, so while one is here none is at EXEC, and
-        # every write lands before the next event's EXEC reads. At W = 8 this is EXEC.
-        def applied(value, name):
-            return late(value, apply - EXEC, f"{name}_applied")
-
-        (a, b, xe, expo, a_holds, a_hits, b_hits, same_set, a_named_x, a_live, b_live_x,
-         x_match, fires, judged, orders_risk, newer, verdict_symbol,
-         verdict_symbol_known, side_buy, add_q, add_n, msg_product, part_product, xe_notional,
-         x_time, queued, judged_cycle, backlog, a_last_ref, a_credit,
-         a_unmatched) = (applied(value, name) for name, value in (
-            ("a", a), ("b", b), ("xe", xe), ("expo", expo), ("a_holds", a_holds),
-            ("a_hits", a_hits), ("b_hits", b_hits), ("same_set", same_set),
-            ("a_named", a_named_x), ("a_live", a_live), ("b_live", b_live_x),
-            ("x_match", x_match), ("fires", fires), ("judged", judged),
-            ("orders_risk", orders_risk), ("newer", newer),
-            ("verdict_symbol", verdict_symbol), ("verdict_symbol_known", verdict_symbol_known),
-            ("side_buy", side_buy), ("add_q", add_q), ("add_n", add_n),
-            ("msg_product", notional.notional), ("part_product", order_product.product),
-            ("xe_notional", xe_notional), ("time", x_time), ("queued", self.queued),
-            ("cycle", self.cycle),
-            ("backlog", backlog), ("last_ref", x_last_ref), ("credit", x_credit),
-            ("unmatched", x_unmatched)))
-        vacated_here = [applied(t.value, f"vacated{w}") for w, t in enumerate(vacated_a)]
-        orig_held = [applied(e.held, f"orig_held{w}") for w, e in enumerate(b_entries[0])]
-        sa = tokens[apply]
-        ev, xf_, s, t_, is_client, is_exchange, is_control, code = decoded(sa)
-        is_replace, is_modify = of_type(ouch.ReplaceOrder), of_type(ouch.ModifyOrder)
-        is_buy_msg = xf_.side == ord(BUY)
-        malformed = ev.malformed.any()
-        m.submodules.verdict = verdict = Verdict()
-        m.d.comb += verdict.fires.eq(fires)
-        accept, reasons, primary = verdict.accept, verdict.reasons, verdict.primary
-        with m.If(judged):
-            m.d.comb += [
-                remembered.write_en.eq(1),
-                remembered.write_addr.eq(Cat(xf_.user_ref_num[:verdict_bits], s, is_modify)),
-                remembered.write_data.valid.eq(1),
-                remembered.write_data.digest.eq(ev.digest),
-                remembered.write_data.reasons.eq(fires),
-                remembered.write_data.symbol_known.eq(verdict_symbol_known),
-                remembered.write_data.symbol_index.eq(verdict_symbol),
-            ]
-        accepted = is_client & accept
-        places = accepted & orders_risk       # an Enter or Replace enters the order table
-
         # --- Exchange events, revokes: the new entry and the charges it moves ------------
+        # Worked out at EXEC and registered into APPLY (at W = 1), where only the verdict of
+        # a client Enter or Replace joins them: ``fill`` and the deltas here are those of
+        # every other event, and a client event's are 0 but for the order it places.
+        msg_product, part_product = notional.notional, order_product.product
         # The order-table entry written at the message's slot, the slots filled and emptied,
         # and the deltas to exposure and credit.
         # Which case the event is (each of these ends the event's order-table business).
         def exchange_of(*classes):
             return is_exchange & of_type(*classes)
 
-        revoke = sa.valid & (sa.kind == _Kind.REVOKE)
+        revoke = sx.valid & (sx.kind == _Kind.REVOKE)
         x_accepted = exchange_of(ouch.OrderAccepted)
         x_replaced = exchange_of(ouch.OrderReplaced)
         x_reduced = exchange_of(ouch.OrderCanceled, ouch.AiqCanceled, ouch.OrderExecuted)
@@ -1189,7 +1247,7 @@ class Engine(wiring.Component):
         r_gone = dead | (xf_.quantity == 0)
         frees = ((revoke | x_rejected) & a_named_x) | (x_accepted & a_live & dead)
         m.d.comb += [
-            fill.eq(places | (reduced & less) | modified_stays
+            fill.eq((reduced & less) | modified_stays
                     | (x_replaced & ~r_unmatched & ~r_gone)),
             empty.eq(frees | (reduced & ~less) | (modified & ~modified_stays)
                      | (x_replaced & ~r_unmatched & r_gone)),
@@ -1236,8 +1294,8 @@ class Engine(wiring.Component):
         # Credit: a Modify that keeps its quantity moves nothing; a cancel or fill that
         # leaves some takes off the quantity at the order's price; an order that leaves
         # takes off its whole charge.
-        plus = Mux(places, add_n, Mux(x_executed | x_corrected | (fill & x_replaced),
-                                      msg_product, Mux(modified_stays & less, part_product, 0)))
+        plus = Mux(x_executed | x_corrected | (fill & x_replaced),
+                   msg_product, Mux(modified_stays & less, part_product, 0))
         minus_a = Mux((frees | (reduced & ~less) | (modified & ~(modified_stays & ~less))
                        | (x_replaced & named)), a.charge_notional,
                       Mux(reduced, part_product, Mux(x_traded, xe_notional, 0)))
@@ -1264,6 +1322,65 @@ class Engine(wiring.Component):
             record_symbol_known.eq(Mux(x_trade, x_match,
                                        Mux(x_replaced, named | b_live_x, a_named_x))),
             record_symbol.eq(Mux(x_trade, xe.symbol_index, exchange_symbol)),
+        ]
+
+        # --- APPLY: the writes -------------------------------------------------------------
+        # At W = 1 the judgment above is registered here and the event writes a stage later:
+        # events enter at most every other cycle, so while one is here none is at EXEC, and
+        # every write lands before the next event's EXEC reads. At W = 8 this is EXEC.
+        def applied(value, name):
+            return late(value, apply - EXEC, f"{name}_applied")
+
+        (expo, b_hits, same_set, fires, judged, orders_risk, newer, verdict_symbol,
+         verdict_symbol_known, side_buy, add_q, add_n, x_time, queued, judged_cycle, backlog,
+         a_last_ref, a_credit, a_unmatched, fill_others, empty, empty_orig, count_unmatched,
+         new_entry, place, write_execution, new_execution, d_position, d_buy_others,
+         d_sell_others, d_credit_others, record_symbol_known,
+         record_symbol) = (applied(value, name) for name, value in (
+            ("expo", expo), ("b_hits", b_hits), ("same_set", same_set), ("fires", fires),
+            ("judged", judged), ("orders_risk", orders_risk), ("newer", newer),
+            ("verdict_symbol", verdict_symbol), ("verdict_symbol_known", verdict_symbol_known),
+            ("side_buy", side_buy), ("add_q", add_q), ("add_n", add_n), ("time", x_time),
+            ("queued", self.queued), ("cycle", self.cycle), ("backlog", backlog),
+            ("last_ref", x_last_ref), ("credit", x_credit), ("unmatched", x_unmatched),
+            ("fill", fill), ("empty", empty), ("empty_orig", empty_orig),
+            ("count_unmatched", count_unmatched), ("new_entry", new_entry), ("place", place),
+            ("write_execution", write_execution), ("new_execution", new_execution),
+            ("d_position", d_position), ("d_buy", d_buy), ("d_sell", d_sell),
+            ("d_credit", d_credit), ("record_symbol_known", record_symbol_known),
+            ("record_symbol", record_symbol)))
+        vacated_here = [applied(t.value, f"vacated{w}") for w, t in enumerate(vacated_a)]
+        orig_held = [applied(e.held, f"orig_held{w}") for w, e in enumerate(b_entries[0])]
+        sa = tokens[apply]
+        ev, xf_, s, t_, is_client, is_exchange, is_control, code = decoded(sa)
+        typing = apply
+        is_modify = of_type(ouch.ModifyOrder)
+        malformed = ev.malformed.any()
+        m.submodules.verdict = verdict = Verdict()
+        m.d.comb += verdict.fires.eq(fires)
+        accept, reasons, primary = verdict.accept, verdict.reasons, verdict.primary
+        with m.If(judged):
+            m.d.comb += [
+                remembered.write_en.eq(1),
+                remembered.write_addr.eq(Cat(xf_.user_ref_num[:verdict_bits], s, is_modify)),
+                remembered.write_data.valid.eq(1),
+                remembered.write_data.digest.eq(ev.digest),
+                remembered.write_data.reasons.eq(fires),
+                remembered.write_data.symbol_known.eq(verdict_symbol_known),
+                remembered.write_data.symbol_index.eq(verdict_symbol),
+            ]
+        accepted = is_client & accept
+        places = accepted & orders_risk       # an Enter or Replace enters the order table
+        # The client's order placed joins what EXEC worked out for every other event (0 for
+        # a client event): one OR, not the deltas' sums after the verdict.
+        fill = fill_others | places
+        d_buy, d_sell, d_credit = (
+            Signal.like(d_buy_others, name="d_buy"), Signal.like(d_sell_others, name="d_sell"),
+            Signal.like(d_credit_others, name="d_credit"))
+        m.d.comb += [
+            d_buy.eq(d_buy_others | Mux(places & side_buy, add_q, 0)),
+            d_sell.eq(d_sell_others | Mux(places & ~side_buy, add_q, 0)),
+            d_credit.eq(d_credit_others | Mux(places, add_n, 0)),
         ]
 
         # The writes.

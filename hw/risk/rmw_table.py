@@ -63,13 +63,20 @@ class RmwTable(wiring.Component):
         For each ``d`` in ``taps``: in cycle ``c``, the entry at the address read in
         ``c - d`` with every write up to ``c - 1`` applied, for a stage that needs part of
         the entry (a key for another table) before the execute stage.
+    lands<d> : Out(1)
+        For each ``d`` in ``lands`` (2 to ``distance``): in cycle ``c``, this cycle's write is
+        at the address that ``tap<d>`` (``value`` at ``distance``) shows in cycle ``c + 1``,
+        which is then ``write_data``, else what ``tap<d - 1>`` shows now. A stage can
+        register a test of the entry a cycle early, the test made on both and chosen by
+        ``lands``: the write's data, late in its cycle, then goes through the test and not
+        through a multiplexer before it.
 
     Latency
     -------
     ``distance`` cycles from ``read_addr`` to ``value``.
     """
 
-    def __init__(self, shape, depth, distance, taps=(), *, peek=False):
+    def __init__(self, shape, depth, distance, taps=(), *, lands=(), peek=False):
         if not isinstance(depth, int) or depth < 1:
             raise ValueError(f"Depth must be a positive integer, not {depth!r}")
         if not isinstance(distance, int) or distance < 1:
@@ -78,6 +85,11 @@ class RmwTable(wiring.Component):
         for tap in taps:
             if not isinstance(tap, int) or not 1 <= tap < distance:
                 raise ValueError(f"A tap must be between 1 and distance - 1, not {tap!r}")
+        lands = tuple(lands)
+        for d in lands:
+            if not isinstance(d, int) or not 2 <= d <= distance:
+                raise ValueError(f"A lands distance must be between 2 and distance, not {d!r}")
+        self._lands = lands
         self._shape = shape
         self._depth = depth
         self._distance = distance
@@ -87,6 +99,7 @@ class RmwTable(wiring.Component):
                         "peek_data": Out(shape)} if peek else {}
         super().__init__({
             **{f"tap{tap}": Out(shape) for tap in taps},
+            **{f"lands{d}": Out(1) for d in lands},
             "read_addr": In(range(depth)),
             "value": Out(shape),
             "write_en": In(1),
@@ -123,10 +136,11 @@ class RmwTable(wiring.Component):
         values = {1: value}      # the value at each stage, by distance, every write applied
         for k in range(1, distance):
             stage = Signal(self._shape, name=f"data{k + 1}")
-            with m.If(self.write_en & (self.write_addr == addrs[k])):
-                m.d.sync += stage.eq(self.write_data)
-            with m.Else():
-                m.d.sync += stage.eq(value)
+            lands = Signal(name=f"lands{k + 1}")
+            m.d.comb += lands.eq(self.write_en & (self.write_addr == addrs[k]))
+            m.d.sync += stage.eq(Mux(lands, self.write_data, value))
+            if k + 1 in self._lands:
+                m.d.comb += getattr(self, f"lands{k + 1}").eq(lands)
             value = stage
             values[k + 1] = value
         m.d.comb += self.value.eq(values[distance])

@@ -27,6 +27,9 @@ not in use, whose symbol reads 0, and a symbol written outside its own bucket, w
 as a slot not in use.
 """
 
+import operator
+from functools import reduce
+
 from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
@@ -79,6 +82,10 @@ class SymbolLookup(wiring.Component):
     ----------
     regmap : RegisterMap
         Gives ``symbol_slots``, the hash geometry and the entry layout.
+    latency : 2 or 3
+        Cycles from a lookup to its answer. At 3 the four compares are registered before
+        the match picks the index (the block RAM's output and a 56-bit compare fill a
+        cycle at 125 MHz on their own).
 
     Attributes
     ----------
@@ -89,18 +96,22 @@ class SymbolLookup(wiring.Component):
         ``valid``, ``bank`` (the bank to read), ``symbol`` (64 bits, first wire byte most
         significant).
     o : Out(struct)
-        ``valid``, ``found``, ``index``: the answer to the lookup presented two cycles
-        earlier.
+        ``valid``, ``found``, ``index``: the answer to the lookup presented ``latency``
+        cycles earlier.
     peek : In(slot; data, ok)
         The host's read of slot ``slot`` of bank ``write_bank``: ``data`` is the entry at
         the slot of the cycle before, when ``ok`` (no lookup was presented then).
 
     Latency
     -------
-    Two cycles: the block RAM read, then the four compares (registered).
+    ``latency`` cycles: the block RAM read, then the four compares (registered), at 3 then
+    the match.
     """
 
-    def __init__(self, regmap):
+    def __init__(self, regmap, latency=2):
+        if latency not in (2, 3):
+            raise ValueError(f"latency must be 2 or 3, not {latency!r}")
+        self.latency = latency
         self._regmap = regmap
         self._hash = regmap.symbol_hash
         index = entry_layout(regmap, "symbol_hash").members["index"]
@@ -161,8 +172,14 @@ class SymbolLookup(wiring.Component):
             ]
             peeked.append(read.data)
             match = Signal(name=f"match{k}")
-            m.d.comb += match.eq(read.data.valid & (read.data.tag == tag(stage.symbol)))
-            matches.append((match, read.data.index))
+            slot_index = Signal.like(read.data.index, name=f"index{k}")
+            compared = [match.eq(read.data.valid & (read.data.tag == tag(stage.symbol))),
+                        slot_index.eq(read.data.index)]
+            if self.latency == 3:
+                m.d.sync += compared
+            else:
+                m.d.comb += compared
+            matches.append((match, slot_index))
 
         # The host's read: the slot's memory, its symbol rebuilt from tag and bucket.
         probe = peek.slot[bits:]
@@ -181,13 +198,17 @@ class SymbolLookup(wiring.Component):
                      peek.data.index.eq(raw.index), peek.data.valid.eq(raw.valid),
                      peek.ok.eq(~stage.valid)]
 
-        # The host never places a symbol twice, so at most one slot matches.
+        # The host never places a symbol twice, so at most one slot matches: the index is an
+        # OR of the slots' indices, each gated by its match, not a chain of multiplexers.
         index = Signal.like(self.o.index)
-        for match, slot_index in matches:
-            with m.If(match):
-                m.d.comb += index.eq(slot_index)
+        gated = [Mux(match, slot_index, 0) for match, slot_index in matches]
+        m.d.comb += index.eq(reduce(operator.or_, gated))
+        valid = stage.valid
+        if self.latency == 3:
+            valid = Signal(name="compared_valid")
+            m.d.sync += valid.eq(stage.valid)
         m.d.sync += [
-            self.o.valid.eq(stage.valid),
+            self.o.valid.eq(valid),
             self.o.found.eq(Cat(match for match, _ in matches).any()),
             self.o.index.eq(index),
         ]

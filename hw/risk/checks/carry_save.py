@@ -20,7 +20,7 @@ def positive(plus, minus=()):
     Each term is a value of any shape, signed or not. The words are wide enough that the
     sum never wraps (the widest term, a bit per doubling of the terms' count, and a sign),
     a subtracted term enters as its complement (``-x = ~x + 1``) and the ``+1`` of each,
-    less the one that turns ``> 0`` into ``>= 0``, as a constant word.
+    less the one that turns ``> 0`` into ``>= 0``, as a constant.
     """
     terms = [Value.cast(v) for v in (*plus, *minus)]
     if not terms:
@@ -34,11 +34,16 @@ def positive(plus, minus=()):
     words = [extend(v) for v in terms[:len(plus)]]
     words += [~extend(v) for v in terms[len(plus):]]
     constant = (len(minus) - 1) % (1 << width)     # the sum less one, modulo 2**width
-    if constant:
+    # A small constant rides in the free low bits of the carry words, one 1 in each (a
+    # reduction's carry word has a 0 there): no word of its own, no level of LUTs more.
+    ones = constant if constant <= len(words) - 2 else 0
+    if constant and not ones:
         words.append(Const(constant, width))
     while len(words) > 2:
         a, b, c = words[:3]
         carry = (a & b) | (a & c) | (b & c)
-        words = [*words[3:], (a ^ b ^ c)[:width], Cat(Const(0, 1), carry)[:width]]
+        low = Const(ones > 0, 1)
+        ones = max(ones - 1, 0)
+        words = [*words[3:], (a ^ b ^ c)[:width], Cat(low, carry)[:width]]
     total = words[0] if len(words) == 1 else (words[0] + words[1])[:width]
     return ~total[width - 1]

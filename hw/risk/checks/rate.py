@@ -168,13 +168,14 @@ class Rate(wiring.Component):
         # At take_latency 1 the take is last cycle's judgment's: a token was owed (the
         # bucket was not empty) and no other check fired.
         owed = Signal()
+        owed_by = Signal(n)         # the same, a bit per session: no compare behind the take
         pending = [Const(0)] * n
         if self._take_latency:
             take_session = Signal.like(judge.session)
             others_fired = Signal()
             m.d.sync += [take_session.eq(judge.session), others_fired.eq(judge.others_fired)]
             take = owed & ~others_fired
-            pending = [take & (take_session == s) for s in range(n)]
+            pending = [owed_by[s] & ~others_fired for s in range(n)]
 
         # 1. The microsecond: every bucket as of this cycle's now_us. Tokens never exceed
         # the burst (every write caps them), so "not full" is an equality test; a bucket
@@ -184,11 +185,14 @@ class Rate(wiring.Component):
             refill = Signal(name=f"refill{s}")
             empty = Signal(name=f"empty{s}")
             visible = Signal.like(b.tokens, name=f"refilled{s}")
+            step = Signal(signed(2), name=f"pending_step{s}")
             m.d.comb += [
                 refill.eq(self.tick & lim.loaded & lim.refills & (b.wait == 1)
                           & ((b.tokens != lim.burst) | pending[s])),
                 empty.eq((b.tokens == 0) & ~refill),
-                visible.eq(b.tokens + refill - pending[s]),
+                # One adder: the refill and the pending take make a step in -1..1 first.
+                step.eq(refill - pending[s]),
+                visible.eq(b.tokens + step),
                 self.tokens[s].eq(visible),
                 self.throttled[s].eq(b.throttled & ~pending[s]),
                 self.throttle_count[s].eq(Mux(pending[s], 0, b.throttle_count)),
@@ -226,7 +230,8 @@ class Rate(wiring.Component):
             select([b.throttle_count for b in buckets], judge.session, "j_throttle_count")))
         judging = judge.valid & select([lim.loaded for lim in limits], judge.session, "j_loaded")
         if self._take_latency:
-            m.d.sync += owed.eq(judging & ~j_empty)
+            m.d.sync += [owed.eq(judging & ~j_empty),
+                         owed_by.eq(Mux(judging & ~j_empty, 1 << judge.session, 0))]
         else:
             take, take_session = judging & ~j_empty & ~judge.others_fired, judge.session
         m.d.comb += [
