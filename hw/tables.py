@@ -29,9 +29,11 @@ def write_signature(regmap: RegisterMap, table: str) -> wiring.Signature:
 def read_signature(regmap: RegisterMap, table: str) -> wiring.Signature:
     """A host read of one entry of ``table`` through its owner's table read port.
 
-    The reader holds ``index`` from one cycle on; in any later cycle with ``ok`` high,
-    ``data`` is the entry at ``index`` (of a banked table: its shadow bank). The owner
-    raises ``ok`` only in cycles its read port was free for the host.
+    The reader holds ``index`` from one cycle on; from the third cycle after, in any cycle
+    with ``ok`` high, ``data`` is the entry at ``index`` (of a banked table: its shadow
+    bank). The owner raises ``ok`` only in cycles its read port was free for the host, and
+    may register its answer up to twice after its memory's read (its data then follows the
+    index by up to three cycles).
     """
     return wiring.Signature({
         "index": Out(range(regmap.table(table).depth)),

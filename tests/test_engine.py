@@ -978,6 +978,22 @@ def test_exchange_messages_and_the_execution_table():
     assert out.gate.sessions[0].unmatched == 6
 
 
+@pytest.mark.parametrize("width", [1, 8])
+def test_exchange_events_wait_for_the_execution_the_one_ahead_writes(width):
+    """A correction and a broken trade right behind the fill that made their execution: each
+    reads the execution's quantity and price before ``EXEC`` (its notional), so it waits
+    while the fill is in flight (a hazard). Taken at once, it would read the slot before the
+    fill's write and take another notional off the credit than the model does."""
+    script = Script(limits())
+    script.at(1).client(0, enter(1, quantity=300), enter(2, quantity=300))
+    script.at(2).exchange(0, accepted(1), accepted(2), executed(1, 100, P100 + 5, 40),
+                          corrected(1, 40, 60, P100 - 3), executed(2, 100, P100 + 7, 41),
+                          broken(2, 41))
+    script.at(3).client(0, enter(3, quantity=10))
+    for seed in range(4):       # the bench idles the exchange port in random cycles
+        check_engine(script.items, seed=seed, width=width)
+
+
 def test_retransmissions_repeat_the_remembered_verdict():
     script = Script(limits(sessions=(session(0, rate=RateLimit(2, 1000, 0)),)))
     script.at(1).client(0, enter(1), enter(2, quantity=0), modify(1, "B", 50), cancel(1))

@@ -420,8 +420,8 @@ def owners(dut, host, rng, ok_rate):
     """Background testbench: every table read port's owner, and the session state input.
 
     Each port's entries are random (made when first asked for); ``ok`` is high in random
-    cycles, and ``data`` is always the entry at the index of the cycle before, so an answer
-    taken in the cycle the index is set would be another entry's.
+    cycles, and ``data`` is always the entry at the index of three cycles before (an owner
+    may register its answer twice), so an answer taken earlier would be another entry's.
     """
     regmap = host.regmap
     state = dut.session_state
@@ -440,15 +440,15 @@ def owners(dut, host, rng, ok_rate):
                   .fields for name in TABLE_READS}
         for name in TABLE_READS:
             host.owned[name] = {}
-        previous = dict.fromkeys(TABLE_READS, 0)
+        indices = [dict.fromkeys(TABLE_READS, 0)] * 3     # of the last three cycles
         while True:
             for name, port in ports.items():
                 entries = host.owned[name]
-                entry = entries.setdefault(previous[name], {
+                entry = entries.setdefault(indices[0][name], {
                     f.name: rng.getrandbits(f.width) for f in fields[name]})
                 ctx.set(port.data.as_value(), _pack(port.data.shape(), entry))
                 ctx.set(port.ok, rng.random() < ok_rate)
-            previous = {name: ctx.get(port.index) for name, port in ports.items()}
+            indices = [*indices[1:], {name: ctx.get(port.index) for name, port in ports.items()}]
             await ctx.tick()
     return run
 

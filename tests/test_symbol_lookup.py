@@ -176,6 +176,8 @@ def test_the_host_reads_every_slot_back_between_lookups(slots, n_symbols):
             ctx.set(dut.write_bank, bank)
             for slot in range(slots):
                 ctx.set(dut.peek.slot, slot)
+                await ctx.tick()        # the answer follows the slot by three cycles
+                await ctx.tick()
                 while True:
                     lookup = rng.random() < 0.5
                     ctx.set(dut.i, {"valid": lookup, "bank": rng.randrange(2),

@@ -601,9 +601,11 @@ class RegisterFile(wiring.Component):
                 readable.update(zip(r.addresses[1:], _words(latched[r.address][0]), strict=True))
 
         # Table reads: the entry index on the shared index register until the table's owner
-        # says ``ok`` (never in the cycle the index is set: a port may answer a cycle late).
+        # says ``ok``, not before the third cycle after the index is set (an owner may
+        # register its answer twice: the symbol hash's is, raw and rebuilt).
         sources = {}        # table -> (entry, ok)
         waited = Signal()
+        waits = Signal(2)
         index = Signal(max(t.depth for t in regmap.tables).bit_length())
         for name in TABLE_READS:
             port = getattr(self, f"read_{name}")
@@ -612,7 +614,7 @@ class RegisterFile(wiring.Component):
                           if name == "kill_symbols" else (name,)):
                 sources[table] = (port.data, port.ok)
         # The session's state in a register: like an owner's port, it answers a cycle after
-        # the index is set, which ``waited`` allows for. It is picked by a flag a session,
+        # the index is set, which ``waited`` allows for (two). It is picked by a flag a session,
         # loaded only by a read of it, each flag driving that session's bits only: the
         # shared index's fan-out into a select of every session's state was the block's
         # slowest path (9.0 ns, 8.0 ns routing), and an index of its own still 8.6 ns.
@@ -642,7 +644,7 @@ class RegisterFile(wiring.Component):
         m.d.comb += [answers.eq(Cat(waited & w & ok for w, (_, ok) in zip(
                          waiting, sources.values(), strict=True))),
                      answered.eq(answers.any())]
-        m.d.sync += waited.eq(waiting.any())
+        m.d.sync += [waits.eq(Cat(waiting.any(), waits[0])), waited.eq(waits[1])]
         m.d.comb += self.reading.eq(waiting.any())
         with m.If(answered):
             m.d.sync += waiting.eq(0)
@@ -654,7 +656,7 @@ class RegisterFile(wiring.Component):
             with m.If(asked(t.name, bus.read_addr.matches(_case(t, address_bits))
                             & (entry < t.depth))):
                 m.d.comb += table_read.eq(1)
-                m.d.sync += [waiting[k].eq(1), waited.eq(0),
+                m.d.sync += [waiting[k].eq(1), waits.eq(0), waited.eq(0),
                              index.eq(read_addr[word_bits:span_bits]),
                              word[k].eq(Cat(read_addr[:word_bits] == w
                                             for w in range(t.entry_words)))]

@@ -54,10 +54,12 @@ and the loop from one event's state to the next one's judgment has two cycles, n
 Both halves of that loop are kept short: what every event but a client Enter or Replace
 changes (the entry it writes, the exposure and credit deltas, the execution) is worked
 out at ``EXEC`` and registered, so ``APPLY`` only joins the verdict's order to it; and the
-tests ``EXEC`` makes of what it reads (an entry's tag, the execution an event names, a
-retransmission's digest, the last UserRefNum, the message type) are made a cycle early and
+tests ``EXEC`` makes of what it reads (an entry's tag, whether its way holds an order and
+whether it is pending, the execution an event names, a retransmission's digest, the last
+UserRefNum, the message type, the quantity compares) are made a cycle early and
 registered, on the table's tap and on the write of that cycle, chosen by where the write
-lands (``early``, :class:`~.rmw_table.RmwTable` ``lands``). A
+lands (``early``, :class:`~.rmw_table.RmwTable` ``lands``). The choice's hazards are
+tested a cycle early too, against the events that will be behind ``READ``. A
 client event and a frame end are chosen a cycle after they arrive, and nothing else is
 chosen in their arrival cycle, so a client event never waits: its verdict comes a constant
 :func:`engine_latency` cycles after it arrives. That asks of the wire what it gives: client
@@ -119,7 +121,7 @@ microsecond, the one at ``LIMITS``.
 """
 
 import operator
-from functools import reduce
+from functools import partial, reduce
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, enum, memory, stream, wiring
@@ -210,7 +212,8 @@ class Engine(wiring.Component):
         The client frame opened last ended; ``void``: undo it (model rule 10). Not in the
         cycle of a client event.
     exchange : In(stream)
-        Exchange OUCH events (released at their frame's good end). Taken when it can.
+        Exchange OUCH events (released at their frame's good end). Taken when it can; at
+        W = 1 not in the cycle it is first presented (its hazards are tested in that one).
     control : In(stream)
         :func:`control_layout` events. Taken when it can.
     write_* : In(write port)
@@ -449,16 +452,15 @@ class Engine(wiring.Component):
             depth=REVOKE_DEPTH, init=[], attrs={"ram_style": "distributed"})
         m.submodules.revoke_keys = revoke_keys
         key_write = revoke_keys.write_port()
-        key_read = revoke_keys.read_port(transparent_for=(key_write,))
 
-        def hazard(session, mine, match, names_match):
+        def hazard(session, mine, match, names_match, behind=tokens[1:]):
             """An event in flight touches an order set or execution slot this one reads: the
             sets ``mine`` (pairs of a set and whether it is named) or the execution slot of
-            ``match`` (when ``names_match``)."""
+            ``match`` (when ``names_match``). The events in flight are those behind READ
+            (``behind``). At W = 1 READ's own needs no compare: a background event is chosen
+            only when READ is empty (``free`` below)."""
             hits = []
-            # The events behind READ. At W = 1 READ's own needs no compare: a background
-            # event is chosen only when READ is empty (``free`` below).
-            for t in tokens[1:]:
+            for t in behind:
                 f = t.event.fields
                 busy = t.valid & (t.kind != _Kind.CONTROL) & (t.kind != _Kind.FRAME_END) \
                     & (t.event.session == session)
@@ -475,12 +477,34 @@ class Engine(wiring.Component):
 
         xp = self.exchange.payload
         x_type = xp.msg_type
-        x_blocked = hazard(xp.session, [(order_set(xp.fields.user_ref_num), 1),
-                                        (order_set(xp.fields.orig_user_ref_num),
-                                         has_orig(x_type))],
-                           xp.fields.match_number, uses_execution(x_type))
-        r_blocked = hazard(key_read.data.session, [(key_read.data.set, 1)],
-                           Const(0, REF_BITS), 0)
+        x_hazard = partial(
+            hazard, xp.session, [(order_set(xp.fields.user_ref_num), 1),
+                                 (order_set(xp.fields.orig_user_ref_num), has_orig(x_type))],
+            xp.fields.match_number, uses_execution(x_type))
+        x_waiting = self.exchange.valid
+        if spaced:
+            # The hazards a cycle early, against the events that will be behind READ then,
+            # and registered: the compares and their OR were the choice's longest path. They
+            # hold for the next cycle's candidates unless one is taken now, and then none can
+            # be taken in the next (an event enters at most every other cycle). The exchange
+            # event is the same one if it waits now (a stream's payload holds until taken),
+            # so a new one waits a cycle before it can enter. The revoke queue's head entry
+            # is never written while it can be taken (writes go to the tail, past the mark),
+            # so the memory's value now is its value then.
+            x_blocked, x_seen = Signal(), Signal()
+            m.d.sync += [x_blocked.eq(x_hazard(behind=tokens[:-1])),
+                         x_seen.eq(self.exchange.valid & ~self.exchange.ready)]
+            x_waiting = x_waiting & x_seen
+            key_read = revoke_keys.read_port(domain="comb")
+            r_blocked = Signal()
+            m.d.comb += key_read.addr.eq(revoke_head)
+            m.d.sync += r_blocked.eq(hazard(key_read.data.session, [(key_read.data.set, 1)],
+                                            Const(0, REF_BITS), 0, behind=tokens[:-1]))
+        else:
+            x_blocked = x_hazard()
+            key_read = revoke_keys.read_port(transparent_for=(key_write,))
+            r_blocked = hazard(key_read.data.session, [(key_read.data.set, 1)],
+                               Const(0, REF_BITS), 0)
 
         # Which event enters (one of them at most), then the token as an AND-OR of the
         # sources: a multiplexer chain in priority order cost a LUT a bit per source.
@@ -506,7 +530,7 @@ class Engine(wiring.Component):
         asks = {_Kind.FRAME_END: frame_end_valid, _Kind.CLIENT: client_valid,
                 _Kind.REVOKE: (revoke_head != revoke_mark) & ~r_blocked,
                 _Kind.CONTROL: self.control.valid,
-                _Kind.EXCHANGE: self.exchange.valid & ~x_blocked}
+                _Kind.EXCHANGE: x_waiting & ~x_blocked}
         order_addr = Cat(order_set(f0.user_ref_num), s0.event.session)
         orig_read = Const(0)        # this cycle reads the order table at an original
         if spaced:
@@ -568,8 +592,9 @@ class Engine(wiring.Component):
         # The head after this one kept beside it: the read address after a take is a
         # multiplexer behind the choice, not an adder.
         after_head = Signal(ptr, init=1)
-        m.d.comb += [revoke_read.addr.eq(Mux(takes[_Kind.REVOKE], after_head, revoke_head)),
-                     key_read.addr.eq(revoke_read.addr)]
+        m.d.comb += revoke_read.addr.eq(Mux(takes[_Kind.REVOKE], after_head, revoke_head))
+        if not spaced:
+            m.d.comb += key_read.addr.eq(revoke_read.addr)
         with m.If(takes[_Kind.REVOKE]):
             m.d.sync += [revoke_head.eq(after_head), after_head.eq(after_head + 1)]
 
@@ -609,13 +634,18 @@ class Engine(wiring.Component):
                 tables.append(table)
             return tables
 
-        def find(name, entries, vacated, ref, matches=None):
-            """The ways of a set that hold an order, those holding ``ref``, and its entry.
+        def find(name, entries, vacated, ref, matches=None, flags=None):
+            """The ways of a set that hold an order, those holding ``ref``, whether one holds
+            it live (not pending), and its entry.
 
             At most one way holds ``ref``; with none, the entry is way 0's. ``matches``: the
-            ways whose tag is ``ref``'s, when registered by :func:`matched`.
+            ways whose tag is ``ref``'s, when registered by :func:`matched`; ``flags``: the
+            ways that hold an order and those pending, when registered by :func:`held`.
             """
-            holds = Cat(e.held ^ v for e, v in zip(entries, vacated, strict=True))
+            if flags is None:
+                flags = (Cat(e.held ^ v for e, v in zip(entries, vacated, strict=True)),
+                         Cat(e.pending for e in entries))
+            holds, pending = flags
             if matches is None:
                 matches = Cat(e.ref_tag == tag(ref) for e in entries)
             hits = holds & matches
@@ -624,7 +654,7 @@ class Engine(wiring.Component):
             for way in range(1, ways):
                 with m.If(hits[way]):
                     m.d.comb += entry.eq(entries[way])
-            return holds, hits, entry
+            return holds, hits, (hits & ~pending).any(), entry
 
         def stage(tables, at):
             return [getattr(t, at) for t in tables]
@@ -640,6 +670,17 @@ class Engine(wiring.Component):
                                     test(getattr(table, f"tap{d - 1}"))))
             return bits
 
+        def held(d, name):
+            """At W = 1 (else ``None``): the ways whose entry at distance ``d`` holds an
+            order (``held`` XOR ``vacated``) and those pending, tested :func:`early`."""
+            if not spaced:
+                return None
+            flags = [early(t, d, lambda e: Cat(e.held, e.pending), f"{name}_flags{w}")
+                     for w, t in enumerate(orders_a)]
+            return (Cat(f[0] ^ early(v, d, lambda e: e, f"{name}_vacated{w}")
+                        for w, (f, v) in enumerate(zip(flags, vacated_a, strict=True))),
+                    Cat(f[1] for f in flags))
+
         def matched(tables, d, ref, name):
             """The ways whose entry at distance ``d`` holds ``ref``'s tag (``ref`` from the
             token a stage earlier), tested :func:`early` at W = 1; at W = 8 (``None``) the
@@ -654,7 +695,8 @@ class Engine(wiring.Component):
         taps = (PRICE, KEY, LIMITS) if spaced else (PRICE, KEY)
         orders_a = order_table("orders_a", kept, order_addr, taps,
                                lands=(KEY, EXEC - 1, EXEC) if spaced else (), peek=True)
-        vacated_a = order_table("vacated_a", 1, order_addr, taps, peek=True)
+        vacated_a = order_table("vacated_a", 1, order_addr, taps,
+                                lands=(KEY, EXEC - 1, EXEC) if spaced else (), peek=True)
         if spaced:
             orders_b, vacated_b = [], []
             b_key_entries = stage(orders_a, f"tap{KEY - 1}"), stage(vacated_a, f"tap{KEY - 1}")
@@ -667,8 +709,9 @@ class Engine(wiring.Component):
             b_key_entries = stage(orders_b, f"tap{KEY}"), stage(vacated_b, f"tap{KEY}")
             b_entries = stage(orders_b, "value"), stage(vacated_b, "value")
         m.submodules.executions = executions = RmwTable(
-            self._execution, ne * per_session, EXEC, taps=(PRICE, KEY),
-            lands=(KEY,) if spaced else ())
+            self._execution, ne * per_session, EXEC,
+            taps=(PRICE, KEY, EXEC - 1) if spaced else (PRICE, KEY),
+            lands=(KEY, EXEC) if spaced else ())
         m.d.comb += executions.read_addr.eq(Cat(f0.match_number[:exec_bits], s0.event.session))
         is_modify0 = s0.event.msg_type == _type(ouch.ModifyOrder)
         # The verdict memories (model rule 9): UserRefNum mod n_verdicts.
@@ -703,7 +746,7 @@ class Engine(wiring.Component):
         m.d.comb += [notional.quantity.eq(f0.quantity), notional.price.eq(f0.price)]
         m.submodules.order_product = order_product = Multiplier(
             QUANTITY_BITS, PRICE_BITS, EXEC - PRICE)
-        _, _, a_price = find("a_price", stage(orders_a, f"tap{PRICE}"),
+        _, _, _, a_price = find("a_price", stage(orders_a, f"tap{PRICE}"),
                              stage(vacated_a, f"tap{PRICE}"),
                              tokens[PRICE].event.fields.user_ref_num)
         m.d.comb += [order_product.a.eq(tokens[PRICE].event.fields.quantity),
@@ -725,17 +768,17 @@ class Engine(wiring.Component):
         found = late(lookup.o.found, KEY - 2, "found")
         found_index = late(lookup.o.index, KEY - 2, "found_index")
         x_key = getattr(executions, f"tap{KEY}")
-        _, a_key_hits, a_key = find(
+        _, a_key_hits, _, a_key = find(
             "a_key", stage(orders_a, f"tap{KEY}"), stage(vacated_a, f"tap{KEY}"),
             kf.user_ref_num,
-            matched(orders_a, KEY, tokens[KEY - 1].event.fields.user_ref_num, "a_key_matches"))
-        _, b_key_hits, b_key = find("b_key", *b_key_entries, kf.orig_user_ref_num)
+            matched(orders_a, KEY, tokens[KEY - 1].event.fields.user_ref_num, "a_key_matches"),
+            held(KEY, "a_key"))
+        _, b_key_hits, b_live, b_key = find("b_key", *b_key_entries, kf.orig_user_ref_num)
 
         key_symbol = Signal(range(ny))
         key_known = Signal()
         is_enter_k = (sk.kind == _Kind.CLIENT) & (k_type == _type(ouch.EnterOrder))
         a_named = a_key_hits.any()
-        b_live = b_key_hits.any() & ~b_key.pending
 
         def names_execution(entry, fields):
             return entry.valid & (entry.match_number == fields.match_number) \
@@ -961,17 +1004,23 @@ class Engine(wiring.Component):
 
         xe = executions.value
         before_exec = tokens[EXEC - 1].event.fields
-        a_holds, a_hits, a = find(
+        a_holds, a_hits, a_live, a = find(
             "a", stage(orders_a, "value"), stage(vacated_a, "value"), xf_.user_ref_num,
-            matched(orders_a, EXEC, before_exec.user_ref_num, "a_matches"))
-        _, b_hits, b = find(
+            matched(orders_a, EXEC, before_exec.user_ref_num, "a_matches"), held(EXEC, "a"))
+        _, b_hits, b_live_x, b = find(
             "b", *b_entries, xf_.orig_user_ref_num,
-            matched(orders_a, EXEC - 1, before_exec.orig_user_ref_num, "b_matches"))
+            matched(orders_a, EXEC - 1, before_exec.orig_user_ref_num, "b_matches"),
+            held(EXEC - 1, "b"))
         same_set = order_set(xf_.orig_user_ref_num) == order_set(xf_.user_ref_num)
+        if spaced:      # compared a stage early: it selects the ways the deltas take
+            same_set = Signal(name="same_set")
+            m.d.sync += same_set.eq(order_set(before_exec.orig_user_ref_num)
+                                    == order_set(before_exec.user_ref_num))
         a_named_x = a_hits.any()
-        a_live = a_named_x & ~a.pending
-        b_live_x = b_hits.any() & ~b.pending
         x_match = names_execution(xe, xf_)
+        if spaced:      # compared a stage early: it leads the trade's deltas
+            x_match = early(executions, EXEC, lambda e: names_execution(e, before_exec),
+                            "x_match")
         is_buy_msg = xf_.side == ord(BUY)
 
         # State the model keeps per session: a row per session in a small memory (LUT RAM),
@@ -1233,10 +1282,26 @@ class Engine(wiring.Component):
         record_symbol = Signal(range(ny))
 
         dead = xf_.order_state == ord(DEAD)
-        less = xf_.quantity < a.quantity        # a cancel or fill leaves some; a modify shrinks
+        # A cancel or fill leaves some; a modify shrinks (``less``), and what stays is not 0.
+        # At W = 1 the compares are made a cycle early on each way's entry and registered:
+        # the quantity's compare led every delta's select, then the sums' carry chains.
+        if spaced:
+            ahead = tokens[EXEC - 1].event.fields.quantity
+            tests = [early(t, EXEC, lambda e: Cat(ahead < e.quantity, e.quantity.any()),
+                           f"a_quantity{w}") for w, t in enumerate(orders_a)]
+            picked = tests[0]           # the way find() gives ``a`` from
+            for way in range(1, ways):
+                picked = Mux(a_hits[way], tests[way], picked)
+            x_some = Signal()
+            m.d.sync += x_some.eq(ahead.any())
+            less = picked[0]
+            stays = Mux(less, x_some, picked[1])
+        else:
+            less = xf_.quantity < a.quantity
+            stays = Mux(less, xf_.quantity, a.quantity).any()
         reduced = x_reduced & a_live
         modified = x_modified & a_live
-        modified_stays = modified & Mux(less, xf_.quantity, a.quantity).any()
+        modified_stays = modified & stays
         # Model _replaced in one pass: the original leaves, then the new order takes its place,
         # from its pending entry (``named``) or else the original. Both charges move in the one
         # exposure word read at KEY: the original and the new order are one order's history,

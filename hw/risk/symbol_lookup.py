@@ -24,7 +24,9 @@ The host reads a slot of the shadow bank back (``peek``) on the read ports, in c
 no lookup: the symbol is rebuilt from the tag and the slot's bucket (the pivot bits are a
 fixed XOR of the bucket and the tag), so a slot reads as the host wrote it, except a slot
 not in use, whose symbol reads 0, and a symbol written outside its own bucket, which reads
-as a slot not in use.
+as a slot not in use. The answer takes two registers, the slot's raw entry and the rebuilt
+one: the block RAM's output, the pick of the probe and the rebuild's XORs in one cycle were
+the engine's slowest path (16.9 ns routed at W = 1).
 """
 
 import operator
@@ -100,7 +102,7 @@ class SymbolLookup(wiring.Component):
         cycles earlier.
     peek : In(slot; data, ok)
         The host's read of slot ``slot`` of bank ``write_bank``: ``data`` is the entry at
-        the slot of the cycle before, when ``ok`` (no lookup was presented then).
+        the slot of three cycles before, when ``ok`` (no lookup was presented then).
 
     Latency
     -------
@@ -181,22 +183,26 @@ class SymbolLookup(wiring.Component):
                 m.d.comb += compared
             matches.append((match, slot_index))
 
-        # The host's read: the slot's memory, its symbol rebuilt from tag and bucket.
-        probe = peek.slot[bits:]
+        # The host's read: the slot's memory, registered, then its symbol rebuilt from tag and
+        # bucket, registered again.
         raw = Signal.like(peeked[0])
-        m.d.comb += raw.eq(Array(p.as_value() for p in peeked)[probe])
+        held_slot = Signal.like(peek.slot)
+        raw_ok = Signal()
+        m.d.sync += [raw.eq(Array(p.as_value() for p in peeked)[peek.slot[bits:]]),
+                     held_slot.eq(peek.slot), raw_ok.eq(~stage.valid)]
+        probe = held_slot[bits:]
         symbol = Signal(64)
         for t, (kept, solution) in enumerate(rebuilt):
             with m.If(probe // WAYS == t):
                 known = Signal(64, name=f"tag_bits{t}")     # the tag, in place
                 m.d.comb += [known[b].eq(raw.tag[i]) for i, b in enumerate(kept)]
                 m.d.comb += symbol.eq(known)
-                m.d.comb += [symbol[p].eq((peek.slot[:bits] & bucket_mask).xor()
+                m.d.comb += [symbol[p].eq((held_slot[:bits] & bucket_mask).xor()
                                           ^ (known & symbol_mask).xor())
                              for p, (bucket_mask, symbol_mask) in solution.items()]
-        m.d.comb += [peek.data.symbol.eq(Mux(raw.valid, symbol, 0)),
+        m.d.sync += [peek.data.symbol.eq(Mux(raw.valid, symbol, 0)),
                      peek.data.index.eq(raw.index), peek.data.valid.eq(raw.valid),
-                     peek.ok.eq(~stage.valid)]
+                     peek.ok.eq(raw_ok)]
 
         # The host never places a symbol twice, so at most one slot matches: the index is an
         # OR of the slots' indices, each gated by its match, not a chain of multiplexers.
