@@ -614,7 +614,7 @@ class RegisterFile(wiring.Component):
                           if name == "kill_symbols" else (name,)):
                 sources[table] = (port.data, port.ok)
         # The session's state in a register: like an owner's port, it answers a cycle after
-        # the index is set, which ``waited`` allows for (two). It is picked by a flag a session,
+        # the index is set, within ``waited``'s wait. It is picked by a flag a session,
         # loaded only by a read of it, each flag driving that session's bits only: the
         # shared index's fan-out into a select of every session's state was the block's
         # slowest path (9.0 ns, 8.0 ns routing), and an index of its own still 8.6 ns.

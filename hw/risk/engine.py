@@ -747,8 +747,8 @@ class Engine(wiring.Component):
         m.submodules.order_product = order_product = Multiplier(
             QUANTITY_BITS, PRICE_BITS, EXEC - PRICE)
         _, _, _, a_price = find("a_price", stage(orders_a, f"tap{PRICE}"),
-                             stage(vacated_a, f"tap{PRICE}"),
-                             tokens[PRICE].event.fields.user_ref_num)
+                                stage(vacated_a, f"tap{PRICE}"),
+                                tokens[PRICE].event.fields.user_ref_num)
         m.d.comb += [order_product.a.eq(tokens[PRICE].event.fields.quantity),
                      order_product.b.eq(a_price.price)]
         # The notional a Broken Trade or Trade Correction reverses, from the execution's
@@ -1011,16 +1011,18 @@ class Engine(wiring.Component):
             "b", *b_entries, xf_.orig_user_ref_num,
             matched(orders_a, EXEC - 1, before_exec.orig_user_ref_num, "b_matches"),
             held(EXEC - 1, "b"))
-        same_set = order_set(xf_.orig_user_ref_num) == order_set(xf_.user_ref_num)
-        if spaced:      # compared a stage early: it selects the ways the deltas take
+        if spaced:
+            # Compared a stage early: the original's set selects the ways the deltas take,
+            # and the execution's match (97 bits) leads a trade's deltas.
             same_set = Signal(name="same_set")
             m.d.sync += same_set.eq(order_set(before_exec.orig_user_ref_num)
                                     == order_set(before_exec.user_ref_num))
-        a_named_x = a_hits.any()
-        x_match = names_execution(xe, xf_)
-        if spaced:      # compared a stage early: it leads the trade's deltas
             x_match = early(executions, EXEC, lambda e: names_execution(e, before_exec),
                             "x_match")
+        else:
+            same_set = order_set(xf_.orig_user_ref_num) == order_set(xf_.user_ref_num)
+            x_match = names_execution(xe, xf_)
+        a_named_x = a_hits.any()
         is_buy_msg = xf_.side == ord(BUY)
 
         # State the model keeps per session: a row per session in a small memory (LUT RAM),
