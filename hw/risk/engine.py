@@ -135,6 +135,7 @@ from wiregate.sw.reasons import NO_PRIMARY, REASON_BITS, Reason
 from wiregate.sw.regmap import WORD_BITS, RegisterMap
 from wiregate.sw.tables import REFERENCE_AT_COMMIT
 
+from ..carry_save import carry_save_sum
 from ..control.dropcopy import QUEUED_BITS, record_layout
 from ..control.register_file import control_layout
 from ..ingress.ouch_extract import OFFSET_BITS, PRICE_BITS, event_layout
@@ -1276,10 +1277,6 @@ class Engine(wiring.Component):
         count_unmatched = Signal()
         write_execution = Signal()
         new_execution = Signal(self._execution)
-        d_position = Signal(signed(QUANTITY_BITS + 2))
-        d_buy = Signal(signed(QUANTITY_BITS + 2))
-        d_sell = Signal(signed(QUANTITY_BITS + 2))
-        d_credit = Signal(signed(NOTIONAL + 1))
         record_symbol_known = Signal()
         record_symbol = Signal(range(ny))
 
@@ -1344,36 +1341,45 @@ class Engine(wiring.Component):
                 Mux(x_modified, Mux(less, part_product, a.charge_notional), msg_product)))),
         ]
 
-        # The deltas: the new entry's charge arrives, the named order's and (Order Replaced)
-        # the original's leave; a fill, a broken trade or a correction moves the position
-        # and the credit by the executed notional. Each sum is one adder over operands that
-        # are 0 outside their cases.
+        # The deltas' operands: the new entry's charge arrives, the named order's and (Order
+        # Replaced) the original's leave; a fill, a broken trade or a correction moves the
+        # position and the credit by the executed notional. Each is 0 outside its cases.
+        # They are summed where they are written (APPLY), each sum one carry chain
+        # (:func:`carry_save_sum`): at W = 1 EXEC ends at the operands' selects, and the
+        # chains start from registers.
         leaves_a = frees | reduced | modified | (x_replaced & named)
         leaves_b = x_replaced & b_live_x
 
         def side(entry, on, shares, buy):
             return Mux(on & (entry.is_buy == buy), shares, 0)
 
-        for delta, buy in ((d_buy, 1), (d_sell, 0)):
-            m.d.comb += delta.eq(side(new_entry, fill, new_entry.charge_quantity, buy)
-                                 - side(a, leaves_a, a.charge_quantity, buy)
-                                 - side(b, leaves_b, b.quantity, buy))
+        def leaving_both(width, from_a, from_b, name):
+            both = Signal(data.ArrayLayout(width, 2), name=name)
+            m.d.comb += [both[0].eq(from_a), both[1].eq(from_b)]
+            return both
+
+        buy_in, sell_in = (side(new_entry, fill, new_entry.charge_quantity, buy)
+                           for buy in (1, 0))
+        buy_out, sell_out = (leaving_both(QUANTITY_BITS, side(a, leaves_a, a.charge_quantity, buy),
+                                          side(b, leaves_b, b.quantity, buy), f"{name}_out")
+                             for buy, name in ((1, "buy"), (0, "sell")))
         # Credit: a Modify that keeps its quantity moves nothing; a cancel or fill that
         # leaves some takes off the quantity at the order's price; an order that leaves
         # takes off its whole charge.
-        plus = Mux(x_executed | x_corrected | (fill & x_replaced),
-                   msg_product, Mux(modified_stays & less, part_product, 0))
-        minus_a = Mux((frees | (reduced & ~less) | (modified & ~(modified_stays & ~less))
-                       | (x_replaced & named)), a.charge_notional,
-                      Mux(reduced, part_product, Mux(x_traded, xe_notional, 0)))
-        minus_b = Mux(leaves_b, b.charge_notional, 0)
-        m.d.comb += d_credit.eq(plus - minus_a - minus_b)
+        credit_in = Mux(x_executed | x_corrected | (fill & x_replaced),
+                        msg_product, Mux(modified_stays & less, part_product, 0))
+        credit_out = leaving_both(
+            NOTIONAL,
+            Mux((frees | (reduced & ~less) | (modified & ~(modified_stays & ~less))
+                 | (x_replaced & named)), a.charge_notional,
+                Mux(reduced, part_product, Mux(x_traded, xe_notional, 0))),
+            Mux(leaves_b, b.charge_notional, 0), "credit_out")
         # Position: a fill adds its quantity on the order's side; a broken trade takes the
         # execution's back, a correction replaces it by the message's.
         to_buy = Mux(x_executed, a.is_buy, xe.is_buy)
         gained = Mux(x_executed | x_corrected, xf_.quantity, 0)
         lost = Mux(x_traded, xe.quantity, 0)
-        m.d.comb += d_position.eq(Mux(to_buy, gained, lost) - Mux(to_buy, lost, gained))
+        position_in, position_out = Mux(to_buy, gained, lost), Mux(to_buy, lost, gained)
 
         # The execution written: a fill's, a correction's (the execution with the message's
         # quantity and price), or a broken trade's (no longer valid).
@@ -1401,9 +1407,9 @@ class Engine(wiring.Component):
         (expo, b_hits, same_set, fires, judged, orders_risk, newer, verdict_symbol,
          verdict_symbol_known, side_buy, add_q, add_n, x_time, queued, judged_cycle, backlog,
          a_last_ref, a_credit, a_unmatched, fill_others, empty, empty_orig, count_unmatched,
-         new_entry, place, write_execution, new_execution, d_position, d_buy_others,
-         d_sell_others, d_credit_others, record_symbol_known,
-         record_symbol) = (applied(value, name) for name, value in (
+         new_entry, place, write_execution, new_execution, position_in, position_out,
+         buy_in_others, sell_in_others, credit_in_others, buy_out, sell_out, credit_out,
+         record_symbol_known, record_symbol) = (applied(value, name) for name, value in (
             ("expo", expo), ("b_hits", b_hits), ("same_set", same_set), ("fires", fires),
             ("judged", judged), ("orders_risk", orders_risk), ("newer", newer),
             ("verdict_symbol", verdict_symbol), ("verdict_symbol_known", verdict_symbol_known),
@@ -1413,8 +1419,10 @@ class Engine(wiring.Component):
             ("fill", fill), ("empty", empty), ("empty_orig", empty_orig),
             ("count_unmatched", count_unmatched), ("new_entry", new_entry), ("place", place),
             ("write_execution", write_execution), ("new_execution", new_execution),
-            ("d_position", d_position), ("d_buy", d_buy), ("d_sell", d_sell),
-            ("d_credit", d_credit), ("record_symbol_known", record_symbol_known),
+            ("position_in", position_in), ("position_out", position_out),
+            ("buy_in", buy_in), ("sell_in", sell_in), ("credit_in", credit_in),
+            ("buy_out", buy_out), ("sell_out", sell_out), ("credit_out", credit_out),
+            ("record_symbol_known", record_symbol_known),
             ("record_symbol", record_symbol)))
         vacated_here = [applied(t.value, f"vacated{w}") for w, t in enumerate(vacated_a)]
         orig_held = [applied(e.held, f"orig_held{w}") for w, e in enumerate(b_entries[0])]
@@ -1439,16 +1447,14 @@ class Engine(wiring.Component):
         accepted = is_client & accept
         places = accepted & orders_risk       # an Enter or Replace enters the order table
         # The client's order placed joins what EXEC worked out for every other event (0 for
-        # a client event): one OR, not the deltas' sums after the verdict.
+        # a client event): one OR into the operands the charges arrive in.
         fill = fill_others | places
-        d_buy, d_sell, d_credit = (
-            Signal.like(d_buy_others, name="d_buy"), Signal.like(d_sell_others, name="d_sell"),
-            Signal.like(d_credit_others, name="d_credit"))
-        m.d.comb += [
-            d_buy.eq(d_buy_others | Mux(places & side_buy, add_q, 0)),
-            d_sell.eq(d_sell_others | Mux(places & ~side_buy, add_q, 0)),
-            d_credit.eq(d_credit_others | Mux(places, add_n, 0)),
-        ]
+        buy_in = buy_in_others | Mux(places & side_buy, add_q, 0)
+        sell_in = sell_in_others | Mux(places & ~side_buy, add_q, 0)
+        credit_in = credit_in_others | Mux(places, add_n, 0)
+
+        def moved(width, value, arrives, leaves):
+            return carry_save_sum(width, [value, arrives], [leaves[0], leaves[1]])
 
         # The writes.
         # The entry's write at its place decides that way's occupancy (an emptied way's other
@@ -1475,15 +1481,18 @@ class Engine(wiring.Component):
             # unchanged word changes nothing, and the test would cost a LUT a bit.
             exposure.write_en.eq(sa.valid),
             exposure.write_addr.eq(Cat(late(key_symbol, apply - KEY, "e_symbol"), s)),
-            exposure.write_data.position.eq(expo.position + d_position),
-            exposure.write_data.working_buy.eq(expo.working_buy + d_buy),
-            exposure.write_data.working_sell.eq(expo.working_sell + d_sell),
+            exposure.write_data.position.eq(carry_save_sum(
+                POSITION_BITS, [expo.position, position_in], [position_out])),
+            exposure.write_data.working_buy.eq(
+                moved(QUANTITY_BITS, expo.working_buy, buy_in, buy_out)),
+            exposure.write_data.working_sell.eq(
+                moved(QUANTITY_BITS, expo.working_sell, sell_in, sell_out)),
         ]
         m.d.comb += [credit_write.en.eq(sa.valid), credit_write.addr.eq(s),
-                     credit_write.data.eq(a_credit + d_credit),
+                     credit_write.data.eq(moved(NOTIONAL, a_credit, credit_in, credit_out)),
                      unmatched_write.en.eq(count_unmatched), unmatched_write.addr.eq(s),
                      unmatched_write.data.eq(a_unmatched + 1)]
-        m.d.sync += gateway_credit.eq(gateway_credit + d_credit)
+        m.d.sync += gateway_credit.eq(moved(NOTIONAL, gateway_credit, credit_in, credit_out))
 
         # --- Frames (rule 10) -------------------------------------------------------------
         checkpoint = Signal(data.StructLayout({"armed": 1, "session": range(ns),
