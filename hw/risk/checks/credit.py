@@ -6,7 +6,7 @@ The core uses one :class:`CreditCheck` for the session's cap and one for the gat
 from amaranth.hdl import Module
 from amaranth.lib.wiring import In
 
-from .carry_save import positive
+from ...carry_save import positive
 from .notional import NOTIONAL_BITS
 from .quantity import Check, check_latency, decide
 
@@ -19,8 +19,9 @@ class CreditCheck(Check):
     The increase is ``add_notional - released`` when positive (an Enter's ``q * p`` with
     nothing released, a Replace's ``q2 * p2`` less its original's charge ``q1 * p1``), and
     ``used + add_notional - released > limit`` is one carry chain over the four terms
-    (:func:`~.carry_save.positive`), beside the one that says whether there is an increase:
-    the Replace's difference is not worked out first. Exact for every input the ports admit.
+    (:func:`~wiregate.hw.carry_save.positive`), beside the one that says whether there is an
+    increase: the Replace's difference is not worked out first. Exact for every input the
+    ports admit.
 
     Parameters
     ----------

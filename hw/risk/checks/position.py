@@ -3,7 +3,7 @@
 from amaranth.hdl import Module, Mux, signed
 from amaranth.lib.wiring import In
 
-from .carry_save import positive
+from ...carry_save import positive
 from .quantity import QUANTITY_BITS, Check, check_latency, decide
 
 __all__ = ["POSITION_BITS", "PositionCheck"]
@@ -18,8 +18,8 @@ class PositionCheck(Check):
     nothing released, a Replace's ``q2`` less its original's ``q1``). Projected long is
     ``position + working_buy + increase`` (a buy), projected short ``working_sell + increase
     - position`` (a sell side). Each compare is one carry chain over the five terms
-    (:func:`~.carry_save.positive`), wide enough for every input the ports admit, so nothing
-    wraps and the hardware equals the model exactly. The caller ignores ``fire`` when the
+    (:func:`~wiregate.hw.carry_save.positive`), wide enough for every input the ports admit, so
+    nothing wraps and the hardware equals the model exactly. The caller ignores ``fire`` when the
     symbol is unknown or the order has no side (the model does not run the check then).
 
     Parameters
