@@ -950,6 +950,20 @@ def test_replace_reserves_and_the_exchange_settles():
     assert [v.accept for v in out.verdicts] == [True] * 4 + [False] * 2 + [True] * 2
 
 
+@pytest.mark.parametrize("width", [1, 8])
+def test_a_replace_of_a_pending_order_releases_nothing(width):
+    """A client chaining Replaces without waiting: the second names the first's new order,
+    pending until the exchange's Order Replaced. It is UNKNOWN_ORDER, and the credit checks
+    count none of the pending order's charge as released (model rule 5): counted, the
+    session's credit would not fire."""
+    script = Script(limits(sessions=(session(0, credit=220 * P100), session(1))))
+    script.at(1).client(0, enter(1, quantity=100)).at(10).client(0, replace_order(1, 2, 150))
+    script.at(20).client(0, replace_order(2, 3, 100))
+    out = check_engine(script.items, width=width)
+    last = out.verdicts[-1]
+    assert [v.accept for v in out.verdicts] == [True, True, False]
+    assert last.reasons >> R.UNKNOWN_ORDER & 1 and last.reasons >> R.CREDIT_SESSION & 1
+
 def test_modify_rules_and_order_modified():
     script = Script(limits())
     script.at(1).client(0, enter(1, "S", 100), enter(2, "B", 100))
