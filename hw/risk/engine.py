@@ -660,12 +660,6 @@ class Engine(wiring.Component):
         def stage(tables, at):
             return [getattr(t, at) for t in tables]
 
-        def early_next(table, d, test):
-            """What :func:`early` registers: ``test`` on this cycle's write or on the tap a
-            stage earlier, chosen by where the write lands."""
-            return Mux(getattr(table, f"lands{d}"), test(table.write_data),
-                       test(getattr(table, f"tap{d - 1}")))
-
         def early(table, d, test, name):
             """At W = 1: ``test`` of the entry at distance ``d`` made a cycle early and
             registered, on this cycle's write and on the tap a stage earlier, chosen by
@@ -673,7 +667,8 @@ class Engine(wiring.Component):
             where the entry is used; the write's data, late in its cycle, goes through the
             test and one multiplexer."""
             bits = Signal(len(Value.cast(test(table.write_data))), name=name)
-            m.d.sync += bits.eq(early_next(table, d, test))
+            m.d.sync += bits.eq(Mux(getattr(table, f"lands{d}"), test(table.write_data),
+                                    test(getattr(table, f"tap{d - 1}"))))
             return bits
 
         def held(d, name):
@@ -1133,24 +1128,9 @@ class Engine(wiring.Component):
         with m.Elif(names_order):
             m.d.comb += [symbol_of_msg.eq(a_named_x), symbol_of_idx.eq(a.symbol_index)]
 
-        # Rule 5 and 6 (model _judge) for an Enter or a Replace. What a Replace's live
-        # original releases selects terms of the position and credit checks (about 200
-        # bits): at W = 1 whether it does is one register, from what ``b``'s early tests
-        # register, not LUTs after them.
-        b_releases = Signal()
-        if spaced:
-            def next_of(table, test):
-                return early_next(table, EXEC - 1, test)
-            orig_tag = tag(before_exec.orig_user_ref_num)
-            live = Cat((next_of(t, lambda e: e.held) ^ next_of(v, lambda e: e))
-                       & next_of(t, lambda e: (e.ref_tag == orig_tag) & ~e.pending)
-                       for t, v in zip(orders_a, vacated_a, strict=True)).any()
-            m.d.sync += b_releases.eq(
-                live & (tokens[EXEC - 1].event.msg_type != _type(ouch.EnterOrder)))
-        else:
-            m.d.comb += b_releases.eq(b_live_x & ~is_enter)
-        orig_q = Mux(b_releases, b.quantity, 0)             # 0 for an Enter
-        orig_charge = Mux(b_releases, b.charge_notional, 0)
+        # Rule 5 and 6 (model _judge) for an Enter or a Replace.
+        orig_q = Mux(b_live_x, b.quantity, 0)
+        orig_charge = Mux(b_live_x, b.charge_notional, 0)
         own_product = notional.notional
         add_q = Signal(QUANTITY_BITS)
         add_n = Signal(NOTIONAL_BITS)
@@ -1171,17 +1151,17 @@ class Engine(wiring.Component):
             # The checks take what the order brings and what its original releases (0 for an
             # Enter), not the increase: that would be a carry chain before theirs.
             position.is_buy.eq(side_buy), position.add_quantity.eq(xf_.quantity),
-            position.released.eq(orig_q),
+            position.released.eq(Mux(is_enter, 0, orig_q)),
             position.position.eq(expo.position), position.working_buy.eq(expo.working_buy),
             position.working_sell.eq(expo.working_sell),
             position.max_long.eq(x_symbol.max_long), position.max_short.eq(x_symbol.max_short),
             credit_session.add_notional.eq(own_product),
-            credit_session.released.eq(orig_charge),
+            credit_session.released.eq(Mux(is_enter, 0, orig_charge)),
             credit_session.used.eq(x_credit),
             credit_session.limit.eq(x_sess.credit),
             credit_session.limit_loaded.eq(x_session_loaded),
             credit_gateway.add_notional.eq(own_product),
-            credit_gateway.released.eq(orig_charge),
+            credit_gateway.released.eq(Mux(is_enter, 0, orig_charge)),
             credit_gateway.used.eq(gateway_credit),
             credit_gateway.limit.eq(x_gateway.credit), credit_gateway.limit_loaded.eq(x_loaded_any),
         ]
