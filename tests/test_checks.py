@@ -409,20 +409,17 @@ def test_position_edges():
 # --- CREDIT ------------------------------------------------------------------------------
 
 
-def credit_case(rng, add, used, owner, released=None):
+def credit_case(rng, add, used, owner, released=0):
     """``owner`` is the SessionLimits or GatewayLimits whose cap applies, or None (the port
     then holds a random cap that must be ignored); ``add`` the notional the order brings,
-    ``released`` the charge its live original releases, or None (an Enter, or a Replace of
-    an unknown original: the port then holds a random charge that must be ignored)."""
+    ``released`` the charge its original releases."""
     if isinstance(owner, GatewayLimits):
         entry = entries(rng, gateway=owner)[2]
     else:
         entry = entries(rng, session=owner)[1]
-    inputs = {"add_notional": add, "used": used,
-              "released": rng.getrandbits(64) if released is None else released,
-              "releasing": released is not None,
+    inputs = {"add_notional": add, "released": released, "used": used,
               "limit": entry["credit"], "limit_loaded": owner is not None}
-    increase = max(0, add - (released or 0))
+    increase = max(0, add - released)
     return inputs, credit_fires(increase, used, owner.credit if owner is not None else None)
 
 
@@ -441,7 +438,7 @@ def check_credit(seed, latency, n=N_RANDOM):
         used = near(rng, (owner.credit, 1 << 39), hi=U64)
         add, released = released_share(rng, near(rng, (owner.credit - used, 1), hi=U64), U64)
         cases.append(credit_case(rng, add, used, owner if rng.random() < 0.85 else None,
-                                 released or rng.choice((None, 0))))
+                                 released))
     check(CreditCheck(latency), cases, seed)
 
 

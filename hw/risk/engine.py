@@ -1147,27 +1147,21 @@ class Engine(wiring.Component):
         m.submodules.position = position = PositionCheck(latency=0)
         m.submodules.credit_session = credit_session = CreditCheck(latency=0)
         m.submodules.credit_gateway = credit_gateway = CreditCheck(latency=0)
-        releasing = ~is_enter & b_live_x
         m.d.comb += [
             # The checks take what the order brings and what its original releases (0 for an
-            # Enter), not the increase: that would be a carry chain before theirs. Neither
-            # term waits for the original's liveness (late at EXEC, it would gate 96 bits
-            # before three carry chains): a Replace's POSITION counts only when its original
-            # is live (yl_known), and the credit checks pick their answer with it.
+            # Enter), not the increase: that would be a carry chain before theirs.
             position.is_buy.eq(side_buy), position.add_quantity.eq(xf_.quantity),
-            position.released.eq(Mux(is_enter, 0, b.quantity)),
+            position.released.eq(Mux(is_enter, 0, orig_q)),
             position.position.eq(expo.position), position.working_buy.eq(expo.working_buy),
             position.working_sell.eq(expo.working_sell),
             position.max_long.eq(x_symbol.max_long), position.max_short.eq(x_symbol.max_short),
             credit_session.add_notional.eq(own_product),
-            credit_session.released.eq(b.charge_notional),
-            credit_session.releasing.eq(releasing),
+            credit_session.released.eq(Mux(is_enter, 0, orig_charge)),
             credit_session.used.eq(x_credit),
             credit_session.limit.eq(x_sess.credit),
             credit_session.limit_loaded.eq(x_session_loaded),
             credit_gateway.add_notional.eq(own_product),
-            credit_gateway.released.eq(b.charge_notional),
-            credit_gateway.releasing.eq(releasing),
+            credit_gateway.released.eq(Mux(is_enter, 0, orig_charge)),
             credit_gateway.used.eq(gateway_credit),
             credit_gateway.limit.eq(x_gateway.credit), credit_gateway.limit_loaded.eq(x_loaded_any),
         ]

@@ -76,8 +76,7 @@ class Rate(wiring.Component):
     checkpoint : In(valid, session)
         The first message of a client frame: remember ``session``'s ``throttle_count`` and
         ``throttled`` (before this cycle's judgment) and count the tokens its judgments
-        take from now on (this cycle's included). A new checkpoint replaces the old one. Not in
-        a cycle with a commit, nor at ``take_latency`` 1 in the cycle after a judgment.
+        take from now on (this cycle's included). A new checkpoint replaces the old one.
     restore : In(1)
         The checkpointed frame ended void (not in a cycle with a judgment, a checkpoint or
         a commit): give back the tokens counted (capped at
@@ -254,47 +253,16 @@ class Rate(wiring.Component):
                 m.d.comb += judged.eq(b.tokens + step)
                 judged_tokens.append(judged)
 
-        # A re-commit caps a bucket above the new burst. The refilled bucket is compared
-        # from the register, not through the refill's adder.
-        above = [(b.tokens > new.rate_burst) | (refills[s] & (b.tokens == new.rate_burst))
-                 for s, (b, new) in enumerate(zip(buckets, self.commit.limits, strict=True))]
-
         # 4. The restore (model rate_give_back), on the checkpoint's session: the tokens
-        # it has (this cycle's refill included), plus those taken since the checkpoint,
-        # capped at its burst (no judgment or take this cycle). That sum is kept beside the
-        # checkpoint, in `back`: a take moves a token from the bucket to `taken` and leaves
-        # the sum as it was, a refill adds one, a commit sets it; so the restore compares
-        # registers, and the refill of its own cycle picks `back` or `back_up` (`back + 1`),
-        # with no select of every bucket and no sum before the write into every bucket.
+        # it has, plus those taken since the checkpoint, capped (no judgment or take this
+        # cycle). The refill is the sum's third term, not an adder before it.
         restoring = self.restore & checkpoint.armed
-        back, back_up = (Signal(len(checkpoint.taken) + 1, name=n) for n in ("back", "back_up"))
-        c_burst = Signal(len(checkpoint.taken), name="c_burst")  # the checkpoint session's
-        c_refill = select(refills, checkpoint.session, "c_refill")
-        # The sum's next value. At a checkpoint: the new session's refilled bucket (its
-        # judgment's take, this cycle's or at take_latency 1 the next one's, leaves the sum;
-        # the cycle holds no pending take). At a commit that fills the bucket (newly loaded)
-        # or caps it: the new burst and what was taken. Otherwise the bucket keeps its
-        # tokens, refilled.
-        c_tokens = select(refilled, self.checkpoint.session, "c_tokens")
-        c_loaded = select([lim.loaded for lim in limits], checkpoint.session, "c_loaded")
-        c_above = select(above, checkpoint.session, "c_above")
-        c_capped = select([new.rate_burst for new in self.commit.limits], checkpoint.session,
-                          "c_new_burst") + checkpoint.taken
-        back_next = Signal.like(back)
-        m.d.comb += back_next.eq(Mux(c_refill, back_up, back))
-        with m.If(self.checkpoint.valid):
-            m.d.comb += back_next.eq(c_tokens)
-        with m.Elif(self.commit.valid & (~c_loaded | c_above)):
-            m.d.comb += back_next.eq(c_capped)
-        m.d.sync += [
-            back.eq(back_next),
-            back_up.eq(_saturating_increment(back_next)),
-            c_burst.eq(select([Mux(self.commit.valid, new.rate_burst, lim.burst) for new, lim
-                               in zip(self.commit.limits, limits, strict=True)],
-                              opened.session, "c_burst_next")),
-        ]
-        given = Mux(c_refill, back_up, back)
-        given_back = Mux(given > c_burst, c_burst, given)
+        r_burst = select([lim.burst for lim in limits], checkpoint.session, "r_burst")
+        given = Signal(len(r_burst) + 1)
+        m.d.comb += given.eq(select([b.tokens for b in buckets], checkpoint.session, "r_tokens")
+                             + checkpoint.taken
+                             + select(refills, checkpoint.session, "r_refill"))
+        given_back = Mux(given > r_burst, r_burst, given)
 
         # 5. Every session's next state: judgment, restore, then the commit (rate_commit).
         for s, (lim, b) in enumerate(zip(limits, buckets, strict=True)):
@@ -329,8 +297,10 @@ class Rate(wiring.Component):
                 with m.If(~self.commit.loaded[s]):
                     m.d.sync += b.tokens.eq(0)
                 # Newly loaded: a full bucket. A re-commit never refills: it caps the
-                # bucket at the new burst (no judgment or take this cycle).
-                with m.Elif(~lim.loaded | above[s]):
+                # bucket at the new burst (no judgment or take this cycle). The refilled
+                # bucket is compared from the register, not through the refill's adder.
+                above = (b.tokens > new.rate_burst) | (refills[s] & (b.tokens == new.rate_burst))
+                with m.Elif(~lim.loaded | above):
                     m.d.sync += b.tokens.eq(new.rate_burst)
                 # Newly loaded, or the refill interval changed: refill instants count from
                 # now.
