@@ -41,6 +41,7 @@ import os
 import random
 from collections import deque
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 
 import pytest
 from amaranth.hdl import Module, Signal
@@ -51,7 +52,7 @@ from amaranth.sim import Simulator
 from wiregate.hw.control.dropcopy import record_layout
 from wiregate.hw.control.register_file import control_layout
 from wiregate.hw.ingress.ouch_extract import event_layout
-from wiregate.hw.risk.engine import EXEC, Engine
+from wiregate.hw.risk.engine import EXEC, Engine, engine_latency
 from wiregate.sim import orders
 from wiregate.sim.layouts import pack, unpack
 from wiregate.sim.orders import (
@@ -313,6 +314,7 @@ class Bench:
         self.reader = reader
         self.queued = 0                    # the drop-copy fill driven this cycle
         self.fills = deque([0, 0], maxlen=2)    # ... and in the cycle before
+        self.made = deque([0, 0], maxlen=2)     # records made in the last two cycles
         self.same_order = self.dut.same_order + 1 if same_order is None else same_order
         self.top, self.drive, self.observe = harness(self.dut)
         self.inputs = self.drive.shape()
@@ -501,7 +503,9 @@ class Bench:
         late = self.dut.apply_stage - EXEC
         if rec["cycle"] != self.cycle - late:
             self.fail("record cycle", rec["cycle"], self.cycle - late)
-        judged = self.fills[-1 - late]
+        # The fill counts the record made in the judging cycle (at W = 1 by the event before
+        # this one, at APPLY while this one was at EXEC), not yet in the queue the bench drove.
+        judged = self.fills[-1 - late] + (self.made[-late] if late else 0)
         if rec["queued"] != judged:
             self.fail("record queued", rec["queued"], judged)
         self.apply(HostRead(t, len(self.out.records) - 1 - judged))
@@ -639,11 +643,15 @@ class Bench:
 
     def check_readback(self, ctx):
         """After a record: the read-back equals the model's, unless an event in flight has
-        already moved it (a kill or release writes its latch a cycle before its record)."""
+        already moved it (a kill or release writes its latch a cycle before its record; at
+        W = 1 a session sync at EXEC writes the sync flag while the event before it, one
+        that writes nothing, makes its record)."""
         got, expected = self.readback(ctx), self.model_readback()
-        if any(isinstance(p.item.event, Kill | Release) for p in self.control_wait):
-            for name in ("kill_gateway", "kill_sessions"):
-                del got[name], expected[name]
+        moving = {Kill: ("kill_gateway", "kill_sessions"), Release: ("kill_gateway",
+                  "kill_sessions"), SessionSync: ("in_sync",)}
+        for name in {name for p in self.control_wait
+                     for name in moving.get(type(p.item.event), ())}:
+            del got[name], expected[name]
         if got != expected:
             diff = {k: (got[k], expected[k]) for k in got if got[k] != expected[k]}
             raise Mismatch(f"cycle {self.cycle}, read-back after the last record: "
@@ -702,6 +710,7 @@ class Bench:
                     self.replay(seen["record"], seen["verdict"])
                 elif seen["verdict"]["valid"]:
                     self.fail("verdict without a record", seen["verdict"], None)
+                self.made.append(int(record))
                 read = self.queued > 0 and self.reader(self.cycle)
                 self.queued += record - read
                 idle = 0 if record or self.busy() else idle + 1
@@ -1087,6 +1096,88 @@ def test_replace_of_an_order_the_exchange_replaced_three_cycles_before():
     # at its wire distance, five beats later.
     script.at(40).exchange(0, replaced(1, 2, 150)).client(0, enter(3), replace_order(2, 4, 100))
     check_engine(script.items, dense=0.0, contract=False)
+
+
+def test_the_background_goes_between_messages_that_write_nothing():
+    """At W = 1 an exchange, control or revoke event may enter right before or right after a
+    client message that writes nothing (Account Query, Mass Cancel, Disable, Enable, a
+    malformed message), so a flood of them at the engine's least spacing (two cycles) leaves
+    the background every other cycle. Here the exchange's answers to a session's orders, its
+    sync flag cleared and set again, and another session's kill land between the session's
+    own flood, each judged as the model says; the flood names the orders' sets (not the
+    orders), its Mass Cancels the orders' symbol, and a host reading the drop copy slowly
+    moves the backlog flag across it."""
+    script = Script(limits())
+    script.at(1).client(0, *(enter(ref) for ref in range(1, 7)))
+    flood = [msg for ref in range(17, 23) for msg in (
+        ouch.AccountQuery(), "unknown_type",
+        ouch.MassCancel(user_ref_num=ref, firm="FIRM", symbol="AAPL"),
+        ouch.DisableOrderEntry(user_ref_num=ref, firm="FIRM"), "bad_field",
+        ouch.EnableOrderEntry(user_ref_num=ref, firm="FIRM"))]
+    script.at(30).exchange(0, *(accepted(ref) for ref in range(1, 7)),
+                           executed(1, 40, P100, 11), canceled(2, 100))
+    script.control(SessionSync, 0, False).control(Kill, "session", 1)
+    script.control(SessionSync, 0, True)
+    script.client(0, *flood)
+    script.at(60).client(0, enter(7)).client(1, enter(1))
+    out = check_engine(script.items, dense=1.0, reader=lambda cycle: cycle % 3 == 0)
+    flooded = [k for k, rec in enumerate(out.records)
+               if rec["kind"] == Kind.VERDICT and rec["msg_type"] in b"QCDE\0"]
+    assert len(flooded) == len(flood)
+    between = [rec["kind"] for rec in out.records[flooded[0]:flooded[-1]]
+               if rec["kind"] != Kind.VERDICT]
+    assert len(between) == 11, between        # 8 exchange events, the two syncs, the kill
+    assert fired(out, R.OUT_OF_SYNC) > 0 and fired(out, R.MALFORMED) > 0
+    # Both Enters after it are refused for the backlog; the first is in sync again, the
+    # second's session killed.
+    assert [v.reasons >> r & 1 for v in out.verdicts[-2:]
+            for r in (R.BACKLOG, R.OUT_OF_SYNC, R.KILL_SESSION)] == [1, 0, 0, 1, 0, 1]
+
+
+def test_the_backlog_flag_an_event_at_apply_leaves_for_the_one_at_exec():
+    """Rule 11's flag at W = 1 when a quiet event and a writing one are judged a cycle
+    apart: the second must see the flag as the first left it, a cycle before the first's
+    write lands. The host drains the drop copy so that the flood's second Query finds the
+    fill under the low mark (clearing the flag set by a burst of Enters) and the exchange
+    event right behind it finds it at the mark: with the flag the second takes from before
+    the Query, it would set it again, the events after it would keep it while the fill
+    stays at the mark or above, and the Enter behind them would be refused BACKLOG where
+    the model accepts it (the seed makes it so: checked below, with the pair)."""
+    high, low = SIZES.backlog_high, SIZES.backlog_low
+    script = Script(limits())
+    script.at(1).client(0, *(enter(ref, quantity=1) for ref in range(1, 11)))
+    script.at(30).exchange(0, *(accepted(ref, quantity=1) for ref in range(1, 11)))
+    script.client(0, ouch.AccountQuery(), ouch.AccountQuery(), enter(48, quantity=1),
+                  *[ouch.AccountQuery()] * 20)
+    script.at(31).client(1, *(enter(ref, quantity=1) for ref in range(1, 6)))
+    bench = Bench(script.items, random.Random(34), dense=0.5)
+    to_exec = engine_latency(1) - (bench.dut.apply_stage - EXEC)   # arrival to EXEC
+    judged = []         # the cycle the flood's first message is judged in
+
+    def reader(cycle):
+        if not judged:
+            judged.extend(p.cycle + to_exec for p in bench.client_wait
+                          if isinstance(p.item.event.msg, ouch.AccountQuery))
+        if cycle < 95:
+            return False            # the Enters' records pile up: the flag is set
+        if judged and cycle in (judged[0], judged[0] + 1):
+            return True             # ... then two records taken in a row
+        return not (judged and cycle == judged[0] + 2) and bench.queued > low
+
+    bench.reader = reader
+    out = bench.run()
+    flag, pairs = 0, []
+    for before, rec in pairwise(out.records):
+        flag_before = flag
+        flag = int(before["queued"] >= high or (flag and before["queued"] >= low))
+        if (flag_before and before["queued"] == low - 1 and rec["queued"] == low
+                and rec["cycle"] == before["cycle"] + 1 and rec["kind"] == Kind.EXCHANGE):
+            pairs.append(rec["cycle"])
+    assert pairs, "no record pair clears the flag and reaches the low mark a cycle apart"
+    # The Enter comes after the pair with no record under the low mark between, and passes.
+    entered = next(k for k, rec in enumerate(out.records) if rec["user_ref_num"] == 48)
+    between = [rec["queued"] for rec in out.records[:entered] if rec["cycle"] >= pairs[0]]
+    assert out.records[entered]["accept"] and min(between) >= low, between
 
 
 def test_wire_spacing_without_the_engine_assumptions():

@@ -375,7 +375,7 @@ class Engine(wiring.Component):
             if name not in ("price", "stamp")})
         token = data.StructLayout({
             "valid": 1, "kind": _Kind, "event": event, "opens_frame": 1,
-            "frame": len(self.client.payload.frame), "void": 1,
+            "frame": len(self.client.payload.frame), "void": 1, "quiet": 1,
             "control": carried_control, "bank": 1, "epoch": 32,
         })
 
@@ -441,6 +441,18 @@ class Engine(wiring.Component):
             # Replace Order and Order Replaced share the type byte U: only they name two.
             return msg_type == _type(ouch.ReplaceOrder)
 
+        def writes_nothing(client):
+            """A client message that changes no state and names no order (model rules 1 and
+            3): an Account Query, Mass Cancel, Disable or Enable, or a malformed message,
+            not opening a frame (its checkpoint is the rate's). At W = 1 it may enter right
+            before or after a writing event (the module docstring, "At W = 1")."""
+            if not spaced:
+                return Const(0)
+            return ~client.opens_frame & (client.event.malformed.any() | Cat(
+                client.event.msg_type == _type(c) for c in (
+                    ouch.AccountQuery, ouch.MassCancel, ouch.DisableOrderEntry,
+                    ouch.EnableOrderEntry)).any())
+
         def uses_execution(msg_type):
             return Cat(msg_type == _type(c) for c in (
                 ouch.OrderExecuted, ouch.BrokenTrade, ouch.TradeCorrection)).any()
@@ -463,8 +475,8 @@ class Engine(wiring.Component):
             hits = []
             for t in behind:
                 f = t.event.fields
-                busy = t.valid & (t.kind != _Kind.CONTROL) & (t.kind != _Kind.FRAME_END) \
-                    & (t.event.session == session)
+                busy = t.valid & ~t.quiet & (t.kind != _Kind.CONTROL) \
+                    & (t.kind != _Kind.FRAME_END) & (t.event.session == session)
                 theirs_orig = has_orig(t.event.msg_type) & (t.kind != _Kind.REVOKE)
                 theirs = [(order_set(f.user_ref_num), 1),
                           (order_set(f.orig_user_ref_num), theirs_orig)]
@@ -518,8 +530,10 @@ class Engine(wiring.Component):
         # event enters in a cycle where a client event or a frame end arrives.
         client = Signal.like(self.client.payload, name="client")
         client_valid, frame_end_valid, frame_end_void = Signal(), Signal(), Signal()
+        client_quiet = Signal()
         if spaced:
-            m.d.sync += [client.eq(self.client.payload), client_valid.eq(self.client.valid)]
+            m.d.sync += [client.eq(self.client.payload), client_valid.eq(self.client.valid),
+                         client_quiet.eq(writes_nothing(self.client.payload))]
             with m.If(self.frame_end.valid):
                 m.d.sync += [frame_end_valid.eq(1), frame_end_void.eq(self.frame_end.void)]
             with m.Elif(takes[_Kind.FRAME_END]):
@@ -535,11 +549,14 @@ class Engine(wiring.Component):
         order_addr = Cat(order_set(f0.user_ref_num), s0.event.session)
         orig_read = Const(0)        # this cycle reads the order table at an original
         if spaced:
+            # A writing event enters only in a cycle after one that wrote nothing (a quiet
+            # client message, or none): the event before it is at APPLY while it is at EXEC.
             free = ~s0.valid        # no event chosen in the cycle before
-            arriving = self.client.valid | self.frame_end.valid
+            arriving = (self.client.valid & ~writes_nothing(self.client.payload)) \
+                | self.frame_end.valid
             asks[_Kind.FRAME_END] = asks[_Kind.FRAME_END] & free
             for kind in (_Kind.REVOKE, _Kind.CONTROL, _Kind.EXCHANGE):
-                asks[kind] = asks[kind] & free & ~arriving
+                asks[kind] = asks[kind] & (free | s0.quiet) & ~arriving
             # A Replace's or an Order Replaced's original is read in the cycle after it
             # entered, which no event enters.
             t1 = tokens[1]
@@ -583,6 +600,7 @@ class Engine(wiring.Component):
             entering.opens_frame.eq(gated(client.opens_frame, _Kind.CLIENT)),
             entering.frame.eq(gated(client.frame, _Kind.CLIENT)),
             entering.void.eq(gated(frame_end_void, _Kind.FRAME_END)),
+            entering.quiet.eq(gated(client_quiet, _Kind.CLIENT)),
             entering.control.eq(gated(carried, _Kind.CONTROL)),
             entering.bank.eq(bank ^ commits), entering.epoch.eq(Mux(commits, next_epoch, epoch)),
             self.control.ready.eq(takes[_Kind.CONTROL]),
@@ -1169,8 +1187,17 @@ class Engine(wiring.Component):
         backlogged = Signal()
         backlog = Signal()
         high, low = self._backlog
+        left = Signal()             # ... as the event before left it (forwarded below)
+        # The drop-copy fill counts every record made before this event's, the one made at
+        # APPLY in this cycle too (at W = 1 a quiet event and a writing one may be at EXEC
+        # and APPLY together): compared against the marks less one rather than through a sum.
+        recording = Signal()
+        fill_seen = Signal(QUEUED_BITS)
+        m.d.comb += fill_seen.eq(self.queued + recording)
         if high is not None:
-            m.d.comb += backlog.eq((self.queued >= high) | (backlogged & (self.queued >= low)))
+            def reaches(mark):
+                return Mux(recording, self.queued >= mark - 1, self.queued >= mark)
+            m.d.comb += backlog.eq(reaches(high) | (left & reaches(low)))
         rule5 = Signal(REASON_BITS)
         unknown_symbol = Mux(is_enter, x_loaded_any & ~symbol_of_msg,
                              b_live_x & x_loaded_any & ~x_symbol_known)
@@ -1414,7 +1441,7 @@ class Engine(wiring.Component):
             ("judged", judged), ("orders_risk", orders_risk), ("newer", newer),
             ("verdict_symbol", verdict_symbol), ("verdict_symbol_known", verdict_symbol_known),
             ("side_buy", side_buy), ("add_q", add_q), ("add_n", add_n), ("time", x_time),
-            ("queued", self.queued), ("cycle", self.cycle), ("backlog", backlog),
+            ("queued", fill_seen), ("cycle", self.cycle), ("backlog", backlog),
             ("last_ref", x_last_ref), ("credit", x_credit), ("unmatched", x_unmatched),
             ("fill", fill), ("empty", empty), ("empty_orig", empty_orig),
             ("count_unmatched", count_unmatched), ("new_entry", new_entry), ("place", place),
@@ -1479,7 +1506,7 @@ class Engine(wiring.Component):
             executions.write_data.eq(new_execution),
             # Every event writes back the word it read, changed or not: a write of an
             # unchanged word changes nothing, and the test would cost a LUT a bit.
-            exposure.write_en.eq(sa.valid),
+            exposure.write_en.eq(sa.valid & ~sa.quiet),
             exposure.write_addr.eq(Cat(late(key_symbol, apply - KEY, "e_symbol"), s)),
             exposure.write_data.position.eq(carry_save_sum(
                 POSITION_BITS, [expo.position, position_in], [position_out])),
@@ -1488,7 +1515,7 @@ class Engine(wiring.Component):
             exposure.write_data.working_sell.eq(
                 moved(QUANTITY_BITS, expo.working_sell, sell_in, sell_out)),
         ]
-        m.d.comb += [credit_write.en.eq(sa.valid), credit_write.addr.eq(s),
+        m.d.comb += [credit_write.en.eq(sa.valid & ~sa.quiet), credit_write.addr.eq(s),
                      credit_write.data.eq(moved(NOTIONAL, a_credit, credit_in, credit_out)),
                      unmatched_write.en.eq(count_unmatched), unmatched_write.addr.eq(s),
                      unmatched_write.data.eq(a_unmatched + 1)]
@@ -1541,6 +1568,11 @@ class Engine(wiring.Component):
         emits = sa.valid & (~frame_end | void)
         with m.If(emits):
             m.d.sync += backlogged.eq(backlog)
+        # At W = 1 a quiet event and a writing one may be at EXEC and APPLY together.
+        if spaced:
+            m.d.comb += [left.eq(Mux(emits, backlog, backlogged)), recording.eq(emits)]
+        else:
+            m.d.comb += left.eq(backlogged)
         m.d.comb += [
             self.record.valid.eq(emits),
             rec.cycle.eq(judged_cycle), rec.time_us.eq(x_time), rec.queued.eq(queued),
