@@ -16,9 +16,10 @@ How the bench drives the ports (what the engine's contract lets it choose):
   ``t``: the stamp the host sends must be the microsecond the engine executes it in);
 - the client port: one message per cycle at most, a frame end alone in its cycle, at least
   a cycle after the frame's last message and before the next frame opens; at W = 1 (the
-  bench's default width) messages two cycles apart at the least and the next frame's first
-  three cycles after a frame end; two messages naming the same order more than the engine's
-  ``same_order`` cycles apart (its docstring),
+  bench's default width) messages two cycles apart at the least (a quiet one, one: see
+  :func:`quiet`) and the next frame's first three cycles after a frame end; two
+  messages naming the same order more than the engine's ``same_order`` cycles apart (its
+  docstring),
   none naming an order while an exchange event naming it is taken but not yet executed
   (stricter than the docstring, which directed tests probe), and none while the revokes
   of a void frame have not all run (the docstring: the wire leaves them the time);
@@ -173,6 +174,14 @@ def named_refs(msg) -> set:
             if getattr(msg, name, None)}
 
 
+def quiet(event) -> bool:
+    """A client message that writes nothing and names no order, not the first of its frame:
+    at W = 1 the engine takes it a cycle behind any event (``hw/risk/engine.py``)."""
+    return not event.opens_frame and isinstance(event.msg, (
+        Malformed, ouch.AccountQuery, ouch.MassCancel, ouch.DisableOrderEntry,
+        ouch.EnableOrderEntry))
+
+
 def wire_beats(msg) -> int:
     """The fewest beats at W = 8 from the previous message's settling byte to this one's
     (its SoupBin header, 3 bytes, and fixed part, at the luckiest byte lane)."""
@@ -306,10 +315,12 @@ class Bench:
         self.dut = Engine(regmap, n_executions=sizes.n_executions, frame_bits=FRAME_BITS,
                           backlog_high=sizes.backlog_high, backlog_low=sizes.backlog_low,
                           order_ways=sizes.order_ways)
-        # At W = 1 the engine takes an event every other cycle at most: client messages
-        # come two cycles apart at the least (the wire: three, a SoupBin packet's least
-        # bytes), and the next frame's first message three after a frame end (the wire:
-        # dozens, the next frame's headers).
+        # At W = 1 the engine takes a writing event every other cycle at most: client
+        # messages come two cycles apart at the least (the wire: three, a SoupBin packet's
+        # least bytes), a quiet one a cycle behind any (what the engine at half the byte
+        # clock will be given: a 3-byte packet is a cycle and a half of it), and the next
+        # frame's first message three after a frame end (the wire: dozens, the next frame's
+        # headers).
         self.message_gap, self.end_gap = (2, 3) if width == 1 else (1, 1)
         self.reader = reader
         self.queued = 0                    # the drop-copy fill driven this cycle
@@ -400,6 +411,8 @@ class Bench:
             self.last_client = self.cycle
             gap = self.message_gap
             nxt = self.client_q[0] if self.client_q else None
+            if nxt is not None and nxt.port is Port.CLIENT and quiet(nxt.event):
+                gap = 1
             if nxt is not None and nxt.port is Port.CLIENT and self.rng.random() >= self.dense:
                 gap = max(gap, wire_beats(nxt.event.msg))
             self.next_client = self.cycle + gap
@@ -1137,18 +1150,22 @@ def test_the_background_goes_between_messages_that_write_nothing():
 def test_the_backlog_flag_an_event_at_apply_leaves_for_the_one_at_exec():
     """Rule 11's flag at W = 1 when a quiet event and a writing one are judged a cycle
     apart: the second must see the flag as the first left it, a cycle before the first's
-    write lands. The host drains the drop copy so that the flood's second Query finds the
+    write lands. The host drains the drop copy so that the flood's second message finds the
     fill under the low mark (clearing the flag set by a burst of Enters) and the exchange
     event right behind it finds it at the mark: with the flag the second takes from before
-    the Query, it would set it again, the events after it would keep it while the fill
+    that message, it would set it again, the events after it would keep it while the fill
     stays at the mark or above, and the Enter behind them would be refused BACKLOG where
     the model accepts it (the seed makes it so: checked below, with the pair)."""
     high, low = SIZES.backlog_high, SIZES.backlog_low
     script = Script(limits())
     script.at(1).client(0, *(enter(ref, quantity=1) for ref in range(1, 11)))
     script.at(30).exchange(0, *(accepted(ref, quantity=1) for ref in range(1, 11)))
-    script.client(0, ouch.AccountQuery(), ouch.AccountQuery(), enter(48, quantity=1),
-                  *[ouch.AccountQuery()] * 20)
+    # Mass Cancels (a 20-byte packet) come a cycle or two apart; Account Queries would
+    # come every cycle and leave the exchange events no slot.
+    script.client(0, *(ouch.MassCancel(user_ref_num=100 + k, firm="FIRM", symbol="AAPL")
+                       for k in range(2)), enter(48, quantity=1),
+                  *(ouch.MassCancel(user_ref_num=102 + k, firm="FIRM", symbol="AAPL")
+                    for k in range(20)))
     script.at(31).client(1, *(enter(ref, quantity=1) for ref in range(1, 6)))
     bench = Bench(script.items, random.Random(34), dense=0.5)
     to_exec = engine_latency(1) - (bench.dut.apply_stage - EXEC)   # arrival to EXEC
@@ -1157,7 +1174,7 @@ def test_the_backlog_flag_an_event_at_apply_leaves_for_the_one_at_exec():
     def reader(cycle):
         if not judged:
             judged.extend(p.cycle + to_exec for p in bench.client_wait
-                          if isinstance(p.item.event.msg, ouch.AccountQuery))
+                          if isinstance(p.item.event.msg, ouch.MassCancel))
         if cycle < 95:
             return False            # the Enters' records pile up: the flag is set
         if judged and cycle in (judged[0], judged[0] + 1):

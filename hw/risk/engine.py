@@ -2,9 +2,9 @@
 
 The design is ``docs/risk-core.md``'s; the rules are :mod:`wiregate.sw.model`'s, and every
 record this engine emits replays through :class:`wiregate.sw.model.Gate` to the same verdict
-and the same state. One event enters per cycle at most (stage ``READ``; at W = 1 every
-other cycle) and is judged ``EXEC`` cycles later; it writes every table it changes at
-``APPLY``, which is ``EXEC`` itself at W = 8 and the stage after it at W = 1:
+and the same state. One event enters per cycle at most (stage ``READ``; at W = 1 a writing
+one every other cycle) and is judged ``EXEC`` cycles later; it writes every table it
+changes at ``APPLY``, which is ``EXEC`` itself at W = 8 and the stage after it at W = 1:
 
 =========  ==================================================================================
 stage      what happens
@@ -60,14 +60,27 @@ UserRefNum, the message type, the quantity compares) are made a cycle early and
 registered, on the table's tap and on the write of that cycle, chosen by where the write
 lands (``early``, :class:`~.rmw_table.RmwTable` ``lands``). The choice's hazards are
 tested a cycle early too, against the events that will be behind ``READ``. A
-client event and a frame end are chosen a cycle after they arrive, and nothing else is
-chosen in their arrival cycle, so a client event never waits: its verdict comes a constant
-:func:`engine_latency` cycles after it arrives. That asks of the wire what it gives: client
-events at least two cycles apart (a SoupBin packet is at least 3 bytes), the next frame's
-first event at least three after a frame end (its headers are dozens). A frame end right
-behind the last event of its frame waits a cycle more (it has no deadline of its own).
-Background events take the cycles left: one in four under a flood of the smallest client
-messages (4 bytes with their SoupBin header).
+client event and a frame end are chosen a cycle after they arrive, so a client event never
+waits: its verdict comes a constant :func:`engine_latency` cycles after it arrives. That
+asks of the wire what it gives: client events at least two cycles apart (a SoupBin packet
+is at least 3 bytes), a quiet one (below) at least one, the next frame's first event at
+least three after a frame end (its headers are dozens). A frame end right behind the last
+event of its frame waits a cycle more (it has no deadline of its own).
+
+Two classes of event at W = 1. A client message that writes nothing and names no order
+(an Account Query, Mass Cancel, Disable or Enable, or a malformed message; model rules 1
+and 3), not the first of its frame, is *quiet*: its verdict is its own flags and the
+session's in-sync flag (written at ``EXEC`` by a session sync, so in place a cycle later),
+and at ``APPLY`` it writes back no exposure or credit word. Every other event *writes*. A
+writing event enters only in a cycle after none or a quiet one, and a background event
+(always writing) is chosen in a client event's arrival cycle only when that one is quiet.
+So a quiet event and a writing one may be at ``EXEC`` and ``APPLY`` together, in either
+order, and share only what every record moves: the drop-copy fill, which counts the record
+made at ``APPLY`` in the judging cycle, and rule 11's backlog flag, taken from ``APPLY``
+when it makes a record there. Under a flood of the smallest client messages at the least
+spacing, the background keeps every other cycle; the order table's one read port, taken
+by an Order Replaced's original in the cycle after it, is a quiet event's to lose (it
+reads nothing there), and a quiet event is no hazard to the background.
 
 The open-order table has ``order_ways`` ways (model rule 12): each way is its own table, read
 at the set of the UserRefNum (``order_set``) and forwarded on its own, so an insert still in
@@ -471,7 +484,7 @@ class Engine(wiring.Component):
             sets ``mine`` (pairs of a set and whether it is named) or the execution slot of
             ``match`` (when ``names_match``). The events in flight are those behind READ
             (``behind``). At W = 1 READ's own needs no compare: a background event is chosen
-            only when READ is empty (``free`` below)."""
+            only when READ is empty or quiet (``free`` below), and a quiet event is none."""
             hits = []
             for t in behind:
                 f = t.event.fields
@@ -498,8 +511,8 @@ class Engine(wiring.Component):
         if spaced:
             # The hazards a cycle early, against the events that will be behind READ then,
             # and registered: the compares and their OR were the choice's longest path. They
-            # hold for the next cycle's candidates unless one is taken now, and then none can
-            # be taken in the next (an event enters at most every other cycle). The exchange
+            # hold for the next cycle's candidates unless a writing one is taken now, and then
+            # no background one can be taken in the next (it writes too). The exchange
             # event is the same one if it waits now (a stream's payload holds until taken),
             # so a new one waits a cycle before it can enter. The revoke queue's head entry
             # is never written while it can be taken (writes go to the tail, past the mark),
@@ -525,9 +538,10 @@ class Engine(wiring.Component):
             _Kind.FRAME_END, _Kind.CLIENT, _Kind.REVOKE, _Kind.CONTROL, _Kind.EXCHANGE)}
 
         # The client port and the frame end. At W = 1 they enter a cycle after they arrive,
-        # and an event enters only in a cycle after one with none (the module docstring): a
-        # frame end right behind a message of its frame waits a cycle more, and no other
-        # event enters in a cycle where a client event or a frame end arrives.
+        # and a writing event enters only in a cycle after none or a quiet one (the module
+        # docstring): a frame end right behind a message of its frame waits a cycle more, and
+        # no background event enters in a cycle where a frame end or a writing client event
+        # arrives.
         client = Signal.like(self.client.payload, name="client")
         client_valid, frame_end_valid, frame_end_void = Signal(), Signal(), Signal()
         client_quiet = Signal()
@@ -558,7 +572,7 @@ class Engine(wiring.Component):
             for kind in (_Kind.REVOKE, _Kind.CONTROL, _Kind.EXCHANGE):
                 asks[kind] = asks[kind] & (free | s0.quiet) & ~arriving
             # A Replace's or an Order Replaced's original is read in the cycle after it
-            # entered, which no event enters.
+            # entered, which only a quiet event enters (it reads nothing it uses there).
             t1 = tokens[1]
             orig_read = t1.valid & has_orig(t1.event.msg_type)
             order_addr = Mux(orig_read, Cat(order_set(t1.event.fields.orig_user_ref_num),
