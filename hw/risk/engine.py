@@ -544,10 +544,11 @@ class Engine(wiring.Component):
         # arrives.
         client = Signal.like(self.client.payload, name="client")
         client_valid, frame_end_valid, frame_end_void = Signal(), Signal(), Signal()
-        client_quiet = Signal()
+        client_quiet, arriving_quiet = Signal(), Signal()
         if spaced:
+            m.d.comb += arriving_quiet.eq(writes_nothing(self.client.payload))
             m.d.sync += [client.eq(self.client.payload), client_valid.eq(self.client.valid),
-                         client_quiet.eq(writes_nothing(self.client.payload))]
+                         client_quiet.eq(arriving_quiet)]
             with m.If(self.frame_end.valid):
                 m.d.sync += [frame_end_valid.eq(1), frame_end_void.eq(self.frame_end.void)]
             with m.Elif(takes[_Kind.FRAME_END]):
@@ -566,8 +567,7 @@ class Engine(wiring.Component):
             # A writing event enters only in a cycle after one that wrote nothing (a quiet
             # client message, or none): the event before it is at APPLY while it is at EXEC.
             free = ~s0.valid        # no event chosen in the cycle before
-            arriving = (self.client.valid & ~writes_nothing(self.client.payload)) \
-                | self.frame_end.valid
+            arriving = (self.client.valid & ~arriving_quiet) | self.frame_end.valid
             asks[_Kind.FRAME_END] = asks[_Kind.FRAME_END] & free
             for kind in (_Kind.REVOKE, _Kind.CONTROL, _Kind.EXCHANGE):
                 asks[kind] = asks[kind] & (free | s0.quiet) & ~arriving
