@@ -16,6 +16,10 @@ Toward the clients, frames pass unchanged (one register); the exchange ingress r
 beside the path, and its events wait in the event hold until their frame ends good, then go
 to the engine.
 
+Clocks: everything runs on the byte clock (``sync``) but the risk engine at W = 1, which runs
+at half of it in the ``engine`` domain, its rising edges on the byte clock's
+(:mod:`wiregate.hw.risk.half_rate`); the board's PLL, or the bench, drives both.
+
 One hop, one ``connect`` (or one assignment block where a hop adapts a record).
 """
 
@@ -38,6 +42,7 @@ from .egress.rewrite import Rewrite
 from .ingress.ingress import DECISION_LATENCY, Ingress
 from .risk.engine import Engine, engine_latency
 from .risk.event_hold import EventHold
+from .risk.half_rate import HalfRateEngine, half_rate_latency
 from .stream import beat_signature, check_width, frame_end
 from .timebase import Timebase
 
@@ -58,7 +63,8 @@ READBACK = ("credit_used", "gateway_credit_used", "last_user_ref_num", "unmatche
 def core_latencies(width):
     """The core's latencies in cycles from the MAC-side beat, as ``holdback_bytes`` takes them.
 
-    - verdict: the settling byte's beat through the ingress and the engine to the reject;
+    - verdict: the settling byte's beat through the ingress and the engine to the reject (at
+      W = 1 the engine at half the byte clock, its crossings included);
     - decision: the frame's first byte to its drop-or-pass record, which waits for the
       4-tuple (its last byte at most :data:`MAX_TUPLE_END` - 1 into the frame), then the
       ingress's :data:`~wiregate.hw.ingress.ingress.DECISION_LATENCY`, then one register;
@@ -66,7 +72,8 @@ def core_latencies(width):
     """
     check_width(width)
     return {
-        "verdict_latency": Ingress.latency + engine_latency(width),
+        "verdict_latency": Ingress.latency + (half_rate_latency() if width == 1
+                                              else engine_latency(width)),
         "decision_latency": (MAX_TUPLE_END - 1) // width + DECISION_LATENCY + 1,
         "void_latency": Ingress.latency + 1,
     }
@@ -127,7 +134,10 @@ class Core(wiring.Component):
             raise ValueError(f"regmap is built for W={regmap.beat_bytes}, H={regmap.holdback}; "
                              f"this core is W={width}, H={self._holdback}")
         self._register_file = RegisterFile(regmap)
-        self._engine = Engine(regmap, n_executions=regmap.n_executions,
+        # At W = 1 the engine runs at half the byte clock (the ``engine`` clock domain, which
+        # the board or the bench drives).
+        engine = HalfRateEngine if width == 1 else Engine
+        self._engine = engine(regmap, n_executions=regmap.n_executions,
                               frame_bits=tag_bits(width, self._holdback, FRAME_SLOT),
                               backlog_high=backlog_high, backlog_low=backlog_low)
         readback = {name: self._engine.signature.members[name] for name in READBACK}
@@ -187,7 +197,9 @@ class Core(wiring.Component):
             engine.peek_symbol_hash.slot.eq(hashes.index),
             hashes.data.eq(engine.peek_symbol_hash.data), hashes.ok.eq(engine.peek_symbol_hash.ok),
             engine.peek_kill_symbols.index.eq(kills.index),
-            kills.data.bits.eq(engine.peek_kill_symbols.bits), kills.ok.eq(1),
+            kills.data.bits.eq(engine.peek_kill_symbols.bits),
+            # The engine's own kill read answers a cycle later; the half-rate one says when.
+            kills.ok.eq(engine.peek_kill_symbols.ok if self._width == 1 else 1),
             registers.gateway_credit_used.eq(engine.gateway_credit_used),
         ]
         for s in range(regmap.n_sessions):
@@ -286,9 +298,10 @@ class Core(wiring.Component):
             rewrite.rejects.payload.offset.eq(verdict.type_offset),
         ]
 
-        # Timebase.
-        m.d.comb += [engine.tick.eq(timebase.tick), engine.now_us.eq(timebase.now_us),
-                     engine.cycle.eq(timebase.cycle)]
+        # Timebase (the half-rate engine makes its own tick).
+        m.d.comb += [engine.now_us.eq(timebase.now_us), engine.cycle.eq(timebase.cycle)]
+        if width != 1:
+            m.d.comb += engine.tick.eq(timebase.tick)
 
         # Host writes: the engine's tables, and both ingresses' session and pass-rule tables.
         for table in ("session_limits", "symbol_limits", "gateway_limits", "symbol_hash"):
@@ -334,8 +347,12 @@ class Core(wiring.Component):
             m.d.comb += [control.valid.eq(registers.control.valid),
                          control.payload.eq(registers.control.payload),
                          registers.control.ready.eq(control.ready)]
-        # The ingresses' session tables swap with the engine's banks.
-        swap = control.valid & control.ready & (control.payload.code == Control.COMMIT)
+        # The ingresses' session tables swap with the commit's record, after the engine's
+        # banks (``docs/voids.md``: a frame's orders may meet the limits of a commit made
+        # after its session was taken, never the other way).
+        record = engine.record.payload
+        swap = (engine.record.valid & (record.kind == Kind.CONTROL)
+                & (record.control == Control.COMMIT))
         m.d.comb += [client.swap.eq(swap), exchange.swap.eq(swap)]
 
         # The drop copy: the engine's records (the engine orders them all).
@@ -379,7 +396,6 @@ class Core(wiring.Component):
             live_event(m, counter, port.valid & bad)
             return counter
 
-        record = engine.record.payload
         verdicts = engine.record.valid & (record.kind == Kind.VERDICT)
         counted = {
             "frames_client_rx": client.count_frames,

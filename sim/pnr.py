@@ -7,6 +7,9 @@ driven by a flip-flop and every output bit reaches a flip-flop, so nothing is op
 and every path that is timed starts and ends at a register, as it would inside a design.
 Yosys (YoWASP) runs ``synth_ecp5``, nextpnr-ecp5 (YoWASP) places and routes, and its JSON
 report (``--report``) gives the utilisation and the Fmax of each clock with its critical path.
+A block with the risk engine's clock (the engine at W = 1, at half the byte clock) gets both
+clocks from an EHXPLLL, as on the boards, and each path between the two is checked against
+one byte-clock period (:mod:`wiregate.hw.board.timing`).
 
 Command line::
 
@@ -14,7 +17,8 @@ Command line::
     python -m wiregate.sim.pnr ingress --width 1 --part 25k --package CABGA256 --speed 6 \\
         --freq 125 --json
 
-The exit status is 1 when a clock misses ``--freq`` (the report is printed all the same).
+The exit status is 1 when a clock misses its constraint or a path between two clocks its
+budget (the report is printed all the same).
 The shift chains and the XOR tree are counted in the utilisation: about one LUT4 and one
 flip-flop per input bit, and one LUT4 and flip-flop per two output bits.
 """
@@ -28,10 +32,21 @@ import sys
 import time
 from pathlib import Path
 
-from amaranth.hdl import Cat, Const, Module, Signal, Value
+from amaranth.hdl import (
+    Cat,
+    ClockDomain,
+    ClockSignal,
+    Const,
+    Instance,
+    Module,
+    ResetSignal,
+    Signal,
+    Value,
+)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from wiregate.hw.board.timing import crossings as clock_crossings
 from wiregate.sw.profiles import PROFILES, profile
 
 from .export import export_verilog
@@ -129,6 +144,11 @@ class OutOfContext(wiring.Component):
     ----------
     block : wiring.Component
         The design to place; its ports are taken from its signature.
+    engine_clock : bool
+        The block has the ``engine`` clock domain too (the risk engine at half the byte
+        clock, :mod:`wiregate.hw.risk.half_rate`): both clocks then come from an EHXPLLL fed
+        by ``clk_in``, as on the boards (:class:`wiregate.hw.board.top.BoardTop`), and
+        nextpnr derives their constraints from its input's.
 
     Attributes
     ----------
@@ -138,17 +158,38 @@ class OutOfContext(wiring.Component):
     dout : Out(1)
         The XOR of every output bit of ``block``, through a tree of registered
         :data:`XOR_FANIN`-input XORs.
+    clk_in, rst_in : In(1)
+        With ``engine_clock``: the PLL's input clock and both domains' reset.
     """
 
-    din: In(IN_PINS)
-    dout: Out(1)
-
-    def __init__(self, block):
+    def __init__(self, block, engine_clock=False):
         self._block = block
-        super().__init__()
+        self._engine_clock = engine_clock
+        pll = {"clk_in": In(1), "rst_in": In(1)} if engine_clock else {}
+        super().__init__({"din": In(IN_PINS), "dout": Out(1), **pll})
+
+    def _pll(self, m):
+        """125 MHz in, the byte clock (VCO / 5) and the engine's (VCO / 10) out, in phase."""
+        clkop, clkos = Signal(), Signal()
+        m.submodules.pll = Instance(
+            "EHXPLLL", a_FREQUENCY_PIN_CLKI="125", a_FREQUENCY_PIN_CLKOP="125",
+            a_FREQUENCY_PIN_CLKOS="62.5",
+            p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+            p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_FEEDBK_PATH="CLKOP",
+            p_CLKI_DIV=1, p_CLKFB_DIV=1, p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=5,
+            p_CLKOP_CPHASE=4, p_CLKOP_FPHASE=0, p_CLKOS_ENABLE="ENABLED", p_CLKOS_DIV=10,
+            p_CLKOS_CPHASE=9, p_CLKOS_FPHASE=0,
+            i_CLKI=self.clk_in, i_CLKFB=clkop, i_RST=0, i_STDBY=0, i_PHASESEL0=0,
+            i_PHASESEL1=0, i_PHASEDIR=0, i_PHASESTEP=0, i_PHASELOADREG=0, i_PLLWAKESYNC=0,
+            i_ENCLKOP=0, i_ENCLKOS=0, o_CLKOP=clkop, o_CLKOS=clkos)
+        for name, clock in (("sync", clkop), ("engine", clkos)):
+            m.domains += ClockDomain(name)
+            m.d.comb += [ClockSignal(name).eq(clock), ResetSignal(name).eq(self.rst_in)]
 
     def elaborate(self, platform):
         m = Module()
+        if self._engine_clock:
+            self._pll(m)
         m.submodules.block = block = self._block
         inputs, outputs = port_bits(block)
         in_bits = Cat(*inputs)
@@ -198,7 +239,7 @@ def _run_nextpnr(args: list[str], cwd: Path) -> None:
 
 def place_and_route(component: wiring.Component, name: str, build_dir: Path, *,
                     part="25k", package="CABGA256", speed=6, freq=125.0, seed=1,
-                    router="router1", route=True) -> dict:
+                    router="router1", route=True, engine_clock=None) -> dict:
     """Synthesize ``component`` out of context and place and route it.
 
     Parameters
@@ -218,6 +259,9 @@ def place_and_route(component: wiring.Component, name: str, build_dir: Path, *,
         congested block).
     route : bool
         False: stop after placement; the report then gives nextpnr's estimate of Fmax.
+    engine_clock : bool or None
+        The block has the ``engine`` clock domain (:class:`OutOfContext`); None: when it is
+        a :class:`~wiregate.hw.risk.half_rate.HalfRateEngine`.
 
     Returns
     -------
@@ -226,8 +270,11 @@ def place_and_route(component: wiring.Component, name: str, build_dir: Path, *,
     """
     if part not in PARTS:
         raise ValueError(f"Unknown part {part!r}; one of {', '.join(PARTS)}")
+    from wiregate.hw.risk.half_rate import HalfRateEngine
     build_dir = Path(build_dir)
-    source = export_verilog(OutOfContext(component), name, build_dir)
+    if engine_clock is None:
+        engine_clock = isinstance(component, HalfRateEngine)
+    source = export_verilog(OutOfContext(component, engine_clock), name, build_dir)
     for stale in ("stat.json", "netlist.json", "report.json"):
         (build_dir / stale).unlink(missing_ok=True)
     script = (f"read_verilog {source.name}; synth_ecp5 -top {name} -json netlist.json; "
@@ -238,7 +285,9 @@ def place_and_route(component: wiring.Component, name: str, build_dir: Path, *,
     pin = CLOCK_PINS.get(package)
     constraints = ()
     if pin is not None:
-        (build_dir / "clock.lpf").write_text(f'LOCATE COMP "clk" SITE "{pin}";\n')
+        clock = "clk_in" if engine_clock else "clk"
+        (build_dir / "clock.lpf").write_text(
+            f'LOCATE COMP "{clock}" SITE "{pin}";\nFREQUENCY PORT "{clock}" {freq} MHz;\n')
         constraints = ("--lpf", "clock.lpf", "--lpf-allow-unconstrained")
     started = time.monotonic()
     _run_nextpnr(["--json", "netlist.json", f"--{part}", "--package", package, *constraints,
@@ -289,11 +338,12 @@ def summarize(result: dict, part="25k", freq=125.0) -> dict:
                          "met": figures["achieved"] >= figures["constraint"]}
     paths = [_path_ends(path) | {"from_clock": path.get("from"), "to_clock": path.get("to")}
              for path in report.get("critical_paths", []) if path.get("path")]
+    crossings = clock_crossings(report)
     return {"part": size["name"], "cells": cells, "utilisation": utilisation,
             "nextpnr_utilisation": {bel: figures for bel, figures in
                                     report.get("utilization", {}).items() if figures["used"]},
-            "clocks": clocks, "critical_paths": paths,
-            "met": bool(clocks) and all(clock["met"] for clock in clocks.values())}
+            "clocks": clocks, "critical_paths": paths, "crossings": crossings,
+            "met": bool(clocks) and all(c["met"] for c in (*clocks.values(), *crossings))}
 
 
 def format_summary(summary: dict) -> str:
@@ -306,6 +356,10 @@ def format_summary(summary: dict) -> str:
         verdict = "met" if figures["met"] else "FAILED"
         lines.append(f"clock {clock}: Fmax {figures['fmax_mhz']} MHz against "
                      f"{figures['constraint_mhz']} MHz: {verdict}")
+    for crossing in summary.get("crossings", []):
+        verdict = "met" if crossing["met"] else "FAILED"
+        lines.append(f"crossing {crossing['from_clock']} -> {crossing['to_clock']}: "
+                     f"{crossing['delay_ns']} ns against {crossing['budget_ns']} ns: {verdict}")
     for path in summary["critical_paths"]:
         lines.append(f"critical path {path['from_clock']} -> {path['to_clock']}: "
                      f"{path['delay_ns']} ns ({path['routing_ns']} ns routing, "

@@ -181,8 +181,12 @@ def _holdback(width, delay):
 
 def _engine(profile, order_ways):
     from wiregate.hw.risk.engine import Engine
-    regmap = _profile_regmap(profile, profile.widths[0])
-    return Engine(regmap, n_executions=regmap.n_executions, order_ways=order_ways)
+    from wiregate.hw.risk.half_rate import HalfRateEngine
+    width = profile.widths[0]
+    regmap = _profile_regmap(profile, width)
+    # At W = 1 as the core has it: at half the byte clock, with its crossings.
+    engine = HalfRateEngine if width == 1 else Engine
+    return engine(regmap, n_executions=regmap.n_executions, order_ways=order_ways)
 
 
 def _core(width, profile):

@@ -87,6 +87,25 @@ def test_report_fails_when_one_clock_misses():
     assert text.endswith("timing: FAILED\n")
 
 
+def test_report_fails_when_a_path_between_the_core_and_engine_clocks_is_too_long():
+    # Both clocks meet their own constraints; the engine's (62.5 MHz, edges on the core
+    # clock's) reaches the core clock through a path longer than the core clock's period.
+    def report(delay):
+        step = {"type": "routing", "delay": delay}
+        return {**_report(130.0), "fmax": {
+            **_report(130.0)["fmax"],
+            "$glbnet$engine_clk": {"achieved": 70.0, "constraint": 62.5}},
+            "critical_paths": [{"from": "posedge $glbnet$engine_clk",
+                                "to": "posedge $glbnet$clk", "path": [step, step]}]}
+
+    text, ok = format_report("colorlight-5a75b", report(4.2), 40.0)
+    assert not ok and text.endswith("timing: FAILED\n")
+    assert re.search(r"engine clock \(\$glbnet\$engine_clk\) -> core clock \(\$glbnet\$clk\)"
+                     r"\s+8.40 / 8.00 FAILED", text), text
+    text, ok = format_report("colorlight-5a75b", report(3.9), 40.0)
+    assert ok and re.search(r"7.80 / 8.00 ok", text), text
+
+
 @pytest.mark.parametrize("core", ["pass-through", "gateway"])
 def test_gateway_build_maps_as_the_fit_rule_counts(core):
     """The gateway's Yosys script maps LUTs with the classic ABC pass to LUT4s between

@@ -54,6 +54,7 @@ from wiregate.hw.control.dropcopy import record_layout
 from wiregate.hw.control.register_file import control_layout
 from wiregate.hw.ingress.ouch_extract import event_layout
 from wiregate.hw.risk.engine import EXEC, Engine, engine_latency
+from wiregate.hw.risk.half_rate import ENGINE_DOMAIN, HalfRateEngine
 from wiregate.sim import orders
 from wiregate.sim.layouts import pack, unpack
 from wiregate.sim.orders import (
@@ -257,8 +258,9 @@ def harness(dut):
     drive, observe = Signal(inputs), Signal(outputs)
     cycle, now = Signal(64), Signal(64)
     m.d.sync += [cycle.eq(cycle + 1), now.eq(dut.now_us)]
-    m.d.comb += [dut.cycle.eq(cycle), dut.now_us.eq(now + drive.tick), dut.tick.eq(drive.tick),
-                 dut.queued.eq(drive.queued)]
+    m.d.comb += [dut.cycle.eq(cycle), dut.now_us.eq(now + drive.tick), dut.queued.eq(drive.queued)]
+    if "tick" in dut.signature.members:     # the half-rate engine makes its own
+        m.d.comb += dut.tick.eq(drive.tick)
     for name in ("client", "frame_end", "exchange", "control", *(f"write_{t}" for t in BANKED)):
         port = getattr(dut, name)
         for member in _members(port):
@@ -301,10 +303,14 @@ class Bench:
         The engine's beat width: at 1 it takes an event every other cycle at most and reads
         a Replace's original in the cycle after it, at 8 through the order table's second
         copy in the Replace's own cycle.
+    half_rate : bool
+        At W = 1: the engine at half the bench's clock, every port crossed
+        (:class:`~wiregate.hw.risk.half_rate.HalfRateEngine`); the bench's cycles are the
+        byte clock's.
     """
 
     def __init__(self, items, rng, *, dense=0.5, contract=True, same_order=None,
-                 sizes=SIZES, reader=lambda cycle: True, width=1):
+                 sizes=SIZES, reader=lambda cycle: True, width=1, half_rate=False):
         self.items = deque(items)
         self.order = {id(item): k for k, item in enumerate(items)}
         self.rng = rng
@@ -312,20 +318,31 @@ class Bench:
         self.contract = contract
         self.sizes = sizes
         regmap = REGMAP if width == 1 else RegisterMap(**{**REGMAP.parameters, "beat_bytes": width})
-        self.dut = Engine(regmap, n_executions=sizes.n_executions, frame_bits=FRAME_BITS,
+        engine = HalfRateEngine if half_rate else Engine
+        self.dut = engine(regmap, n_executions=sizes.n_executions, frame_bits=FRAME_BITS,
                           backlog_high=sizes.backlog_high, backlog_low=sizes.backlog_low,
                           order_ways=sizes.order_ways)
+        self.half_rate = half_rate
         # At W = 1 the engine takes a writing event every other cycle at most: client
         # messages come two cycles apart at the least (the wire: three, a SoupBin packet's
         # least bytes), a quiet one a cycle behind any (what the engine at half the byte
         # clock will be given: a 3-byte packet is a cycle and a half of it), and the next
         # frame's first message three after a frame end (the wire: dozens, the next frame's
         # headers).
-        self.message_gap, self.end_gap = (2, 3) if width == 1 else (1, 1)
+        # At half rate, twice as many byte cycles (so whatever the phase of the two clocks,
+        # as many engine cycles), a frame end's crossing a cycle more, and host writes three
+        # cycles apart, each entry held until the next (the register file's).
+        self.message_gap, self.quiet_gap, self.end_gap = (
+            (4, 2, 8) if half_rate else (2, 1, 3) if width == 1 else (1, 1, 1))
+        self.write_gap = 3 if half_rate else 1
+        self.last_write = self.last_tick = -10
+        self.written = {}                  # table -> the index and entry written last
+        # Cycles from the ``cycle`` a record carries (its EXEC) to the bench seeing it.
+        self.stamp_lag = (self.dut.stamp_lag if half_rate
+                          else self.dut.apply_stage - EXEC)
         self.reader = reader
         self.queued = 0                    # the drop-copy fill driven this cycle
-        self.fills = deque([0, 0], maxlen=2)    # ... and in the cycle before
-        self.made = deque([0, 0], maxlen=2)     # records made in the last two cycles
+        self.read_through = []             # records the reader took in cycles up to each
         self.same_order = self.dut.same_order + 1 if same_order is None else same_order
         self.top, self.drive, self.observe = harness(self.dut)
         self.inputs = self.drive.shape()
@@ -412,7 +429,7 @@ class Bench:
             gap = self.message_gap
             nxt = self.client_q[0] if self.client_q else None
             if nxt is not None and nxt.port is Port.CLIENT and quiet(nxt.event):
-                gap = 1
+                gap = self.quiet_gap
             if nxt is not None and nxt.port is Port.CLIENT and self.rng.random() >= self.dense:
                 gap = max(gap, wire_beats(nxt.event.msg))
             self.next_client = self.cycle + gap
@@ -447,20 +464,24 @@ class Bench:
     def drive_control(self, inputs, commit_pending):
         """Write the shadow bank for a commit, or present the next control event."""
         valid = False
+        for table, written in self.written.items():
+            inputs[f"write_{table}"] = {"en": 0, **written}
         item = self.control_q[0] if self.control_q else None
         if item is not None and self.behind_client(self.control_q) and not self.c_holding:
             item = None
         if item is not None and isinstance(item.event, Commit):
             if self.writing is None and not self.control_wait and not commit_pending:
                 self.writing = [self.image(item.event.limits), 0]
-            if self.writing is not None:
+            if self.writing is not None and self.cycle - self.last_write >= self.write_gap:
                 image, k = self.writing
                 for table in BANKED:
                     rows = image.entries[table]
                     if k < len(rows):
-                        inputs[f"write_{table}"] = {"en": 1, "index": k, "entry": rows[k]}
+                        self.written[table] = {"index": k, "entry": rows[k]}
+                        inputs[f"write_{table}"] = {"en": 1, **self.written[table]}
                 if any(k < len(rows) for rows in image.entries.values()):
                     self.writing[1] += 1
+                    self.last_write = self.cycle
                 else:
                     valid = True
         elif item is not None:
@@ -475,8 +496,11 @@ class Bench:
 
     def decide_tick(self):
         """Step the timebase once every item due has been taken and no reference update
-        is on its way."""
+        is on its way; at half rate not in two byte cycles running (the engine's clock
+        would see one step of two: the timebase's are a microsecond apart)."""
         if self.client_q or self.exchange_q or self.control_q:
+            return False
+        if self.half_rate and self.cycle - self.last_tick < 2:
             return False
         if not self.items or self.items[0].t <= self.now:
             return False
@@ -512,13 +536,14 @@ class Bench:
         """Apply one record's event to the model and compare."""
         t = rec["time_us"]
         kind = rec["kind"]
-        # The cycle the event was judged in, at EXEC, and the fill it was judged with (BACKLOG).
-        late = self.dut.apply_stage - EXEC
-        if rec["cycle"] != self.cycle - late:
-            self.fail("record cycle", rec["cycle"], self.cycle - late)
-        # The fill counts the record made in the judging cycle (at W = 1 by the event before
-        # this one, at APPLY while this one was at EXEC), not yet in the queue the bench drove.
-        judged = self.fills[-1 - late] + (self.made[-late] if late else 0)
+        # The cycle the event was judged in, at EXEC, and the fill it was judged with
+        # (BACKLOG): every record before it, less those the reader had taken before that
+        # cycle (at W = 1 the record made at APPLY in the judging cycle counts, and at half
+        # rate those on their way through the crossing).
+        if rec["cycle"] != self.cycle - self.stamp_lag:
+            self.fail("record cycle", rec["cycle"], self.cycle - self.stamp_lag)
+        taken = self.read_through[rec["cycle"] - 1] if rec["cycle"] > 0 else 0
+        judged = len(self.out.records) - 1 - taken
         if rec["queued"] != judged:
             self.fail("record queued", rec["queued"], judged)
         self.apply(HostRead(t, len(self.out.records) - 1 - judged))
@@ -604,8 +629,9 @@ class Bench:
         reasons = "|".join(r.name for r in R if verdict.reasons >> r & 1) or "accept"
         self.compare(f"VERDICT of {msg!r} (model: {reasons})", rec, expected)
         latency = self.cycle - presented.cycle
-        if latency != self.dut.latency:
-            self.fail("verdict latency", latency, self.dut.latency)
+        least = self.dut.least_latency if self.half_rate else self.dut.latency
+        if not least <= latency <= self.dut.latency:
+            self.fail("verdict latency", latency, (least, self.dut.latency))
         port = {"valid": 1, "accept": int(verdict.accept), "type_offset": presented.type_offset,
                 "frame": item.frame % (1 << FRAME_BITS)}
         if verdict_port != port:
@@ -697,9 +723,10 @@ class Bench:
                     self.check_readback(ctx)
                 tick = self.decide_tick()
                 self.now += tick
+                if tick:
+                    self.last_tick = self.cycle
                 self.release(self.now)
                 inputs = {"tick": int(tick), "queued": self.queued, **self.peeks()}
-                self.fills.append(self.queued)
                 self.drive_client(inputs)
                 x_valid = self.drive_exchange(inputs)
                 c_valid = self.drive_control(inputs, before["commit_pending"])
@@ -723,9 +750,16 @@ class Bench:
                     self.replay(seen["record"], seen["verdict"])
                 elif seen["verdict"]["valid"]:
                     self.fail("verdict without a record", seen["verdict"], None)
-                self.made.append(int(record))
+                # The host never sees a gap: pending from the cycle after the port took the
+                # commit until its record.
+                if not seen["commit_pending"] and any(
+                        isinstance(p.item.event, Commit) and p.cycle < self.cycle
+                        for p in self.control_wait):
+                    self.fail("commit_pending", 0, 1)
                 read = self.queued > 0 and self.reader(self.cycle)
                 self.queued += record - read
+                self.read_through.append(
+                    int(read) + (self.read_through[-1] if self.read_through else 0))
                 idle = 0 if record or self.busy() else idle + 1
                 await ctx.tick()
                 self.cycle += 1
@@ -739,6 +773,8 @@ class Bench:
 
         sim = Simulator(self.top)
         sim.add_clock(8e-9)
+        if self.half_rate:      # rising edges on every other byte clock's
+            sim.add_clock(16e-9, phase=4e-9, domain=ENGINE_DOMAIN)
         sim.add_testbench(testbench)
         sim.run()
         self.out.cycles = self.cycle
@@ -757,17 +793,23 @@ class Bench:
         drive = self.drive.as_value()
         exposure_layout = dut.peek_exposure.data.shape()
         order_layout = dut.peek_order.data.shape()
+
+        async def peek(name, address):
+            """Hold ``address`` on a read port until ``ok`` answers it."""
+            ctx.set(drive, pack(self.inputs, {name: address}))
+            await ctx.tick()
+            while not ctx.get(getattr(dut, name).ok):
+                await ctx.tick()
+
         for s in range(self.sizes.n_sessions):
             for y in range(self.sizes.n_symbols):
-                ctx.set(drive, pack(self.inputs, {"peek_exposure": {"session": s, "symbol": y}}))
-                await ctx.tick()
+                await peek("peek_exposure", {"session": s, "symbol": y})
                 word = unpack(exposure_layout, ctx.get(dut.peek_exposure.data.as_value()))
                 e = gate.exposure(s, y)
                 assert word == {"position": e.position, "working_buy": e.working_buy,
                                 "working_sell": e.working_sell}, f"exposure ({s}, {y})"
             for slot in range(self.sizes.n_orders):
-                ctx.set(drive, pack(self.inputs, {"peek_order": {"session": s, "slot": slot}}))
-                await ctx.tick()
+                await peek("peek_order", {"session": s, "slot": slot})
                 entry = {"valid": ctx.get(dut.peek_order.valid),
                          **unpack(order_layout, ctx.get(dut.peek_order.data.as_value()))}
                 model = gate.sessions[s].orders[slot]
@@ -1265,6 +1307,21 @@ def test_trading_day_at_four_ways():
     assert fired(out, R.CAPACITY) > 0
 
 
+def test_trading_day_at_half_the_byte_clock():
+    # The engine in its own clock, every port crossed: the bench's cycles are the byte
+    # clock's, twice as many between client messages; host writes every other cycle.
+    seed = seeded()
+    trading = Trading(seed, SIZES)
+    items = trading.generate(1_500)
+    pace = random.Random(seed)
+    out = check_engine(items, seed=seed, half_rate=True,
+                       reader=lambda cycle: cycle // 900 % 4 != 0 or pace.random() < 0.05)
+    print(f"{len(items)} items, {len(out.records)} records, {out.cycles} cycles, "
+          f"{fired(out, R.BACKLOG)} BACKLOG")
+    assert len(out.verdicts) == trading.messages
+    assert fired(out, R.BACKLOG) > 0
+
+
 def test_a_host_read_of_the_symbol_limits_in_the_cycle_of_a_write_is_not_ok():
     # The symbol limits' block RAM does not define a read that meets a write at its address
     # (no_rw_check): the host's read of the shadow bank in the cycle the host writes it is
@@ -1291,5 +1348,65 @@ def test_a_host_read_of_the_symbol_limits_in_the_cycle_of_a_write_is_not_ok():
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+@pytest.mark.parametrize("half_rate", [False, True])
+def test_the_host_reads_back_the_shadow_bank_it_wrote(half_rate):
+    # Every entry of a compiled image written as the register file writes (three cycles
+    # apart, each held until the next), then read back as it reads: the address held from
+    # the third cycle on until ``ok``. At half rate the answer crosses back and ``ok`` waits
+    # for the engine's slowest read (the symbol hash table's, registered twice).
+    engine = HalfRateEngine if half_rate else Engine
+    dut = engine(REGMAP, n_executions=SIZES.n_executions, frame_bits=FRAME_BITS,
+                 backlog_high=SIZES.backlog_high, backlog_low=SIZES.backlog_low)
+    image = compile_limits(limits(), REGMAP)
+
+    async def testbench(ctx):
+        await ctx.tick().repeat(4)
+        for table in BANKED:
+            port = getattr(dut, f"write_{table}")
+            for k, row in enumerate(image.entries[table]):
+                ctx.set(port.index, k)
+                ctx.set(port.entry.as_value(), pack(port.entry.shape(), row))
+                ctx.set(port.en, 1)
+                await ctx.tick()
+                ctx.set(port.en, 0)
+                await ctx.tick().repeat(2)
+        await ctx.tick().repeat(4)
+
+        async def read(name, **address):
+            port = getattr(dut, name)
+            for member, value in address.items():
+                ctx.set(getattr(port, member), value)
+            await ctx.tick().repeat(3)
+            while not ctx.get(port.ok):
+                await ctx.tick()
+            return port
+
+        def value(view):
+            return unpack(view.shape(), ctx.get(view.as_value()))
+
+        rows = image.entries
+        for slot, row in enumerate(rows["symbol_hash"]):
+            port = await read("peek_symbol_hash", slot=slot)
+            assert value(port.data) == row, f"symbol hash slot {slot}"
+        for s in range(REGMAP.n_sessions):
+            for y in range(REGMAP.n_symbols):
+                port = await read("peek_limits", session=s, symbol=y)
+                got = {name: value(getattr(port, name)) for name in (
+                    "session_entry", "session_limits", "gateway_limits", "symbol_limits")}
+                assert got == {"session_entry": rows["session"][s],
+                               "session_limits": rows["session_limits"][s],
+                               "gateway_limits": rows["gateway_limits"][0],
+                               "symbol_limits": rows["symbol_limits"][y]}, (s, y)
+
+    m = Module()
+    m.submodules.dut = dut
+    sim = Simulator(m)
+    sim.add_clock(8e-9)
+    if half_rate:
+        sim.add_clock(16e-9, phase=4e-9, domain=ENGINE_DOMAIN)
     sim.add_testbench(testbench)
     sim.run()

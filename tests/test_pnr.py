@@ -2,6 +2,9 @@
 follow from its contract, the wrapper's from its port widths, and the report must agree
 with Yosys' count and with nextpnr's own placement."""
 
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from wiregate.hw.egress.holdback import Holdback
@@ -10,6 +13,7 @@ from wiregate.sim.pnr import (
     IN_PINS,
     XOR_FANIN,
     OutOfContext,
+    format_summary,
     main,
     place_and_route,
     port_bits,
@@ -66,6 +70,56 @@ def test_holdback_places_and_meets_timing(tmp_path):
     assert internal
     assert internal[0]["delay_ns"] <= 1000 / clock["fmax_mhz"] + 0.01
     assert internal[0]["from_cell"] and internal[0]["to_cell"]
+
+
+class TwoClocks(wiring.Component):
+    """A register of the byte clock into one of the engine's through an adder, and back;
+    and a counter of the engine's own."""
+
+    a: In(16)
+    y: Out(16)
+    count: Out(16)
+
+    def elaborate(self, platform):
+        m = Module()
+        fast, slow = Signal(16), Signal(16)
+        m.d.sync += [fast.eq(self.a), self.y.eq(slow)]
+        m.d.engine += [slow.eq(fast + 1), self.count.eq(self.count + 1)]
+        return m
+
+
+def test_the_engine_clock_comes_from_a_pll_and_its_crossings_are_checked(tmp_path):
+    # Both clocks from one EHXPLLL, as on the boards: nextpnr derives 125 and 62.5 MHz from
+    # its input, and each path between them must settle in one byte-clock period.
+    result = place_and_route(TwoClocks(), "two_clocks", tmp_path, freq=125, engine_clock=True)
+    summary = summarize(result, "25k", 125)
+    assert sorted(c["constraint_mhz"] for c in summary["clocks"].values()) == [62.5, 125], (
+        summary["clocks"])
+    crossings = summary["crossings"]
+    assert {(c["from_clock"] == c["to_clock"]) for c in crossings} == {False}
+    assert len(crossings) == 2 and all(c["budget_ns"] == 8 for c in crossings), crossings
+    assert all(c["met"] == (c["delay_ns"] <= 8) for c in crossings) and summary["met"]
+
+
+def test_a_crossing_longer_than_a_byte_clock_period_fails():
+    # The report's crossings, from a nextpnr report of two clocks that both meet their own
+    # constraints: an 8.5 ns path between them fails the whole report, an 8 ns one passes.
+    def report(delay):
+        step = {"from": {"cell": "a", "port": "Q"}, "to": {"cell": "b", "port": "DI"},
+                "type": "routing", "net": "n", "delay": delay}
+        return {"stat": {}, "report": {
+            "fmax": {"$glbnet$clk": {"achieved": 200.0, "constraint": 125.0},
+                     "$glbnet$engine_clk": {"achieved": 100.0, "constraint": 62.5}},
+            "critical_paths": [{"from": "posedge $glbnet$engine_clk",
+                                "to": "posedge $glbnet$clk", "path": [step]},
+                               {"from": "<async>", "to": "posedge $glbnet$clk",
+                                "path": [{**step, "delay": 20.0}]}]}}
+
+    failed, passed = summarize(report(8.5)), summarize(report(8.0))
+    assert [c["met"] for c in failed["crossings"]] == [False] and not failed["met"]
+    assert [c["met"] for c in passed["crossings"]] == [True] and passed["met"]
+    assert ("crossing posedge $glbnet$engine_clk -> posedge $glbnet$clk: 8.5 ns against "
+            "8.0 ns: FAILED") in format_summary(failed)
 
 
 def test_command_fails_when_timing_fails(capsys):

@@ -24,6 +24,7 @@ from wiregate.constraints import BOARDS, board
 
 from .liteeth_gen import generate
 from .mapping import classic_synth_ecp5
+from .timing import crossings
 from .top import CORES, BoardTop
 
 __all__ = ["build", "format_report", "main", "synth_overrides"]
@@ -43,10 +44,11 @@ def _tool_versions() -> str:
                                                   "litex", "migen"))
 
 
-# What nextpnr's global clock nets are, by a part of their names (the core clock's net is
-# the PLL output Amaranth names ``clk``; each RXC keeps its pin buffer's name).
+# What nextpnr's global clock nets are, by a part of their names (the core clock's and the
+# engine's nets are the PLL outputs Amaranth names ``clk`` and ``engine_clk``; each RXC
+# keeps its pin buffer's name).
 CLOCK_NAMES = (("rgmii0_rx_clk", "port 0 RXC"), ("rgmii1_rx_clk", "port 1 RXC"),
-               ("$glbnet$clk", "core clock"))
+               ("$glbnet$clk", "core clock"), ("$glbnet$engine_clk", "engine clock"))
 
 
 def _clock_name(net: str) -> str:
@@ -57,7 +59,8 @@ def _clock_name(net: str) -> str:
 
 
 def _check(report: dict) -> tuple[list[str], bool]:
-    """Lines of the report and whether every clock met its constraint."""
+    """Lines of the report and whether every clock met its constraint and every path between
+    two clocks its budget (:func:`~.timing.crossings`)."""
     lines = ["utilisation (used / available):"]
     for cell, use in sorted(report["utilization"].items()):
         if use["used"]:
@@ -70,6 +73,15 @@ def _check(report: dict) -> tuple[list[str], bool]:
         ok &= met
         lines.append(f"  {_clock_name(clock):<44} {f['achieved']:8.2f} / {f['constraint']:.2f} "
                      f"{'ok' if met else 'FAILED'}")
+    found = crossings(report)
+    if found:
+        lines.append("between clocks (longest path / one period of the faster, ns):")
+    for crossing in found:
+        ok &= crossing["met"]
+        ends = " -> ".join(_clock_name(crossing[f"{end}_clock"].split(" ")[-1])
+                           for end in ("from", "to"))
+        lines.append(f"  {ends:<44} {crossing['delay_ns']:8.2f} / {crossing['budget_ns']:.2f} "
+                     f"{'ok' if crossing['met'] else 'FAILED'}")
     return lines, ok
 
 

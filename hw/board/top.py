@@ -40,8 +40,11 @@ class BoardTop(Elaboratable):
 
     Clocks: the board oscillator feeds an ECP5 PLL (EHXPLLL) that makes the 125 MHz core
     clock (``sync``), which also clocks both transmitters, so TX keeps running when a link
-    drops. The core domain is held in reset until the PLL locks. Each RXC clocks its own
-    port's receive side (constrained to 125 MHz here).
+    drops, and, with the gateway core, the risk engine's 62.5 MHz clock (``engine``, the
+    PLL's second output: the same VCO divided twice as far, with the same phase, so that
+    its rising edges fall on the core clock's; :mod:`wiregate.hw.risk.half_rate`). Both
+    domains are held in reset until the PLL locks. Each RXC clocks its own port's receive
+    side (constrained to 125 MHz here).
 
     LEDs (as many as the board has; the 5A-75B has one):
 
@@ -75,12 +78,13 @@ class BoardTop(Elaboratable):
         m.submodules.clki = clki = io.Buffer("i", platform.request(self.board.clock, 0, dir="-"))
         clki_div, clkfb_div, clkop_div = self.board.pll
         assert self.board.clock_hz / clki_div * clkfb_div == CORE_HZ
-        clkop = Signal()
+        clkop, clkos = Signal(), Signal()
         locked = Signal()
         m.submodules.pll = Instance(
             "EHXPLLL",
             a_FREQUENCY_PIN_CLKI=str(int(self.board.clock_hz / 1e6)),
             a_FREQUENCY_PIN_CLKOP=str(int(CORE_HZ / 1e6)),
+            a_FREQUENCY_PIN_CLKOS=str(CORE_HZ / 2e6),
             a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
             a_MFG_GMCREF_SEL="2",
             p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
@@ -88,13 +92,17 @@ class BoardTop(Elaboratable):
             p_CLKI_DIV=clki_div, p_CLKFB_DIV=clkfb_div,
             p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=clkop_div,
             p_CLKOP_CPHASE=clkop_div - 1, p_CLKOP_FPHASE=0,
+            p_CLKOS_ENABLE="ENABLED", p_CLKOS_DIV=2 * clkop_div,
+            p_CLKOS_CPHASE=2 * clkop_div - 1, p_CLKOS_FPHASE=0,
             i_CLKI=clki.i, i_CLKFB=clkop, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0,
             i_PHASEDIR=0, i_PHASESTEP=0, i_PHASELOADREG=0, i_PLLWAKESYNC=0, i_ENCLKOP=0,
-            o_CLKOP=clkop, o_LOCK=locked,
+            i_ENCLKOS=0, o_CLKOP=clkop, o_CLKOS=clkos, o_LOCK=locked,
         )
-        m.domains.sync = ClockDomain("sync")
-        m.d.comb += ClockSignal("sync").eq(clkop)
-        m.submodules.reset_sync = ResetSynchronizer(~locked, domain="sync")
+        # The engine's domain only where a core has it (the pass-through has one clock).
+        for name, clock in (("sync", clkop), ("engine", clkos))[:1 + (self.core is not None)]:
+            m.domains += ClockDomain(name)
+            m.d.comb += ClockSignal(name).eq(clock)
+            m.submodules[f"reset_{name}"] = ResetSynchronizer(~locked, domain=name)
 
     def elaborate(self, platform):
         m = Module()

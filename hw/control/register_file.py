@@ -12,6 +12,12 @@ written with no other table entry in between); the entry index is the last word'
 of an entry beyond ``used_words``, entries beyond a table's depth, writes of read-only
 registers and set bits of a kill bitmap beyond the last session or symbol are ignored.
 
+At most one write is taken in three cycles: a table port's entry is the staging register
+itself, and the risk engine at half the byte clock (W = 1,
+:mod:`wiregate.hw.risk.half_rate`) takes the entry at its first edge after the pulse's
+crossing, up to two cycles after the pulse. The control port's words come four bytes
+apart at the least, so nothing is slower for it.
+
 Control events. A write that asks the engine for something (commit, heartbeat, a kill or a
 release, a reference update) becomes one event on ``control``, or one per set bit of a kill
 bitmap word, lowest index first. The events of one write wait in a single slot, and while
@@ -470,7 +476,12 @@ class RegisterFile(wiring.Component):
                                                                              "commit"))
         m.d.sync += [no_events.eq(~waits & ~queueing & ~queues),
                      no_commit.eq(~self.commit_pending)]
-        m.d.comb += bus.write_ready.eq(no_events & ~busy & no_commit)
+        # One write in three cycles (Writes, in the module docstring): the two after a write
+        # are its flag's and its staging's, so a table entry stays as its pulse wrote it for
+        # two cycles after the pulse.
+        took = Signal(2)
+        m.d.sync += took.eq(Cat(write, took[0]))
+        m.d.comb += bus.write_ready.eq(no_events & ~busy & no_commit & ~took.any())
 
         # --- tables: one staging register, the last used word writes the entry -----------
         # The ports' entries are the staging register itself, not a registered copy of it:

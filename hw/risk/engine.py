@@ -62,9 +62,11 @@ lands (``early``, :class:`~.rmw_table.RmwTable` ``lands``). The choice's hazards
 tested a cycle early too, against the events that will be behind ``READ``. A
 client event and a frame end are chosen a cycle after they arrive, so a client event never
 waits: its verdict comes a constant :func:`engine_latency` cycles after it arrives. That
-asks of the wire what it gives: client events at least two cycles apart (a SoupBin packet
-is at least 3 bytes), a quiet one (below) at least one, the next frame's first event at
-least three after a frame end (its headers are dozens). A frame end right behind the last
+asks of the wire what it gives, in the core at half the byte clock
+(:mod:`~wiregate.hw.risk.half_rate`): a writing client event (below) at least two cycles
+behind any client event (its SoupBin packet is at least 12 bytes, six engine cycles), a
+quiet one at least one (a SoupBin packet is at least 2 bytes), the next frame's first event
+at least three after a frame end (its headers are dozens). A frame end right behind the last
 event of its frame waits a cycle more (it has no deadline of its own).
 
 Two classes of event at W = 1. A client message that writes nothing and names no order

@@ -60,6 +60,8 @@ class TB:
         rx_fs = round(CORE_PS * 1000 / (1 + ppm * 1e-6))
         self.log.info("core clock %d ps, far-end RXC %d fs (%+g ppm)", CORE_PS, rx_fs, ppm)
         Clock(dut.clk, CORE_PS, unit="ps").start()
+        if hasattr(dut, "engine_clk"):      # a core: the engine's clock, half the core's
+            Clock(dut.engine_clk, 2 * CORE_PS, unit="ps").start()
         for rxc in (dut.rgmii0__rx_clk, dut.rgmii1__rx_clk):
             Clock(rxc, rx_fs, unit="fs").start()
         self.sources = [RgmiiSource(getattr(dut, f"rgmii{n}__rx_data"),

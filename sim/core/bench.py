@@ -182,10 +182,16 @@ class TB(Plan):
                      "peek_exposure__symbol", "peek_order__session", "peek_order__slot"):
             getattr(dut, name).value = 0
         cocotb.start_soon(Clock(dut.clk, self.period, unit="ps").start())
-        dut.rst.value = 1
+        resets = [dut.rst]
+        if self.width == 1:     # the engine's clock: half the byte clock, edges on its edges
+            cocotb.start_soon(Clock(dut.engine_clk, 2 * self.period, unit="ps").start())
+            resets.append(dut.engine_rst)
+        for rst in resets:
+            rst.value = 1
         for _ in range(3):
             await FallingEdge(dut.clk)
-        dut.rst.value = 0
+        for rst in resets:
+            rst.value = 0
         await FallingEdge(dut.clk)
         # Number the cycles as the compiled harness does (its reset is cycles 0 to 3): the
         # drop-copy host's pace is a hash of the cycle number, the same in both benches.
@@ -632,11 +638,14 @@ class TB(Plan):
                 self.check_order(s, slot, entry)
 
     async def peek(self, port, layout, **address):
-        """One word of a peek port: the address set, read two edges later."""
+        """One word of a peek port: the address set and held until ``ok`` answers it (the
+        engine's own port two edges later; at W = 1 its clock's crossing needs more)."""
         for name, value in address.items():
             getattr(self.dut, f"peek_{port}__{name}").value = value
         await FallingEdge(self.dut.clk)
         await FallingEdge(self.dut.clk)
+        while not getattr(self.dut, f"peek_{port}__ok").value:
+            await FallingEdge(self.dut.clk)
         return unpack(layout, int(getattr(self.dut, f"peek_{port}__data").value))
 
     async def compare_counters(self):

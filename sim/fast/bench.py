@@ -147,9 +147,12 @@ class FastBench(Plan):
     def start(self) -> None:
         """Reset as the cocotb bench does, then find the timebase (``TB.calibrate``)."""
         sim = self.sim
-        sim.poke("rst", 1)
+        resets = [name for name in ("rst", "engine_rst") if name in sim.ports]
+        for name in resets:
+            sim.poke(name, 1)
         sim.run(sim.cycle + 3)
-        sim.poke("rst", 0)
+        for name in resets:
+            sim.poke(name, 0)
         sim.run(sim.cycle + 1)
         first = -(-self.clock_hz // US_PER_S)
         sim.poke("control__read_addr", self.regmap.read_addresses("timebase_us")[0])
@@ -360,8 +363,11 @@ class FastBench(Plan):
                 self.check_order(s, slot, entry)
 
     def peek(self, port, layout, **address) -> dict:
-        """One word of a peek port: the address set, read two cycles later."""
+        """One word of a peek port: the address set and held until ``ok`` answers it (as
+        ``TB.peek``)."""
         for name, value in address.items():
             self.sim.poke(f"peek_{port}__{name}", value)
         self.until(self.t + 2)
+        while not self.sim.peek(f"peek_{port}__ok"):
+            self.until(self.t + 1)
         return unpack(layout, self.sim.peek(f"peek_{port}__data"))

@@ -70,6 +70,7 @@ struct Harness {
     WG_TOP* top;
     std::vector<Port> ports;
     int clk = -1;
+    int engine_clk = -1;    // the half-rate engine's clock, or none
     int64_t cycle = 0;
     Lanes lanes{};
     Ingress ingress[2];
@@ -244,6 +245,7 @@ void feed(Harness* h) {
 
 void tick(Harness* h) {
     *h->ports[h->clk].ptr = 1;
+    if (h->engine_clk >= 0) *h->ports[h->engine_clk].ptr ^= 1;   // same eval: aligned edges
     h->top->eval();
     *h->ports[h->clk].ptr = 0;
     h->top->eval();
@@ -254,7 +256,7 @@ void tick(Harness* h) {
 
 extern "C" {
 
-void* wg_new(int clk) {
+void* wg_new(int clk, int engine_clk) {
     Harness* h = new Harness;
     h->context = new VerilatedContext;
     h->top = new WG_TOP{h->context};
@@ -262,7 +264,9 @@ void* wg_new(int clk) {
     h->ports.resize(WG_N_PORTS);
     WG_BIND_PORTS(t, h->ports);
     h->clk = clk;
+    h->engine_clk = engine_clk;
     *h->ports[clk].ptr = 0;
+    if (engine_clk >= 0) *h->ports[engine_clk].ptr = 0;
     t->eval();
     return h;
 }

@@ -17,7 +17,7 @@ ALWAYS_READY = (1 << 64) - 1    # a monitor's ready threshold: ready in every cy
 _I64 = ctypes.c_int64
 _PTR = ctypes.c_void_p
 _SIGNATURES = {
-    "wg_new": (_PTR, [ctypes.c_int]),
+    "wg_new": (_PTR, [ctypes.c_int, ctypes.c_int]),
     "wg_free": (None, [_PTR]),
     "wg_port_bytes": (ctypes.c_int, [_PTR, ctypes.c_int]),
     "wg_poke": (None, [_PTR, ctypes.c_int, ctypes.c_char_p]),
@@ -67,7 +67,9 @@ class Harness:
             function.restype, function.argtypes = restype, argtypes
         self.ports = {p.name: k for k, p in enumerate(ports)}
         self._decl = ports
-        self._h = lib.wg_new(self.ports[clock])
+        # A core at W = 1 has the engine's clock too: toggled at every rising edge of
+        # ``clock``, so that its rising edges are every other one of ``clock``'s.
+        self._h = lib.wg_new(self.ports[clock], self.ports.get("engine_clk", -1))
         offsets = [LANE_LAYOUT[name].offset for name in ("data", "keep", "first", "last",
                                                          "error")]
         lib.wg_lanes(self._h, width, LANE_LAYOUT.size, *offsets)
