@@ -5,7 +5,10 @@ nextpnr times each clock against its own constraint. A path from one clock to an
 only reports, whatever the two clocks' relation. The byte clock and the risk engine's come
 from one PLL, the engine's at half the frequency with its rising edges on the byte clock's
 (:mod:`wiregate.hw.risk.half_rate`): a path between them has one period of the faster
-clock to settle, and is checked here against it.
+clock to settle, and is checked here against it. Every other pair is held to the same
+bound: between a port's RXC and the core clock only the receive FIFOs' Gray-coded
+pointers cross, and a pointer's bits must arrive within a period of each other (the usual
+max-delay rule for such a crossing).
 """
 
 __all__ = ["crossings"]

@@ -80,11 +80,16 @@ class BoardTop(Elaboratable):
         assert self.board.clock_hz / clki_div * clkfb_div == CORE_HZ
         clkop, clkos = Signal(), Signal()
         locked = Signal()
+        # The engine's clock only where a core has it: the pass-through has one clock.
+        engine = self.core is not None
+        second = {"a_FREQUENCY_PIN_CLKOS": str(CORE_HZ / 2e6),
+                  "p_CLKOS_ENABLE": "ENABLED", "p_CLKOS_DIV": 2 * clkop_div,
+                  "p_CLKOS_CPHASE": 2 * clkop_div - 1, "p_CLKOS_FPHASE": 0,
+                  "i_ENCLKOS": 0, "o_CLKOS": clkos} if engine else {}
         m.submodules.pll = Instance(
             "EHXPLLL",
             a_FREQUENCY_PIN_CLKI=str(int(self.board.clock_hz / 1e6)),
             a_FREQUENCY_PIN_CLKOP=str(int(CORE_HZ / 1e6)),
-            a_FREQUENCY_PIN_CLKOS=str(CORE_HZ / 2e6),
             a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
             a_MFG_GMCREF_SEL="2",
             p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
@@ -92,14 +97,11 @@ class BoardTop(Elaboratable):
             p_CLKI_DIV=clki_div, p_CLKFB_DIV=clkfb_div,
             p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=clkop_div,
             p_CLKOP_CPHASE=clkop_div - 1, p_CLKOP_FPHASE=0,
-            p_CLKOS_ENABLE="ENABLED", p_CLKOS_DIV=2 * clkop_div,
-            p_CLKOS_CPHASE=2 * clkop_div - 1, p_CLKOS_FPHASE=0,
             i_CLKI=clki.i, i_CLKFB=clkop, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0,
             i_PHASEDIR=0, i_PHASESTEP=0, i_PHASELOADREG=0, i_PLLWAKESYNC=0, i_ENCLKOP=0,
-            i_ENCLKOS=0, o_CLKOP=clkop, o_CLKOS=clkos, o_LOCK=locked,
+            o_CLKOP=clkop, o_LOCK=locked, **second,
         )
-        # The engine's domain only where a core has it (the pass-through has one clock).
-        for name, clock in (("sync", clkop), ("engine", clkos))[:1 + (self.core is not None)]:
+        for name, clock in (("sync", clkop), ("engine", clkos))[:1 + engine]:
             m.domains += ClockDomain(name)
             m.d.comb += ClockSignal(name).eq(clock)
             m.submodules[f"reset_{name}"] = ResetSynchronizer(~locked, domain=name)
