@@ -32,7 +32,13 @@ How the bench drives the ports (what the engine's contract lets it choose):
 - the drop-copy fill (``queued``): a simulated reader of the queue the records go to; each
   cycle it takes one record whole, if one is queued, when the bench's ``reader`` says so.
   Before each record the model learns the reader's position (``HostRead``, rule 11) and
-  decides BACKLOG; the record must carry the fill the bench drove.
+  decides BACKLOG; the record must carry the fill it was judged with: every record before
+  it less those the reader took before the cycle it is stamped with.
+
+At half the byte clock (``half_rate``, :class:`~wiregate.hw.risk.half_rate.HalfRateEngine`)
+the bench's cycles are the byte clock's: the client spacing is doubled, host writes come
+three cycles apart and stay until the next, time steps at most every other cycle, and a
+verdict may come a cycle early (the phase of the two clocks).
 
 A mismatch names the cycle, the engine's and the model's values and the records before it.
 ``WIREGATE_SEED`` replays the trading day of a failed run.
