@@ -198,8 +198,7 @@ class Core(wiring.Component):
             hashes.data.eq(engine.peek_symbol_hash.data), hashes.ok.eq(engine.peek_symbol_hash.ok),
             engine.peek_kill_symbols.index.eq(kills.index),
             kills.data.bits.eq(engine.peek_kill_symbols.bits),
-            # The engine's own kill read answers a cycle later; the half-rate one says when.
-            kills.ok.eq(engine.peek_kill_symbols.ok if self._width == 1 else 1),
+            kills.ok.eq(engine.peek_kill_symbols.ok),
             registers.gateway_credit_used.eq(engine.gateway_credit_used),
         ]
         for s in range(regmap.n_sessions):

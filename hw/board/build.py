@@ -78,8 +78,7 @@ def _check(report: dict) -> tuple[list[str], bool]:
         lines.append("between clocks (longest path / one period of the faster, ns):")
     for crossing in found:
         ok &= crossing["met"]
-        ends = " -> ".join(_clock_name(crossing[f"{end}_clock"].split(" ")[-1])
-                           for end in ("from", "to"))
+        ends = " -> ".join(_clock_name(crossing[f"{end}_net"]) for end in ("from", "to"))
         lines.append(f"  {ends:<44} {crossing['delay_ns']:8.2f} / {crossing['budget_ns']:.2f} "
                      f"{'ok' if crossing['met'] else 'FAILED'}")
     return lines, ok

@@ -22,7 +22,8 @@ def _clock(end):
 def crossings(report: dict) -> list[dict]:
     """Every reported path between two clocks with a constraint (at least one end's: a clock
     with no path of its own has no Fmax entry), its delay against one period of the faster
-    one: ``from_clock``, ``to_clock``, ``delay_ns``, ``budget_ns``, ``met``."""
+    one: ``from_clock``, ``to_clock`` (as the report has them), ``from_net``, ``to_net``
+    (the clock nets), ``delay_ns``, ``budget_ns``, ``met``."""
     constraints = {clock: figures["constraint"]
                    for clock, figures in report.get("fmax", {}).items()}
     found = []
@@ -34,6 +35,7 @@ def crossings(report: dict) -> list[dict]:
         delay = sum(step["delay"] for step in path["path"])
         budget = 1000 / max(known)
         found.append({"from_clock": path.get("from"), "to_clock": path.get("to"),
+                      "from_net": ends[0], "to_net": ends[1],
                       "delay_ns": round(delay, 3), "budget_ns": round(budget, 3),
                       "met": delay <= budget})
     return found

@@ -260,9 +260,9 @@ class Engine(wiring.Component):
         limits' multiplexer) of its table in a cycle when no event is at the table's
         reading stage: ``data`` answers the address held since the previous cycle in the
         cycles with ``ok``, and no event ever waits.
-    peek_kill_symbols : In(index; bits)
+    peek_kill_symbols : In(index; bits, ok)
         The symbol kill latches' word ``index`` (the kill block's own read port), one cycle
-        later.
+        later; ``ok`` always (no event takes that port), as the other reads have it.
 
     Latency
     -------
@@ -367,7 +367,7 @@ class Engine(wiring.Component):
                 "data": In(entry_layout(regmap, "symbol_hash")), "ok": In(1)})),
             "peek_kill_symbols": In(wiring.Signature({
                 "index": Out(range(regmap.table("kill_symbol_set").depth)),
-                "bits": In(WORD_BITS)})),
+                "bits": In(WORD_BITS), "ok": In(1)})),
         })
 
     @property
@@ -1012,7 +1012,9 @@ class Engine(wiring.Component):
         m.d.comb += [kill.gateway_write.en.eq(latch & (sj.control.scope == 0)),
                      kill.gateway_write.release.eq(release),
                      self.kill_gateway.eq(kill.gateway), self.kill_sessions.eq(kill.sessions)]
-        wiring.connect(m, wiring.flipped(self.peek_kill_symbols), kill.symbol_read)
+        m.d.comb += [kill.symbol_read.index.eq(self.peek_kill_symbols.index),
+                     self.peek_kill_symbols.bits.eq(kill.symbol_read.bits),
+                     self.peek_kill_symbols.ok.eq(1)]
 
         # --- EXEC ------------------------------------------------------------------------
         def decoded(t):

@@ -46,15 +46,14 @@ route report checks those paths against it). What crosses, and how:
   cycles, so that the answer is the current address's (the engine answers from the third
   of its cycles after an address is set, :func:`~wiregate.hw.tables.read_signature`).
 
-Differences from the engine's ports: no ``tick`` (made from ``now_us``); ``peek_kill_symbols``
-has ``ok``; ``commit_pending`` also counts a commit crossing either way; a verdict comes
-:attr:`latency` or one cycle fewer after its client event (which, depends on the phase of
-the two clocks when it arrives): :attr:`least_latency`.
+Differences from the engine's ports: no ``tick`` (made from ``now_us``); ``commit_pending``
+also counts a commit crossing either way; a verdict comes :attr:`latency` or one cycle
+fewer after its client event (which, depends on the phase of the two clocks when it
+arrives): :attr:`least_latency`.
 """
 
 from amaranth.hdl import Cat, DomainRenamer, Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In
 
 from wiregate.sw.dropcopy import Control, Kind
 
@@ -71,12 +70,12 @@ PEEK_HOLD = 2 + 2 * 3 + 2
 STATUS = ("loaded", "active_bank", "epoch", "heartbeat_lost", "credit_used",
           "gateway_credit_used", "last_user_ref_num", "unmatched", "in_sync", "kill_gateway",
           "kill_sessions", "tokens", "throttled", "throttle_count")
-PEEKS = {   # port: (its address members, whether the engine gives ``ok``)
-    "peek_exposure": (("session", "symbol"), True),
-    "peek_order": (("session", "slot"), True),
-    "peek_limits": (("session", "symbol"), True),
-    "peek_symbol_hash": (("slot",), True),
-    "peek_kill_symbols": (("index",), False),
+PEEKS = {   # port: its address members
+    "peek_exposure": ("session", "symbol"),
+    "peek_order": ("session", "slot"),
+    "peek_limits": ("session", "symbol"),
+    "peek_symbol_hash": ("slot",),
+    "peek_kill_symbols": ("index",),
 }
 WRITES = ("session", "session_limits", "symbol_limits", "gateway_limits", "symbol_hash")
 
@@ -183,8 +182,6 @@ class HalfRateEngine(wiring.Component):
             raise ValueError("the engine runs at half the byte clock at W = 1 only")
         members = dict(engine.signature.members)
         del members["tick"]
-        kills = members["peek_kill_symbols"].signature.flip().members   # as the engine has it
-        members["peek_kill_symbols"] = In(wiring.Signature({**kills, "ok": In(1)}))
         super().__init__(members)
         self.latency = half_rate_latency()
         self.least_latency = self.latency - 1
@@ -248,11 +245,11 @@ class HalfRateEngine(wiring.Component):
                    valid & (record.kind == Kind.CONTROL) & (record.control == Control.COMMIT)]
         m.d.comb += self.commit_pending.eq(Cat(*commits, engine.commit_pending).any())
 
-        for name, (members, gives_ok) in PEEKS.items():
-            self._peek(m, engine, name, members, gives_ok)
+        for name, members in PEEKS.items():
+            self._peek(m, engine, name, members)
         return m
 
-    def _peek(self, m, engine, port_name, members, gives_ok):
+    def _peek(self, m, engine, port_name, members):
         """A host read: the address into the engine's clock, the answer registered there (a
         block RAM's output has no time left for a byte-clock register), ``ok`` once the
         address has been held long enough."""
@@ -266,13 +263,9 @@ class HalfRateEngine(wiring.Component):
                                                    held_for + 1)))]
         for name in members:
             m.d[ENGINE_DOMAIN] += getattr(inner, name).eq(getattr(port, name))
-        answers = [name for name in inner.signature.members
-                   if name not in members and name != "ok"]
+        answers = [name for name in inner.signature.members if name not in (*members, "ok")]
         for name in answers:
             m.d[ENGINE_DOMAIN] += getattr(port, name).eq(getattr(inner, name))
-        ok = ~fresh & (held_for == PEEK_HOLD)
-        if gives_ok:
-            answered = Signal(name=f"{port_name}_ok")
-            m.d[ENGINE_DOMAIN] += answered.eq(inner.ok)
-            ok = ok & answered
-        m.d.comb += port.ok.eq(ok)
+        answered = Signal(name=f"{port_name}_ok")
+        m.d[ENGINE_DOMAIN] += answered.eq(inner.ok)
+        m.d.comb += port.ok.eq(~fresh & (held_for == PEEK_HOLD) & answered)
